@@ -1,0 +1,347 @@
+//! Stage two: the typed, validated configuration every process reads.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::directives;
+use crate::error::{ConfigError, ConfigErrors, Problem};
+use crate::syntax;
+
+/// Where a configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Read from this file (as given on the command line).
+    File(PathBuf),
+    /// weir's built-in default ([`crate::BUILTIN_DEFAULT`]).
+    BuiltIn,
+}
+
+/// What a listening socket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenScheme {
+    /// TLS, then HTTP/1.1 or h2 by ALPN.
+    Https,
+    /// Plain HTTP/1.1.
+    Http,
+}
+
+/// One `Listen` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Address to bind; port 0 asks the kernel for a free one (tests use this).
+    pub addr: SocketAddr,
+    /// What the socket speaks.
+    pub scheme: ListenScheme,
+}
+
+/// The server certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tls {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key. Read only by the edge, never by the supervisor or the pool.
+    pub key_file: Option<PathBuf>,
+    /// Generate a self-signed pair at these paths when both files are missing. Only the built-in
+    /// default asks for this, so a typo in an operator's path is an error, not a new certificate.
+    pub generate_self_signed: bool,
+}
+
+/// The prefork pool's sizing, in Apache's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// Workers forked at start.
+    pub start_servers: usize,
+    /// Fewer idle workers than this and the master forks more.
+    pub min_spare_servers: usize,
+    /// More idle workers than this and the master retires some.
+    pub max_spare_servers: usize,
+    /// Most requests in the pool at once, and so most workers.
+    pub max_request_workers: usize,
+    /// Upper bound for MaxRequestWorkers: the number of scoreboard slots.
+    pub server_limit: usize,
+    /// Requests a worker serves before it is replaced; 0 means never.
+    pub max_connections_per_child: u64,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        // Apache 2.4's compiled-in prefork defaults.
+        Pool {
+            start_servers: 5,
+            min_spare_servers: 5,
+            max_spare_servers: 10,
+            max_request_workers: 256,
+            server_limit: 256,
+            max_connections_per_child: 0,
+        }
+    }
+}
+
+/// `ScriptAlias URL-path directory`: requests under the URL path run scripts from the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptAlias {
+    /// URL prefix, as written (Apache matches it literally).
+    pub url_prefix: String,
+    /// Directory holding the scripts.
+    pub dir: PathBuf,
+}
+
+/// A whole, validated configuration. Immutable once loaded; processes share it by `Arc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where it came from.
+    pub source: Source,
+    /// Relative paths are taken from here: the config file's directory, or the current
+    /// directory for the built-in default.
+    pub server_root: PathBuf,
+    /// Sockets to listen on.
+    pub listeners: Vec<Listener>,
+    /// Name used in redirects and CGI's SERVER_NAME.
+    pub server_name: Option<String>,
+    /// Root of the static files the edge serves.
+    pub document_root: PathBuf,
+    /// Files tried, in order, for a request naming a directory.
+    pub directory_index: Vec<String>,
+    /// Server certificate and key.
+    pub tls: Tls,
+    /// Pool sizing.
+    pub pool: Pool,
+    /// Account the edge, pool master and workers run as when started as root.
+    pub user: Option<String>,
+    /// Group for the same.
+    pub group: Option<String>,
+    /// Where the supervisor writes its pid.
+    pub pid_file: PathBuf,
+    /// Directory for the pool's Unix socket and the bound-address file.
+    pub runtime_dir: PathBuf,
+    /// Error log file; `None` means standard error.
+    pub error_log: Option<PathBuf>,
+    /// Access log file; `None` means no access log.
+    pub custom_log: Option<PathBuf>,
+    /// How long a worker may take over one request, and other I/O waits.
+    pub timeout: Duration,
+    /// How long a stop or reload waits for requests in flight before killing what is left.
+    pub graceful_shutdown_timeout: Duration,
+    /// Largest request body accepted, in bytes; 0 means no limit.
+    pub limit_request_body: u64,
+    /// Script directories, longest URL prefix first.
+    pub script_aliases: Vec<ScriptAlias>,
+}
+
+impl Config {
+    /// The defaults before any directive is applied; relative paths resolve against `server_root`.
+    pub(crate) fn defaults(source: Source, server_root: PathBuf) -> Self {
+        Config {
+            source,
+            listeners: Vec::new(),
+            server_name: None,
+            document_root: server_root.join("htdocs"),
+            directory_index: vec!["index.html".to_string()],
+            tls: Tls::default(),
+            pool: Pool::default(),
+            user: None,
+            group: None,
+            pid_file: server_root.join("run/weir.pid"),
+            runtime_dir: server_root.join("run"),
+            error_log: None,
+            custom_log: None,
+            timeout: Duration::from_secs(60),
+            graceful_shutdown_timeout: Duration::from_secs(30),
+            limit_request_body: 1 << 30,
+            script_aliases: Vec::new(),
+            server_root,
+        }
+    }
+
+    /// Reads and validates the configuration in `path`. Binds nothing, forks nothing.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigErrors(vec![ConfigError::whole_file(
+                path,
+                Problem::Unreadable {
+                    reason: error.to_string(),
+                },
+            )])
+        })?;
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let server_root = absolute
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        Self::from_text(&text, path, Source::File(path.to_path_buf()), server_root)
+    }
+
+    /// The built-in default, with relative paths taken from `cwd`.
+    pub fn builtin(cwd: &Path) -> Result<Config, ConfigErrors> {
+        let mut config = Self::from_text(
+            crate::BUILTIN_DEFAULT,
+            Path::new("(built-in default)"),
+            Source::BuiltIn,
+            cwd.to_path_buf(),
+        )?;
+        config.tls.generate_self_signed = true;
+        Ok(config)
+    }
+
+    /// Parses and validates configuration text as if read from `file`.
+    pub fn from_text(
+        text: &str,
+        file: &Path,
+        source: Source,
+        server_root: PathBuf,
+    ) -> Result<Config, ConfigErrors> {
+        let file: Arc<Path> = Arc::from(file);
+        let mut errors = Vec::new();
+        let nodes = syntax::parse(text, &file, &mut errors);
+        let mut config = Config::defaults(source, server_root);
+        directives::apply_all(&mut config, &nodes, &mut errors);
+        if errors.is_empty() {
+            config.validate(&file, &mut errors);
+        }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Resolves a path as Apache does: absolute as written, relative from the server root.
+    pub(crate) fn resolve(&self, path: &str) -> PathBuf {
+        self.server_root.join(path)
+    }
+
+    /// Checks what no single directive can: settings that contradict each other, and settings
+    /// weir cannot run without.
+    fn validate(&mut self, file: &Path, errors: &mut Vec<ConfigError>) {
+        let mut problem = |problem| errors.push(ConfigError::whole_file(file, problem));
+        if self.listeners.is_empty() {
+            problem(Problem::Missing { directive: "Listen" });
+        }
+        let https = self.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
+        if https && self.tls.cert_file.is_none() {
+            problem(Problem::Missing {
+                directive: "SSLCertificateFile",
+            });
+        }
+        if https && self.tls.key_file.is_none() {
+            problem(Problem::Missing {
+                directive: "SSLCertificateKeyFile",
+            });
+        }
+        let pool = &self.pool;
+        if pool.max_request_workers > pool.server_limit {
+            problem(Problem::Contradiction(format!(
+                "MaxRequestWorkers of {} exceeds ServerLimit of {}; raise ServerLimit or lower MaxRequestWorkers",
+                pool.max_request_workers, pool.server_limit
+            )));
+        }
+        if pool.min_spare_servers > pool.max_spare_servers {
+            problem(Problem::Contradiction(format!(
+                "MinSpareServers of {} is above MaxSpareServers of {}",
+                pool.min_spare_servers, pool.max_spare_servers
+            )));
+        }
+        for (index, listener) in self.listeners.iter().enumerate() {
+            let clash = self.listeners[..index]
+                .iter()
+                .any(|other| other.addr == listener.addr && listener.addr.port() != 0);
+            if clash {
+                problem(Problem::Contradiction(format!(
+                    "Listen {} is given more than once",
+                    listener.addr
+                )));
+            }
+        }
+        // Longest prefix first, so /cgi-bin/admin/ wins over /cgi-bin/.
+        self.script_aliases
+            .sort_by(|a, b| b.url_prefix.len().cmp(&a.url_prefix.len()));
+    }
+
+    /// The script alias a URL path falls under, if any.
+    pub fn script_alias_for(&self, path: &str) -> Option<&ScriptAlias> {
+        self.script_aliases
+            .iter()
+            .find(|alias| path.starts_with(&alias.url_prefix))
+    }
+
+    /// The file whose changes name the configuration in messages.
+    pub fn source_name(&self) -> String {
+        match &self.source {
+            Source::File(path) => path.display().to_string(),
+            Source::BuiltIn => "(built-in default)".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_text(
+            text,
+            Path::new("/etc/weir/weir.conf"),
+            Source::File("/etc/weir/weir.conf".into()),
+            PathBuf::from("/etc/weir"),
+        )
+    }
+
+    #[test]
+    fn builtin_default_loads() {
+        let config = Config::builtin(Path::new("/srv/w")).expect("built-in default must load");
+        assert_eq!(config.listeners[0].addr, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(config.listeners[0].scheme, ListenScheme::Https);
+        assert_eq!(config.document_root, PathBuf::from("/srv/w/htdocs"));
+        assert!(config.tls.generate_self_signed);
+    }
+
+    #[test]
+    fn a_small_site() {
+        let config = load(
+            "Listen 127.0.0.1:0 https\nListen 8080\nDocumentRoot /srv/www\nSSLCertificateFile c.pem\nSSLCertificateKeyFile /k.pem\n\
+             StartServers 3\nMinSpareServers 2\nMaxSpareServers 4\nMaxRequestWorkers 20\nUser nobody\nGroup nogroup\n\
+             PidFile /run/weir.pid\nErrorLog logs/error.log\nCustomLog logs/access.log combined\nRuntimeDir /run/weir\n\
+             ScriptAlias /cgi-bin/ /srv/cgi/\nTimeout 5\n",
+        )
+        .unwrap();
+        assert_eq!(config.listeners.len(), 2);
+        assert_eq!(config.listeners[1].addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.listeners[1].scheme, ListenScheme::Http);
+        assert_eq!(config.tls.cert_file, Some(PathBuf::from("/etc/weir/c.pem")));
+        assert_eq!(config.pool.start_servers, 3);
+        assert_eq!(config.pool.max_request_workers, 20);
+        assert_eq!(config.user.as_deref(), Some("nobody"));
+        assert_eq!(config.error_log, Some(PathBuf::from("/etc/weir/logs/error.log")));
+        assert_eq!(config.script_alias_for("/cgi-bin/x").unwrap().dir, PathBuf::from("/srv/cgi/"));
+        assert_eq!(config.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn errors_name_line_and_directive_and_are_all_reported() {
+        let errors = load("Listen 8443\nMaxRequestWorker 5\nStartServers x\nStartServers\n")
+            .unwrap_err()
+            .0;
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 3, "{text:?}");
+        assert!(text[0].starts_with("Syntax error on line 2 of /etc/weir/weir.conf: Invalid command 'MaxRequestWorker'"));
+        assert!(text[0].contains("did you mean 'MaxRequestWorkers'"), "{}", text[0]);
+        assert!(text[1].contains("line 3") && text[1].contains("StartServers"), "{}", text[1]);
+        assert!(text[2].contains("line 4") && text[2].contains("takes one argument"), "{}", text[2]);
+    }
+
+    #[test]
+    fn contradictions_are_caught() {
+        let errors = load("Listen 80\nMaxRequestWorkers 300\nMinSpareServers 20\n").unwrap_err();
+        let text = errors.to_string();
+        assert!(text.contains("exceeds ServerLimit"), "{text}");
+        assert!(text.contains("MinSpareServers of 20 is above MaxSpareServers of 10"), "{text}");
+    }
+
+    #[test]
+    fn https_needs_a_certificate() {
+        let text = load("Listen 443\n").unwrap_err().to_string();
+        assert!(text.contains("SSLCertificateFile"), "{text}");
+    }
+}

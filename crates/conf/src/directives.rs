@@ -1,0 +1,447 @@
+//! The one table of directives weir knows: name, arguments, help, and how each applies itself to
+//! the typed [`Config`]. Adding a directive means adding one entry here, with its test below.
+
+use crate::config::{Config, ScriptAlias};
+use crate::error::{ConfigError, Problem};
+use crate::syntax::{Node, Span};
+use crate::values;
+
+/// One directive's definition.
+pub struct Directive {
+    /// Canonical spelling, as Apache writes it.
+    pub name: &'static str,
+    /// Fewest and most arguments.
+    pub args: (usize, usize),
+    /// Apache's one-line help, shown when the arguments are wrong.
+    pub help: &'static str,
+    /// Applies validated arguments to the configuration.
+    pub apply: fn(&mut Config, &[String]) -> Result<(), Problem>,
+}
+
+/// Modules weir emulates, so `<IfModule>` blocks written for Apache take the right branch.
+const MODULES: &[&str] = &[
+    "mpm_prefork",
+    "reqtimeout",
+    "ssl",
+    "status",
+    "cgi",
+    "headers",
+    "alias",
+    "mime",
+    "dir",
+    "log_config",
+    "authz_core",
+    "authz_host",
+];
+
+macro_rules! set_count {
+    ($field:ident . $sub:ident, $name:literal, $min:expr, $max:expr) => {
+        |config: &mut Config, args: &[String]| {
+            config.$field.$sub = values::count($name, &args[0], $min, $max)?;
+            Ok(())
+        }
+    };
+}
+
+/// Every directive weir accepts.
+pub const DIRECTIVES: &[Directive] = &[
+    Directive {
+        name: "Listen",
+        args: (1, 2),
+        help: "a port number or address:port, optionally followed by http or https",
+        apply: |config, args| {
+            let listener = values::listen(args)?;
+            config.listeners.push(listener);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "ServerName",
+        args: (1, 1),
+        help: "the hostname and port of the server",
+        apply: |config, args| {
+            config.server_name = Some(args[0].clone());
+            Ok(())
+        },
+    },
+    Directive {
+        name: "DocumentRoot",
+        args: (1, 1),
+        help: "Root directory of the document tree",
+        apply: |config, args| {
+            config.document_root = config.resolve(&args[0]);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "DirectoryIndex",
+        args: (1, 64),
+        help: "a list of file names to try for a request naming a directory",
+        apply: |config, args| {
+            config.directory_index = args.to_vec();
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLCertificateFile",
+        args: (1, 1),
+        help: "SSL Server Certificate file ('/path/to/file' - PEM or DER encoded)",
+        apply: |config, args| {
+            config.tls.cert_file = Some(config.resolve(&args[0]));
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLCertificateKeyFile",
+        args: (1, 1),
+        help: "SSL Server Private Key file ('/path/to/file' - PEM or DER encoded)",
+        apply: |config, args| {
+            config.tls.key_file = Some(config.resolve(&args[0]));
+            Ok(())
+        },
+    },
+    Directive {
+        name: "StartServers",
+        args: (1, 1),
+        help: "Number of child processes launched at server startup",
+        apply: set_count!(pool.start_servers, "StartServers", 1, 20_000),
+    },
+    Directive {
+        name: "MinSpareServers",
+        args: (1, 1),
+        help: "Minimum number of idle children, to handle request spikes",
+        apply: set_count!(pool.min_spare_servers, "MinSpareServers", 1, 20_000),
+    },
+    Directive {
+        name: "MaxSpareServers",
+        args: (1, 1),
+        help: "Maximum number of idle children",
+        apply: set_count!(pool.max_spare_servers, "MaxSpareServers", 1, 20_000),
+    },
+    Directive {
+        name: "MaxRequestWorkers",
+        args: (1, 1),
+        help: "Maximum number of children alive at the same time",
+        apply: set_count!(pool.max_request_workers, "MaxRequestWorkers", 1, 20_000),
+    },
+    Directive {
+        name: "MaxClients",
+        args: (1, 1),
+        help: "Deprecated name of MaxRequestWorkers",
+        apply: set_count!(pool.max_request_workers, "MaxClients", 1, 20_000),
+    },
+    Directive {
+        name: "ServerLimit",
+        args: (1, 1),
+        help: "Maximum value of MaxRequestWorkers for this run of Apache",
+        apply: set_count!(pool.server_limit, "ServerLimit", 1, 20_000),
+    },
+    Directive {
+        name: "MaxConnectionsPerChild",
+        args: (1, 1),
+        help: "Maximum number of connections a particular child serves before dying.",
+        apply: |config, args| {
+            config.pool.max_connections_per_child =
+                values::number("MaxConnectionsPerChild", &args[0], 0, u64::from(u32::MAX))?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "MaxRequestsPerChild",
+        args: (1, 1),
+        help: "Deprecated name of MaxConnectionsPerChild",
+        apply: |config, args| {
+            config.pool.max_connections_per_child =
+                values::number("MaxRequestsPerChild", &args[0], 0, u64::from(u32::MAX))?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "User",
+        args: (1, 1),
+        help: "Effective user id for this server",
+        apply: |config, args| {
+            config.user = Some(args[0].clone());
+            Ok(())
+        },
+    },
+    Directive {
+        name: "Group",
+        args: (1, 1),
+        help: "Effective group id for this server",
+        apply: |config, args| {
+            config.group = Some(args[0].clone());
+            Ok(())
+        },
+    },
+    Directive {
+        name: "PidFile",
+        args: (1, 1),
+        help: "A file for logging the server process ID",
+        apply: |config, args| {
+            config.pid_file = config.resolve(&args[0]);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "RuntimeDir",
+        args: (1, 1),
+        help: "Directory for the pool's socket and the file of bound addresses",
+        apply: |config, args| {
+            config.runtime_dir = config.resolve(&args[0]);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "ErrorLog",
+        args: (1, 1),
+        help: "The filename of the error log, or stderr",
+        apply: |config, args| {
+            config.error_log = match args[0].as_str() {
+                "stderr" | "/dev/stderr" => None,
+                pipe if pipe.starts_with('|') || pipe.starts_with("syslog") => {
+                    return Err(Problem::BadValue {
+                        directive: "ErrorLog",
+                        value: pipe.to_string(),
+                        reason: "weir writes the error log to a file or to stderr".to_string(),
+                    })
+                }
+                path => Some(config.resolve(path)),
+            };
+            Ok(())
+        },
+    },
+    Directive {
+        name: "CustomLog",
+        args: (1, 2),
+        help: "a file name and an optional format: combined, common or json",
+        apply: |config, args| {
+            if let Some(format) = args.get(1) {
+                if !["combined", "common", "json"].contains(&format.as_str()) {
+                    return Err(Problem::BadValue {
+                        directive: "CustomLog",
+                        value: format.clone(),
+                        reason: "the format must be combined, common or json".to_string(),
+                    });
+                }
+            }
+            if args[0].starts_with('|') {
+                return Err(Problem::BadValue {
+                    directive: "CustomLog",
+                    value: args[0].clone(),
+                    reason: "piped logs are not supported; give a file".to_string(),
+                });
+            }
+            config.custom_log = Some(config.resolve(&args[0]));
+            Ok(())
+        },
+    },
+    Directive {
+        name: "Timeout",
+        args: (1, 1),
+        help: "Timeout duration (sec)",
+        apply: |config, args| {
+            config.timeout = values::seconds("Timeout", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "GracefulShutdownTimeout",
+        args: (1, 1),
+        help: "Maximum time in seconds to wait for child processes to complete transactions during shutdown",
+        apply: |config, args| {
+            config.graceful_shutdown_timeout =
+                values::seconds("GracefulShutdownTimeout", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "LimitRequestBody",
+        args: (1, 1),
+        help: "Limit (in bytes) on maximum size of request message body",
+        apply: |config, args| {
+            config.limit_request_body =
+                values::number("LimitRequestBody", &args[0], 0, i64::MAX as u64)?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "ScriptAlias",
+        args: (2, 2),
+        help: "a fakename and a realname",
+        apply: |config, args| {
+            let dir = config.resolve(&args[1]);
+            config.script_aliases.push(ScriptAlias {
+                url_prefix: args[0].clone(),
+                dir,
+            });
+            Ok(())
+        },
+    },
+];
+
+fn find(name: &str) -> Option<&'static Directive> {
+    DIRECTIVES
+        .iter()
+        .find(|directive| directive.name.eq_ignore_ascii_case(name))
+}
+
+/// The known directive closest to a misspelled name, if one is close enough to be a typo.
+fn suggest(name: &str) -> Option<&'static str> {
+    DIRECTIVES
+        .iter()
+        .map(|directive| (values::distance(name, directive.name), directive.name))
+        .filter(|(distance, candidate)| *distance <= (candidate.len() / 4).max(2))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+fn arity_text(args: (usize, usize)) -> &'static str {
+    match args {
+        (1, 1) => "one argument",
+        (2, 2) => "two arguments",
+        (1, 2) => "one or two arguments",
+        (0, 0) => "no arguments",
+        _ => "one or more arguments",
+    }
+}
+
+/// Applies every node to `config`, collecting each bad line's error.
+pub fn apply_all(config: &mut Config, nodes: &[Node], errors: &mut Vec<ConfigError>) {
+    for node in nodes {
+        match node {
+            Node::Directive { name, args, span } => {
+                if let Err(problem) = apply_one(config, name, args) {
+                    errors.push(ConfigError::at(span, Some(name), problem));
+                }
+            }
+            Node::Section {
+                name,
+                args,
+                span,
+                children,
+            } => apply_section(config, name, args, span, children, errors),
+        }
+    }
+}
+
+fn apply_one(config: &mut Config, name: &str, args: &[String]) -> Result<(), Problem> {
+    let Some(directive) = find(name) else {
+        return Err(Problem::InvalidCommand {
+            name: name.to_string(),
+            suggestion: suggest(name),
+        });
+    };
+    let (min, max) = directive.args;
+    if args.len() < min || args.len() > max {
+        return Err(Problem::Arity {
+            directive: directive.name,
+            expected: arity_text(directive.args),
+            help: directive.help,
+        });
+    }
+    (directive.apply)(config, args)
+}
+
+fn apply_section(
+    config: &mut Config,
+    name: &str,
+    args: &[String],
+    span: &Span,
+    children: &[Node],
+    errors: &mut Vec<ConfigError>,
+) {
+    if name.eq_ignore_ascii_case("IfModule") {
+        let Some(module) = args.first().filter(|_| args.len() == 1) else {
+            errors.push(ConfigError::at(
+                span,
+                Some(name),
+                Problem::Arity {
+                    directive: "<IfModule>",
+                    expected: "one argument",
+                    help: "a module name or module identifier, optionally preceded by !",
+                },
+            ));
+            return;
+        };
+        if module_condition_holds(module) {
+            apply_all(config, children, errors);
+        }
+    } else {
+        errors.push(ConfigError::at(
+            span,
+            Some(name),
+            Problem::UnknownSection {
+                name: name.to_string(),
+            },
+        ));
+    }
+}
+
+/// `<IfModule [!]name>`: Apache accepts both `ssl_module` and `mod_ssl.c`.
+fn module_condition_holds(argument: &str) -> bool {
+    let (negated, module) = match argument.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, argument),
+    };
+    let short = module
+        .strip_suffix("_module")
+        .or_else(|| module.strip_prefix("mod_").and_then(|m| m.strip_suffix(".c")))
+        .or_else(|| (module == "prefork.c").then_some("mpm_prefork"))
+        .unwrap_or(module);
+    MODULES.contains(&short) != negated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Source;
+    use std::path::{Path, PathBuf};
+
+    fn load(text: &str) -> Result<Config, crate::ConfigErrors> {
+        Config::from_text(text, Path::new("t.conf"), Source::BuiltIn, PathBuf::from("/r"))
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_unique() {
+        for (index, directive) in DIRECTIVES.iter().enumerate() {
+            assert!(
+                DIRECTIVES[..index]
+                    .iter()
+                    .all(|d| !d.name.eq_ignore_ascii_case(directive.name)),
+                "{} twice",
+                directive.name
+            );
+        }
+        let config = load("listen 80\nSTARTSERVERS 2\n").unwrap();
+        assert_eq!(config.pool.start_servers, 2);
+    }
+
+    #[test]
+    fn ifmodule_takes_apaches_branches() {
+        assert!(module_condition_holds("mpm_prefork_module"));
+        assert!(module_condition_holds("mod_reqtimeout.c"));
+        assert!(module_condition_holds("prefork.c"));
+        assert!(!module_condition_holds("mpm_event_module"));
+        assert!(module_condition_holds("!mpm_worker_module"));
+        let config = load(
+            "Listen 80\n<IfModule mpm_prefork_module>\nStartServers 2\n</IfModule>\n<IfModule mod_php.c>\nStartServers 9\n</IfModule>\n",
+        )
+        .unwrap();
+        assert_eq!(config.pool.start_servers, 2);
+    }
+
+    #[test]
+    fn deprecated_aliases() {
+        let config = load("Listen 80\nMaxClients 7\nMaxRequestsPerChild 100\n").unwrap();
+        assert_eq!(config.pool.max_request_workers, 7);
+        assert_eq!(config.pool.max_connections_per_child, 100);
+    }
+
+    #[test]
+    fn suggestions_only_for_near_misses() {
+        assert_eq!(suggest("MaxRequestWorker"), Some("MaxRequestWorkers"));
+        assert_eq!(suggest("DocumnetRoot"), Some("DocumentRoot"));
+        assert_eq!(suggest("Frobnicate"), None);
+    }
+}

@@ -1,0 +1,23 @@
+//! weir-conf: reads weir's configuration, written in Apache httpd's syntax, into a typed and
+//! validated [`Config`].
+//!
+//! Runs in the supervisor (and in `weir configtest`), before anything is bound or forked. It starts
+//! no threads, forks nothing and binds nothing: loading a config only reads files.
+//!
+//! Two stages, as in Apache: [`syntax`] turns text into a tree of directives with their file and
+//! line; [`directives`] holds the one table of known directives, each applying its arguments to the
+//! typed [`Config`]. Every bad line is collected, so one run reports them all.
+
+mod config;
+mod directives;
+mod error;
+mod syntax;
+mod values;
+
+pub use config::{Config, ListenScheme, Listener, Pool, ScriptAlias, Source, Tls};
+pub use error::{ConfigError, ConfigErrors, Problem};
+
+/// The configuration `weir run` uses when no file is given: HTTPS on 127.0.0.1:8443 with a
+/// self-signed certificate generated under `certs/`, a small document root under `htdocs/`, and
+/// the bundled pool. Relative paths are taken from the current directory.
+pub const BUILTIN_DEFAULT: &str = include_str!("builtin.conf");

@@ -1,0 +1,116 @@
+//! Readers for argument values, as Apache reads them.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::config::{ListenScheme, Listener};
+use crate::error::Problem;
+
+fn bad(directive: &'static str, value: &str, reason: impl Into<String>) -> Problem {
+    Problem::BadValue {
+        directive,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A whole number in `min..=max`.
+pub fn number(directive: &'static str, value: &str, min: u64, max: u64) -> Result<u64, Problem> {
+    let parsed: u64 = value
+        .parse()
+        .map_err(|_| bad(directive, value, format!("expected a whole number from {min} to {max}")))?;
+    if !(min..=max).contains(&parsed) {
+        return Err(bad(
+            directive,
+            value,
+            format!("must be from {min} to {max}"),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A count in `min..=max`, as a `usize`.
+pub fn count(directive: &'static str, value: &str, min: usize, max: usize) -> Result<usize, Problem> {
+    // usize fits in u64 on every platform weir builds for.
+    number(directive, value, min as u64, max as u64).map(|n| n as usize)
+}
+
+/// Seconds, as Apache's `Timeout` reads them.
+pub fn seconds(directive: &'static str, value: &str) -> Result<Duration, Problem> {
+    number(directive, value, 0, 86_400 * 365).map(Duration::from_secs)
+}
+
+/// `[addr:]port [http|https]`, with Apache's default scheme: https for port 443, else http.
+pub fn listen(args: &[String]) -> Result<Listener, Problem> {
+    let spec = &args[0];
+    let addr = if let Ok(port) = spec.parse::<u16>() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+    } else {
+        spec.parse::<SocketAddr>().map_err(|_| {
+            bad(
+                "Listen",
+                spec,
+                "expected [address:]port, such as 443, 127.0.0.1:8443 or [::1]:8443",
+            )
+        })?
+    };
+    let scheme = match args.get(1).map(|s| s.to_ascii_lowercase()).as_deref() {
+        None if addr.port() == 443 => ListenScheme::Https,
+        None => ListenScheme::Http,
+        Some("https") => ListenScheme::Https,
+        Some("http") => ListenScheme::Http,
+        Some(other) => {
+            return Err(bad("Listen", other, "the protocol must be http or https"));
+        }
+    };
+    Ok(Listener { addr, scheme })
+}
+
+/// Edit distance, for suggesting the directive an operator meant.
+pub fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_ascii_lowercase().chars().collect();
+    let b: Vec<char> = b.to_ascii_lowercase().chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_forms() {
+        let l = listen(&["443".into()]).unwrap();
+        assert_eq!((l.addr.port(), l.scheme), (443, ListenScheme::Https));
+        let l = listen(&["[::1]:8080".into()]).unwrap();
+        assert_eq!(l.addr, "[::1]:8080".parse().unwrap());
+        assert_eq!(l.scheme, ListenScheme::Http);
+        let l = listen(&["127.0.0.1:0".into(), "HTTPS".into()]).unwrap();
+        assert_eq!(l.scheme, ListenScheme::Https);
+        assert!(listen(&["localhost:80".into()]).is_err());
+        assert!(listen(&["80".into(), "ftp".into()]).is_err());
+    }
+
+    #[test]
+    fn numbers_have_ranges() {
+        assert_eq!(number("X", "5", 1, 10), Ok(5));
+        assert!(number("X", "0", 1, 10).is_err());
+        assert!(number("X", "-1", 0, 10).is_err());
+        assert!(number("X", "five", 0, 10).is_err());
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(distance("MaxRequestWorker", "MaxRequestWorkers"), 1);
+        assert_eq!(distance("listen", "Listen"), 0);
+    }
+}
