@@ -1,0 +1,419 @@
+//! CGI/1.1 (RFC 3875) under `ScriptAlias`: finds the script a request names, runs it with the
+//! meta-variables, its body on stdin, and turns its output into the response.
+
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::request::Request;
+use crate::response::{reason, ResponseWriter};
+
+/// One `ScriptAlias`: a URL prefix and the directory its scripts live in.
+#[derive(Debug, Clone)]
+pub struct ScriptDir {
+    pub url_prefix: String,
+    pub dir: PathBuf,
+}
+
+/// What CGI needs to know about the server.
+#[derive(Debug, Clone)]
+pub struct CgiSettings {
+    /// Script directories, longest prefix first.
+    pub script_dirs: Vec<ScriptDir>,
+    pub document_root: PathBuf,
+    /// SERVER_SOFTWARE, as ServerTokens allows.
+    pub server_software: String,
+    /// SERVER_NAME when the request brings no Host.
+    pub server_name: Option<String>,
+    /// A script still running after this long is killed with its process group.
+    pub timeout: Duration,
+}
+
+/// Most bytes of CGI header block accepted before the blank line.
+const MAX_CGI_HEAD: usize = 64 * 1024;
+
+/// The script a URL path names, and the PATH_INFO after it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ScriptTarget {
+    /// SCRIPT_NAME: the URL prefix and the script's name, as the URL had them.
+    pub script_name: String,
+    /// SCRIPT_FILENAME.
+    pub file: PathBuf,
+    /// PATH_INFO, decoded.
+    pub path_info: String,
+}
+
+/// Why a CGI request did not reach its script.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No script by that name, or the name was not a plain file name.
+    NotFound,
+    /// The file is there but not an executable regular file.
+    Forbidden,
+}
+
+impl CgiSettings {
+    /// Resolves a (still encoded) URL path to a script under one of the script directories.
+    pub fn target(&self, path: &str) -> Option<Result<ScriptTarget, Refusal>> {
+        let alias = self
+            .script_dirs
+            .iter()
+            .find(|alias| path.starts_with(&alias.url_prefix))?;
+        Some(resolve_in(alias, path))
+    }
+}
+
+fn resolve_in(alias: &ScriptDir, path: &str) -> Result<ScriptTarget, Refusal> {
+    let rest = path[alias.url_prefix.len()..].trim_start_matches('/');
+    let (raw_name, raw_info) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, ""),
+    };
+    let name = percent_decode(raw_name).ok_or(Refusal::NotFound)?;
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(Refusal::NotFound);
+    }
+    let path_info = percent_decode(raw_info).ok_or(Refusal::NotFound)?;
+    if path_info.contains('\0') {
+        return Err(Refusal::NotFound);
+    }
+    let file = alias.dir.join(&name);
+    let meta = std::fs::metadata(&file).map_err(|_| Refusal::NotFound)?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(Refusal::Forbidden);
+    }
+    let script_name = format!("{}{}", alias.url_prefix.trim_end_matches('/'), format_args!("/{raw_name}"));
+    Ok(ScriptTarget {
+        script_name,
+        file,
+        path_info,
+    })
+}
+
+fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Runs the script and writes its response. Errors are answered here; none escapes.
+pub fn serve<W: Write>(settings: &CgiSettings, target: &ScriptTarget, request: &Request, out: ResponseWriter<W>) {
+    let child = match spawn(settings, target, request) {
+        Ok(child) => child,
+        Err(error) => {
+            tracing::error!(script = %target.file.display(), %error, "AH01241: couldn't spawn child process");
+            let _ = out.simple(500, reason(500), "The script could not be started.\n");
+            return;
+        }
+    };
+    relay(settings, target, child, out);
+}
+
+fn spawn(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> std::io::Result<Child> {
+    let mut command = Command::new(&target.file);
+    command
+        .env_clear()
+        .envs(meta_variables(settings, target, request))
+        .current_dir(target.file.parent().unwrap_or(Path::new("/")))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a timeout kills whatever the script started too.
+        .process_group(0);
+    if request.body.is_empty() {
+        command.stdin(Stdio::null());
+    } else {
+        // The body goes in a memory file rather than a pipe: the script may read it at any pace,
+        // or not at all, while this single-threaded worker reads its output.
+        let fd = nix::sys::memfd::memfd_create(c"weir-cgi-body", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(&request.body)?;
+        file.rewind()?;
+        command.stdin(Stdio::from(file));
+    }
+    command.spawn()
+}
+
+/// The CGI/1.1 meta-variables for this request.
+fn meta_variables(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> Vec<(String, String)> {
+    let host = request.header("x-forwarded-host").or_else(|| request.header("host"));
+    let server_name = host
+        .map(|h| h.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(h, |(n, _)| n))
+        .or(settings.server_name.as_deref())
+        .unwrap_or("localhost");
+    let https = request.header("x-forwarded-proto") == Some("https");
+    let server_port = request
+        .header("x-forwarded-port")
+        .unwrap_or(if https { "443" } else { "80" });
+    let mut vars = vec![
+        ("GATEWAY_INTERFACE", "CGI/1.1".to_string()),
+        ("SERVER_PROTOCOL", request.protocol.clone()),
+        ("SERVER_SOFTWARE", settings.server_software.clone()),
+        ("SERVER_NAME", server_name.to_string()),
+        ("SERVER_PORT", server_port.to_string()),
+        ("REQUEST_METHOD", request.method.clone()),
+        ("QUERY_STRING", request.query().to_string()),
+        ("REQUEST_URI", request.target.clone()),
+        ("SCRIPT_NAME", target.script_name.clone()),
+        ("SCRIPT_FILENAME", target.file.display().to_string()),
+        ("DOCUMENT_ROOT", settings.document_root.display().to_string()),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect::<Vec<_>>();
+    if !target.path_info.is_empty() {
+        vars.push(("PATH_INFO".into(), target.path_info.clone()));
+        let translated = settings.document_root.join(target.path_info.trim_start_matches('/'));
+        vars.push(("PATH_TRANSLATED".into(), translated.display().to_string()));
+    }
+    if let Some(client) = request.client {
+        vars.push(("REMOTE_ADDR".into(), client.ip().to_string()));
+        vars.push(("REMOTE_PORT".into(), client.port().to_string()));
+    }
+    if https {
+        vars.push(("HTTPS".into(), "on".into()));
+    }
+    if !request.body.is_empty() || request.header("content-length").is_some() {
+        vars.push(("CONTENT_LENGTH".into(), request.body.len().to_string()));
+    }
+    if let Some(content_type) = request.header("content-type") {
+        vars.push(("CONTENT_TYPE".into(), content_type.to_string()));
+    }
+    for (name, value) in &request.headers {
+        // Apache drops names with '_' so `X_Forwarded_For` cannot pose as `X-Forwarded-For`;
+        // credentials are not passed (RFC 3875 4.1.18); framing is already in CONTENT_*.
+        let lower = name.to_ascii_lowercase();
+        if name.contains('_')
+            || ["authorization", "proxy-authorization", "content-length", "content-type"].contains(&lower.as_str())
+        {
+            continue;
+        }
+        let key = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
+        let value = String::from_utf8_lossy(value).into_owned();
+        match vars.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            }
+            None => vars.push((key, value)),
+        }
+    }
+    vars
+}
+
+/// Reads the script's stdout and stderr together, within the timeout, and relays the response.
+fn relay<W: Write>(settings: &CgiSettings, target: &ScriptTarget, mut child: Child, mut out: ResponseWriter<W>) {
+    let script = target.file.display().to_string();
+    let deadline = Instant::now() + settings.timeout;
+    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        kill_group(&mut child);
+        let _ = out.simple(500, reason(500), "The script could not be started.\n");
+        return;
+    };
+    let mut head = Vec::new();
+    let mut head_done = false;
+    let mut stderr_line = Vec::new();
+    let (mut out_open, mut err_open) = (true, true);
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut failed = false;
+    while out_open || err_open {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::error!(%script, "AH01220: Timeout waiting for output from CGI script {script}");
+            kill_group(&mut child);
+            if !out.head_sent() {
+                let _ = out.simple(504, reason(504), "The script did not answer in time.\n");
+            }
+            return;
+        }
+        let timeout = PollTimeout::try_from(left.as_millis().min(60_000) as u32 + 1).unwrap_or(PollTimeout::MAX);
+        let mut fds = Vec::with_capacity(2);
+        if out_open {
+            fds.push(PollFd::new(stdout.as_fd(), PollFlags::POLLIN));
+        }
+        if err_open {
+            fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Err(_) => break,
+            Ok(_) => {}
+        }
+        let ready: Vec<bool> = fds.iter().map(|fd| fd.any().unwrap_or(true)).collect();
+        drop(fds);
+        let mut index = 0;
+        if out_open {
+            if ready[index] {
+                match stdout.read(&mut buffer) {
+                    Ok(0) | Err(_) => out_open = false,
+                    Ok(n) => {
+                        if let Err(()) = on_stdout(&buffer[..n], &mut head, &mut head_done, &mut out, &script) {
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            index += 1;
+        }
+        if err_open && ready[index] {
+            match stderr.read(&mut buffer) {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(n) => log_stderr(&buffer[..n], &mut stderr_line, &script),
+            }
+        }
+    }
+    if !stderr_line.is_empty() {
+        log_stderr(b"\n", &mut stderr_line, &script);
+    }
+    if failed {
+        kill_group(&mut child);
+        return;
+    }
+    let _ = child.wait();
+    if !head_done {
+        tracing::error!(%script, "AH01215: End of script output before headers: {script}");
+        let _ = out.simple(500, reason(500), "The script sent no response.\n");
+        return;
+    }
+    let _ = out.finish();
+}
+
+/// Handles a piece of stdout: collects the CGI header block, then streams the body.
+fn on_stdout<W: Write>(
+    bytes: &[u8],
+    head: &mut Vec<u8>,
+    head_done: &mut bool,
+    out: &mut ResponseWriter<W>,
+    script: &str,
+) -> Result<(), ()> {
+    if *head_done {
+        return out.body(bytes).map_err(|_| ());
+    }
+    head.extend_from_slice(bytes);
+    let Some((head_len, body_start)) = find_blank_line(head) else {
+        if head.len() > MAX_CGI_HEAD {
+            tracing::error!(%script, "AH01217: malformed header from script '{script}': header block too large");
+            return Err(());
+        }
+        return Ok(());
+    };
+    let rest = head.split_off(body_start);
+    head.truncate(head_len);
+    let text = String::from_utf8_lossy(head).into_owned();
+    match crate::cgi_head::CgiHead::parse(&text) {
+        Ok(cgi) => {
+            *head_done = true;
+            out.head(cgi.status, &cgi.reason, &cgi.headers).map_err(|_| ())?;
+            out.body(&rest).map_err(|_| ())
+        }
+        Err(bad) => {
+            tracing::error!(%script, "AH01215: malformed header from script '{script}': Bad header: {bad}");
+            Err(())
+        }
+    }
+}
+
+/// Position of the end of the header block and of the body's start (after `\n\n` or `\r\n\r\n`).
+fn find_blank_line(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut line_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' {
+            let line = &bytes[line_start..i];
+            if line.is_empty() || line == b"\r" {
+                return Some((line_start, i + 1));
+            }
+            line_start = i + 1;
+        }
+    }
+    None
+}
+
+/// Logs the script's stderr a line at a time, with the script's name, as Apache's mod_cgi does.
+fn log_stderr(bytes: &[u8], pending: &mut Vec<u8>, script: &str) {
+    pending.extend_from_slice(bytes);
+    while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = pending.drain(..=newline).collect();
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if !text.is_empty() {
+            tracing::error!(%script, "AH01215: {text}: {script}");
+        }
+    }
+    if pending.len() > 8192 {
+        let text = String::from_utf8_lossy(pending).into_owned();
+        pending.clear();
+        tracing::error!(%script, "AH01215: {text}: {script}");
+    }
+}
+
+fn kill_group(child: &mut Child) {
+    let pid = child.id() as i32;
+    // The script leads its own process group (process_group(0) above), so -pid names it.
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &Path) -> CgiSettings {
+        CgiSettings {
+            script_dirs: vec![ScriptDir {
+                url_prefix: "/cgi-bin/".into(),
+                dir: dir.to_path_buf(),
+            }],
+            document_root: "/srv/www".into(),
+            server_software: "weir".into(),
+            server_name: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn resolves_scripts_and_refuses_the_rest() {
+        let dir = std::env::temp_dir().join(format!("weir-cgi-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("run.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let plain = dir.join("plain.txt");
+        std::fs::write(&plain, "x").unwrap();
+        let s = settings(&dir);
+        let found = s.target("/cgi-bin/run.sh/a%20b/c").unwrap().unwrap();
+        assert_eq!(found.script_name, "/cgi-bin/run.sh");
+        assert_eq!(found.path_info, "/a b/c");
+        assert_eq!(found.file, script);
+        assert_eq!(s.target("/cgi-bin/plain.txt").unwrap(), Err(Refusal::Forbidden));
+        assert_eq!(s.target("/cgi-bin/..%2fetc").unwrap(), Err(Refusal::NotFound));
+        assert_eq!(s.target("/cgi-bin/%2e%2e").unwrap(), Err(Refusal::NotFound));
+        assert_eq!(s.target("/cgi-bin/").unwrap(), Err(Refusal::NotFound));
+        assert!(s.target("/static/x").is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn blank_line_forms() {
+        assert_eq!(find_blank_line(b"A: b\n\nbody"), Some((5, 6)));
+        assert_eq!(find_blank_line(b"A: b\r\n\r\nbody"), Some((6, 8)));
+        assert_eq!(find_blank_line(b"A: b\r\n"), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! Writing a response back to the edge: a head, then a chunked body, so that a worker that dies
+//! mid-response leaves a visibly unfinished message (the edge answers 502) instead of one that
+//! looks complete.
+
+use std::io::{self, Write};
+
+/// Writes a response to the edge in HTTP/1.1 chunked framing.
+pub struct ResponseWriter<W: Write> {
+    out: W,
+    head_sent: bool,
+}
+
+impl<W: Write> ResponseWriter<W> {
+    pub fn new(out: W) -> Self {
+        ResponseWriter { out, head_sent: false }
+    }
+
+    /// Whether the head has gone out (after which an error can only cut the body short).
+    pub fn head_sent(&self) -> bool {
+        self.head_sent
+    }
+
+    /// Sends the status line and headers. Framing headers are weir's to set and are dropped.
+    pub fn head(&mut self, status: u16, reason: &str, headers: &[(String, Vec<u8>)]) -> io::Result<()> {
+        let mut head = Vec::with_capacity(256);
+        write!(head, "HTTP/1.1 {status} {reason}\r\n")?;
+        for (name, value) in headers {
+            if is_framing(name) {
+                continue;
+            }
+            head.extend_from_slice(name.as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value);
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        self.out.write_all(&head)?;
+        self.head_sent = true;
+        Ok(())
+    }
+
+    /// Sends one piece of body.
+    pub fn body(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        write!(self.out, "{:x}\r\n", bytes.len())?;
+        self.out.write_all(bytes)?;
+        self.out.write_all(b"\r\n")
+    }
+
+    /// Ends the body; only now does the edge take the response as complete.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.out.write_all(b"0\r\n\r\n")?;
+        self.out.flush()
+    }
+
+    /// A whole small response, for errors the worker itself decides.
+    pub fn simple(mut self, status: u16, reason: &str, text: &str) -> io::Result<()> {
+        let headers = [("Content-Type".to_string(), b"text/plain; charset=utf-8".to_vec())];
+        self.head(status, reason, &headers)?;
+        self.body(text.as_bytes())?;
+        self.finish()
+    }
+}
+
+fn is_framing(name: &str) -> bool {
+    ["content-length", "transfer-encoding", "connection", "keep-alive"]
+        .iter()
+        .any(|framing| name.eq_ignore_ascii_case(framing))
+}
+
+/// The standard reason phrase for a status code.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_framing() {
+        let mut out = Vec::new();
+        let mut writer = ResponseWriter::new(&mut out);
+        writer
+            .head(201, "Created", &[("Content-Length".into(), b"3".to_vec()), ("X-A".into(), b"b".to_vec())])
+            .unwrap();
+        writer.body(b"abc").unwrap();
+        writer.finish().unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 201 Created\r\nX-A: b\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        );
+    }
+}

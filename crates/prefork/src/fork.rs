@@ -1,0 +1,102 @@
+//! The one fork primitive. Every process weir starts, it starts through [`fork_child`].
+
+use std::io::Write;
+use std::os::fd::RawFd;
+
+use nix::unistd::{ForkResult, Pid};
+
+/// The roles of weir's process tree, each with the title `ps` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The async TLS terminator.
+    Edge,
+    /// The prefork pool's master.
+    PoolMaster,
+    /// One single-connection worker.
+    Worker,
+}
+
+impl Role {
+    /// The process title, as DESIGN.md names the roles.
+    pub fn title(self) -> &'static str {
+        match self {
+            Role::Edge => "weir: edge",
+            Role::PoolMaster => "weir: pool master",
+            Role::Worker => "weir: worker",
+        }
+    }
+}
+
+/// Why a fork was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ForkError {
+    /// Forking a multi-threaded process copies only the calling thread, leaving locks held by the
+    /// others locked forever in the child. A bug in weir if it happens.
+    #[error("refusing to fork the {role:?}: this process has {threads} threads")]
+    Threaded { role: Role, threads: usize },
+    /// The kernel refused: usually RLIMIT_NPROC or memory.
+    #[error("fork failed for the {role:?}: {source}")]
+    Fork { role: Role, source: nix::Error },
+}
+
+/// Forks a child that runs `role_main` (a role's `run`, which never returns).
+///
+/// In the child, before `role_main`: the parent's death is signalled to it (SIGTERM), every file
+/// descriptor other than 0, 1, 2 and those in `keep` is closed, and the process title is set.
+/// Signal masks are inherited as they are: the role opens its own handling, then unblocks.
+pub fn fork_child(
+    role: Role,
+    keep: &[RawFd],
+    role_main: impl FnOnce(),
+) -> Result<Pid, ForkError> {
+    let threads = thread_count();
+    if threads != 1 {
+        return Err(ForkError::Threaded { role, threads });
+    }
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let parent = nix::unistd::getpid();
+    // SAFETY: this process has exactly one thread (checked above), so no lock can be held by a
+    // thread that would not exist in the child.
+    match unsafe { nix::unistd::fork() } {
+        Err(source) => Err(ForkError::Fork { role, source }),
+        Ok(ForkResult::Parent { child }) => Ok(child),
+        Ok(ForkResult::Child) => {
+            // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and nothing else.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) };
+            if nix::unistd::getppid() != parent {
+                // The parent died before the death signal was armed.
+                std::process::exit(0);
+            }
+            close_all_except(keep);
+            crate::title::set(role.title());
+            role_main();
+            // Roles never return; should one, it must not fall back into the parent's code.
+            std::process::exit(0)
+        }
+    }
+}
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|dir| dir.count())
+        .unwrap_or(usize::MAX)
+}
+
+/// Closes every descriptor above 2 that is not in `keep`.
+fn close_all_except(keep: &[RawFd]) {
+    let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    // The directory's own descriptor is closed by now; closing it again fails harmlessly.
+    for fd in open {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: closing a descriptor this process owns; nothing in the new role refers to
+            // descriptors it did not keep.
+            unsafe { libc::close(fd) };
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! A worker: blocks in `accept()` on the pool's Unix listener and serves one connection at a time.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::socket::SockFlag;
+
+/// What runs a connection inside a worker. The object is built once in the supervisor and copied
+/// into every worker by `fork`, so each worker has its own, never shared with another process.
+pub trait ConnectionHandler {
+    /// Called once in each new worker, before its first connection (open a C library here).
+    fn worker_init(&mut self) {}
+    /// Serves one connection from the edge, from its first byte to its close.
+    fn serve(&mut self, stream: UnixStream);
+    /// Called once when the worker leaves its loop normally.
+    fn worker_exit(&mut self) {}
+}
+
+/// Set by SIGTERM or SIGUSR1: finish the connection in hand, then exit.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// The worker's entry point: serves connections until told to stop or until it has served
+/// `max_connections` (0: no limit), then exits.
+pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, max_connections: u64) -> ! {
+    install_signal_handling();
+    handler.worker_init();
+    let mut served = 0u64;
+    while !STOP.load(Ordering::SeqCst) && (max_connections == 0 || served < max_connections) {
+        // nix's accept4 does not retry on EINTR (std's accept does), so SIGTERM wakes an idle
+        // worker at once; a connection already accepted is still served.
+        match nix::sys::socket::accept4(listener, SockFlag::SOCK_CLOEXEC) {
+            Ok(fd) => {
+                // SAFETY: accept4 returned a new descriptor that nothing else owns.
+                let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                handler.serve(stream);
+                served += 1;
+            }
+            Err(nix::Error::EINTR | nix::Error::ECONNABORTED) => continue,
+            Err(error) => {
+                tracing::error!(%error, "worker could not accept on the pool socket");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    }
+    handler.worker_exit();
+    std::process::exit(0)
+}
+
+fn install_signal_handling() {
+    // No SA_RESTART: the signal must interrupt a blocking accept().
+    let stop = SigAction::new(SigHandler::Handler(request_stop), SaFlags::empty(), SigSet::empty());
+    // Ctrl-C and a terminal hang-up reach the whole process group; the master decides for workers.
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        let _ = nix::sys::signal::sigaction(Signal::SIGTERM, &stop);
+        let _ = nix::sys::signal::sigaction(Signal::SIGUSR1, &stop);
+        let _ = nix::sys::signal::sigaction(Signal::SIGINT, &ignore);
+        let _ = nix::sys::signal::sigaction(Signal::SIGHUP, &ignore);
+        let _ = nix::sys::signal::sigaction(Signal::SIGCHLD, &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()));
+    }
+    crate::signals::unblock_all();
+}
