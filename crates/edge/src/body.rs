@@ -1,0 +1,35 @@
+//! The response body type every edge answer uses, and the small pages the edge writes itself.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+
+/// Any response body the edge sends: in memory, or streamed from a file.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// A body held whole in memory.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// A small HTML error page that names no software and no version (`ServerSignature Off`).
+pub fn error_page(status: StatusCode) -> Response<Body> {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{reason}</h1></body></html>\n",
+        code = status.as_u16()
+    );
+    let mut response = Response::new(full(html));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,217 @@
+//! The trip to the prefork pool: one normalized HTTP/1.1 request per Unix connection, the whole
+//! response read back at once so the worker is free again before the client has read a byte.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use crate::body::{self, Body};
+
+/// How the edge reaches the pool.
+#[derive(Debug, Clone)]
+pub struct PoolClient {
+    /// The pool's Unix socket, in RuntimeDir.
+    pub socket: PathBuf,
+    /// A worker that takes longer than this answers 504.
+    pub timeout: Duration,
+}
+
+/// Facts about the client connection that the worker must learn from the edge alone.
+#[derive(Debug, Clone)]
+pub struct ClientFacts {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub https: bool,
+}
+
+/// Why the pool did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("could not reach the pool: {0}")]
+    Connect(std::io::Error),
+    #[error("worker closed the connection early: {0}")]
+    Worker(hyper::Error),
+    #[error("worker did not answer within Timeout")]
+    Timeout,
+}
+
+impl PoolError {
+    /// The status the client gets: 504 for a slow worker, 502 for one that failed.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            PoolError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            PoolError::Connect(_) | PoolError::Worker(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// Headers the edge sets itself; a client's copies are removed so none can be spoofed.
+const EDGE_OWNED: [&str; 6] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-real-ip",
+];
+
+/// Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+impl PoolClient {
+    /// Sends a complete request to a worker and reads its complete response.
+    pub async fn send(
+        &self,
+        parts: &http::request::Parts,
+        body: Bytes,
+        client: &ClientFacts,
+    ) -> Result<Response<Body>, PoolError> {
+        let request = normalize(parts, body, client);
+        match tokio::time::timeout(self.timeout, self.exchange(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(PoolError::Timeout),
+        }
+    }
+
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Response<Body>, PoolError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(PoolError::Connect)?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(PoolError::Worker)?;
+        let driver = tokio::spawn(connection);
+        let response = sender.send_request(request).await.map_err(PoolError::Worker)?;
+        let (mut parts, incoming) = response.into_parts();
+        // Read it all now: the worker is released when its response is in hand, whatever the
+        // client's pace. A chunked body cut short by a crash is an error here, never a response.
+        let bytes = incoming.collect().await.map_err(PoolError::Worker)?.to_bytes();
+        driver.abort();
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.remove("x-powered-by");
+        parts.headers.remove(header::SERVER);
+        parts.version = Version::HTTP_11;
+        Ok(Response::from_parts(parts, body::full(bytes)))
+    }
+}
+
+/// Builds the request a worker sees: origin-form target, Host, exactly one Content-Length,
+/// `Connection: close`, the forwarding headers, and none of the client's hop-by-hop headers.
+fn normalize(parts: &http::request::Parts, body: Bytes, client: &ClientFacts) -> Request<Full<Bytes>> {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        });
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    for name in EDGE_OWNED {
+        headers.remove(name);
+    }
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::HOST);
+    headers.remove(header::UPGRADE);
+    let proto = if client.https { "https" } else { "http" };
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    if let Some(host) = &host {
+        set("host", host.clone());
+        set("x-forwarded-host", host.clone());
+    }
+    set("content-length", body.len().to_string());
+    set("connection", "close".to_string());
+    set("x-forwarded-for", client.peer.ip().to_string());
+    set("x-forwarded-proto", proto.to_string());
+    set("x-forwarded-port", client.local.port().to_string());
+    set("forwarded", format!("for=\"{}\";proto={proto}", client.peer));
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = target.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    request
+}
+
+/// Removes hop-by-hop headers, and every header the Connection header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|n| n.trim().to_ascii_lowercase()))
+        .filter(|n| !n.is_empty())
+        .collect();
+    for name in named {
+        headers.remove(name.as_str());
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalized_request_owns_its_framing_and_forwarding() {
+        let request = Request::builder()
+            .method("POST")
+            .uri("https://example.com/cgi-bin/x?y=1")
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("connection", "x-secret, keep-alive")
+            .header("x-secret", "1")
+            .header("transfer-encoding", "chunked")
+            .header("x-app", "kept")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let client = ClientFacts {
+            peer: "10.0.0.7:5555".parse().unwrap(),
+            local: "127.0.0.1:8443".parse().unwrap(),
+            https: true,
+        };
+        let normalized = normalize(&parts, Bytes::from_static(b"abc"), &client);
+        let h = normalized.headers();
+        assert_eq!(normalized.uri(), "/cgi-bin/x?y=1");
+        assert_eq!(h["host"], "example.com");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.7");
+        assert_eq!(h["content-length"], "3");
+        assert_eq!(h["connection"], "close");
+        assert_eq!(h["forwarded"], "for=\"10.0.0.7:5555\";proto=https");
+        assert_eq!(h["x-app"], "kept");
+        assert!(h.get("x-secret").is_none());
+        assert!(h.get("transfer-encoding").is_none());
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+    }
+}

@@ -1,0 +1,162 @@
+//! Static files under DocumentRoot, served by the edge itself: they need no isolation, and a trip
+//! to a worker would cost two process wake-ups for nothing.
+
+use std::path::{Component, Path, PathBuf};
+
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tokio_util::io::ReaderStream;
+
+use crate::body::{self, Body};
+
+/// Where static files come from.
+#[derive(Debug, Clone)]
+pub struct StaticFiles {
+    /// DocumentRoot, canonicalized once at start so every check compares real paths.
+    pub root: PathBuf,
+    /// DirectoryIndex names, tried in order.
+    pub index: Vec<String>,
+}
+
+/// Longest URL path accepted for a file lookup.
+const MAX_PATH: usize = 4096;
+
+impl StaticFiles {
+    /// Answers a GET or HEAD for `raw_path` (still percent-encoded).
+    pub async fn serve(&self, method: &Method, raw_path: &str) -> Response<Body> {
+        if method != Method::GET && method != Method::HEAD {
+            let mut response = body::error_page(StatusCode::METHOD_NOT_ALLOWED);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        let Some(relative) = safe_relative_path(raw_path) else {
+            return body::error_page(StatusCode::NOT_FOUND);
+        };
+        let mut path = self.root.join(&relative);
+        let Ok(mut real) = tokio::fs::canonicalize(&path).await else {
+            return body::error_page(StatusCode::NOT_FOUND);
+        };
+        // A symlink may lead anywhere; only what resolves inside the root is served.
+        if !real.starts_with(&self.root) {
+            return body::error_page(StatusCode::NOT_FOUND);
+        }
+        let Ok(mut meta) = tokio::fs::metadata(&real).await else {
+            return body::error_page(StatusCode::NOT_FOUND);
+        };
+        if meta.is_dir() {
+            if !raw_path.ends_with('/') {
+                return redirect_to_directory(raw_path);
+            }
+            let mut found = None;
+            for name in &self.index {
+                path = real.join(name);
+                if let Ok(candidate) = tokio::fs::canonicalize(&path).await {
+                    if candidate.starts_with(&self.root) {
+                        if let Ok(m) = tokio::fs::metadata(&candidate).await {
+                            if m.is_file() {
+                                found = Some((candidate, m));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            // No index: 403, as Apache does without `Options Indexes`; weir never lists.
+            let Some((candidate, m)) = found else {
+                return body::error_page(StatusCode::FORBIDDEN);
+            };
+            real = candidate;
+            meta = m;
+        }
+        if !meta.is_file() {
+            return body::error_page(StatusCode::NOT_FOUND);
+        }
+        let Ok(file) = tokio::fs::File::open(&real).await else {
+            return body::error_page(StatusCode::FORBIDDEN);
+        };
+        let mime = mime_guess::from_path(&real).first_or_octet_stream();
+        let mut builder = Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, mime.as_ref())
+            .header(header::CONTENT_LENGTH, meta.len());
+        if let Ok(modified) = meta.modified() {
+            builder = builder.header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
+        }
+        let body = if method == Method::HEAD {
+            body::empty()
+        } else {
+            // Streamed in 64 KiB pieces: large files are never read whole into memory.
+            let frames = ReaderStream::with_capacity(file, 64 * 1024).map(|piece| piece.map(Frame::data));
+            StreamBody::new(frames).boxed()
+        };
+        builder
+            .body(body)
+            .unwrap_or_else(|_| body::error_page(StatusCode::INTERNAL_SERVER_ERROR))
+    }
+}
+
+/// Decodes and checks a URL path: no `..`, no `.`, no encoded `/` or `\`, no NUL, not too long.
+/// Returns the path relative to the root, or `None` to answer 404.
+pub fn safe_relative_path(raw_path: &str) -> Option<PathBuf> {
+    if raw_path.len() > MAX_PATH || !raw_path.starts_with('/') {
+        return None;
+    }
+    let mut relative = PathBuf::new();
+    for segment in raw_path.split('/') {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8().ok()?;
+        if decoded.contains(['/', '\\', '\0']) || decoded == ".." || decoded == "." {
+            return None;
+        }
+        if decoded.is_empty() {
+            continue;
+        }
+        relative.push(decoded.as_ref());
+    }
+    // Belt and braces: the result must be plain names only.
+    relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then_some(relative)
+}
+
+fn redirect_to_directory(raw_path: &str) -> Response<Body> {
+    let mut response = body::error_page(StatusCode::MOVED_PERMANENTLY);
+    if let Ok(location) = HeaderValue::from_str(&format!("{raw_path}/")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// Canonicalizes DocumentRoot once, at start.
+pub fn canonical_root(root: &Path) -> std::io::Result<PathBuf> {
+    std::fs::canonicalize(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_refused() {
+        for bad in [
+            "/../etc/passwd",
+            "/a/../../etc/passwd",
+            "/%2e%2e/etc/passwd",
+            "/%2E%2E%2Fetc%2Fpasswd",
+            "/a%2f..%2f..%2fetc",
+            "/a%5c..%5cetc",
+            "/x%00.html",
+            "/./a",
+            "relative",
+        ] {
+            assert_eq!(safe_relative_path(bad), None, "{bad}");
+        }
+        assert_eq!(safe_relative_path("/a/b%20c.html"), Some(PathBuf::from("a/b c.html")));
+        assert_eq!(safe_relative_path("/"), Some(PathBuf::new()));
+        assert_eq!(safe_relative_path(&format!("/{}", "a".repeat(5000))), None);
+    }
+}
