@@ -1,0 +1,130 @@
+//! weir: a hardened edge gateway with a bundled prefork backend, in one binary.
+//!
+//! This crate composes the parts and runs the supervisor: the process that binds the listening
+//! sockets, forks the pool master (before any private key is read) and the edge, and keeps them
+//! alive. It is also the embedding API: [`Server`] runs a whole weir from a [`Config`].
+//!
+//! The supervisor is single-threaded and forks; it never starts a thread.
+
+mod errorlog;
+mod roles;
+mod sockets;
+mod supervisor;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use weir_conf::{Config, ConfigErrors};
+use weir_prefork::privileges::Account;
+use weir_prefork::signals::SignalReader;
+
+/// Exit status for a start-up failure (bind, certificates, permissions).
+pub const EXIT_STARTUP: i32 = 1;
+/// Exit status for a bad command line or configuration.
+pub const EXIT_CONFIG: i32 = 64;
+
+/// The bundled document root's index page, written by the built-in default when missing.
+const DEFAULT_INDEX: &str = include_str!("../htdocs/index.html");
+/// The bundled example CGI script.
+const DEFAULT_CGI: &str = include_str!("../cgi-bin/hello");
+
+/// Loads the configuration in `file`, or the built-in default (paths from the current directory).
+pub fn load_config(file: Option<&Path>) -> Result<Config, ConfigErrors> {
+    match file {
+        Some(file) => Config::load(file),
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            Config::builtin(&cwd)
+        }
+    }
+}
+
+/// A whole weir: supervisor, edge, pool master and workers.
+pub struct Server {
+    config: Arc<Config>,
+}
+
+impl Server {
+    pub fn new(config: Config) -> Self {
+        Server {
+            config: Arc::new(config),
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT. Returns the process exit status.
+    pub fn run(self) -> i32 {
+        errorlog::init(tracing::Level::INFO);
+        let config = self.config;
+        if let Some(path) = &config.error_log {
+            if let Err(error) = errorlog::redirect_stderr(path) {
+                tracing::error!("ErrorLog {}: {error}", path.display());
+                return EXIT_STARTUP;
+            }
+        }
+        match prepare_and_run(config) {
+            Ok(code) => code,
+            Err(message) => {
+                tracing::error!("{message}");
+                EXIT_STARTUP
+            }
+        }
+    }
+}
+
+fn prepare_and_run(config: Arc<Config>) -> Result<i32, String> {
+    raise_nofile_limit();
+    let account = Account::resolve(config.user.as_deref(), config.group.as_deref()).map_err(|e| e.to_string())?;
+    if config.source == weir_conf::Source::BuiltIn {
+        materialize_default_site(&config).map_err(|e| format!("could not create the default site: {e}"))?;
+    }
+    let listeners = sockets::bind_all(&config.listeners).map_err(|e| e.to_string())?;
+    let (pool_listener, pool_socket) =
+        sockets::pool_listener(&config.runtime_dir, account.as_ref()).map_err(|e| e.to_string())?;
+    write_pid_file(&config.pid_file).map_err(|e| format!("PidFile {}: {e}", config.pid_file.display()))?;
+    let mut signals = SignalReader::new().map_err(|e| format!("could not set up signal handling: {e}"))?;
+    let supervisor = supervisor::Supervisor {
+        config,
+        account,
+        listeners,
+        pool_listener,
+        pool_socket,
+    };
+    Ok(supervisor.run(&mut signals))
+}
+
+fn write_pid_file(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, format!("{}\n", std::process::id()))
+}
+
+/// The built-in default serves out of the box: its document root and example script are created
+/// when missing, never overwritten.
+fn materialize_default_site(config: &Config) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let index = config.document_root.join("index.html");
+    if !config.document_root.exists() {
+        std::fs::create_dir_all(&config.document_root)?;
+        std::fs::write(&index, DEFAULT_INDEX)?;
+    }
+    for alias in &config.script_aliases {
+        if !alias.dir.exists() {
+            std::fs::create_dir_all(&alias.dir)?;
+            let script = alias.dir.join("hello");
+            std::fs::write(&script, DEFAULT_CGI)?;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    Ok(())
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit: every held connection is a descriptor.
+fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}

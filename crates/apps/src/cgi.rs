@@ -136,6 +136,14 @@ fn spawn(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> st
         .stderr(Stdio::piped())
         // Its own process group, so a timeout kills whatever the script started too.
         .process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and only makes one
+    // async-signal-safe system call. A script must not outlive a worker that crashed.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            Ok(())
+        });
+    }
     if request.body.is_empty() {
         command.stdin(Stdio::null());
     } else {

@@ -1,0 +1,119 @@
+//! The error log, in Apache's line format:
+//! `[Thu Nov 26 12:00:00.123456 2026] [mpm_prefork:notice] [pid 1234] AH00163: …`.
+//!
+//! Every process writes to its standard error, one `write` per line; the supervisor points
+//! standard error at the ErrorLog file before it forks, as Apache does, so CGI scripts' stderr
+//! lands there too. No background writer thread: the forking roles must stay single-threaded.
+
+use std::fmt;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::SystemTime;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Installs the global subscriber, writing Apache-format lines to standard error.
+pub fn init(max_level: Level) {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(max_level)
+        .with_writer(std::io::stderr)
+        .event_format(ApacheFormat)
+        .try_init();
+}
+
+/// Points standard error at the ErrorLog file (appending, created if missing).
+pub fn redirect_stderr(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    // SAFETY: dup2 onto descriptor 2 replaces standard error; `file` stays valid for the call.
+    if unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+struct ApacheFormat;
+
+impl<S, N> FormatEvent<S, N> for ApacheFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let meta = event.metadata();
+        write!(
+            writer,
+            "[{}] [{}:{}] [pid {}] ",
+            apache_time(SystemTime::now()),
+            module_of(meta.target()),
+            level_word(*meta.level()),
+            std::process::id()
+        )?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Apache's module name for the part of weir that logged, so grep habits carry over.
+fn module_of(target: &str) -> &'static str {
+    if target.starts_with("weir_prefork") {
+        "mpm_prefork"
+    } else if target.starts_with("weir_apps::cgi") {
+        "cgi"
+    } else if target.starts_with("weir_edge::tls") {
+        "ssl"
+    } else {
+        "core"
+    }
+}
+
+fn level_word(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "error",
+        Level::WARN => "warn",
+        Level::INFO => "notice",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace1",
+    }
+}
+
+/// `Thu Nov 26 12:00:00.123456 2026`, in UTC.
+pub fn apache_time(time: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let days = secs / 86_400;
+    let (year, month, day) = weir_edge::access_log::civil_from_days(days as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02}.{:06} {}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_micros(),
+        year
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn time_as_apache_writes_it() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_752_000_123_456);
+        assert_eq!(apache_time(t), "Thu Nov 26 12:00:00.123456 2026");
+    }
+}

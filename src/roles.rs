@@ -1,0 +1,95 @@
+//! The two roles the supervisor forks: the pool master and the edge. Each is a function that
+//! never returns.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use weir_apps::cgi::{CgiSettings, ScriptDir};
+use weir_apps::HttpWorker;
+use weir_conf::Config;
+use weir_edge::InheritedListener;
+use weir_prefork::master::{self, PoolSettings};
+use weir_prefork::privileges::{self, Account};
+
+use crate::sockets::BoundListener;
+
+/// The pool master's life: forks workers that accept on `listener`. Never reads a key.
+pub fn pool_master(config: &Config, listener: &UnixListener, account: Option<Account>, ready: OwnedFd) -> ! {
+    let settings = PoolSettings {
+        start_servers: config.pool.start_servers,
+        max_connections_per_child: config.pool.max_connections_per_child,
+        graceful_shutdown_timeout: config.graceful_shutdown_timeout,
+        account,
+    };
+    let mut handler = HttpWorker {
+        cgi: CgiSettings {
+            script_dirs: config
+                .script_aliases
+                .iter()
+                .map(|alias| ScriptDir {
+                    url_prefix: alias.url_prefix.clone(),
+                    dir: alias.dir.clone(),
+                })
+                .collect(),
+            document_root: config.document_root.clone(),
+            server_software: "weir".to_string(),
+            server_name: config.server_name.clone(),
+            timeout: config.timeout,
+        },
+    };
+    let listener = match listener.try_clone() {
+        Ok(listener) => OwnedFd::from(listener),
+        Err(error) => {
+            tracing::error!(%error, "pool master could not take the pool socket");
+            std::process::exit(1);
+        }
+    };
+    master::run(settings, listener, Some(ready), &mut handler)
+}
+
+/// The edge's life: reads the certificate and key, drops privileges, then serves.
+pub fn edge(
+    config: Arc<Config>,
+    listeners: &[BoundListener],
+    pool_socket: PathBuf,
+    account: Option<Account>,
+    ready: OwnedFd,
+) -> ! {
+    let prepared = match weir_edge::prepare(&config) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            tracing::error!("edge cannot start: {error}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(error) = privileges::drop_to(account.as_ref()) {
+        tracing::error!(%error, "edge could not drop privileges");
+        std::process::exit(1);
+    }
+    let mut inherited = Vec::new();
+    for listener in listeners {
+        match listener.socket.try_clone() {
+            Ok(socket) => inherited.push(InheritedListener {
+                socket,
+                scheme: listener.scheme,
+            }),
+            Err(error) => tracing::error!(%error, "edge could not take a listening socket"),
+        }
+    }
+    match weir_edge::run(config, prepared, inherited, pool_socket, Some(ready)) {
+        Ok(()) => std::process::exit(0),
+        Err(error) => {
+            tracing::error!("edge stopped: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Descriptors each role keeps across the fork.
+pub fn edge_fds(listeners: &[BoundListener], ready: &OwnedFd) -> Vec<i32> {
+    let mut keep: Vec<i32> = listeners.iter().map(|l| l.socket.as_raw_fd()).collect();
+    keep.push(ready.as_raw_fd());
+    keep
+}

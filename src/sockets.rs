@@ -1,0 +1,100 @@
+//! Sockets the supervisor opens before it forks and keeps for the life of the server, so a
+//! restarted edge or pool finds them where they were and no client sees connection refused.
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use weir_conf::{ListenScheme, Listener};
+use weir_prefork::privileges::{self, Account};
+
+/// Apache's default ListenBacklog.
+const LISTEN_BACKLOG: i32 = 511;
+
+/// A bound TCP listener with its scheme.
+pub struct BoundListener {
+    pub socket: TcpListener,
+    pub scheme: ListenScheme,
+    /// The address actually bound (port 0 resolved).
+    pub local: SocketAddr,
+}
+
+/// Why a socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("AH00072: make_sock: could not bind to address {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("could not create the pool socket {path}: {source}")]
+    Pool { path: PathBuf, source: std::io::Error },
+    #[error("could not prepare RuntimeDir {path}: {source}")]
+    RuntimeDir { path: PathBuf, source: std::io::Error },
+}
+
+/// Binds every `Listen` line.
+pub fn bind_all(listeners: &[Listener]) -> Result<Vec<BoundListener>, SocketError> {
+    listeners.iter().map(bind).collect()
+}
+
+fn bind(listener: &Listener) -> Result<BoundListener, SocketError> {
+    let addr = listener.addr;
+    let fail = |source| SocketError::Bind { addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    socket.set_reuse_address(true).map_err(fail)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true).map_err(fail)?;
+    }
+    socket.bind(&addr.into()).map_err(fail)?;
+    socket.listen(LISTEN_BACKLOG).map_err(fail)?;
+    let socket: TcpListener = socket.into();
+    let local = socket.local_addr().map_err(fail)?;
+    Ok(BoundListener {
+        socket,
+        scheme: listener.scheme,
+        local,
+    })
+}
+
+/// Creates RuntimeDir (owned by the run-as account) and the pool's Unix listener in it, mode 0600.
+pub fn pool_listener(runtime_dir: &Path, account: Option<&Account>) -> Result<(UnixListener, PathBuf), SocketError> {
+    let dir_fail = |source| SocketError::RuntimeDir {
+        path: runtime_dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(runtime_dir).map_err(dir_fail)?;
+    std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o755)).map_err(dir_fail)?;
+    privileges::chown_to(runtime_dir, account).map_err(dir_fail)?;
+    let path = runtime_dir.join("pool.sock");
+    let fail = |source| SocketError::Pool {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(fail(error)),
+    }
+    let listener = UnixListener::bind(&path).map_err(fail)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+    privileges::chown_to(&path, account).map_err(fail)?;
+    Ok((listener, path))
+}
+
+/// Writes `RuntimeDir/listen`, one `scheme address` line per listener, atomically: tests and
+/// tools wait for this file, so it appears whole or not at all, once the server is ready.
+pub fn write_address_file(runtime_dir: &Path, listeners: &[BoundListener]) -> std::io::Result<PathBuf> {
+    let mut text = String::new();
+    for listener in listeners {
+        let scheme = match listener.scheme {
+            ListenScheme::Https => "https",
+            ListenScheme::Http => "http",
+        };
+        text.push_str(&format!("{scheme} {}\n", listener.local));
+    }
+    let path = runtime_dir.join("listen");
+    let partial = runtime_dir.join(".listen.partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, &path)?;
+    Ok(path)
+}
