@@ -73,15 +73,19 @@ impl Server {
 
 fn prepare_and_run(config: Arc<Config>) -> Result<i32, String> {
     raise_nofile_limit();
-    let account = Account::resolve(config.user.as_deref(), config.group.as_deref()).map_err(|e| e.to_string())?;
+    let account = Account::resolve(config.user.as_deref(), config.group.as_deref())
+        .map_err(|e| e.to_string())?;
     if config.source == weir_conf::Source::BuiltIn {
-        materialize_default_site(&config).map_err(|e| format!("could not create the default site: {e}"))?;
+        materialize_default_site(&config)
+            .map_err(|e| format!("could not create the default site: {e}"))?;
     }
     let listeners = sockets::bind_all(&config.listeners).map_err(|e| e.to_string())?;
     let (pool_listener, pool_socket) =
         sockets::pool_listener(&config.runtime_dir, account.as_ref()).map_err(|e| e.to_string())?;
-    write_pid_file(&config.pid_file).map_err(|e| format!("PidFile {}: {e}", config.pid_file.display()))?;
-    let mut signals = SignalReader::new().map_err(|e| format!("could not set up signal handling: {e}"))?;
+    write_pid_file(&config.pid_file)
+        .map_err(|e| format!("PidFile {}: {e}", config.pid_file.display()))?;
+    let mut signals =
+        SignalReader::new().map_err(|e| format!("could not set up signal handling: {e}"))?;
     let supervisor = supervisor::Supervisor {
         config,
         account,

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "A hardened edge gateway with a bundled prefork backend")]
+#[command(
+    name = "weir",
+    version,
+    about = "A hardened edge gateway with a bundled prefork backend"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -16,7 +16,12 @@ use weir_prefork::privileges::{self, Account};
 use crate::sockets::BoundListener;
 
 /// The pool master's life: forks workers that accept on `listener`. Never reads a key.
-pub fn pool_master(config: &Config, listener: &UnixListener, account: Option<Account>, ready: OwnedFd) -> ! {
+pub fn pool_master(
+    config: &Config,
+    listener: &UnixListener,
+    account: Option<Account>,
+    ready: OwnedFd,
+) -> ! {
     let settings = PoolSettings {
         start_servers: config.pool.start_servers,
         max_connections_per_child: config.pool.max_connections_per_child,

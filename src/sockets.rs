@@ -25,11 +25,20 @@ pub struct BoundListener {
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
     #[error("AH00072: make_sock: could not bind to address {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("could not create the pool socket {path}: {source}")]
-    Pool { path: PathBuf, source: std::io::Error },
+    Pool {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("could not prepare RuntimeDir {path}: {source}")]
-    RuntimeDir { path: PathBuf, source: std::io::Error },
+    RuntimeDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Binds every `Listen` line.
@@ -40,7 +49,8 @@ pub fn bind_all(listeners: &[Listener]) -> Result<Vec<BoundListener>, SocketErro
 fn bind(listener: &Listener) -> Result<BoundListener, SocketError> {
     let addr = listener.addr;
     let fail = |source| SocketError::Bind { addr, source };
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
     socket.set_reuse_address(true).map_err(fail)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true).map_err(fail)?;
@@ -57,13 +67,17 @@ fn bind(listener: &Listener) -> Result<BoundListener, SocketError> {
 }
 
 /// Creates RuntimeDir (owned by the run-as account) and the pool's Unix listener in it, mode 0600.
-pub fn pool_listener(runtime_dir: &Path, account: Option<&Account>) -> Result<(UnixListener, PathBuf), SocketError> {
+pub fn pool_listener(
+    runtime_dir: &Path,
+    account: Option<&Account>,
+) -> Result<(UnixListener, PathBuf), SocketError> {
     let dir_fail = |source| SocketError::RuntimeDir {
         path: runtime_dir.to_path_buf(),
         source,
     };
     std::fs::create_dir_all(runtime_dir).map_err(dir_fail)?;
-    std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o755)).map_err(dir_fail)?;
+    std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(dir_fail)?;
     privileges::chown_to(runtime_dir, account).map_err(dir_fail)?;
     let path = runtime_dir.join("pool.sock");
     let fail = |source| SocketError::Pool {
@@ -83,7 +97,10 @@ pub fn pool_listener(runtime_dir: &Path, account: Option<&Account>) -> Result<(U
 
 /// Writes `RuntimeDir/listen`, one `scheme address` line per listener, atomically: tests and
 /// tools wait for this file, so it appears whole or not at all, once the server is ready.
-pub fn write_address_file(runtime_dir: &Path, listeners: &[BoundListener]) -> std::io::Result<PathBuf> {
+pub fn write_address_file(
+    runtime_dir: &Path,
+    listeners: &[BoundListener],
+) -> std::io::Result<PathBuf> {
     let mut text = String::new();
     for listener in listeners {
         let scheme = match listener.scheme {

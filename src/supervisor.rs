@@ -78,13 +78,15 @@ impl Supervisor {
         loop {
             self.wait_for_events(signals, &mut [&mut pool, &mut edge]);
             let mut stop = false;
-            while let Some(signal) = signals.next() {
+            while let Some(signal) = signals.pending() {
                 match signal {
                     Signal::SIGTERM | Signal::SIGINT => {
                         tracing::info!("AH00169: caught SIGTERM, shutting down");
                         stop = true;
                     }
-                    Signal::SIGHUP => tracing::warn!("SIGHUP received; reloading is not supported yet, ignoring"),
+                    Signal::SIGHUP => {
+                        tracing::warn!("SIGHUP received; reloading is not supported yet, ignoring")
+                    }
                     _ => {}
                 }
             }
@@ -101,7 +103,12 @@ impl Supervisor {
                     }
                 }
             }
-            if !announced && pool.pid.is_some() && edge.pid.is_some() && pool.ready.is_none() && edge.ready.is_none() {
+            if !announced
+                && pool.pid.is_some()
+                && edge.pid.is_some()
+                && pool.ready.is_none()
+                && edge.ready.is_none()
+            {
                 announced = true;
                 self.announce();
             }
@@ -111,13 +118,23 @@ impl Supervisor {
     fn start(&self, child: &mut Child) -> Result<(), weir_prefork::fork::ForkError> {
         let (ready_read, ready_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
             Ok(pipe) => pipe,
-            Err(source) => return Err(weir_prefork::fork::ForkError::Fork { role: child.role, source }),
+            Err(source) => {
+                return Err(weir_prefork::fork::ForkError::Fork {
+                    role: child.role,
+                    source,
+                })
+            }
         };
         let pid = match child.role {
             Role::PoolMaster => {
                 let keep = [self.pool_listener.as_raw_fd(), ready_write.as_raw_fd()];
                 fork_child(Role::PoolMaster, &keep, || {
-                    roles::pool_master(&self.config, &self.pool_listener, self.account.clone(), ready_write)
+                    roles::pool_master(
+                        &self.config,
+                        &self.pool_listener,
+                        self.account.clone(),
+                        ready_write,
+                    )
                 })?
             }
             _ => {
@@ -149,7 +166,10 @@ impl Supervisor {
             }
         }
         let _ = poll(&mut fds, PollTimeout::from(250u16));
-        let fired: Vec<bool> = fds[1..].iter().map(|fd| fd.any().unwrap_or(false)).collect();
+        let fired: Vec<bool> = fds[1..]
+            .iter()
+            .map(|fd| fd.any().unwrap_or(false))
+            .collect();
         drop(fds);
         let mut index = 0;
         for child in children.iter_mut() {
@@ -172,9 +192,10 @@ impl Supervisor {
         loop {
             let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => (pid, format!("exit status {code}")),
-                Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                    (pid, format!("exit signal {}", signals::describe(signal as i32)))
-                }
+                Ok(WaitStatus::Signaled(pid, signal, _)) => (
+                    pid,
+                    format!("exit signal {}", signals::describe(signal as i32)),
+                ),
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue,
             };
@@ -223,11 +244,17 @@ impl Supervisor {
     fn stop_all(&self, children: &mut [&mut Child]) {
         let deadline = Instant::now() + self.config.graceful_shutdown_timeout;
         for role in [Role::Edge, Role::PoolMaster] {
-            let Some(child) = children.iter_mut().find(|c| c.role == role) else { continue };
+            let Some(child) = children.iter_mut().find(|c| c.role == role) else {
+                continue;
+            };
             let Some(pid) = child.pid else { continue };
             let _ = kill(pid, Signal::SIGTERM);
             if !wait_for_exit(pid, deadline) {
-                tracing::warn!(pid = pid.as_raw(), "{} did not stop in time; killing it", role.title());
+                tracing::warn!(
+                    pid = pid.as_raw(),
+                    "{} did not stop in time; killing it",
+                    role.title()
+                );
                 let _ = kill(pid, Signal::SIGKILL);
                 let _ = waitpid(pid, None);
             }
@@ -245,7 +272,11 @@ impl Supervisor {
 fn wait_for_exit(pid: Pid, deadline: Instant) -> bool {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(done, _)) | Ok(WaitStatus::Signaled(done, _, _)) if done == pid => return true,
+            Ok(WaitStatus::Exited(done, _)) | Ok(WaitStatus::Signaled(done, _, _))
+                if done == pid =>
+            {
+                return true
+            }
             Ok(WaitStatus::StillAlive) => {}
             Err(nix::Error::ECHILD) => return true,
             Ok(_) | Err(_) => continue,
@@ -257,33 +288,31 @@ fn wait_for_exit(pid: Pid, deadline: Instant) -> bool {
     }
 }
 
-/// Workers re-parented to the supervisor: asked to stop, then killed at the deadline.
+/// Processes re-parented to the supervisor (workers of a lost pool master, and what their
+/// scripts started): asked to stop, then killed from the deadline on, until none is left.
 fn kill_orphans(deadline: Instant) {
     let mut asked = false;
     loop {
+        while let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
+            waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG))
+        {}
         let children = child_pids();
         if children.is_empty() {
             return;
         }
-        let signal = if Instant::now() >= deadline {
-            Signal::SIGKILL
-        } else if !asked {
-            Signal::SIGTERM
-        } else {
-            std::thread::sleep(Duration::from_millis(10));
-            while let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
-                waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG))
-            {}
-            continue;
-        };
-        asked = true;
-        for pid in children {
-            let _ = kill(pid, signal);
+        let late = Instant::now() >= deadline;
+        if late || !asked {
+            let signal = if late {
+                Signal::SIGKILL
+            } else {
+                Signal::SIGTERM
+            };
+            for pid in children {
+                let _ = kill(pid, signal);
+            }
+            asked = true;
         }
-        if signal == Signal::SIGKILL {
-            while waitpid(Pid::from_raw(-1), None).is_ok() {}
-            return;
-        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -1,1 +1,7 @@
+//! End-to-end tests: each starts the real weir binary on ephemeral loopback ports.
 
+mod support;
+
+mod config;
+mod processes;
+mod serving;

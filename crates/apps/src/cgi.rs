@@ -88,7 +88,11 @@ fn resolve_in(alias: &ScriptDir, path: &str) -> Result<ScriptTarget, Refusal> {
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         return Err(Refusal::Forbidden);
     }
-    let script_name = format!("{}{}", alias.url_prefix.trim_end_matches('/'), format_args!("/{raw_name}"));
+    let script_name = format!(
+        "{}{}",
+        alias.url_prefix.trim_end_matches('/'),
+        format_args!("/{raw_name}")
+    );
     Ok(ScriptTarget {
         script_name,
         file,
@@ -114,7 +118,12 @@ fn percent_decode(raw: &str) -> Option<String> {
 }
 
 /// Runs the script and writes its response. Errors are answered here; none escapes.
-pub fn serve<W: Write>(settings: &CgiSettings, target: &ScriptTarget, request: &Request, out: ResponseWriter<W>) {
+pub fn serve<W: Write>(
+    settings: &CgiSettings,
+    target: &ScriptTarget,
+    request: &Request,
+    out: ResponseWriter<W>,
+) {
     let child = match spawn(settings, target, request) {
         Ok(child) => child,
         Err(error) => {
@@ -126,7 +135,11 @@ pub fn serve<W: Write>(settings: &CgiSettings, target: &ScriptTarget, request: &
     relay(settings, target, child, out);
 }
 
-fn spawn(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> std::io::Result<Child> {
+fn spawn(
+    settings: &CgiSettings,
+    target: &ScriptTarget,
+    request: &Request,
+) -> std::io::Result<Child> {
     let mut command = Command::new(&target.file);
     command
         .env_clear()
@@ -149,7 +162,10 @@ fn spawn(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> st
     } else {
         // The body goes in a memory file rather than a pipe: the script may read it at any pace,
         // or not at all, while this single-threaded worker reads its output.
-        let fd = nix::sys::memfd::memfd_create(c"weir-cgi-body", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+        let fd = nix::sys::memfd::memfd_create(
+            c"weir-cgi-body",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )?;
         let mut file = std::fs::File::from(fd);
         file.write_all(&request.body)?;
         file.rewind()?;
@@ -159,16 +175,27 @@ fn spawn(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> st
 }
 
 /// The CGI/1.1 meta-variables for this request.
-fn meta_variables(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> Vec<(String, String)> {
-    let host = request.header("x-forwarded-host").or_else(|| request.header("host"));
+fn meta_variables(
+    settings: &CgiSettings,
+    target: &ScriptTarget,
+    request: &Request,
+) -> Vec<(String, String)> {
+    let host = request
+        .header("x-forwarded-host")
+        .or_else(|| request.header("host"));
     let server_name = host
-        .map(|h| h.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(h, |(n, _)| n))
+        .map(|h| {
+            h.rsplit_once(':')
+                .filter(|(_, p)| p.parse::<u16>().is_ok())
+                .map_or(h, |(n, _)| n)
+        })
         .or(settings.server_name.as_deref())
         .unwrap_or("localhost");
     let https = request.header("x-forwarded-proto") == Some("https");
-    let server_port = request
-        .header("x-forwarded-port")
-        .unwrap_or(if https { "443" } else { "80" });
+    let server_port =
+        request
+            .header("x-forwarded-port")
+            .unwrap_or(if https { "443" } else { "80" });
     let mut vars = vec![
         ("GATEWAY_INTERFACE", "CGI/1.1".to_string()),
         ("SERVER_PROTOCOL", request.protocol.clone()),
@@ -180,7 +207,10 @@ fn meta_variables(settings: &CgiSettings, target: &ScriptTarget, request: &Reque
         ("REQUEST_URI", request.target.clone()),
         ("SCRIPT_NAME", target.script_name.clone()),
         ("SCRIPT_FILENAME", target.file.display().to_string()),
-        ("DOCUMENT_ROOT", settings.document_root.display().to_string()),
+        (
+            "DOCUMENT_ROOT",
+            settings.document_root.display().to_string(),
+        ),
         ("PATH", "/usr/local/bin:/usr/bin:/bin".to_string()),
     ]
     .into_iter()
@@ -188,7 +218,9 @@ fn meta_variables(settings: &CgiSettings, target: &ScriptTarget, request: &Reque
     .collect::<Vec<_>>();
     if !target.path_info.is_empty() {
         vars.push(("PATH_INFO".into(), target.path_info.clone()));
-        let translated = settings.document_root.join(target.path_info.trim_start_matches('/'));
+        let translated = settings
+            .document_root
+            .join(target.path_info.trim_start_matches('/'));
         vars.push(("PATH_TRANSLATED".into(), translated.display().to_string()));
     }
     if let Some(client) = request.client {
@@ -198,7 +230,10 @@ fn meta_variables(settings: &CgiSettings, target: &ScriptTarget, request: &Reque
     if https {
         vars.push(("HTTPS".into(), "on".into()));
     }
-    if !request.body.is_empty() || request.header("content-length").is_some() {
+    // RFC 3875 4.1.2: unset when no body is attached. The edge always frames with a
+    // Content-Length, so a method that carries a body is what tells an empty body from none.
+    let carries_body = matches!(request.method.as_str(), "POST" | "PUT" | "PATCH");
+    if !request.body.is_empty() || carries_body {
         vars.push(("CONTENT_LENGTH".into(), request.body.len().to_string()));
     }
     if let Some(content_type) = request.header("content-type") {
@@ -209,7 +244,13 @@ fn meta_variables(settings: &CgiSettings, target: &ScriptTarget, request: &Reque
         // credentials are not passed (RFC 3875 4.1.18); framing is already in CONTENT_*.
         let lower = name.to_ascii_lowercase();
         if name.contains('_')
-            || ["authorization", "proxy-authorization", "content-length", "content-type"].contains(&lower.as_str())
+            || [
+                "authorization",
+                "proxy-authorization",
+                "content-length",
+                "content-type",
+            ]
+            .contains(&lower.as_str())
         {
             continue;
         }
@@ -227,7 +268,12 @@ fn meta_variables(settings: &CgiSettings, target: &ScriptTarget, request: &Reque
 }
 
 /// Reads the script's stdout and stderr together, within the timeout, and relays the response.
-fn relay<W: Write>(settings: &CgiSettings, target: &ScriptTarget, mut child: Child, mut out: ResponseWriter<W>) {
+fn relay<W: Write>(
+    settings: &CgiSettings,
+    target: &ScriptTarget,
+    mut child: Child,
+    mut out: ResponseWriter<W>,
+) {
     let script = target.file.display().to_string();
     let deadline = Instant::now() + settings.timeout;
     let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
@@ -251,7 +297,8 @@ fn relay<W: Write>(settings: &CgiSettings, target: &ScriptTarget, mut child: Chi
             }
             return;
         }
-        let timeout = PollTimeout::try_from(left.as_millis().min(60_000) as u32 + 1).unwrap_or(PollTimeout::MAX);
+        let timeout = PollTimeout::try_from(left.as_millis().min(60_000) as u32 + 1)
+            .unwrap_or(PollTimeout::MAX);
         let mut fds = Vec::with_capacity(2);
         if out_open {
             fds.push(PollFd::new(stdout.as_fd(), PollFlags::POLLIN));
@@ -272,7 +319,9 @@ fn relay<W: Write>(settings: &CgiSettings, target: &ScriptTarget, mut child: Chi
                 match stdout.read(&mut buffer) {
                     Ok(0) | Err(_) => out_open = false,
                     Ok(n) => {
-                        if let Err(()) = on_stdout(&buffer[..n], &mut head, &mut head_done, &mut out, &script) {
+                        if let Err(()) =
+                            on_stdout(&buffer[..n], &mut head, &mut head_done, &mut out, &script)
+                        {
                             failed = true;
                             break;
                         }
@@ -329,7 +378,8 @@ fn on_stdout<W: Write>(
     match crate::cgi_head::CgiHead::parse(&text) {
         Ok(cgi) => {
             *head_done = true;
-            out.head(cgi.status, &cgi.reason, &cgi.headers).map_err(|_| ())?;
+            out.head(cgi.status, &cgi.reason, &cgi.headers)
+                .map_err(|_| ())?;
             out.body(&rest).map_err(|_| ())
         }
         Err(bad) => {
@@ -375,7 +425,10 @@ fn log_stderr(bytes: &[u8], pending: &mut Vec<u8>, script: &str) {
 fn kill_group(child: &mut Child) {
     let pid = child.id() as i32;
     // The script leads its own process group (process_group(0) above), so -pid names it.
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     let _ = child.wait();
 }
 
@@ -410,8 +463,14 @@ mod tests {
         assert_eq!(found.script_name, "/cgi-bin/run.sh");
         assert_eq!(found.path_info, "/a b/c");
         assert_eq!(found.file, script);
-        assert_eq!(s.target("/cgi-bin/plain.txt").unwrap(), Err(Refusal::Forbidden));
-        assert_eq!(s.target("/cgi-bin/..%2fetc").unwrap(), Err(Refusal::NotFound));
+        assert_eq!(
+            s.target("/cgi-bin/plain.txt").unwrap(),
+            Err(Refusal::Forbidden)
+        );
+        assert_eq!(
+            s.target("/cgi-bin/..%2fetc").unwrap(),
+            Err(Refusal::NotFound)
+        );
         assert_eq!(s.target("/cgi-bin/%2e%2e").unwrap(), Err(Refusal::NotFound));
         assert_eq!(s.target("/cgi-bin/").unwrap(), Err(Refusal::NotFound));
         assert!(s.target("/static/x").is_none());

@@ -22,8 +22,8 @@ impl CgiHead {
             let Some((name, value)) = line.split_once(':') else {
                 return Err(line.to_string());
             };
-            let valid_name = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+            let valid_name =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
             if !valid_name || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
                 return Err(line.to_string());
             }
@@ -42,9 +42,21 @@ impl CgiHead {
             }
             headers.push((name.to_string(), value.as_bytes().to_vec()));
         }
-        let (status, text) = status.unwrap_or(if location { (302, String::new()) } else { (200, String::new()) });
-        let reason = if text.is_empty() { reason(status).to_string() } else { text };
-        Ok(CgiHead { status, reason, headers })
+        let (status, text) = status.unwrap_or(if location {
+            (302, String::new())
+        } else {
+            (200, String::new())
+        });
+        let reason = if text.is_empty() {
+            reason(status).to_string()
+        } else {
+            text
+        };
+        Ok(CgiHead {
+            status,
+            reason,
+            headers,
+        })
     }
 }
 

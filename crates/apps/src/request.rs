@@ -157,6 +157,9 @@ mod tests {
     #[test]
     fn short_body_is_truncated() {
         let raw = b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nhello";
-        assert!(matches!(Request::read_from(&mut &raw[..]), Err(ReadError::Truncated)));
+        assert!(matches!(
+            Request::read_from(&mut &raw[..]),
+            Err(ReadError::Truncated)
+        ));
     }
 }

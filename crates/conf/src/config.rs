@@ -217,9 +217,14 @@ impl Config {
     fn validate(&mut self, file: &Path, errors: &mut Vec<ConfigError>) {
         let mut problem = |problem| errors.push(ConfigError::whole_file(file, problem));
         if self.listeners.is_empty() {
-            problem(Problem::Missing { directive: "Listen" });
+            problem(Problem::Missing {
+                directive: "Listen",
+            });
         }
-        let https = self.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
+        let https = self
+            .listeners
+            .iter()
+            .any(|l| l.scheme == ListenScheme::Https);
         if https && self.tls.cert_file.is_none() {
             problem(Problem::Missing {
                 directive: "SSLCertificateFile",
@@ -256,7 +261,7 @@ impl Config {
         }
         // Longest prefix first, so /cgi-bin/admin/ wins over /cgi-bin/.
         self.script_aliases
-            .sort_by(|a, b| b.url_prefix.len().cmp(&a.url_prefix.len()));
+            .sort_by_key(|alias| std::cmp::Reverse(alias.url_prefix.len()));
     }
 
     /// The script alias a URL path falls under, if any.
@@ -313,8 +318,14 @@ mod tests {
         assert_eq!(config.pool.start_servers, 3);
         assert_eq!(config.pool.max_request_workers, 20);
         assert_eq!(config.user.as_deref(), Some("nobody"));
-        assert_eq!(config.error_log, Some(PathBuf::from("/etc/weir/logs/error.log")));
-        assert_eq!(config.script_alias_for("/cgi-bin/x").unwrap().dir, PathBuf::from("/srv/cgi/"));
+        assert_eq!(
+            config.error_log,
+            Some(PathBuf::from("/etc/weir/logs/error.log"))
+        );
+        assert_eq!(
+            config.script_alias_for("/cgi-bin/x").unwrap().dir,
+            PathBuf::from("/srv/cgi/")
+        );
         assert_eq!(config.timeout, Duration::from_secs(5));
     }
 
@@ -325,10 +336,24 @@ mod tests {
             .0;
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(errors.len(), 3, "{text:?}");
-        assert!(text[0].starts_with("Syntax error on line 2 of /etc/weir/weir.conf: Invalid command 'MaxRequestWorker'"));
-        assert!(text[0].contains("did you mean 'MaxRequestWorkers'"), "{}", text[0]);
-        assert!(text[1].contains("line 3") && text[1].contains("StartServers"), "{}", text[1]);
-        assert!(text[2].contains("line 4") && text[2].contains("takes one argument"), "{}", text[2]);
+        assert!(text[0].starts_with(
+            "Syntax error on line 2 of /etc/weir/weir.conf: Invalid command 'MaxRequestWorker'"
+        ));
+        assert!(
+            text[0].contains("did you mean 'MaxRequestWorkers'"),
+            "{}",
+            text[0]
+        );
+        assert!(
+            text[1].contains("line 3") && text[1].contains("StartServers"),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[2].contains("line 4") && text[2].contains("takes one argument"),
+            "{}",
+            text[2]
+        );
     }
 
     #[test]
@@ -336,7 +361,10 @@ mod tests {
         let errors = load("Listen 80\nMaxRequestWorkers 300\nMinSpareServers 20\n").unwrap_err();
         let text = errors.to_string();
         assert!(text.contains("exceeds ServerLimit"), "{text}");
-        assert!(text.contains("MinSpareServers of 20 is above MaxSpareServers of 10"), "{text}");
+        assert!(
+            text.contains("MinSpareServers of 20 is above MaxSpareServers of 10"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -386,7 +386,11 @@ fn module_condition_holds(argument: &str) -> bool {
     };
     let short = module
         .strip_suffix("_module")
-        .or_else(|| module.strip_prefix("mod_").and_then(|m| m.strip_suffix(".c")))
+        .or_else(|| {
+            module
+                .strip_prefix("mod_")
+                .and_then(|m| m.strip_suffix(".c"))
+        })
         .or_else(|| (module == "prefork.c").then_some("mpm_prefork"))
         .unwrap_or(module);
     MODULES.contains(&short) != negated
@@ -399,7 +403,12 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     fn load(text: &str) -> Result<Config, crate::ConfigErrors> {
-        Config::from_text(text, Path::new("t.conf"), Source::BuiltIn, PathBuf::from("/r"))
+        Config::from_text(
+            text,
+            Path::new("t.conf"),
+            Source::BuiltIn,
+            PathBuf::from("/r"),
+        )
     }
 
     #[test]

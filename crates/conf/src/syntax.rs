@@ -121,16 +121,16 @@ pub fn parse(text: &str, file: &Arc<Path>, errors: &mut Vec<ConfigError>) -> Vec
         }
     }
     for (name, _, span, _) in stack {
-        errors.push(ConfigError::at(&span, Some(&name), Problem::UnclosedSection));
+        errors.push(ConfigError::at(
+            &span,
+            Some(&name),
+            Problem::UnclosedSection,
+        ));
     }
     top
 }
 
-fn push(
-    stack: &mut [(String, Vec<String>, Span, Vec<Node>)],
-    top: &mut Vec<Node>,
-    node: Node,
-) {
+fn push(stack: &mut [(String, Vec<String>, Span, Vec<Node>)], top: &mut Vec<Node>, node: Node) {
     match stack.last_mut() {
         Some((_, _, _, children)) => children.push(node),
         None => top.push(node),
@@ -231,7 +231,10 @@ mod tests {
             "# comment\n\n  Listen 8443 https\nHeader set X \"a b \\\" c\"\nStartServers \\\n   5\nServerName 'x y'\n",
         );
         assert_eq!(directive(&nodes[0]), ("Listen", vec!["8443", "https"], 3));
-        assert_eq!(directive(&nodes[1]), ("Header", vec!["set", "X", "a b \" c"], 4));
+        assert_eq!(
+            directive(&nodes[1]),
+            ("Header", vec!["set", "X", "a b \" c"], 4)
+        );
         assert_eq!(directive(&nodes[2]), ("StartServers", vec!["5"], 5));
         assert_eq!(directive(&nodes[3]), ("ServerName", vec!["x y"], 7));
     }
@@ -239,7 +242,13 @@ mod tests {
     #[test]
     fn sections_nest() {
         let nodes = parse_ok("<IfModule mpm_prefork_module>\n StartServers 2\n</IfModule>\n");
-        let Node::Section { name, args, children, .. } = &nodes[0] else {
+        let Node::Section {
+            name,
+            args,
+            children,
+            ..
+        } = &nodes[0]
+        else {
             panic!("{nodes:?}")
         };
         assert_eq!(name, "IfModule");

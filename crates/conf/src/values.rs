@@ -16,9 +16,13 @@ fn bad(directive: &'static str, value: &str, reason: impl Into<String>) -> Probl
 
 /// A whole number in `min..=max`.
 pub fn number(directive: &'static str, value: &str, min: u64, max: u64) -> Result<u64, Problem> {
-    let parsed: u64 = value
-        .parse()
-        .map_err(|_| bad(directive, value, format!("expected a whole number from {min} to {max}")))?;
+    let parsed: u64 = value.parse().map_err(|_| {
+        bad(
+            directive,
+            value,
+            format!("expected a whole number from {min} to {max}"),
+        )
+    })?;
     if !(min..=max).contains(&parsed) {
         return Err(bad(
             directive,
@@ -30,7 +34,12 @@ pub fn number(directive: &'static str, value: &str, min: u64, max: u64) -> Resul
 }
 
 /// A count in `min..=max`, as a `usize`.
-pub fn count(directive: &'static str, value: &str, min: usize, max: usize) -> Result<usize, Problem> {
+pub fn count(
+    directive: &'static str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> Result<usize, Problem> {
     // usize fits in u64 on every platform weir builds for.
     number(directive, value, min as u64, max as u64).map(|n| n as usize)
 }

@@ -51,7 +51,10 @@ impl AccessLog {
 /// `%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`, with Apache's escaping of quotes,
 /// backslashes and control bytes inside the quoted fields.
 pub fn format_combined(entry: &Entry<'_>) -> String {
-    let bytes = entry.bytes.filter(|b| *b > 0).map_or("-".to_string(), |b| b.to_string());
+    let bytes = entry
+        .bytes
+        .filter(|b| *b > 0)
+        .map_or("-".to_string(), |b| b.to_string());
     format!(
         "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"\n",
         entry.client.ip(),

@@ -10,7 +10,9 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 
 /// A body held whole in memory.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// An empty body.

@@ -40,22 +40,39 @@ pub enum EdgeError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("CustomLog {path}: {source}")]
-    AccessLog { path: String, source: std::io::Error },
+    AccessLog {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("DocumentRoot {path}: {source}")]
-    DocumentRoot { path: String, source: std::io::Error },
+    DocumentRoot {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("could not start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
 
 /// Reads what needs privileges: the certificate and key, and the access log file.
 pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
-    let https = config.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
-    let tls = if https { Some(tls::server_config(&config.tls)?) } else { None };
+    let https = config
+        .listeners
+        .iter()
+        .any(|l| l.scheme == ListenScheme::Https);
+    let tls = if https {
+        Some(tls::server_config(&config.tls)?)
+    } else {
+        None
+    };
     let access_log = match &config.custom_log {
-        Some(path) => Some(access_log::AccessLog::open(path).map_err(|source| EdgeError::AccessLog {
-            path: path.display().to_string(),
-            source,
-        })?),
+        Some(path) => {
+            Some(
+                access_log::AccessLog::open(path).map_err(|source| EdgeError::AccessLog {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+            )
+        }
         None => None,
     };
     Ok(Prepared { tls, access_log })
@@ -70,9 +87,11 @@ pub fn run(
     pool_socket: std::path::PathBuf,
     ready: Option<OwnedFd>,
 ) -> Result<(), EdgeError> {
-    let root = static_files::canonical_root(&config.document_root).map_err(|source| EdgeError::DocumentRoot {
-        path: config.document_root.display().to_string(),
-        source,
+    let root = static_files::canonical_root(&config.document_root).map_err(|source| {
+        EdgeError::DocumentRoot {
+            path: config.document_root.display().to_string(),
+            source,
+        }
     })?;
     let site = Arc::new(Site {
         static_files: static_files::StaticFiles {
@@ -83,7 +102,11 @@ pub fn run(
             socket: pool_socket,
             timeout: config.timeout,
         },
-        pool_prefixes: config.script_aliases.iter().map(|a| a.url_prefix.clone()).collect(),
+        pool_prefixes: config
+            .script_aliases
+            .iter()
+            .map(|a| a.url_prefix.clone())
+            .collect(),
         limit_request_body: config.limit_request_body,
         access_log: prepared.access_log,
     });
@@ -100,12 +123,17 @@ pub fn run(
             match tokio::net::TcpListener::from_std(listener.socket) {
                 Ok(socket) => sockets.push(server::Listener {
                     socket,
-                    tls: (listener.scheme == ListenScheme::Https).then(|| acceptor.clone()).flatten(),
+                    tls: (listener.scheme == ListenScheme::Https)
+                        .then(|| acceptor.clone())
+                        .flatten(),
                 }),
                 Err(error) => tracing::error!(%error, "edge could not use a listening socket"),
             }
         }
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::error!("edge could not install its signal handlers");
             return;
         };

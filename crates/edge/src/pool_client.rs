@@ -95,11 +95,18 @@ impl PoolClient {
             .await
             .map_err(PoolError::Worker)?;
         let driver = tokio::spawn(connection);
-        let response = sender.send_request(request).await.map_err(PoolError::Worker)?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(PoolError::Worker)?;
         let (mut parts, incoming) = response.into_parts();
         // Read it all now: the worker is released when its response is in hand, whatever the
         // client's pace. A chunked body cut short by a crash is an error here, never a response.
-        let bytes = incoming.collect().await.map_err(PoolError::Worker)?.to_bytes();
+        let bytes = incoming
+            .collect()
+            .await
+            .map_err(PoolError::Worker)?
+            .to_bytes();
         driver.abort();
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::CONTENT_LENGTH);
@@ -112,7 +119,11 @@ impl PoolClient {
 
 /// Builds the request a worker sees: origin-form target, Host, exactly one Content-Length,
 /// `Connection: close`, the forwarding headers, and none of the client's hop-by-hop headers.
-fn normalize(parts: &http::request::Parts, body: Bytes, client: &ClientFacts) -> Request<Full<Bytes>> {
+fn normalize(
+    parts: &http::request::Parts,
+    body: Bytes,
+    client: &ClientFacts,
+) -> Request<Full<Bytes>> {
     let target = parts
         .uri
         .path_and_query()
@@ -153,10 +164,15 @@ fn normalize(parts: &http::request::Parts, body: Bytes, client: &ClientFacts) ->
     set("x-forwarded-for", client.peer.ip().to_string());
     set("x-forwarded-proto", proto.to_string());
     set("x-forwarded-port", client.local.port().to_string());
-    set("forwarded", format!("for=\"{}\";proto={proto}", client.peer));
+    set(
+        "forwarded",
+        format!("for=\"{}\";proto={proto}", client.peer),
+    );
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = target.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    *request.uri_mut() = target
+        .parse()
+        .unwrap_or_else(|_| http::Uri::from_static("/"));
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
     request

@@ -51,7 +51,10 @@ pub async fn serve(
     let Ok(graceful) = Arc::try_unwrap(graceful) else {
         return;
     };
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after GracefulShutdownTimeout; closing them");
     }
 }
@@ -67,7 +70,9 @@ async fn accept_loop(listener: Listener, site: Arc<Site>, graceful: Arc<Graceful
             }
         };
         let _ = stream.set_nodelay(true);
-        let Ok(local) = stream.local_addr() else { continue };
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
         let facts = site::facts(peer, local, listener.tls.is_some());
         let site = site.clone();
         let tls = listener.tls.clone();
@@ -83,10 +88,18 @@ async fn accept_loop(listener: Listener, site: Arc<Site>, graceful: Arc<Graceful
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT);
-            builder.http2().timer(TokioTimer::new()).max_concurrent_streams(100);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(100);
             let result = match tls {
                 Some(acceptor) => {
-                    let tls_stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let tls_stream = match tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
                         Ok(Ok(tls_stream)) => tls_stream,
                         Ok(Err(error)) => {
                             tracing::debug!(%peer, %error, "TLS handshake failed");

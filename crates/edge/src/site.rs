@@ -28,7 +28,11 @@ pub struct Site {
 
 impl Site {
     /// Answers one request. Never fails: every error becomes a status here.
-    pub async fn handle(self: Arc<Self>, facts: ClientFacts, request: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(
+        self: Arc<Self>,
+        facts: ClientFacts,
+        request: Request<Incoming>,
+    ) -> Response<Body> {
         let started = SystemTime::now();
         let request_line = format!(
             "{} {} {:?}",
@@ -61,7 +65,11 @@ impl Site {
             return body::error_page(StatusCode::METHOD_NOT_ALLOWED);
         }
         let path = request.uri().path();
-        if self.pool_prefixes.iter().any(|prefix| path.starts_with(prefix.as_str())) {
+        if self
+            .pool_prefixes
+            .iter()
+            .any(|prefix| path.starts_with(prefix.as_str()))
+        {
             return self.to_pool(facts, request).await;
         }
         let method = request.method().clone();

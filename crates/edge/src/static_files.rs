@@ -3,8 +3,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use http::{header, HeaderValue, Method, Response, StatusCode};
 use futures_util::StreamExt;
+use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio_util::io::ReaderStream;
@@ -90,7 +90,8 @@ impl StaticFiles {
             body::empty()
         } else {
             // Streamed in 64 KiB pieces: large files are never read whole into memory.
-            let frames = ReaderStream::with_capacity(file, 64 * 1024).map(|piece| piece.map(Frame::data));
+            let frames =
+                ReaderStream::with_capacity(file, 64 * 1024).map(|piece| piece.map(Frame::data));
             StreamBody::new(frames).boxed()
         };
         builder
@@ -107,7 +108,9 @@ pub fn safe_relative_path(raw_path: &str) -> Option<PathBuf> {
     }
     let mut relative = PathBuf::new();
     for segment in raw_path.split('/') {
-        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8().ok()?;
+        let decoded = percent_encoding::percent_decode_str(segment)
+            .decode_utf8()
+            .ok()?;
         if decoded.contains(['/', '\\', '\0']) || decoded == ".." || decoded == "." {
             return None;
         }
@@ -155,7 +158,10 @@ mod tests {
         ] {
             assert_eq!(safe_relative_path(bad), None, "{bad}");
         }
-        assert_eq!(safe_relative_path("/a/b%20c.html"), Some(PathBuf::from("a/b c.html")));
+        assert_eq!(
+            safe_relative_path("/a/b%20c.html"),
+            Some(PathBuf::from("a/b c.html"))
+        );
         assert_eq!(safe_relative_path("/"), Some(PathBuf::new()));
         assert_eq!(safe_relative_path(&format!("/{}", "a".repeat(5000))), None);
     }

@@ -65,7 +65,11 @@ fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
         path: cert_path.display().to_string(),
         reason,
     };
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     let pair = rcgen::generate_simple_self_signed(names).map_err(|e| fail(e.to_string()))?;
     if let Some(dir) = cert_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
@@ -73,7 +77,8 @@ fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
     if let Some(dir) = key_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     }
-    write_private(key_path, pair.signing_key.serialize_pem().as_bytes()).map_err(|e| fail(e.to_string()))?;
+    write_private(key_path, pair.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
     std::fs::write(cert_path, pair.cert.pem()).map_err(|e| fail(e.to_string()))?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed certificate for localhost");
     Ok(())

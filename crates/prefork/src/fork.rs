@@ -44,11 +44,7 @@ pub enum ForkError {
 /// In the child, before `role_main`: the parent's death is signalled to it (SIGTERM), every file
 /// descriptor other than 0, 1, 2 and those in `keep` is closed, and the process title is set.
 /// Signal masks are inherited as they are: the role opens its own handling, then unblocks.
-pub fn fork_child(
-    role: Role,
-    keep: &[RawFd],
-    role_main: impl FnOnce(),
-) -> Result<Pid, ForkError> {
+pub fn fork_child(role: Role, keep: &[RawFd], role_main: impl FnOnce()) -> Result<Pid, ForkError> {
     let threads = thread_count();
     if threads != 1 {
         return Err(ForkError::Threaded { role, threads });

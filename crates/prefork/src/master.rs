@@ -93,7 +93,7 @@ impl Master<'_> {
     fn wait_for_events(&mut self, signals: &mut SignalReader) {
         let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::from(200u16));
-        while let Some(signal) = signals.next() {
+        while let Some(signal) = signals.pending() {
             match signal {
                 Signal::SIGTERM | Signal::SIGINT if self.stopping.is_none() => self.begin_stop(),
                 _ => {}
@@ -102,7 +102,10 @@ impl Master<'_> {
     }
 
     fn begin_stop(&mut self) {
-        tracing::info!(workers = self.workers.len(), "pool master stopping its workers");
+        tracing::info!(
+            workers = self.workers.len(),
+            "pool master stopping its workers"
+        );
         self.stopping = Some(Instant::now());
         for pid in &self.workers {
             let _ = kill(*pid, Signal::SIGTERM);
@@ -116,7 +119,11 @@ impl Master<'_> {
                 Ok(WaitStatus::Exited(pid, code)) => {
                     self.workers.remove(&pid);
                     if code != 0 {
-                        tracing::warn!(worker.pid = pid.as_raw(), code, "child pid {pid} exit status {code}");
+                        tracing::warn!(
+                            worker.pid = pid.as_raw(),
+                            code,
+                            "child pid {pid} exit status {code}"
+                        );
                     }
                 }
                 Ok(WaitStatus::Signaled(pid, signal, core)) => {
@@ -139,7 +146,9 @@ impl Master<'_> {
 
     /// Keeps StartServers workers alive, replacing any that exit.
     fn maintain(&mut self) {
-        while self.workers.len() < self.settings.start_servers && Instant::now() >= self.next_fork_at {
+        while self.workers.len() < self.settings.start_servers
+            && Instant::now() >= self.next_fork_at
+        {
             self.spawn_worker();
         }
     }
@@ -148,7 +157,9 @@ impl Master<'_> {
         let listener = self.listener;
         let max = self.settings.max_connections_per_child;
         let handler = &mut *self.handler;
-        match fork_child(Role::Worker, &[listener, 2], || worker::run(listener, handler, max)) {
+        match fork_child(Role::Worker, &[listener, 2], || {
+            worker::run(listener, handler, max)
+        }) {
             Ok(pid) => {
                 self.workers.insert(pid);
             }

@@ -32,7 +32,10 @@ impl Account {
     /// Resolves `User`/`Group` when running as root. Started as root without `User`, weir runs
     /// its roles as `nobody`, never as root. Started as anyone else, `None`: roles run as the
     /// invoking user, as Apache does.
-    pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Option<Account>, PrivilegeError> {
+    pub fn resolve(
+        user: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<Option<Account>, PrivilegeError> {
         if !Uid::effective().is_root() {
             return Ok(None);
         }
@@ -91,7 +94,9 @@ pub fn drop_to(account: Option<&Account>) -> Result<(), PrivilegeError> {
 
 /// `chown` for paths the roles must own after dropping root (the pool socket, the runtime dir).
 pub fn chown_to(path: &std::path::Path, account: Option<&Account>) -> std::io::Result<()> {
-    let Some(account) = account else { return Ok(()) };
+    let Some(account) = account else {
+        return Ok(());
+    };
     let c_path = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     // SAFETY: c_path is a valid NUL-terminated path for the duration of the call.

@@ -41,7 +41,7 @@ impl SignalReader {
     }
 
     /// The next pending signal, if any.
-    pub fn next(&mut self) -> Option<Signal> {
+    pub fn pending(&mut self) -> Option<Signal> {
         loop {
             match self.fd.read_signal() {
                 Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {

@@ -54,7 +54,11 @@ pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, max_connections
 
 fn install_signal_handling() {
     // No SA_RESTART: the signal must interrupt a blocking accept().
-    let stop = SigAction::new(SigHandler::Handler(request_stop), SaFlags::empty(), SigSet::empty());
+    let stop = SigAction::new(
+        SigHandler::Handler(request_stop),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     // Ctrl-C and a terminal hang-up reach the whole process group; the master decides for workers.
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
@@ -63,7 +67,12 @@ fn install_signal_handling() {
         let _ = nix::sys::signal::sigaction(Signal::SIGUSR1, &stop);
         let _ = nix::sys::signal::sigaction(Signal::SIGINT, &ignore);
         let _ = nix::sys::signal::sigaction(Signal::SIGHUP, &ignore);
-        let _ = nix::sys::signal::sigaction(Signal::SIGCHLD, &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()));
+        // Rust's runtime catches SIGSEGV and SIGBUS to report stack overflows, and a handler that
+        // returns lets a signal sent by kill(2) pass unnoticed. A worker dies of them, as in C.
+        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        for signal in [Signal::SIGCHLD, Signal::SIGSEGV, Signal::SIGBUS] {
+            let _ = nix::sys::signal::sigaction(signal, &default);
+        }
     }
     crate::signals::unblock_all();
 }
