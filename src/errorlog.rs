@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn time_as_apache_writes_it() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_752_000_123_456);
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_694_400_123_456);
         assert_eq!(apache_time(t), "Thu Nov 26 12:00:00.123456 2026");
     }
 }
