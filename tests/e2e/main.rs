@@ -5,3 +5,4 @@ mod support;
 mod config;
 mod processes;
 mod serving;
+mod static_files;

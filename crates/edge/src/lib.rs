@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod body;
+pub mod conditional;
 pub mod pool_client;
 pub mod server;
 pub mod site;

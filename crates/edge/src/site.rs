@@ -72,9 +72,9 @@ impl Site {
         {
             return self.to_pool(facts, request).await;
         }
-        let method = request.method().clone();
-        let path = path.to_string();
-        self.static_files.serve(&method, &path).await
+        self.static_files
+            .serve(request.method(), path, request.headers())
+            .await
     }
 
     async fn to_pool(&self, facts: &ClientFacts, request: Request<Incoming>) -> Response<Body> {

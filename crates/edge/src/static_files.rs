@@ -4,12 +4,14 @@
 use std::path::{Component, Path, PathBuf};
 
 use futures_util::StreamExt;
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use crate::body::{self, Body};
+use crate::conditional::{self, Outcome, Validators};
 
 /// Where static files come from.
 #[derive(Debug, Clone)]
@@ -25,7 +27,12 @@ const MAX_PATH: usize = 4096;
 
 impl StaticFiles {
     /// Answers a GET or HEAD for `raw_path` (still percent-encoded).
-    pub async fn serve(&self, method: &Method, raw_path: &str) -> Response<Body> {
+    pub async fn serve(
+        &self,
+        method: &Method,
+        raw_path: &str,
+        headers: &HeaderMap,
+    ) -> Response<Body> {
         if method != Method::GET && method != Method::HEAD {
             let mut response = body::error_page(StatusCode::METHOD_NOT_ALLOWED);
             response
@@ -78,26 +85,73 @@ impl StaticFiles {
         let Ok(file) = tokio::fs::File::open(&real).await else {
             return body::error_page(StatusCode::FORBIDDEN);
         };
+        let size = meta.len();
+        let validators = Validators::for_file(size, meta.modified().ok());
         let mime = mime_guess::from_path(&real).first_or_octet_stream();
         let mut builder = Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, mime.as_ref())
-            .header(header::CONTENT_LENGTH, meta.len());
-        if let Ok(modified) = meta.modified() {
+            .header(header::ETAG, &validators.etag)
+            .header(header::ACCEPT_RANGES, "bytes");
+        if let Some(modified) = validators.modified {
             builder = builder.header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
+        }
+        let (status, range) = match conditional::evaluate(method, headers, size, &validators) {
+            Outcome::Full => (StatusCode::OK, 0..=size.saturating_sub(1)),
+            Outcome::Partial(range) => (StatusCode::PARTIAL_CONTENT, range),
+            Outcome::NotModified => {
+                return builder
+                    .status(StatusCode::NOT_MODIFIED)
+                    .body(body::empty())
+                    .unwrap_or_else(|_| body::error_page(StatusCode::INTERNAL_SERVER_ERROR));
+            }
+            Outcome::PreconditionFailed => {
+                return body::error_page(StatusCode::PRECONDITION_FAILED)
+            }
+            Outcome::Unsatisfiable => {
+                let mut response = body::error_page(StatusCode::RANGE_NOT_SATISFIABLE);
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+                return response;
+            }
+        };
+        let length = if size == 0 {
+            0
+        } else {
+            range.end() - range.start() + 1
+        };
+        builder = builder
+            .status(status)
+            .header(header::CONTENT_TYPE, mime.as_ref())
+            .header(header::CONTENT_LENGTH, length);
+        if status == StatusCode::PARTIAL_CONTENT {
+            builder = builder.header(
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{size}", range.start(), range.end()),
+            );
         }
         let body = if method == Method::HEAD {
             body::empty()
         } else {
-            // Streamed in 64 KiB pieces: large files are never read whole into memory.
-            let frames =
-                ReaderStream::with_capacity(file, 64 * 1024).map(|piece| piece.map(Frame::data));
-            StreamBody::new(frames).boxed()
+            match stream_file(file, *range.start(), length).await {
+                Ok(body) => body,
+                Err(_) => return body::error_page(StatusCode::INTERNAL_SERVER_ERROR),
+            }
         };
         builder
             .body(body)
             .unwrap_or_else(|_| body::error_page(StatusCode::INTERNAL_SERVER_ERROR))
     }
+}
+
+/// Streams `length` bytes from `start` in 64 KiB pieces: large files are never read whole into
+/// memory.
+async fn stream_file(mut file: tokio::fs::File, start: u64, length: u64) -> std::io::Result<Body> {
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+    }
+    let frames = ReaderStream::with_capacity(file.take(length), 64 * 1024)
+        .map(|piece| piece.map(Frame::data));
+    Ok(StreamBody::new(frames).boxed())
 }
 
 /// Decodes and checks a URL path: no `..`, no `.`, no encoded `/` or `\`, no NUL, not too long.

@@ -70,6 +70,38 @@ impl Client {
         self.request(Proto::H1, "GET", path, Vec::new())
     }
 
+    /// Sends raw bytes over a new TLS connection (HTTP/1.1 by ALPN) and returns everything the
+    /// server sends until it closes. For requests a well-behaved client library would refuse.
+    pub fn raw(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            tokio::time::timeout(DEADLINE, async {
+                let tcp = tokio::net::TcpStream::connect(self.addr)
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?;
+                let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+                let mut stream = tokio_rustls::TlsConnector::from(self.tls.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?;
+                stream
+                    .write_all(bytes)
+                    .await
+                    .map_err(|e| format!("write: {e}"))?;
+                let mut out = Vec::new();
+                // A reset after the answer still leaves the answer.
+                let _ = stream.read_to_end(&mut out).await;
+                Ok(out)
+            })
+            .await
+            .map_err(|_| "raw exchange timed out".to_string())?
+        })
+    }
+
     /// One request on a new connection.
     pub fn request(
         &self,
