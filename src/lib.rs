@@ -6,6 +6,7 @@
 //!
 //! The supervisor is single-threaded and forks; it never starts a thread.
 
+pub mod cli;
 mod errorlog;
 mod roles;
 mod sockets;
@@ -14,6 +15,7 @@ mod supervisor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use weir_apps::{Handler, Request, Response, TlsFacts};
 pub use weir_conf::{Config, ConfigErrors};
 use weir_prefork::privileges::Account;
 use weir_prefork::signals::SignalReader;
@@ -42,13 +44,23 @@ pub fn load_config(file: Option<&Path>) -> Result<Config, ConfigErrors> {
 /// A whole weir: supervisor, edge, pool master and workers.
 pub struct Server {
     config: Arc<Config>,
+    /// Application handlers and their paths; they run only in workers.
+    handlers: Vec<(String, Box<dyn Handler>)>,
 }
 
 impl Server {
     pub fn new(config: Config) -> Self {
         Server {
             config: Arc::new(config),
+            handlers: Vec::new(),
         }
+    }
+
+    /// Registers `handler` on `path`: requests for the path and below it go to the pool, where a
+    /// worker calls the handler (see [`Handler`]).
+    pub fn handler(mut self, path: &str, handler: impl Handler + 'static) -> Self {
+        self.handlers.push((path.to_string(), Box::new(handler)));
+        self
     }
 
     /// Runs until SIGTERM or SIGINT. Returns the process exit status.
@@ -61,7 +73,7 @@ impl Server {
                 return EXIT_STARTUP;
             }
         }
-        match prepare_and_run(config) {
+        match prepare_and_run(config, self.handlers) {
             Ok(code) => code,
             Err(message) => {
                 tracing::error!("{message}");
@@ -71,7 +83,10 @@ impl Server {
     }
 }
 
-fn prepare_and_run(config: Arc<Config>) -> Result<i32, String> {
+fn prepare_and_run(
+    config: Arc<Config>,
+    handlers: Vec<(String, Box<dyn Handler>)>,
+) -> Result<i32, String> {
     raise_nofile_limit();
     let account = Account::resolve(config.user.as_deref(), config.group.as_deref())
         .map_err(|e| e.to_string())?;
@@ -88,6 +103,8 @@ fn prepare_and_run(config: Arc<Config>) -> Result<i32, String> {
         SignalReader::new().map_err(|e| format!("could not set up signal handling: {e}"))?;
     let supervisor = supervisor::Supervisor {
         config,
+        handler_paths: handlers.iter().map(|(path, _)| path.clone()).collect(),
+        handlers,
         account,
         listeners,
         pool_listener,

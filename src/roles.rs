@@ -6,8 +6,8 @@ use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use weir_apps::cgi::{CgiSettings, ScriptDir};
-use weir_apps::HttpWorker;
+use weir_apps::cgi::CgiSettings;
+use weir_apps::{Handler, HttpWorker};
 use weir_conf::Config;
 use weir_edge::InheritedListener;
 use weir_prefork::master::{self, PoolSettings};
@@ -21,6 +21,7 @@ pub fn pool_master(
     listener: &UnixListener,
     account: Option<Account>,
     ready: OwnedFd,
+    handlers: Vec<(String, Box<dyn Handler>)>,
 ) -> ! {
     let settings = PoolSettings {
         start_servers: config.pool.start_servers,
@@ -28,22 +29,7 @@ pub fn pool_master(
         graceful_shutdown_timeout: config.graceful_shutdown_timeout,
         account,
     };
-    let mut handler = HttpWorker {
-        cgi: CgiSettings {
-            script_dirs: config
-                .script_aliases
-                .iter()
-                .map(|alias| ScriptDir {
-                    url_prefix: alias.url_prefix.clone(),
-                    dir: alias.dir.clone(),
-                })
-                .collect(),
-            document_root: config.document_root.clone(),
-            server_software: "weir".to_string(),
-            server_name: config.server_name.clone(),
-            timeout: config.timeout,
-        },
-    };
+    let mut handler = HttpWorker::new(CgiSettings::from_config(config), handlers);
     let listener = match listener.try_clone() {
         Ok(listener) => OwnedFd::from(listener),
         Err(error) => {
@@ -59,6 +45,7 @@ pub fn edge(
     config: Arc<Config>,
     listeners: &[BoundListener],
     pool_socket: PathBuf,
+    handler_paths: Vec<String>,
     account: Option<Account>,
     ready: OwnedFd,
 ) -> ! {
@@ -83,7 +70,14 @@ pub fn edge(
             Err(error) => tracing::error!(%error, "edge could not take a listening socket"),
         }
     }
-    match weir_edge::run(config, prepared, inherited, pool_socket, Some(ready)) {
+    match weir_edge::run(
+        config,
+        prepared,
+        inherited,
+        pool_socket,
+        handler_paths,
+        Some(ready),
+    ) {
         Ok(()) => std::process::exit(0),
         Err(error) => {
             tracing::error!("edge stopped: {error}");

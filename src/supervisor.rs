@@ -54,6 +54,10 @@ impl Child {
 /// What the supervisor owns while it runs.
 pub struct Supervisor {
     pub config: Arc<Config>,
+    /// Application handlers, moved into each pool master this supervisor forks.
+    pub handlers: Vec<(String, Box<dyn weir_apps::Handler>)>,
+    /// Their paths, which the edge routes to the pool.
+    pub handler_paths: Vec<String>,
     pub account: Option<Account>,
     pub listeners: Vec<BoundListener>,
     pub pool_listener: UnixListener,
@@ -62,7 +66,7 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Runs the tree until it is told to stop. Returns the process exit code.
-    pub fn run(self, signals: &mut SignalReader) -> i32 {
+    pub fn run(mut self, signals: &mut SignalReader) -> i32 {
         // Orphaned workers (a pool master that died) are re-parented here, reaped and stopped.
         // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and no pointers.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -115,7 +119,7 @@ impl Supervisor {
         }
     }
 
-    fn start(&self, child: &mut Child) -> Result<(), weir_prefork::fork::ForkError> {
+    fn start(&mut self, child: &mut Child) -> Result<(), weir_prefork::fork::ForkError> {
         let (ready_read, ready_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
             Ok(pipe) => pipe,
             Err(source) => {
@@ -129,11 +133,15 @@ impl Supervisor {
             Role::PoolMaster => {
                 let keep = [self.pool_listener.as_raw_fd(), ready_write.as_raw_fd()];
                 fork_child(Role::PoolMaster, &keep, || {
+                    // This runs in the child, on its own copy of the supervisor's memory: taking
+                    // the handlers leaves the supervisor's for the next pool master it forks.
+                    let handlers = std::mem::take(&mut self.handlers);
                     roles::pool_master(
                         &self.config,
                         &self.pool_listener,
                         self.account.clone(),
                         ready_write,
+                        handlers,
                     )
                 })?
             }
@@ -144,6 +152,7 @@ impl Supervisor {
                         self.config.clone(),
                         &self.listeners,
                         self.pool_socket.clone(),
+                        self.handler_paths.clone(),
                         self.account.clone(),
                         ready_write,
                     )

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use weir_conf::{wire, Config, RLimitValue, RLimits};
+
+use crate::cgi_head::CgiHead;
 use crate::request::Request;
 use crate::response::{reason, ResponseWriter};
 
@@ -27,6 +30,10 @@ pub struct CgiSettings {
     /// Script directories, longest prefix first.
     pub script_dirs: Vec<ScriptDir>,
     pub document_root: PathBuf,
+    /// `CGIInterpreter`: extension (with its dot) and interpreter.
+    pub interpreters: Vec<(String, PathBuf)>,
+    /// RLimitCPU, RLimitMEM, RLimitNPROC for every script.
+    pub rlimits: RLimits,
     /// SERVER_SOFTWARE, as ServerTokens allows.
     pub server_software: String,
     /// SERVER_NAME when the request brings no Host.
@@ -38,6 +45,39 @@ pub struct CgiSettings {
 /// Most bytes of CGI header block accepted before the blank line.
 const MAX_CGI_HEAD: usize = 64 * 1024;
 
+impl CgiSettings {
+    /// The CGI settings of a configuration.
+    pub fn from_config(config: &Config) -> CgiSettings {
+        CgiSettings {
+            script_dirs: config
+                .script_aliases
+                .iter()
+                .map(|alias| ScriptDir {
+                    url_prefix: alias.url_prefix.clone(),
+                    dir: alias.dir.clone(),
+                })
+                .collect(),
+            // Canonical, so the containment check below compares real paths.
+            document_root: std::fs::canonicalize(&config.document_root)
+                .unwrap_or_else(|_| config.document_root.clone()),
+            interpreters: config.cgi_interpreters.clone(),
+            rlimits: config.rlimits,
+            server_software: config.server_tokens.product(),
+            server_name: config.server_name.clone(),
+            timeout: config.timeout,
+        }
+    }
+
+    fn interpreter_for(&self, name: &str) -> Option<&Path> {
+        self.interpreters
+            .iter()
+            .find(|(ext, _)| {
+                name.len() > ext.len() && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext)
+            })
+            .map(|(_, path)| path.as_path())
+    }
+}
+
 /// The script a URL path names, and the PATH_INFO after it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ScriptTarget {
@@ -47,6 +87,10 @@ pub struct ScriptTarget {
     pub file: PathBuf,
     /// PATH_INFO, decoded.
     pub path_info: String,
+    /// The `CGIInterpreter` that runs the file, if it is not run directly.
+    pub interpreter: Option<PathBuf>,
+    /// An `nph-` script, whose output starts with its own status line.
+    pub nph: bool,
 }
 
 /// Why a CGI request did not reach its script.
@@ -59,45 +103,106 @@ pub enum Refusal {
 }
 
 impl CgiSettings {
-    /// Resolves a (still encoded) URL path to a script under one of the script directories.
+    /// Resolves a (still encoded) URL path to a script: one under a script directory, or a file
+    /// under DocumentRoot whose extension has a `CGIInterpreter`. `None`: not a script's path.
     pub fn target(&self, path: &str) -> Option<Result<ScriptTarget, Refusal>> {
-        let alias = self
+        if let Some(alias) = self
             .script_dirs
             .iter()
-            .find(|alias| path.starts_with(&alias.url_prefix))?;
-        Some(resolve_in(alias, path))
+            .find(|alias| path.starts_with(&alias.url_prefix))
+        {
+            return Some(self.resolve_in_alias(alias, path));
+        }
+        if self.interpreters.is_empty() {
+            return None;
+        }
+        let segments = decoded_segments(path)?;
+        let index = segments
+            .iter()
+            .position(|s| self.interpreter_for(s).is_some())?;
+        Some(self.resolve_in_document_root(path, &segments, index))
+    }
+
+    fn resolve_in_alias(&self, alias: &ScriptDir, path: &str) -> Result<ScriptTarget, Refusal> {
+        let rest = path[alias.url_prefix.len()..].trim_start_matches('/');
+        let (raw_name, raw_info) = match rest.find('/') {
+            Some(slash) => (&rest[..slash], &rest[slash..]),
+            None => (rest, ""),
+        };
+        let name = percent_decode(raw_name).ok_or(Refusal::NotFound)?;
+        if !plain_name(&name) {
+            return Err(Refusal::NotFound);
+        }
+        let path_info = percent_decode(raw_info).ok_or(Refusal::NotFound)?;
+        if path_info.contains('\0') {
+            return Err(Refusal::NotFound);
+        }
+        let file = alias.dir.join(&name);
+        let meta = std::fs::metadata(&file).map_err(|_| Refusal::NotFound)?;
+        let interpreter = self.interpreter_for(&name).map(Path::to_path_buf);
+        // A script run directly must be executable; one run by an interpreter need only be a file.
+        if !meta.is_file() || (interpreter.is_none() && meta.permissions().mode() & 0o111 == 0) {
+            return Err(Refusal::Forbidden);
+        }
+        let script_name = format!("{}/{raw_name}", alias.url_prefix.trim_end_matches('/'));
+        Ok(ScriptTarget {
+            script_name,
+            file,
+            path_info,
+            nph: name.starts_with("nph-"),
+            interpreter,
+        })
+    }
+
+    fn resolve_in_document_root(
+        &self,
+        path: &str,
+        segments: &[String],
+        index: usize,
+    ) -> Result<ScriptTarget, Refusal> {
+        let relative: PathBuf = segments[..=index].iter().collect();
+        let file = std::fs::canonicalize(self.document_root.join(relative))
+            .map_err(|_| Refusal::NotFound)?;
+        // A symlink out of the document root is not followed.
+        if !file.starts_with(&self.document_root) {
+            return Err(Refusal::NotFound);
+        }
+        if !std::fs::metadata(&file)
+            .map_err(|_| Refusal::NotFound)?
+            .is_file()
+        {
+            return Err(Refusal::NotFound);
+        }
+        let raw: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let script_name = format!("/{}", raw[..=index].join("/"));
+        let path_info = if index + 1 < segments.len() {
+            format!("/{}", segments[index + 1..].join("/"))
+        } else {
+            String::new()
+        };
+        Ok(ScriptTarget {
+            script_name,
+            interpreter: self
+                .interpreter_for(&segments[index])
+                .map(Path::to_path_buf),
+            file,
+            path_info,
+            nph: false,
+        })
     }
 }
 
-fn resolve_in(alias: &ScriptDir, path: &str) -> Result<ScriptTarget, Refusal> {
-    let rest = path[alias.url_prefix.len()..].trim_start_matches('/');
-    let (raw_name, raw_info) = match rest.find('/') {
-        Some(slash) => (&rest[..slash], &rest[slash..]),
-        None => (rest, ""),
-    };
-    let name = percent_decode(raw_name).ok_or(Refusal::NotFound)?;
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(Refusal::NotFound);
-    }
-    let path_info = percent_decode(raw_info).ok_or(Refusal::NotFound)?;
-    if path_info.contains('\0') {
-        return Err(Refusal::NotFound);
-    }
-    let file = alias.dir.join(&name);
-    let meta = std::fs::metadata(&file).map_err(|_| Refusal::NotFound)?;
-    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-        return Err(Refusal::Forbidden);
-    }
-    let script_name = format!(
-        "{}{}",
-        alias.url_prefix.trim_end_matches('/'),
-        format_args!("/{raw_name}")
-    );
-    Ok(ScriptTarget {
-        script_name,
-        file,
-        path_info,
-    })
+/// A single path segment that names a file in its directory and nothing else.
+fn plain_name(name: &str) -> bool {
+    !(name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']))
+}
+
+/// The decoded non-empty segments of a URL path; `None` if any is not a plain name.
+fn decoded_segments(path: &str) -> Option<Vec<String>> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|raw| percent_decode(raw).filter(|s| plain_name(s)))
+        .collect()
 }
 
 fn percent_decode(raw: &str) -> Option<String> {
@@ -140,7 +245,13 @@ fn spawn(
     target: &ScriptTarget,
     request: &Request,
 ) -> std::io::Result<Child> {
-    let mut command = Command::new(&target.file);
+    let mut command = match &target.interpreter {
+        // The interpreter finds the script through SCRIPT_FILENAME; no arguments are passed, so
+        // a query string can never become command-line options (CVE-2012-1823).
+        Some(interpreter) => Command::new(interpreter),
+        None => Command::new(&target.file),
+    };
+    let limits = rlimit_values(&settings.rlimits);
     command
         .env_clear()
         .envs(meta_variables(settings, target, request))
@@ -152,8 +263,13 @@ fn spawn(
     // SAFETY: the closure runs in the forked child before exec and only makes one
     // async-signal-safe system call. A script must not outlive a worker that crashed.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            for (resource, limit) in &limits {
+                if libc::setrlimit(*resource, limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
@@ -230,6 +346,18 @@ fn meta_variables(
     if https {
         vars.push(("HTTPS".into(), "on".into()));
     }
+    if let Some(tls) = &request.tls {
+        vars.push(("SSL_PROTOCOL".into(), tls.protocol.clone()));
+        vars.push(("SSL_CIPHER".into(), tls.cipher.clone()));
+        vars.push(("SSL_CLIENT_VERIFY".into(), tls.client_verify.clone()));
+        if let Some(subject) = &tls.client_subject {
+            vars.push(("SSL_CLIENT_S_DN".into(), subject.clone()));
+        }
+    }
+    if target.interpreter.is_some() {
+        // php-cgi refuses to run without it (cgi.force_redirect), as behind Apache's Action.
+        vars.push(("REDIRECT_STATUS".into(), "200".into()));
+    }
     // RFC 3875 4.1.2: unset when no body is attached. The edge always frames with a
     // Content-Length, so a method that carries a body is what tells an empty body from none.
     let carries_body = matches!(request.method.as_str(), "POST" | "PUT" | "PATCH");
@@ -244,6 +372,7 @@ fn meta_variables(
         // credentials are not passed (RFC 3875 4.1.18); framing is already in CONTENT_*.
         let lower = name.to_ascii_lowercase();
         if name.contains('_')
+            || wire::is_internal(name)
             || [
                 "authorization",
                 "proxy-authorization",
@@ -281,8 +410,7 @@ fn relay<W: Write>(
         let _ = out.simple(500, reason(500), "The script could not be started.\n");
         return;
     };
-    let mut head = Vec::new();
-    let mut head_done = false;
+    let mut state = Stdout::Head(Vec::new());
     let mut stderr_line = Vec::new();
     let (mut out_open, mut err_open) = (true, true);
     let mut buffer = vec![0u8; 64 * 1024];
@@ -319,9 +447,7 @@ fn relay<W: Write>(
                 match stdout.read(&mut buffer) {
                     Ok(0) | Err(_) => out_open = false,
                     Ok(n) => {
-                        if let Err(()) =
-                            on_stdout(&buffer[..n], &mut head, &mut head_done, &mut out, &script)
-                        {
+                        if let Err(()) = state.take(&buffer[..n], target.nph, &mut out, &script) {
                             failed = true;
                             break;
                         }
@@ -342,10 +468,13 @@ fn relay<W: Write>(
     }
     if failed {
         kill_group(&mut child);
+        if !out.head_sent() {
+            let _ = out.simple(500, reason(500), "The script sent a malformed response.\n");
+        }
         return;
     }
     let _ = child.wait();
-    if !head_done {
+    if matches!(state, Stdout::Head(_)) {
         tracing::error!(%script, "AH01215: End of script output before headers: {script}");
         let _ = out.simple(500, reason(500), "The script sent no response.\n");
         return;
@@ -353,39 +482,57 @@ fn relay<W: Write>(
     let _ = out.finish();
 }
 
-/// Handles a piece of stdout: collects the CGI header block, then streams the body.
-fn on_stdout<W: Write>(
-    bytes: &[u8],
-    head: &mut Vec<u8>,
-    head_done: &mut bool,
-    out: &mut ResponseWriter<W>,
-    script: &str,
-) -> Result<(), ()> {
-    if *head_done {
-        return out.body(bytes).map_err(|_| ());
-    }
-    head.extend_from_slice(bytes);
-    let Some((head_len, body_start)) = find_blank_line(head) else {
-        if head.len() > MAX_CGI_HEAD {
-            tracing::error!(%script, "AH01217: malformed header from script '{script}': header block too large");
-            return Err(());
+/// Where the script's stdout is: in its header block, in its body, or in the body of a local
+/// redirect, which is read and dropped.
+enum Stdout {
+    Head(Vec<u8>),
+    Body,
+    Discard,
+}
+
+impl Stdout {
+    /// Takes a piece of stdout: collects the header block, then streams the body.
+    fn take<W: Write>(
+        &mut self,
+        bytes: &[u8],
+        nph: bool,
+        out: &mut ResponseWriter<W>,
+        script: &str,
+    ) -> Result<(), ()> {
+        let head = match self {
+            Stdout::Body => return out.body(bytes).map_err(|_| ()),
+            Stdout::Discard => return Ok(()),
+            Stdout::Head(head) => head,
+        };
+        head.extend_from_slice(bytes);
+        let Some((head_len, body_start)) = find_blank_line(head) else {
+            if head.len() > MAX_CGI_HEAD {
+                tracing::error!(%script, "AH01217: malformed header from script '{script}': header block too large");
+                return Err(());
+            }
+            return Ok(());
+        };
+        let rest = head.split_off(body_start);
+        head.truncate(head_len);
+        let text = String::from_utf8_lossy(head).into_owned();
+        let cgi = match CgiHead::parse(&text, nph) {
+            Ok(cgi) => cgi,
+            Err(bad) => {
+                tracing::error!(%script, "AH01215: malformed header from script '{script}': Bad header: {bad}");
+                return Err(());
+            }
+        };
+        if let Some(location) = cgi.local_redirect {
+            // RFC 3875 6.2.2: the server answers as if the client had asked for `location`.
+            // The edge does that, since the new target may be a static file or another script.
+            *self = Stdout::Discard;
+            let marker = [(wire::LOCAL_REDIRECT.to_string(), location.into_bytes())];
+            return out.head(200, "OK", &marker).map_err(|_| ());
         }
-        return Ok(());
-    };
-    let rest = head.split_off(body_start);
-    head.truncate(head_len);
-    let text = String::from_utf8_lossy(head).into_owned();
-    match crate::cgi_head::CgiHead::parse(&text) {
-        Ok(cgi) => {
-            *head_done = true;
-            out.head(cgi.status, &cgi.reason, &cgi.headers)
-                .map_err(|_| ())?;
-            out.body(&rest).map_err(|_| ())
-        }
-        Err(bad) => {
-            tracing::error!(%script, "AH01215: malformed header from script '{script}': Bad header: {bad}");
-            Err(())
-        }
+        *self = Stdout::Body;
+        out.head(cgi.status, &cgi.reason, &cgi.headers)
+            .map_err(|_| ())?;
+        out.body(&rest).map_err(|_| ())
     }
 }
 
@@ -422,6 +569,41 @@ fn log_stderr(bytes: &[u8], pending: &mut Vec<u8>, script: &str) {
     }
 }
 
+/// The `setrlimit` calls a script's child process makes before exec, computed beforehand so the
+/// child does nothing but the calls.
+fn rlimit_values(limits: &RLimits) -> Vec<(libc::__rlimit_resource_t, libc::rlimit)> {
+    let mut out = Vec::new();
+    for (resource, limit) in [
+        (libc::RLIMIT_CPU, limits.cpu),
+        (libc::RLIMIT_AS, limits.mem),
+        (libc::RLIMIT_NPROC, limits.nproc),
+    ] {
+        let Some(limit) = limit else { continue };
+        let mut current = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one struct we own.
+        if unsafe { libc::getrlimit(resource, &mut current) } != 0 {
+            continue;
+        }
+        let value = |v: RLimitValue| match v {
+            RLimitValue::Max => current.rlim_max,
+            RLimitValue::Value(n) => n.min(current.rlim_max),
+        };
+        let hard = limit.hard.map_or(current.rlim_max, value);
+        let soft = value(limit.soft).min(hard);
+        out.push((
+            resource,
+            libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            },
+        ));
+    }
+    out
+}
+
 fn kill_group(child: &mut Child) {
     let pid = child.id() as i32;
     // The script leads its own process group (process_group(0) above), so -pid names it.
@@ -443,6 +625,8 @@ mod tests {
                 dir: dir.to_path_buf(),
             }],
             document_root: "/srv/www".into(),
+            interpreters: Vec::new(),
+            rlimits: RLimits::default(),
             server_software: "weir".into(),
             server_name: None,
             timeout: Duration::from_secs(5),

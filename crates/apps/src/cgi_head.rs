@@ -9,15 +9,27 @@ pub struct CgiHead {
     pub reason: String,
     /// Headers to send, without `Status`.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// A local redirect (RFC 3875 6.2.2): `Location` is a local path and no Status was given.
+    pub local_redirect: Option<String>,
 }
 
 impl CgiHead {
-    /// Parses the lines before the blank line. The error is the offending line.
-    pub fn parse(text: &str) -> Result<CgiHead, String> {
+    /// Parses the lines before the blank line. An `nph-` script's first line is its own status
+    /// line (`HTTP/1.1 200 OK`). The error is the offending line.
+    pub fn parse(text: &str, nph: bool) -> Result<CgiHead, String> {
         let mut status = None;
         let mut headers = Vec::new();
-        let mut location = false;
-        for line in text.lines() {
+        let mut location = None;
+        let mut lines = text.lines();
+        if nph {
+            let line = lines.next().unwrap_or("").trim_end_matches('\r');
+            let rest = line
+                .strip_prefix("HTTP/1.1 ")
+                .or_else(|| line.strip_prefix("HTTP/1.0 "))
+                .ok_or_else(|| line.to_string())?;
+            status = Some(parse_status(rest).ok_or_else(|| line.to_string())?);
+        }
+        for line in lines {
             let line = line.trim_end_matches('\r');
             let Some((name, value)) = line.split_once(':') else {
                 return Err(line.to_string());
@@ -28,25 +40,21 @@ impl CgiHead {
                 return Err(line.to_string());
             }
             let value = value.trim();
-            if name.eq_ignore_ascii_case("status") {
-                let (code, text) = value.split_once(' ').unwrap_or((value, ""));
-                let code: u16 = code.parse().map_err(|_| line.to_string())?;
-                if !(100..=999).contains(&code) {
-                    return Err(line.to_string());
-                }
-                status = Some((code, text.trim().to_string()));
+            if name.eq_ignore_ascii_case("status") && !nph {
+                status = Some(parse_status(value).ok_or_else(|| line.to_string())?);
                 continue;
             }
             if name.eq_ignore_ascii_case("location") {
-                location = true;
+                location = Some(value.to_string());
             }
             headers.push((name.to_string(), value.as_bytes().to_vec()));
         }
-        let (status, text) = status.unwrap_or(if location {
-            (302, String::new())
-        } else {
-            (200, String::new())
-        });
+        let local_redirect = match (&status, &location) {
+            (None, Some(path)) if path.starts_with('/') => Some(path.clone()),
+            _ => None,
+        };
+        let default = if location.is_some() { 302 } else { 200 };
+        let (status, text) = status.unwrap_or((default, String::new()));
         let reason = if text.is_empty() {
             reason(status).to_string()
         } else {
@@ -56,8 +64,21 @@ impl CgiHead {
             status,
             reason,
             headers,
+            local_redirect,
         })
     }
+}
+
+/// `NNN reason`, with a three-digit code.
+fn parse_status(value: &str) -> Option<(u16, String)> {
+    let (code, text) = value.split_once(' ').unwrap_or((value, ""));
+    if code.len() != 3 {
+        return None;
+    }
+    let code: u16 = code.parse().ok()?;
+    (100..=999)
+        .contains(&code)
+        .then(|| (code, text.trim().to_string()))
 }
 
 #[cfg(test)]
@@ -66,15 +87,26 @@ mod tests {
 
     #[test]
     fn document_redirect_and_status() {
-        let head = CgiHead::parse("Content-Type: text/plain\r\nX-A:  b ").unwrap();
+        let head = CgiHead::parse("Content-Type: text/plain\r\nX-A:  b ", false).unwrap();
         assert_eq!((head.status, head.reason.as_str()), (200, "OK"));
         assert_eq!(head.headers[1], ("X-A".to_string(), b"b".to_vec()));
-        let head = CgiHead::parse("Location: https://example.com/").unwrap();
-        assert_eq!(head.status, 302);
-        let head = CgiHead::parse("Status: 418 I'm a teapot\nContent-Type: text/plain").unwrap();
+        let head = CgiHead::parse("Location: https://example.com/", false).unwrap();
+        assert_eq!((head.status, head.local_redirect), (302, None));
+        let head = CgiHead::parse("Location: /other?x=1", false).unwrap();
+        assert_eq!(head.local_redirect.as_deref(), Some("/other?x=1"));
+        let head = CgiHead::parse("Status: 301 Moved\nLocation: /other", false).unwrap();
+        assert_eq!((head.status, head.local_redirect), (301, None));
+        let head = CgiHead::parse("HTTP/1.1 203 Odd\r\nX-N: 1", true).unwrap();
+        assert_eq!(
+            (head.status, head.reason.as_str(), head.headers.len()),
+            (203, "Odd", 1)
+        );
+        assert!(CgiHead::parse("Content-Type: text/plain", true).is_err());
+        let head =
+            CgiHead::parse("Status: 418 I'm a teapot\nContent-Type: text/plain", false).unwrap();
         assert_eq!((head.status, head.reason.as_str()), (418, "I'm a teapot"));
         assert_eq!(head.headers.len(), 1);
-        assert!(CgiHead::parse("garbage").is_err());
-        assert!(CgiHead::parse("Status: abc").is_err());
+        assert!(CgiHead::parse("garbage", false).is_err());
+        assert!(CgiHead::parse("Status: abc", false).is_err());
     }
 }

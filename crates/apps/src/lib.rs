@@ -1,41 +1,77 @@
-//! weir-apps: the handlers that run inside prefork workers: CGI/1.1 under `ScriptAlias`.
+//! weir-apps: the code that runs inside prefork workers: CGI/1.1 (with `CGIInterpreter` for
+//! php-cgi) and the Rust [`Handler`] API.
 //!
 //! Runs only in worker processes, which are single-threaded: nothing here starts a thread.
 //! Spawns CGI scripts (fork+exec through `std::process::Command`) but never forks a worker.
-//! Depends on weir-prefork's worker-side types only; no TLS, no async runtime.
+//! Depends on weir-prefork's worker-side types and weir-conf's plain types; no TLS, no async
+//! runtime.
 
 pub mod cgi;
 mod cgi_head;
+pub mod handler;
 pub mod request;
 pub mod response;
 
 use std::os::unix::net::UnixStream;
+use std::panic::AssertUnwindSafe;
 
-use weir_prefork::ConnectionHandler;
+use weir_prefork::{AfterConnection, ConnectionHandler};
+
+pub use crate::handler::{Handler, Response};
+pub use crate::request::{Request, TlsFacts};
 
 use crate::cgi::{CgiSettings, Refusal};
-use crate::request::Request;
 use crate::response::{reason, ResponseWriter};
 
-/// The worker's handler: one request from the edge, dispatched to the CGI script it names.
+/// The worker's connection handler: one request from the edge, to a registered [`Handler`] or to
+/// the CGI script it names.
 pub struct HttpWorker {
     /// CGI settings drawn from the configuration.
     pub cgi: CgiSettings,
+    /// Registered handlers and their paths, most specific first.
+    pub handlers: Vec<(String, Box<dyn Handler>)>,
+}
+
+impl HttpWorker {
+    pub fn new(cgi: CgiSettings, mut handlers: Vec<(String, Box<dyn Handler>)>) -> HttpWorker {
+        handlers.sort_by_key(|(route, _)| std::cmp::Reverse(route.len()));
+        HttpWorker { cgi, handlers }
+    }
 }
 
 impl ConnectionHandler for HttpWorker {
-    fn serve(&mut self, stream: UnixStream) {
+    fn worker_init(&mut self) {
+        for (_, handler) in &mut self.handlers {
+            handler.init();
+        }
+    }
+
+    fn worker_exit(&mut self) {
+        for (_, handler) in &mut self.handlers {
+            handler.exit();
+        }
+    }
+
+    fn serve(&mut self, stream: UnixStream) -> AfterConnection {
         let _ = stream.set_read_timeout(Some(self.cgi.timeout));
         let mut reader = &stream;
         let request = match Request::read_from(&mut reader) {
             Ok(request) => request,
             Err(error) => {
                 tracing::debug!(%error, "worker dropped a request it could not read");
-                return;
+                return AfterConnection::Continue;
             }
         };
         let out = ResponseWriter::new(std::io::BufWriter::with_capacity(64 * 1024, &stream));
-        match self.cgi.target(request.path()) {
+        let path = request.path().to_string();
+        if let Some((_, handler)) = self
+            .handlers
+            .iter_mut()
+            .find(|(route, _)| handler::route_matches(route, &path))
+        {
+            return run_handler(handler.as_mut(), &request, out);
+        }
+        match self.cgi.target(&path) {
             Some(Ok(target)) => cgi::serve(&self.cgi, &target, &request, out),
             Some(Err(Refusal::Forbidden)) => {
                 let _ = out.simple(403, reason(403), "Forbidden\n");
@@ -43,6 +79,34 @@ impl ConnectionHandler for HttpWorker {
             Some(Err(Refusal::NotFound)) | None => {
                 let _ = out.simple(404, reason(404), "Not Found\n");
             }
+        }
+        AfterConnection::Continue
+    }
+}
+
+/// Calls a handler; a panic answers 500 and retires the worker, whose state can no longer be
+/// trusted, so only this request is lost.
+fn run_handler<W: std::io::Write>(
+    handler: &mut dyn Handler,
+    request: &Request,
+    mut out: ResponseWriter<W>,
+) -> AfterConnection {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(request))) {
+        Ok(response) => {
+            let reason = reason(response.status);
+            let sent = out
+                .head(response.status, reason, &response.headers)
+                .and_then(|()| out.body(&response.body))
+                .and_then(|()| out.finish());
+            if let Err(error) = sent {
+                tracing::debug!(%error, "the edge went away before the response was sent");
+            }
+            AfterConnection::Continue
+        }
+        Err(_) => {
+            tracing::error!(target = %request.target, "handler panicked; retiring this worker");
+            let _ = out.simple(500, reason(500), "Internal Server Error\n");
+            AfterConnection::Retire
         }
     }
 }

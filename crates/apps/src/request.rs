@@ -7,6 +7,8 @@
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 
+use weir_conf::wire;
+
 /// Most bytes of request head accepted from the edge (its own limits are far lower).
 const MAX_HEAD: usize = 128 * 1024;
 /// Most header fields accepted from the edge.
@@ -25,6 +27,21 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The client's address as the edge saw it (`Forwarded: for=`).
     pub client: Option<SocketAddr>,
+    /// The TLS connection the request came on, when it came over TLS.
+    pub tls: Option<TlsFacts>,
+}
+
+/// What the edge knew of the client's TLS connection, in mod_ssl's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// `TLSv1.2` or `TLSv1.3` (SSL_PROTOCOL).
+    pub protocol: String,
+    /// OpenSSL's name of the cipher suite (SSL_CIPHER).
+    pub cipher: String,
+    /// `SUCCESS`, `NONE` or `FAILED:reason` (SSL_CLIENT_VERIFY).
+    pub client_verify: String,
+    /// The verified client certificate's subject (SSL_CLIENT_S_DN), when one was sent.
+    pub client_subject: Option<String>,
 }
 
 /// Why a request from the edge could not be read.
@@ -91,8 +108,18 @@ impl Request {
             headers,
             body: Vec::new(),
             client: None,
+            tls: None,
         };
         request.client = request.header("forwarded").and_then(forwarded_for);
+        request.tls = request.header(wire::SSL_PROTOCOL).map(|protocol| TlsFacts {
+            protocol: protocol.to_string(),
+            cipher: request.header(wire::SSL_CIPHER).unwrap_or("").to_string(),
+            client_verify: request
+                .header(wire::SSL_CLIENT_VERIFY)
+                .unwrap_or("NONE")
+                .to_string(),
+            client_subject: request.header(wire::SSL_CLIENT_S_DN).map(str::to_string),
+        });
         Ok(request)
     }
 
@@ -112,6 +139,11 @@ impl Request {
                 .parse()
                 .map_err(|_| ReadError::Malformed(format!("bad Content-Length {value:?}"))),
         }
+    }
+
+    /// `X-Request-Id`: the client's own when it was well-formed, else one the edge made.
+    pub fn request_id(&self) -> Option<&str> {
+        self.header("x-request-id")
     }
 
     /// The path part of the target, still percent-encoded.

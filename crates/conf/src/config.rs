@@ -79,6 +79,69 @@ impl Default for Pool {
     }
 }
 
+/// `ServerTokens`: how much the `Server` header and SERVER_SOFTWARE say about the software.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerTokens {
+    /// `weir` (the default: a public appliance names no version).
+    #[default]
+    Prod,
+    /// `weir/0`.
+    Major,
+    /// `weir/0.1`.
+    Minor,
+    /// `weir/0.1.0`.
+    Min,
+    /// `weir/0.1.0 (Unix)`.
+    Os,
+    /// `weir/0.1.0 (Unix)`; weir has no modules to list.
+    Full,
+}
+
+impl ServerTokens {
+    /// The product string for this setting.
+    pub fn product(self) -> String {
+        let version = env!("CARGO_PKG_VERSION");
+        let mut parts = version.split('.');
+        let major = parts.next().unwrap_or("0");
+        let minor = parts.next().unwrap_or("0");
+        match self {
+            ServerTokens::Prod => "weir".to_string(),
+            ServerTokens::Major => format!("weir/{major}"),
+            ServerTokens::Minor => format!("weir/{major}.{minor}"),
+            ServerTokens::Min => format!("weir/{version}"),
+            ServerTokens::Os | ServerTokens::Full => format!("weir/{version} (Unix)"),
+        }
+    }
+}
+
+/// One bound of an `RLimit*` directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RLimitValue {
+    /// `max`: as high as the system allows (the hard limit weir was started with).
+    Max,
+    /// A number: seconds for CPU, bytes for memory, processes for NPROC.
+    Value(u64),
+}
+
+/// `RLimitCPU|RLimitMEM|RLimitNPROC soft [hard]`, as Apache reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RLimit {
+    pub soft: RLimitValue,
+    /// When not given, the hard limit is left as it is.
+    pub hard: Option<RLimitValue>,
+}
+
+/// The resource limits applied to workers and the scripts they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RLimits {
+    /// RLIMIT_CPU, seconds.
+    pub cpu: Option<RLimit>,
+    /// RLIMIT_AS, bytes.
+    pub mem: Option<RLimit>,
+    /// RLIMIT_NPROC, processes of the run-as user.
+    pub nproc: Option<RLimit>,
+}
+
 /// `ScriptAlias URL-path directory`: requests under the URL path run scripts from the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptAlias {
@@ -128,6 +191,13 @@ pub struct Config {
     pub limit_request_body: u64,
     /// Script directories, longest URL prefix first.
     pub script_aliases: Vec<ScriptAlias>,
+    /// `CGIInterpreter .ext /path/to/interpreter`: files with the extension, under DocumentRoot
+    /// or a ScriptAlias directory, run through the interpreter in a worker (php-cgi for `.php`).
+    pub cgi_interpreters: Vec<(String, PathBuf)>,
+    /// What the `Server` header and SERVER_SOFTWARE say.
+    pub server_tokens: ServerTokens,
+    /// Resource limits for workers and scripts.
+    pub rlimits: RLimits,
 }
 
 impl Config {
@@ -151,6 +221,9 @@ impl Config {
             graceful_shutdown_timeout: Duration::from_secs(30),
             limit_request_body: 1 << 30,
             script_aliases: Vec::new(),
+            cgi_interpreters: Vec::new(),
+            server_tokens: ServerTokens::default(),
+            rlimits: RLimits::default(),
             server_root,
         }
     }
@@ -269,6 +342,16 @@ impl Config {
         self.script_aliases
             .iter()
             .find(|alias| path.starts_with(&alias.url_prefix))
+    }
+
+    /// The interpreter for a file name, by its extension (case-insensitive), if any.
+    pub fn interpreter_for(&self, name: &str) -> Option<&Path> {
+        self.cgi_interpreters
+            .iter()
+            .find(|(ext, _)| {
+                name.len() > ext.len() && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext)
+            })
+            .map(|(_, path)| path.as_path())
     }
 
     /// The file whose changes name the configuration in messages.

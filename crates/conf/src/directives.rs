@@ -278,6 +278,74 @@ pub const DIRECTIVES: &[Directive] = &[
             Ok(())
         },
     },
+    Directive {
+        name: "ServerTokens",
+        args: (1, 1),
+        help: "'Prod', 'Major', 'Minor', 'Min', 'OS' or 'Full'",
+        apply: |config, args| {
+            use crate::config::ServerTokens;
+            config.server_tokens = match args[0].to_ascii_lowercase().as_str() {
+                "prod" | "productonly" => ServerTokens::Prod,
+                "major" => ServerTokens::Major,
+                "minor" => ServerTokens::Minor,
+                "min" | "minimal" => ServerTokens::Min,
+                "os" => ServerTokens::Os,
+                "full" => ServerTokens::Full,
+                _ => {
+                    return Err(Problem::BadValue {
+                        directive: "ServerTokens",
+                        value: args[0].clone(),
+                        reason: "expected Prod, Major, Minor, Min, OS or Full".to_string(),
+                    })
+                }
+            };
+            Ok(())
+        },
+    },
+    Directive {
+        name: "CGIInterpreter",
+        args: (2, 2),
+        help: "a file extension such as .php and the interpreter that runs such files",
+        apply: |config, args| {
+            if !args[0].starts_with('.') || args[0].len() < 2 || args[0].contains('/') {
+                return Err(Problem::BadValue {
+                    directive: "CGIInterpreter",
+                    value: args[0].clone(),
+                    reason: "the extension must start with a dot, such as .php".to_string(),
+                });
+            }
+            let interpreter = config.resolve(&args[1]);
+            config.cgi_interpreters.push((args[0].clone(), interpreter));
+            Ok(())
+        },
+    },
+    Directive {
+        name: "RLimitCPU",
+        args: (1, 2),
+        help: "Soft/hard limits for max CPU usage in seconds",
+        apply: |config, args| {
+            config.rlimits.cpu = Some(values::rlimit("RLimitCPU", args)?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "RLimitMEM",
+        args: (1, 2),
+        help: "Soft/hard limits for max memory usage per process",
+        apply: |config, args| {
+            config.rlimits.mem = Some(values::rlimit("RLimitMEM", args)?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "RLimitNPROC",
+        args: (1, 2),
+        help: "soft/hard limits for max number of processes per uid",
+        apply: |config, args| {
+            config.rlimits.nproc = Some(values::rlimit("RLimitNPROC", args)?);
+            Ok(())
+        },
+    },
 ];
 
 fn find(name: &str) -> Option<&'static Directive> {
@@ -445,6 +513,34 @@ mod tests {
         let config = load("Listen 80\nMaxClients 7\nMaxRequestsPerChild 100\n").unwrap();
         assert_eq!(config.pool.max_request_workers, 7);
         assert_eq!(config.pool.max_connections_per_child, 100);
+    }
+
+    #[test]
+    fn tokens_interpreters_and_rlimits() {
+        use crate::config::{RLimit, RLimitValue, ServerTokens};
+        let config = load(
+            "Listen 80\nServerTokens Full\nCGIInterpreter .php /usr/bin/php-cgi\nRLimitCPU 10 max\nRLimitMEM 104857600\n",
+        )
+        .unwrap();
+        assert_eq!(config.server_tokens, ServerTokens::Full);
+        assert_eq!(
+            config.interpreter_for("index.PHP"),
+            Some(Path::new("/usr/bin/php-cgi"))
+        );
+        assert_eq!(config.interpreter_for(".php"), None);
+        assert_eq!(
+            config.rlimits.cpu,
+            Some(RLimit {
+                soft: RLimitValue::Value(10),
+                hard: Some(RLimitValue::Max)
+            })
+        );
+        assert_eq!(config.rlimits.mem.unwrap().hard, None);
+        assert!(load("Listen 80\nRLimitCPU 10 5\n").is_err());
+        assert!(load("Listen 80\nServerTokens Everything\n").is_err());
+        assert!(load("Listen 80\nCGIInterpreter php /usr/bin/php-cgi\n").is_err());
+        assert_eq!(ServerTokens::Prod.product(), "weir");
+        assert!(ServerTokens::Full.product().ends_with(" (Unix)"));
     }
 
     #[test]

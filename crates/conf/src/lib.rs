@@ -13,8 +13,12 @@ mod directives;
 mod error;
 mod syntax;
 mod values;
+pub mod wire;
 
-pub use config::{Config, ListenScheme, Listener, Pool, ScriptAlias, Source, Tls};
+pub use config::{
+    Config, ListenScheme, Listener, Pool, RLimit, RLimitValue, RLimits, ScriptAlias, ServerTokens,
+    Source, Tls,
+};
 pub use error::{ConfigError, ConfigErrors, Problem};
 
 /// The configuration `weir run` uses when no file is given: HTTPS on 127.0.0.1:8443 with a

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::config::{ListenScheme, Listener};
+use crate::config::{ListenScheme, Listener, RLimit, RLimitValue};
 use crate::error::Problem;
 
 fn bad(directive: &'static str, value: &str, reason: impl Into<String>) -> Problem {
@@ -73,6 +73,29 @@ pub fn listen(args: &[String]) -> Result<Listener, Problem> {
         }
     };
     Ok(Listener { addr, scheme })
+}
+
+/// `soft [hard]` for the `RLimit*` directives: each a number or `max`.
+pub fn rlimit(directive: &'static str, args: &[String]) -> Result<RLimit, Problem> {
+    let one = |value: &String| -> Result<RLimitValue, Problem> {
+        if value.eq_ignore_ascii_case("max") {
+            Ok(RLimitValue::Max)
+        } else {
+            number(directive, value, 0, i64::MAX as u64).map(RLimitValue::Value)
+        }
+    };
+    let soft = one(&args[0])?;
+    let hard = args.get(1).map(one).transpose()?;
+    if let (RLimitValue::Value(soft), Some(RLimitValue::Value(hard))) = (soft, hard) {
+        if soft > hard {
+            return Err(bad(
+                directive,
+                &args[0],
+                format!("the soft limit is above the hard limit {hard}"),
+            ));
+        }
+    }
+    Ok(RLimit { soft, hard })
 }
 
 /// Edit distance, for suggesting the directive an operator meant.

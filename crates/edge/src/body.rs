@@ -35,3 +35,8 @@ pub fn error_page(status: StatusCode) -> Response<Body> {
     );
     response
 }
+
+/// An empty 200 response, for answers that are replaced before they are sent.
+pub fn empty_response() -> Response<Body> {
+    Response::new(empty())
+}

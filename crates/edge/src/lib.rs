@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod body;
 pub mod conditional;
 pub mod pool_client;
+pub mod routes;
 pub mod server;
 pub mod site;
 pub mod static_files;
@@ -86,6 +87,7 @@ pub fn run(
     prepared: Prepared,
     listeners: Vec<InheritedListener>,
     pool_socket: std::path::PathBuf,
+    handler_paths: Vec<String>,
     ready: Option<OwnedFd>,
 ) -> Result<(), EdgeError> {
     let root = static_files::canonical_root(&config.document_root).map_err(|source| {
@@ -94,20 +96,20 @@ pub fn run(
             source,
         }
     })?;
+    let routes = routes::PoolRoutes::new(&config, handler_paths);
     let site = Arc::new(Site {
         static_files: static_files::StaticFiles {
             root,
             index: config.directory_index.clone(),
+            routes: routes.clone(),
         },
         pool: pool_client::PoolClient {
             socket: pool_socket,
             timeout: config.timeout,
         },
-        pool_prefixes: config
-            .script_aliases
-            .iter()
-            .map(|a| a.url_prefix.clone())
-            .collect(),
+        routes,
+        server_header: http::HeaderValue::from_str(&config.server_tokens.product())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("weir")),
         limit_request_body: config.limit_request_body,
         access_log: prepared.access_log,
     });

@@ -11,6 +11,8 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
+use weir_conf::wire;
+
 use crate::body::{self, Body};
 
 /// How the edge reaches the pool.
@@ -27,7 +29,57 @@ pub struct PoolClient {
 pub struct ClientFacts {
     pub peer: SocketAddr,
     pub local: SocketAddr,
-    pub https: bool,
+    /// The TLS session, on https listeners.
+    pub tls: Option<TlsInfo>,
+}
+
+/// A TLS session in mod_ssl's terms.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub protocol: &'static str,
+    /// OpenSSL's name for the suite, as mod_ssl's SSL_CIPHER gives it.
+    pub cipher: &'static str,
+}
+
+impl TlsInfo {
+    pub fn of(connection: &rustls::ServerConnection) -> TlsInfo {
+        let protocol = match connection.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "unknown",
+        };
+        let cipher = connection
+            .negotiated_cipher_suite()
+            .map_or("unknown", |suite| openssl_name(suite.suite()));
+        TlsInfo { protocol, cipher }
+    }
+}
+
+/// OpenSSL's names for the suites rustls offers: what mod_ssl puts in SSL_CIPHER, and what
+/// scripts written for Apache compare against.
+fn openssl_name(suite: rustls::CipherSuite) -> &'static str {
+    use rustls::CipherSuite as S;
+    match suite {
+        S::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
+        S::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
+        S::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
+        S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
+        S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-ECDSA-CHACHA20-POLY1305",
+        S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
+        S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
+        S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
+        _ => "unknown",
+    }
+}
+
+/// What the pool answered.
+pub enum PoolAnswer {
+    /// A response for the client.
+    Response(Response<Body>),
+    /// A CGI local redirect: answer with a GET of this local URL instead.
+    LocalRedirect(String),
 }
 
 /// Why the pool did not answer.
@@ -52,7 +104,8 @@ impl PoolError {
 }
 
 /// Headers the edge sets itself; a client's copies are removed so none can be spoofed.
-const EDGE_OWNED: [&str; 6] = [
+const EDGE_OWNED: [&str; 7] = [
+    "x-request-id",
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-proto",
@@ -79,7 +132,7 @@ impl PoolClient {
         parts: &http::request::Parts,
         body: Bytes,
         client: &ClientFacts,
-    ) -> Result<Response<Body>, PoolError> {
+    ) -> Result<PoolAnswer, PoolError> {
         let request = normalize(parts, body, client);
         match tokio::time::timeout(self.timeout, self.exchange(request)).await {
             Ok(result) => result,
@@ -87,7 +140,7 @@ impl PoolClient {
         }
     }
 
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Response<Body>, PoolError> {
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<PoolAnswer, PoolError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(PoolError::Connect)?;
@@ -112,8 +165,18 @@ impl PoolClient {
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.remove("x-powered-by");
         parts.headers.remove(header::SERVER);
+        let local_redirect = parts
+            .headers
+            .get(wire::LOCAL_REDIRECT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        remove_internal(&mut parts.headers);
         parts.version = Version::HTTP_11;
-        Ok(Response::from_parts(parts, body::full(bytes)))
+        let response = Response::from_parts(parts, body::full(bytes));
+        Ok(match local_redirect {
+            Some(target) => PoolAnswer::LocalRedirect(target),
+            None => PoolAnswer::Response(response),
+        })
     }
 }
 
@@ -146,10 +209,15 @@ fn normalize(
     for name in EDGE_OWNED {
         headers.remove(name);
     }
+    remove_internal(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
     headers.remove(header::HOST);
     headers.remove(header::UPGRADE);
-    let proto = if client.https { "https" } else { "http" };
+    let proto = if client.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let mut set = |name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(HeaderName::from_static(name), value);
@@ -168,6 +236,12 @@ fn normalize(
         "forwarded",
         format!("for=\"{}\";proto={proto}", client.peer),
     );
+    set("x-request-id", request_id(&parts.headers));
+    if let Some(tls) = &client.tls {
+        set(wire::SSL_PROTOCOL, tls.protocol.to_string());
+        set(wire::SSL_CIPHER, tls.cipher.to_string());
+        set(wire::SSL_CLIENT_VERIFY, "NONE".to_string());
+    }
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = target
@@ -176,6 +250,47 @@ fn normalize(
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
     request
+}
+
+/// The request id the worker sees: the client's own `X-Request-Id` when it is a plain token (so
+/// a device can use it as an idempotency key across retries), otherwise one made here.
+fn request_id(headers: &HeaderMap) -> String {
+    let client = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+    match client {
+        Some(id) => id.to_string(),
+        None => new_request_id(),
+    }
+}
+
+/// A new id: this edge's pid, the time and a counter, unique across the edges of one machine.
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:x}-{micros:x}-{n:x}", std::process::id())
+}
+
+/// Removes every `x-weir-*` header: they are weir's own, never a client's or a script's.
+pub fn remove_internal(headers: &mut HeaderMap) {
+    let internal: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| wire::is_internal(name.as_str()))
+        .cloned()
+        .collect();
+    for name in internal {
+        headers.remove(name);
+    }
 }
 
 /// Removes hop-by-hop headers, and every header the Connection header names.
@@ -209,13 +324,18 @@ mod tests {
             .header("x-secret", "1")
             .header("transfer-encoding", "chunked")
             .header("x-app", "kept")
+            .header("x-weir-ssl-client-s-dn", "CN=forged")
+            .header("x-request-id", "device-42:retry.1")
             .body(())
             .unwrap();
         let (parts, ()) = request.into_parts();
         let client = ClientFacts {
             peer: "10.0.0.7:5555".parse().unwrap(),
             local: "127.0.0.1:8443".parse().unwrap(),
-            https: true,
+            tls: Some(TlsInfo {
+                protocol: "TLSv1.3",
+                cipher: "TLS_AES_128_GCM_SHA256",
+            }),
         };
         let normalized = normalize(&parts, Bytes::from_static(b"abc"), &client);
         let h = normalized.headers();
@@ -229,5 +349,11 @@ mod tests {
         assert!(h.get("x-secret").is_none());
         assert!(h.get("transfer-encoding").is_none());
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert!(h.get("x-weir-ssl-client-s-dn").is_none());
+        assert_eq!(h["x-weir-ssl-protocol"], "TLSv1.3");
+        assert_eq!(h["x-request-id"], "device-42:retry.1");
+        let mut bad = HeaderMap::new();
+        bad.insert("x-request-id", HeaderValue::from_static("has space"));
+        assert_ne!(request_id(&bad), "has space");
     }
 }

@@ -10,7 +10,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::site::{self, Site};
+use crate::pool_client::{ClientFacts, TlsInfo};
+use crate::site::Site;
 
 /// A TLS handshake that takes longer than this is abandoned (RequestReadTimeout handshake=10).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,33 +74,15 @@ async fn accept_loop(listener: Listener, site: Arc<Site>, graceful: Arc<Graceful
         let Ok(local) = stream.local_addr() else {
             continue;
         };
-        let facts = site::facts(peer, local, listener.tls.is_some());
         let site = site.clone();
         let tls = listener.tls.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let site = site.clone();
-                let facts = facts.clone();
-                async move { Ok::<_, std::convert::Infallible>(site.handle(facts, request).await) }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(100);
             let result = match tls {
                 Some(acceptor) => {
-                    let tls_stream = match tokio::time::timeout(
-                        HANDSHAKE_TIMEOUT,
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                    let tls_stream = match handshake {
                         Ok(Ok(tls_stream)) => tls_stream,
                         Ok(Err(error)) => {
                             tracing::debug!(%peer, %error, "TLS handshake failed");
@@ -110,11 +93,26 @@ async fn accept_loop(listener: Listener, site: Arc<Site>, graceful: Arc<Graceful
                             return;
                         }
                     };
-                    let connection = builder.serve_connection(TokioIo::new(tls_stream), service);
+                    let tls = TlsInfo::of(tls_stream.get_ref().1);
+                    let facts = ClientFacts {
+                        peer,
+                        local,
+                        tls: Some(tls),
+                    };
+                    let builder = http_builder();
+                    let connection =
+                        builder.serve_connection(TokioIo::new(tls_stream), service(site, facts));
                     watcher.watch(connection.into_owned()).await
                 }
                 None => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let facts = ClientFacts {
+                        peer,
+                        local,
+                        tls: None,
+                    };
+                    let builder = http_builder();
+                    let connection =
+                        builder.serve_connection(TokioIo::new(stream), service(site, facts));
                     watcher.watch(connection.into_owned()).await
                 }
             };
@@ -123,4 +121,37 @@ async fn accept_loop(listener: Listener, site: Arc<Site>, graceful: Arc<Graceful
             }
         });
     }
+}
+
+/// hyper's server for one connection: HTTP/1.1, or h2 when the client starts with its preface.
+fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(100);
+    builder
+}
+
+/// The per-request service of one connection.
+fn service(
+    site: Arc<Site>,
+    facts: ClientFacts,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<crate::body::Body>,
+    Error = std::convert::Infallible,
+    Future = impl std::future::Future<
+        Output = Result<http::Response<crate::body::Body>, std::convert::Infallible>,
+    > + Send,
+> + Clone {
+    service_fn(move |request| {
+        let site = site.clone();
+        let facts = facts.clone();
+        async move { Ok::<_, std::convert::Infallible>(site.handle(facts, request).await) }
+    })
 }

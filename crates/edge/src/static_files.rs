@@ -12,6 +12,7 @@ use tokio_util::io::ReaderStream;
 
 use crate::body::{self, Body};
 use crate::conditional::{self, Outcome, Validators};
+use crate::routes::PoolRoutes;
 
 /// Where static files come from.
 #[derive(Debug, Clone)]
@@ -20,6 +21,16 @@ pub struct StaticFiles {
     pub root: PathBuf,
     /// DirectoryIndex names, tried in order.
     pub index: Vec<String>,
+    /// Which files are code (`CGIInterpreter` extensions): those are never sent as they are.
+    pub routes: PoolRoutes,
+}
+
+/// What the static side makes of a request.
+pub enum Served {
+    /// The answer.
+    Response(Response<Body>),
+    /// The directory's index is code (`index.php`): the pool must run this URL path instead.
+    Code(String),
 }
 
 /// Longest URL path accepted for a file lookup.
@@ -27,11 +38,23 @@ const MAX_PATH: usize = 4096;
 
 impl StaticFiles {
     /// Answers a GET or HEAD for `raw_path` (still percent-encoded).
-    pub async fn serve(
+    pub async fn serve(&self, method: &Method, raw_path: &str, headers: &HeaderMap) -> Served {
+        let mut index_name = None;
+        let response = self
+            .respond(method, raw_path, headers, &mut index_name)
+            .await;
+        match index_name {
+            Some(name) if self.routes.is_code(&name) => Served::Code(format!("{raw_path}{name}")),
+            _ => Served::Response(response),
+        }
+    }
+
+    async fn respond(
         &self,
         method: &Method,
         raw_path: &str,
         headers: &HeaderMap,
+        index_name: &mut Option<String>,
     ) -> Response<Body> {
         if method != Method::GET && method != Method::HEAD {
             let mut response = body::error_page(StatusCode::METHOD_NOT_ALLOWED);
@@ -66,6 +89,7 @@ impl StaticFiles {
                         if let Ok(m) = tokio::fs::metadata(&candidate).await {
                             if m.is_file() {
                                 found = Some((candidate, m));
+                                *index_name = Some(name.clone());
                                 break;
                             }
                         }
@@ -81,6 +105,18 @@ impl StaticFiles {
         }
         if !meta.is_file() {
             return body::error_page(StatusCode::NOT_FOUND);
+        }
+        if index_name
+            .as_deref()
+            .is_some_and(|name| self.routes.is_code(name))
+        {
+            // The caller hands this request to the pool; nothing of the file is sent.
+            return body::empty_response();
+        }
+        let real_name = real.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if self.routes.is_code(real_name) {
+            // Code reached through another name (a symlink): its source is never sent.
+            return body::error_page(StatusCode::FORBIDDEN);
         }
         let Ok(file) = tokio::fs::File::open(&real).await else {
             return body::error_page(StatusCode::FORBIDDEN);

@@ -17,4 +17,4 @@ pub mod worker;
 
 pub use fork::{fork_child, Role};
 pub use master::PoolSettings;
-pub use worker::ConnectionHandler;
+pub use worker::{AfterConnection, ConnectionHandler};

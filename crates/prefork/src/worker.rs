@@ -12,10 +12,21 @@ use nix::sys::socket::SockFlag;
 pub trait ConnectionHandler {
     /// Called once in each new worker, before its first connection (open a C library here).
     fn worker_init(&mut self) {}
-    /// Serves one connection from the edge, from its first byte to its close.
-    fn serve(&mut self, stream: UnixStream);
+    /// Serves one connection from the edge, from its first byte to its close, and says whether
+    /// this worker may serve another.
+    fn serve(&mut self, stream: UnixStream) -> AfterConnection;
     /// Called once when the worker leaves its loop normally.
     fn worker_exit(&mut self) {}
+}
+
+/// What a worker does after a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterConnection {
+    /// Go back to `accept()`.
+    Continue,
+    /// Exit and let the master fork a fresh worker (the handler's state may be damaged, for
+    /// example after a panic).
+    Retire,
 }
 
 /// Set by SIGTERM or SIGUSR1: finish the connection in hand, then exit.
@@ -38,8 +49,10 @@ pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, max_connections
             Ok(fd) => {
                 // SAFETY: accept4 returned a new descriptor that nothing else owns.
                 let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
-                handler.serve(stream);
                 served += 1;
+                if handler.serve(stream) == AfterConnection::Retire {
+                    break;
+                }
             }
             Err(nix::Error::EINTR | nix::Error::ECONNABORTED) => continue,
             Err(error) => {

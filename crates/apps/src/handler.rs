@@ -1,0 +1,62 @@
+//! The Rust Handler API: application code that runs inside prefork workers.
+//!
+//! A handler is registered on a path when the server is built; the edge sends every request for
+//! that path (and below it) to the pool, and the worker that accepts it calls the handler. Each
+//! worker has its own copy of every handler (the pool master forks it), so a handler may hold
+//! state that is not thread-safe — a connection to a C library opened in [`Handler::init`], say —
+//! and never shares it with another process.
+
+use crate::request::Request;
+
+/// Application code that answers requests inside a worker.
+pub trait Handler {
+    /// Called once in each new worker, before its first request: open libraries and files here.
+    fn init(&mut self) {}
+    /// Answers one request. The body has been read whole by the edge before the worker saw it.
+    fn handle(&mut self, request: &Request) -> Response;
+    /// Called once when the worker leaves normally (recycling, reload, stop).
+    fn exit(&mut self) {}
+}
+
+/// A handler's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    /// Header fields; framing headers (Content-Length, Transfer-Encoding, Connection) are weir's
+    /// to set and are dropped.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// An empty response with this status.
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A `text/plain` response.
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        Response::new(status)
+            .with_header("Content-Type", "text/plain; charset=utf-8")
+            .with_body(body.into())
+    }
+
+    /// Adds a header field.
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers
+            .push((name.to_string(), value.as_bytes().to_vec()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = body.into();
+        self
+    }
+}
+
+pub use weir_conf::wire::route_matches;

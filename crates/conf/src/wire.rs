@@ -1,0 +1,58 @@
+//! The contract between the edge and the workers: how requests are routed to the pool, and the
+//! few header names by which the edge tells a worker what only the edge can know, and a
+//! worker asks the edge for an internal redirect. Defined once here because the edge writes them
+//! and the workers read them.
+//!
+//! The edge removes every `x-weir-*` header a client sends, and every one a worker answers with,
+//! so none can be forged from outside or leak out.
+
+/// Prefix of every internal header.
+pub const PREFIX: &str = "x-weir-";
+/// TLS version as mod_ssl names it (`TLSv1.3`).
+pub const SSL_PROTOCOL: &str = "x-weir-ssl-protocol";
+/// Cipher suite, OpenSSL's name as mod_ssl gives it.
+pub const SSL_CIPHER: &str = "x-weir-ssl-cipher";
+/// `SUCCESS`, `NONE` or `FAILED:reason`, as mod_ssl's SSL_CLIENT_VERIFY.
+pub const SSL_CLIENT_VERIFY: &str = "x-weir-ssl-client-verify";
+/// The verified client certificate's subject DN.
+pub const SSL_CLIENT_S_DN: &str = "x-weir-ssl-client-s-dn";
+/// Sent by a worker instead of a body: the edge answers with a GET of this local URL
+/// (RFC 3875 6.2.2 local redirect).
+pub const LOCAL_REDIRECT: &str = "x-weir-local-redirect";
+
+/// Whether a header name is one of weir's internal ones.
+pub fn is_internal(name: &str) -> bool {
+    name.len() >= PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+}
+
+/// Whether a handler registered on `route` answers `path`: the path itself, or anything below
+/// it (`/ingest` answers `/ingest` and `/ingest/count`, not `/ingestion`). The edge routes by
+/// this rule and the worker dispatches by it, so the two always agree.
+pub fn route_matches(route: &str, path: &str) -> bool {
+    let route = route.trim_end_matches('/');
+    route.is_empty()
+        || path == route
+        || path
+            .strip_prefix(route)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_on_segment_boundaries() {
+        assert!(route_matches("/ingest", "/ingest"));
+        assert!(route_matches("/ingest", "/ingest/count"));
+        assert!(route_matches("/ingest/", "/ingest/count"));
+        assert!(!route_matches("/ingest", "/ingestion"));
+        assert!(route_matches("/", "/anything"));
+    }
+
+    #[test]
+    fn internal_names() {
+        assert!(is_internal("X-Weir-SSL-Cipher"));
+        assert!(!is_internal("x-forwarded-for"));
+    }
+}
