@@ -48,6 +48,9 @@ pub fn main_with(register: impl FnOnce(Server) -> Server) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
+    for warning in &config.warnings {
+        eprintln!("{warning}");
+    }
     if test_only {
         println!("Syntax OK");
         return ExitCode::SUCCESS;

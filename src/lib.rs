@@ -5,6 +5,45 @@
 //! alive. It is also the embedding API: [`Server`] runs a whole weir from a [`Config`].
 //!
 //! The supervisor is single-threaded and forks; it never starts a thread.
+//!
+//! # An application on weir
+//!
+//! Code that must not share a process — a C library that is not thread-safe, say — goes in a
+//! [`Handler`]. Each worker gets its own copy, opens what it needs in [`Handler::init`], answers
+//! one request at a time, and closes up in [`Handler::exit`]. The application's binary gets weir's
+//! whole command line (`run -f FILE`, `configtest`) from [`cli::main_with`]:
+//!
+//! ```no_run
+//! use weir::{Handler, Request, Response};
+//!
+//! /// Counts the readings one worker has taken, in state no other process can touch.
+//! struct Meter {
+//!     readings: u64,
+//! }
+//!
+//! impl Handler for Meter {
+//!     fn init(&mut self) {
+//!         // Once per worker, before its first request: open the C library here.
+//!         self.readings = 0;
+//!     }
+//!
+//!     fn handle(&mut self, request: &Request) -> Response {
+//!         if request.method != "POST" {
+//!             return Response::text(405, "POST a reading\n");
+//!         }
+//!         self.readings += 1;
+//!         Response::text(201, format!("reading {} of {} bytes taken\n", self.readings, request.body.len()))
+//!             .with_header("Cache-Control", "no-store")
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     // Requests for /meter and below go to the pool; everything else is weir's as usual.
+//!     weir::cli::main_with(|server| server.handler("/meter", Meter { readings: 0 }))
+//! }
+//! ```
+//!
+//! `examples/ledger` is a complete telemetry-ingest application built this way.
 
 pub mod cli;
 mod errorlog;
@@ -19,6 +58,7 @@ pub use weir_apps::{Handler, Request, Response, TlsFacts};
 pub use weir_conf::{Config, ConfigErrors};
 use weir_prefork::privileges::Account;
 use weir_prefork::signals::SignalReader;
+use weir_prefork::Scoreboard;
 
 /// Exit status for a start-up failure (bind, certificates, permissions).
 pub const EXIT_STARTUP: i32 = 1;
@@ -99,6 +139,12 @@ fn prepare_and_run(
         sockets::pool_listener(&config.runtime_dir, account.as_ref()).map_err(|e| e.to_string())?;
     write_pid_file(&config.pid_file)
         .map_err(|e| format!("PidFile {}: {e}", config.pid_file.display()))?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    // Before any fork, so every process shares the one mapping.
+    let scoreboard = Scoreboard::create(config.pool.server_limit)
+        .map_err(|e| format!("could not create the scoreboard: {e}"))?;
     let mut signals =
         SignalReader::new().map_err(|e| format!("could not set up signal handling: {e}"))?;
     let supervisor = supervisor::Supervisor {
@@ -109,6 +155,7 @@ fn prepare_and_run(
         listeners,
         pool_listener,
         pool_socket,
+        scoreboard,
     };
     Ok(supervisor.run(&mut signals))
 }

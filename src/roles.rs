@@ -12,22 +12,32 @@ use weir_conf::Config;
 use weir_edge::InheritedListener;
 use weir_prefork::master::{self, PoolSettings};
 use weir_prefork::privileges::{self, Account};
+use weir_prefork::Scoreboard;
 
 use crate::sockets::BoundListener;
 
 /// The pool master's life: forks workers that accept on `listener`. Never reads a key.
 pub fn pool_master(
     config: &Config,
+    scoreboard: Scoreboard,
     listener: &UnixListener,
     account: Option<Account>,
     ready: OwnedFd,
     handlers: Vec<(String, Box<dyn Handler>)>,
 ) -> ! {
+    let pool = &config.pool;
     let settings = PoolSettings {
-        start_servers: config.pool.start_servers,
-        max_connections_per_child: config.pool.max_connections_per_child,
+        start_servers: pool.start_servers,
+        min_spare_servers: pool.min_spare_servers,
+        max_spare_servers: pool.max_spare_servers,
+        max_request_workers: pool.max_request_workers,
+        max_connections_per_child: pool.max_connections_per_child,
+        max_memory_per_child: pool.max_memory_per_child,
+        timeout: config.timeout,
         graceful_shutdown_timeout: config.graceful_shutdown_timeout,
         account,
+        rlimits: config.rlimits,
+        generation: 1,
     };
     let mut handler = HttpWorker::new(CgiSettings::from_config(config), handlers);
     let listener = match listener.try_clone() {
@@ -37,7 +47,7 @@ pub fn pool_master(
             std::process::exit(1);
         }
     };
-    master::run(settings, listener, Some(ready), &mut handler)
+    master::run(settings, scoreboard, listener, Some(ready), &mut handler)
 }
 
 /// The edge's life: reads the certificate and key, drops privileges, then serves.

@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use weir_conf::Config;
 use weir_prefork::privileges::Account;
 use weir_prefork::signals::{self, SignalReader};
-use weir_prefork::{fork_child, Role};
+use weir_prefork::{fork_child, Role, Scoreboard};
 
 use crate::roles;
 use crate::sockets::{self, BoundListener};
@@ -61,6 +61,8 @@ pub struct Supervisor {
     pub account: Option<Account>,
     pub listeners: Vec<BoundListener>,
     pub pool_listener: UnixListener,
+    /// Shared with every process forked from here: workers write it, the master reads it.
+    pub scoreboard: Scoreboard,
     pub pool_socket: PathBuf,
 }
 
@@ -138,6 +140,7 @@ impl Supervisor {
                     let handlers = std::mem::take(&mut self.handlers);
                     roles::pool_master(
                         &self.config,
+                        self.scoreboard,
                         &self.pool_listener,
                         self.account.clone(),
                         ready_write,

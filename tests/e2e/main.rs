@@ -2,6 +2,8 @@
 
 mod support;
 
+mod apps;
+mod cgi;
 mod config;
 mod processes;
 mod serving;

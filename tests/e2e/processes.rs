@@ -11,25 +11,6 @@ use crate::support::{procs, wait_until, Site, Weir};
 const SLOW_SCRIPT: &str = "#!/bin/sh\nsleep \"${QUERY_STRING:-2}\"\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslow done\\n'\n";
 const FAST_SCRIPT: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nfast\\n'\n";
 
-/// The pool master and the edge, once both are up.
-fn roles(weir: &Weir) -> (procs::Proc, procs::Proc) {
-    let mut found = None;
-    let ok = wait_until(Duration::from_secs(10), || {
-        let masters = procs::children_titled(weir.pid(), "weir: pool master");
-        let edges = procs::children_titled(weir.pid(), "weir: edge");
-        if masters.len() == 1 && edges.len() == 1 {
-            found = Some((masters[0].clone(), edges[0].clone()));
-        }
-        found.is_some()
-    });
-    assert!(
-        ok,
-        "expected one pool master and one edge under the supervisor\n{}",
-        weir.logs()
-    );
-    found.unwrap()
-}
-
 /// This test's slow script, by full path: tests run side by side and must not see each other's.
 fn slow_script_path(weir: &Weir) -> String {
     weir.path().join("cgi-bin/slow").display().to_string()
@@ -38,10 +19,6 @@ fn slow_script_path(weir: &Weir) -> String {
 fn script_running(weir: &Weir) -> bool {
     let script = slow_script_path(weir);
     procs::all().iter().any(|p| p.cmdline.contains(&script))
-}
-
-fn workers(master: &procs::Proc) -> Vec<procs::Proc> {
-    procs::children_titled(master.pid, "weir: worker")
 }
 
 /// Byte strings that would betray the private key: its PKCS#8 DER, the P-256 scalar inside it
@@ -71,11 +48,11 @@ fn key_needles(key_pem: &str) -> Vec<Vec<u8>> {
 #[test]
 fn tree_is_titled_and_no_key_reaches_the_pool() {
     let weir = Site::new().start("StartServers 3\nMinSpareServers 1\nMaxSpareServers 5\n");
-    let (master, edge) = roles(&weir);
+    let (master, edge) = weir.roles();
     assert!(
-        wait_until(Duration::from_secs(10), || workers(&master).len() == 3),
+        wait_until(Duration::from_secs(10), || weir.workers().len() == 3),
         "expected 3 workers, found {:?}",
-        workers(&master)
+        weir.workers()
     );
     // Serve something first so the key has been used for real handshakes.
     let client = Client::new(weir.addr(), &weir.cert_pem);
@@ -90,7 +67,7 @@ fn tree_is_titled_and_no_key_reaches_the_pool() {
 
     let needles = key_needles(&weir.key_pem);
     let mut scanned = vec![master.clone()];
-    scanned.extend(workers(&master));
+    scanned.extend(weir.workers());
     for proc in scanned {
         for (index, needle) in needles.iter().enumerate() {
             let found = procs::memory_contains(proc.pid, needle).unwrap();
@@ -108,9 +85,9 @@ fn a_worker_killed_by_sigsegv_fails_only_its_request() {
     let site = Site::new();
     site.script("slow", SLOW_SCRIPT);
     site.script("fast", FAST_SCRIPT);
-    let weir = site.start("StartServers 3\n");
+    let weir = site.start("StartServers 3\nMinSpareServers 3\nMaxSpareServers 5\n");
     let script = slow_script_path(&weir);
-    let (master, _) = roles(&weir);
+    weir.roles();
     let client = Client::new(weir.addr(), &weir.cert_pem);
     let slow = {
         let client = client.clone();
@@ -142,11 +119,11 @@ fn a_worker_killed_by_sigsegv_fails_only_its_request() {
     }
     assert!(
         wait_until(Duration::from_secs(5), || {
-            let now = workers(&master);
+            let now = weir.workers();
             now.len() == 3 && now.iter().all(|w| w.pid != victim)
         }),
         "the pool did not replace the worker: {:?}",
-        workers(&master)
+        weir.workers()
     );
     let logs = weir.logs();
     assert!(

@@ -15,7 +15,7 @@ pub mod response;
 use std::os::unix::net::UnixStream;
 use std::panic::AssertUnwindSafe;
 
-use weir_prefork::{AfterConnection, ConnectionHandler};
+use weir_prefork::{AfterConnection, ConnectionHandler, Slot};
 
 pub use crate::handler::{Handler, Response};
 pub use crate::request::{Request, TlsFacts};
@@ -52,7 +52,7 @@ impl ConnectionHandler for HttpWorker {
         }
     }
 
-    fn serve(&mut self, stream: UnixStream) -> AfterConnection {
+    fn serve(&mut self, stream: UnixStream, slot: &Slot) -> AfterConnection {
         let _ = stream.set_read_timeout(Some(self.cgi.timeout));
         let mut reader = &stream;
         let request = match Request::read_from(&mut reader) {
@@ -62,17 +62,35 @@ impl ConnectionHandler for HttpWorker {
                 return AfterConnection::Continue;
             }
         };
-        let out = ResponseWriter::new(std::io::BufWriter::with_capacity(64 * 1024, &stream));
+        slot.begin_request(&format!(
+            "{} {} {}",
+            request.method, request.target, request.protocol
+        ));
+        let counted = CountingWriter::new(&stream);
+        let sent = counted.counter();
+        let out = ResponseWriter::new(std::io::BufWriter::with_capacity(64 * 1024, counted));
+        let after = self.dispatch(&request, out);
+        slot.end_request(sent.get());
+        after
+    }
+}
+
+impl HttpWorker {
+    fn dispatch<W: std::io::Write>(
+        &mut self,
+        request: &Request,
+        out: ResponseWriter<W>,
+    ) -> AfterConnection {
         let path = request.path().to_string();
         if let Some((_, handler)) = self
             .handlers
             .iter_mut()
             .find(|(route, _)| handler::route_matches(route, &path))
         {
-            return run_handler(handler.as_mut(), &request, out);
+            return run_handler(handler.as_mut(), request, out);
         }
         match self.cgi.target(&path) {
-            Some(Ok(target)) => cgi::serve(&self.cgi, &target, &request, out),
+            Some(Ok(target)) => cgi::serve(&self.cgi, &target, request, out),
             Some(Err(Refusal::Forbidden)) => {
                 let _ = out.simple(403, reason(403), "Forbidden\n");
             }
@@ -81,6 +99,37 @@ impl ConnectionHandler for HttpWorker {
             }
         }
         AfterConnection::Continue
+    }
+}
+
+/// Counts the bytes written to the edge, for the scoreboard.
+struct CountingWriter<W> {
+    inner: W,
+    count: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<W> CountingWriter<W> {
+    fn new(inner: W) -> Self {
+        CountingWriter {
+            inner,
+            count: std::rc::Rc::default(),
+        }
+    }
+
+    fn counter(&self) -> std::rc::Rc<std::cell::Cell<u64>> {
+        self.count.clone()
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(bytes)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::directives;
 use crate::error::{ConfigError, ConfigErrors, Problem};
+use crate::pool_rules::{self, PoolInput};
 use crate::syntax;
 
 /// Where a configuration came from.
@@ -63,6 +64,8 @@ pub struct Pool {
     pub server_limit: usize,
     /// Requests a worker serves before it is replaced; 0 means never.
     pub max_connections_per_child: u64,
+    /// `MaxMemoryPerChild` (weir): PSS in bytes above which a worker is retired; 0: no limit.
+    pub max_memory_per_child: u64,
 }
 
 impl Default for Pool {
@@ -75,6 +78,7 @@ impl Default for Pool {
             max_request_workers: 256,
             server_limit: 256,
             max_connections_per_child: 0,
+            max_memory_per_child: 0,
         }
     }
 }
@@ -198,6 +202,10 @@ pub struct Config {
     pub server_tokens: ServerTokens,
     /// Resource limits for workers and scripts.
     pub rlimits: RLimits,
+    /// Settings that were corrected or look risky: printed by configtest, logged at start.
+    pub warnings: Vec<String>,
+    /// The prefork directives as written, corrected into `pool` at the end of loading.
+    pub(crate) pool_input: PoolInput,
 }
 
 impl Config {
@@ -224,6 +232,8 @@ impl Config {
             cgi_interpreters: Vec::new(),
             server_tokens: ServerTokens::default(),
             rlimits: RLimits::default(),
+            warnings: Vec::new(),
+            pool_input: PoolInput::default(),
             server_root,
         }
     }
@@ -308,19 +318,7 @@ impl Config {
                 directive: "SSLCertificateKeyFile",
             });
         }
-        let pool = &self.pool;
-        if pool.max_request_workers > pool.server_limit {
-            problem(Problem::Contradiction(format!(
-                "MaxRequestWorkers of {} exceeds ServerLimit of {}; raise ServerLimit or lower MaxRequestWorkers",
-                pool.max_request_workers, pool.server_limit
-            )));
-        }
-        if pool.min_spare_servers > pool.max_spare_servers {
-            problem(Problem::Contradiction(format!(
-                "MinSpareServers of {} is above MaxSpareServers of {}",
-                pool.min_spare_servers, pool.max_spare_servers
-            )));
-        }
+        self.pool = pool_rules::correct(&self.pool_input, &self.pool, &mut self.warnings);
         for (index, listener) in self.listeners.iter().enumerate() {
             let clash = self.listeners[..index]
                 .iter()
@@ -440,12 +438,14 @@ mod tests {
     }
 
     #[test]
-    fn contradictions_are_caught() {
-        let errors = load("Listen 80\nMaxRequestWorkers 300\nMinSpareServers 20\n").unwrap_err();
-        let text = errors.to_string();
+    fn pool_contradictions_are_corrected_as_apache_does() {
+        let config = load("Listen 80\nMaxRequestWorkers 300\nMinSpareServers 20\n").unwrap();
+        assert_eq!(config.pool.max_request_workers, 256);
+        assert_eq!(config.pool.max_spare_servers, 21);
+        let text = config.warnings.join("\n");
         assert!(text.contains("exceeds ServerLimit"), "{text}");
         assert!(
-            text.contains("MinSpareServers of 20 is above MaxSpareServers of 10"),
+            text.contains("MaxSpareServers of 10 is below MinSpareServers + 1"),
             "{text}"
         );
     }

@@ -34,10 +34,11 @@ const MODULES: &[&str] = &[
     "authz_host",
 ];
 
-macro_rules! set_count {
-    ($field:ident . $sub:ident, $name:literal, $min:expr, $max:expr) => {
+/// A prefork count: any whole number, corrected later as Apache corrects it (pool_rules).
+macro_rules! set_pool {
+    ($sub:ident, $name:literal) => {
         |config: &mut Config, args: &[String]| {
-            config.$field.$sub = values::count($name, &args[0], $min, $max)?;
+            config.pool_input.$sub = Some(values::signed($name, &args[0])?);
             Ok(())
         }
     };
@@ -104,37 +105,37 @@ pub const DIRECTIVES: &[Directive] = &[
         name: "StartServers",
         args: (1, 1),
         help: "Number of child processes launched at server startup",
-        apply: set_count!(pool.start_servers, "StartServers", 1, 20_000),
+        apply: set_pool!(start_servers, "StartServers"),
     },
     Directive {
         name: "MinSpareServers",
         args: (1, 1),
         help: "Minimum number of idle children, to handle request spikes",
-        apply: set_count!(pool.min_spare_servers, "MinSpareServers", 1, 20_000),
+        apply: set_pool!(min_spare_servers, "MinSpareServers"),
     },
     Directive {
         name: "MaxSpareServers",
         args: (1, 1),
         help: "Maximum number of idle children",
-        apply: set_count!(pool.max_spare_servers, "MaxSpareServers", 1, 20_000),
+        apply: set_pool!(max_spare_servers, "MaxSpareServers"),
     },
     Directive {
         name: "MaxRequestWorkers",
         args: (1, 1),
         help: "Maximum number of children alive at the same time",
-        apply: set_count!(pool.max_request_workers, "MaxRequestWorkers", 1, 20_000),
+        apply: set_pool!(max_request_workers, "MaxRequestWorkers"),
     },
     Directive {
         name: "MaxClients",
         args: (1, 1),
         help: "Deprecated name of MaxRequestWorkers",
-        apply: set_count!(pool.max_request_workers, "MaxClients", 1, 20_000),
+        apply: set_pool!(max_request_workers, "MaxClients"),
     },
     Directive {
         name: "ServerLimit",
         args: (1, 1),
         help: "Maximum value of MaxRequestWorkers for this run of Apache",
-        apply: set_count!(pool.server_limit, "ServerLimit", 1, 20_000),
+        apply: set_pool!(server_limit, "ServerLimit"),
     },
     Directive {
         name: "MaxConnectionsPerChild",
@@ -153,6 +154,15 @@ pub const DIRECTIVES: &[Directive] = &[
         apply: |config, args| {
             config.pool.max_connections_per_child =
                 values::number("MaxRequestsPerChild", &args[0], 0, u64::from(u32::MAX))?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "MaxMemoryPerChild",
+        args: (1, 1),
+        help: "proportional memory (PSS) above which a worker is replaced after its request, such as 64M; 0 for no limit",
+        apply: |config, args| {
+            config.pool.max_memory_per_child = values::size("MaxMemoryPerChild", &args[0])?;
             Ok(())
         },
     },

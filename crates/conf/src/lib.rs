@@ -11,6 +11,7 @@
 mod config;
 mod directives;
 mod error;
+mod pool_rules;
 mod syntax;
 mod values;
 pub mod wire;

@@ -33,15 +33,44 @@ pub fn number(directive: &'static str, value: &str, min: u64, max: u64) -> Resul
     Ok(parsed)
 }
 
-/// A count in `min..=max`, as a `usize`.
-pub fn count(
-    directive: &'static str,
-    value: &str,
-    min: usize,
-    max: usize,
-) -> Result<usize, Problem> {
-    // usize fits in u64 on every platform weir builds for.
-    number(directive, value, min as u64, max as u64).map(|n| n as usize)
+/// Any whole number, negatives included, as Apache's atoi would take it (within i32).
+pub fn signed(directive: &'static str, value: &str) -> Result<i64, Problem> {
+    value
+        .parse::<i32>()
+        .map(i64::from)
+        .map_err(|_| bad(directive, value, "expected a whole number"))
+}
+
+/// A size in bytes, with an optional K, M or G suffix (powers of 1024).
+pub fn size(directive: &'static str, value: &str) -> Result<u64, Problem> {
+    let (digits, unit) = match value.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&value[..i], c.to_ascii_uppercase()),
+        _ => (value, 'B'),
+    };
+    let multiplier: u64 = match unit {
+        'B' => 1,
+        'K' => 1 << 10,
+        'M' => 1 << 20,
+        'G' => 1 << 30,
+        _ => {
+            return Err(bad(
+                directive,
+                value,
+                "expected a size such as 65536, 512K, 64M or 1G",
+            ))
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| {
+            bad(
+                directive,
+                value,
+                "expected a size such as 65536, 512K, 64M or 1G",
+            )
+        })
 }
 
 /// Seconds, as Apache's `Timeout` reads them.
@@ -138,6 +167,17 @@ mod tests {
         assert!(number("X", "0", 1, 10).is_err());
         assert!(number("X", "-1", 0, 10).is_err());
         assert!(number("X", "five", 0, 10).is_err());
+    }
+
+    #[test]
+    fn sizes_and_signed() {
+        assert_eq!(size("X", "64M"), Ok(64 << 20));
+        assert_eq!(size("X", "512k"), Ok(512 << 10));
+        assert_eq!(size("X", "0"), Ok(0));
+        assert!(size("X", "12Q").is_err());
+        assert!(size("X", "M").is_err());
+        assert_eq!(signed("X", "-3"), Ok(-3));
+        assert!(signed("X", "many").is_err());
     }
 
     #[test]

@@ -83,7 +83,8 @@ pub fn drop_to(account: Option<&Account>) -> Result<(), PrivilegeError> {
             user: account.name.clone(),
             source,
         };
-        nix::unistd::setgroups(&[account.gid]).map_err(switch)?;
+        // Supplementary groups cleared: the account's primary group is all the roles keep.
+        nix::unistd::setgroups(&[]).map_err(switch)?;
         nix::unistd::setresgid(account.gid, account.gid, account.gid).map_err(switch)?;
         nix::unistd::setresuid(account.uid, account.uid, account.uid).map_err(switch)?;
     }

@@ -15,12 +15,14 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// The signals a single-threaded role reads from its loop.
-pub const ROLE_SIGNALS: [Signal; 5] = [
+pub const ROLE_SIGNALS: [Signal; 6] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
     Signal::SIGCHLD,
     Signal::SIGUSR1,
+    // From a worker to its master: "my last connection; fork my replacement".
+    Signal::SIGUSR2,
 ];
 
 /// A `signalfd` over [`ROLE_SIGNALS`], which stay blocked while it exists.

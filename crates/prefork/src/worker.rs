@@ -1,20 +1,26 @@
-//! A worker: blocks in `accept()` on the pool's Unix listener and serves one connection at a time.
+//! A worker: blocks in `accept()` on the pool's Unix listener and serves one connection at a time,
+//! keeping its scoreboard slot up to date.
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::socket::SockFlag;
+use weir_conf::{RLimit, RLimitValue, RLimits};
+
+use crate::scoreboard::{Slot, State};
 
 /// What runs a connection inside a worker. The object is built once in the supervisor and copied
 /// into every worker by `fork`, so each worker has its own, never shared with another process.
 pub trait ConnectionHandler {
     /// Called once in each new worker, before its first connection (open a C library here).
     fn worker_init(&mut self) {}
-    /// Serves one connection from the edge, from its first byte to its close, and says whether
-    /// this worker may serve another.
-    fn serve(&mut self, stream: UnixStream) -> AfterConnection;
+    /// Serves one connection from the edge, from its first byte to its close, recording the
+    /// request in `slot` ([`Slot::begin_request`], [`Slot::end_request`]), and says whether this
+    /// worker may serve another.
+    fn serve(&mut self, stream: UnixStream, slot: &Slot) -> AfterConnection;
     /// Called once when the worker leaves its loop normally.
     fn worker_exit(&mut self) {}
 }
@@ -29,6 +35,15 @@ pub enum AfterConnection {
     Retire,
 }
 
+/// A worker's own limits.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// This worker's MaxConnectionsPerChild (already jittered); 0: no limit.
+    pub max_connections: u64,
+    /// RLimitCPU (per request), RLimitMEM and RLimitNPROC.
+    pub rlimits: RLimits,
+}
+
 /// Set by SIGTERM or SIGUSR1: finish the connection in hand, then exit.
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -36,33 +51,75 @@ extern "C" fn request_stop(_signal: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-/// The worker's entry point: serves connections until told to stop or until it has served
-/// `max_connections` (0: no limit), then exits.
-pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, max_connections: u64) -> ! {
+/// How long a worker that has served its last connection waits for the master to fork its
+/// replacement before leaving anyway.
+const RECYCLE_WAIT: Duration = Duration::from_secs(2);
+
+/// The worker's entry point: serves connections until told to stop, retired by the master, or
+/// recycled after its MaxConnectionsPerChild, then exits.
+pub fn run(
+    listener: RawFd,
+    handler: &mut dyn ConnectionHandler,
+    slot: &Slot,
+    settings: WorkerSettings,
+) -> ! {
+    slot.set_pid(std::process::id() as i32);
     install_signal_handling();
+    apply_static_rlimits(&settings.rlimits);
     handler.worker_init();
+    let limit = settings.max_connections;
     let mut served = 0u64;
-    while !STOP.load(Ordering::SeqCst) && (max_connections == 0 || served < max_connections) {
-        // nix's accept4 does not retry on EINTR (std's accept does), so SIGTERM wakes an idle
+    let mut state_on_exit = State::IdleCleanup;
+    loop {
+        if STOP.load(Ordering::SeqCst) || slot.retire_requested() {
+            break;
+        }
+        slot.set_state(State::Waiting);
+        // nix's accept4 does not retry on EINTR (std's accept does), so a signal wakes an idle
         // worker at once; a connection already accepted is still served.
-        match nix::sys::socket::accept4(listener, SockFlag::SOCK_CLOEXEC) {
-            Ok(fd) => {
-                // SAFETY: accept4 returned a new descriptor that nothing else owns.
-                let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
-                served += 1;
-                if handler.serve(stream) == AfterConnection::Retire {
-                    break;
-                }
-            }
+        let fd = match nix::sys::socket::accept4(listener, SockFlag::SOCK_CLOEXEC) {
+            Ok(fd) => fd,
             Err(nix::Error::EINTR | nix::Error::ECONNABORTED) => continue,
             Err(error) => {
                 tracing::error!(%error, "worker could not accept on the pool socket");
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
             }
+        };
+        slot.set_state(State::Reading);
+        // SAFETY: accept4 returned a new descriptor that nothing else owns.
+        let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        served += 1;
+        if limit > 0 && served == limit {
+            // Ask for the replacement before this last connection, so it is ready (or nearly)
+            // when this worker stops accepting.
+            slot.ask_recycle();
+            let _ = nix::sys::signal::kill(nix::unistd::getppid(), Signal::SIGUSR2);
+        }
+        apply_cpu_limit(&settings.rlimits);
+        let after = handler.serve(stream, slot);
+        if after == AfterConnection::Retire {
+            break;
+        }
+        if limit > 0 && served >= limit {
+            wait_for_recycle(slot);
+            break;
+        }
+        if STOP.load(Ordering::SeqCst) || slot.retire_requested() {
+            state_on_exit = State::Graceful;
+            break;
         }
     }
+    slot.set_state(state_on_exit);
     handler.worker_exit();
     std::process::exit(0)
+}
+
+fn wait_for_recycle(slot: &Slot) {
+    let deadline = Instant::now() + RECYCLE_WAIT;
+    while !slot.recycle_granted() && !STOP.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn install_signal_handling() {
@@ -83,9 +140,77 @@ fn install_signal_handling() {
         // Rust's runtime catches SIGSEGV and SIGBUS to report stack overflows, and a handler that
         // returns lets a signal sent by kill(2) pass unnoticed. A worker dies of them, as in C.
         let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-        for signal in [Signal::SIGCHLD, Signal::SIGSEGV, Signal::SIGBUS] {
+        for signal in [
+            Signal::SIGCHLD,
+            Signal::SIGSEGV,
+            Signal::SIGBUS,
+            Signal::SIGUSR2,
+        ] {
             let _ = nix::sys::signal::sigaction(signal, &default);
         }
     }
     crate::signals::unblock_all();
+}
+
+/// RLimitMEM (address space) and RLimitNPROC hold for the worker's whole life.
+fn apply_static_rlimits(limits: &RLimits) {
+    for (resource, limit) in [
+        (libc::RLIMIT_AS, limits.mem),
+        (libc::RLIMIT_NPROC, limits.nproc),
+    ] {
+        if let Some(limit) = limit {
+            set_limit(resource, limit, 0);
+        }
+    }
+}
+
+/// RLimitCPU counts a process's whole life, so a long-lived worker would die of the sum of many
+/// small requests. weir moves the soft limit before each connection to the CPU time used so far
+/// plus the configured seconds: a request that spins past it dies alone, as a CGI script would.
+fn apply_cpu_limit(limits: &RLimits) {
+    let Some(limit) = limits.cpu else { return };
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage fills the struct we pass.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
+        return;
+    }
+    // SAFETY: getrusage returned 0, so the struct is initialised.
+    let usage = unsafe { usage.assume_init() };
+    let used = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + 1).max(0) as u64;
+    set_limit(
+        libc::RLIMIT_CPU,
+        RLimit {
+            soft: limit.soft,
+            hard: None,
+        },
+        used,
+    );
+}
+
+/// Sets a limit, `offset` added to the soft value; `max` means the current hard limit.
+fn set_limit(resource: libc::__rlimit_resource_t, limit: RLimit, offset: u64) {
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one struct we own.
+    if unsafe { libc::getrlimit(resource, &mut current) } != 0 {
+        return;
+    }
+    let value = |v: RLimitValue| match v {
+        RLimitValue::Max => current.rlim_max,
+        RLimitValue::Value(n) => n.saturating_add(offset).min(current.rlim_max),
+    };
+    let hard = limit.hard.map_or(current.rlim_max, value);
+    let wanted = libc::rlimit {
+        rlim_cur: value(limit.soft).min(hard),
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads one struct we own.
+    if unsafe { libc::setrlimit(resource, &wanted) } != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "worker could not set a resource limit"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,10 @@ pub struct Site {
     pub dir: tempfile::TempDir,
     cert_pem: String,
     key_pem: String,
+    /// The program to run: weir itself, or an application built on it (an example).
+    binary: PathBuf,
+    /// Extra environment for the server (applications read their own settings from it).
+    env: Vec<(String, String)>,
 }
 
 impl Site {
@@ -65,7 +69,33 @@ impl Site {
             dir,
             cert_pem,
             key_pem,
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_weir")),
+            env: Vec::new(),
         }
+    }
+
+    /// Runs the example application `name` (built by `cargo test` beside the tests) instead of
+    /// the weir binary.
+    pub fn with_example(mut self, name: &str) -> Site {
+        let deps = std::env::current_exe().expect("test binary path");
+        let binary = deps
+            .parent()
+            .and_then(Path::parent)
+            .map(|dir| dir.join("examples").join(name))
+            .expect("target directory");
+        assert!(
+            binary.exists(),
+            "{} is missing: run the tests with `cargo test --workspace`, which builds the examples",
+            binary.display()
+        );
+        self.binary = binary;
+        self
+    }
+
+    /// Sets an environment variable for the server.
+    pub fn env(mut self, key: &str, value: &str) -> Site {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -118,7 +148,8 @@ impl Site {
     pub fn start_with(self, conf: &str) -> Weir {
         let conf_path = self.path().join("weir.conf");
         std::fs::write(&conf_path, conf).expect("write conf");
-        let child = weir_command(&["run", "-f"], &conf_path)
+        let child = program_command(&self.binary, &["run", "-f"], &conf_path)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::from(
                 std::fs::File::create(self.path().join("stdout.log")).expect("log"),
             ))
@@ -142,7 +173,12 @@ impl Site {
 
 /// The weir binary with its arguments, in a process group of its own so cleanup finds it all.
 pub fn weir_command(args: &[&str], conf: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    program_command(Path::new(env!("CARGO_BIN_EXE_weir")), args, conf)
+}
+
+/// `program` with its arguments, in a process group of its own.
+pub fn program_command(program: &Path, args: &[&str], conf: &Path) -> Command {
+    let mut command = Command::new(program);
     command
         .args(args)
         .arg(conf)
@@ -159,6 +195,31 @@ impl Weir {
     /// The supervisor's pid.
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// The pool master and the edge, once both are up (waits up to 10 s).
+    pub fn roles(&self) -> (procs::Proc, procs::Proc) {
+        let mut found = None;
+        let up = wait_until(Duration::from_secs(10), || {
+            let masters = procs::children_titled(self.pid(), "weir: pool master");
+            let edges = procs::children_titled(self.pid(), "weir: edge");
+            if masters.len() == 1 && edges.len() == 1 {
+                found = Some((masters[0].clone(), edges[0].clone()));
+            }
+            found.is_some()
+        });
+        assert!(
+            up,
+            "expected one pool master and one edge under the supervisor\n{}",
+            self.logs()
+        );
+        found.expect("checked above")
+    }
+
+    /// The pool's workers now.
+    pub fn workers(&self) -> Vec<procs::Proc> {
+        let (master, _) = self.roles();
+        procs::children_titled(master.pid, "weir: worker")
     }
 
     /// The first https address.

@@ -1,0 +1,56 @@
+//! testapp: an application on weir used by weir's own end-to-end tests. It exercises the Handler
+//! API (init and exit hooks, request facts) and misbehaves on request (panics, crashes) so the
+//! tests can check that only the misbehaving request suffers. Never part of the weir binary.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use weir::{Handler, Request, Response};
+
+/// Reports what a handler sees, and counts its own init calls.
+struct Probe {
+    inits: u32,
+}
+
+impl Handler for Probe {
+    fn init(&mut self) {
+        self.inits += 1;
+    }
+
+    fn handle(&mut self, request: &Request) -> Response {
+        match request.path() {
+            "/app/panic" => panic!("asked to panic"),
+            // SAFETY: abort is always safe to call; it is the point of this route.
+            "/app/abort" => unsafe { libc::abort() },
+            _ => {}
+        }
+        let tls = request.tls.as_ref();
+        let text = format!(
+            "pid={}\ninits={}\nmethod={}\ntarget={}\nclient={}\ntls={}\ncipher={}\nrequest_id={}\nbody_len={}\n",
+            std::process::id(),
+            self.inits,
+            request.method,
+            request.target,
+            request.client.map_or("-".to_string(), |c| c.ip().to_string()),
+            tls.map_or("-", |t| t.protocol.as_str()),
+            tls.map_or("-", |t| t.cipher.as_str()),
+            request.request_id().unwrap_or("-"),
+            request.body.len(),
+        );
+        Response::text(200, text).with_header("X-Powered-By", "testapp/1.0")
+    }
+
+    fn exit(&mut self) {
+        // Leaves a trace the tests can find: one file per worker that exited cleanly.
+        if let Some(dir) = std::env::var_os("TESTAPP_EXIT_DIR") {
+            let path = std::path::Path::new(&dir).join(std::process::id().to_string());
+            if let Ok(mut file) = std::fs::File::create(path) {
+                let _ = writeln!(file, "inits={}", self.inits);
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    weir::cli::main_with(|server| server.handler("/app", Probe { inits: 0 }))
+}
