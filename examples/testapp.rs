@@ -10,6 +10,16 @@ use weir::{Handler, Request, Response};
 /// Reports what a handler sees, and counts its own init calls.
 struct Probe {
     inits: u32,
+    /// Memory kept across requests by `/app/grow`, to make this worker large.
+    hoard: Vec<Vec<u8>>,
+}
+
+/// The value of `name` in the query string, as a number.
+fn query_number(request: &Request, name: &str) -> Option<u64> {
+    request
+        .query()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
 }
 
 impl Handler for Probe {
@@ -22,6 +32,32 @@ impl Handler for Probe {
             "/app/panic" => panic!("asked to panic"),
             // SAFETY: abort is always safe to call; it is the point of this route.
             "/app/abort" => unsafe { libc::abort() },
+            "/app/sleep" => {
+                let ms = query_number(request, "ms").unwrap_or(1000);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+            "/app/hang" => loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            },
+            "/app/alloc-forever" => {
+                // Touch every page so the memory is really used, until the limit stops us.
+                let mut all = Vec::new();
+                loop {
+                    all.push(vec![1u8; 16 << 20]);
+                }
+            }
+            "/app/grow" => {
+                let mb = query_number(request, "mb").unwrap_or(10) as usize;
+                self.hoard.push(vec![1u8; mb << 20]);
+            }
+            "/app/open" => {
+                let path = request.query().strip_prefix("path=").unwrap_or("");
+                let verdict = match std::fs::File::open(path) {
+                    Ok(_) => "opened".to_string(),
+                    Err(error) => format!("refused: {error}"),
+                };
+                return Response::text(200, verdict);
+            }
             _ => {}
         }
         let tls = request.tls.as_ref();
@@ -52,5 +88,13 @@ impl Handler for Probe {
 }
 
 fn main() -> ExitCode {
-    weir::cli::main_with(|server| server.handler("/app", Probe { inits: 0 }))
+    weir::cli::main_with(|server| {
+        server.handler(
+            "/app",
+            Probe {
+                inits: 0,
+                hoard: Vec::new(),
+            },
+        )
+    })
 }

@@ -65,3 +65,42 @@ fn configtest_says_syntax_ok_or_lists_errors() {
     assert_eq!(output.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&output.stderr).contains("Listen"));
 }
+
+#[test]
+fn out_of_range_pool_values_are_corrected_with_apaches_warnings_and_non_numbers_refused() {
+    let site = Site::new();
+    let corrected = site.path().join("corrected.conf");
+    std::fs::write(
+        &corrected,
+        site.config(
+            "MaxRequestWorkers 300\nMinSpareServers 0\nStartServers -2\nMaxSpareServers 0\n",
+        ),
+    )
+    .unwrap();
+    let output = weir_command(&["configtest", "-f"], &corrected)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "Syntax OK");
+    for expected in [
+        "AH00180: WARNING: MaxRequestWorkers of 300 exceeds ServerLimit value of 256 servers, decreasing MaxRequestWorkers to 256.",
+        "AH00184: WARNING: StartServers of -2 not allowed, increasing to 1.",
+        "AH00186: WARNING: MinSpareServers of 0 not allowed, increasing to 1",
+        "MaxSpareServers of 0 is below MinSpareServers + 1, increasing to 2",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in\n{stderr}");
+    }
+
+    let refused = site.path().join("refused.conf");
+    std::fs::write(&refused, site.config("MaxRequestWorkers lots\n")).unwrap();
+    let output = weir_command(&["configtest", "-f"], &refused)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("MaxRequestWorkers: invalid value 'lots'"),
+        "{stderr}"
+    );
+}

@@ -5,6 +5,7 @@ mod support;
 mod apps;
 mod cgi;
 mod config;
+mod pool;
 mod processes;
 mod serving;
 mod static_files;

@@ -445,6 +445,8 @@ fn relay<W: Write>(
         if out_open {
             if ready[index] {
                 match stdout.read(&mut buffer) {
+                    // A signal (the master's SIGUSR1) is not the end of the output.
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                     Ok(0) | Err(_) => out_open = false,
                     Ok(n) => {
                         if let Err(()) = state.take(&buffer[..n], target.nph, &mut out, &script) {
@@ -458,6 +460,7 @@ fn relay<W: Write>(
         }
         if err_open && ready[index] {
             match stderr.read(&mut buffer) {
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                 Ok(0) | Err(_) => err_open = false,
                 Ok(n) => log_stderr(&buffer[..n], &mut stderr_line, &script),
             }

@@ -61,7 +61,12 @@ impl Request {
         let mut buffer = Vec::with_capacity(4096);
         let mut chunk = [0u8; 8192];
         loop {
-            let n = stream.read(&mut chunk)?;
+            let n = match stream.read(&mut chunk) {
+                Ok(n) => n,
+                // The master's SIGUSR1 (retire after this request) interrupts reads; go on.
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error.into()),
+            };
             if n == 0 {
                 return Err(ReadError::Truncated);
             }

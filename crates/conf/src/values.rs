@@ -110,7 +110,8 @@ pub fn rlimit(directive: &'static str, args: &[String]) -> Result<RLimit, Proble
         if value.eq_ignore_ascii_case("max") {
             Ok(RLimitValue::Max)
         } else {
-            number(directive, value, 0, i64::MAX as u64).map(RLimitValue::Value)
+            // Seconds, processes, or bytes with an optional K, M or G (RLimitMEM 512M).
+            size(directive, value).map(RLimitValue::Value)
         }
     };
     let soft = one(&args[0])?;

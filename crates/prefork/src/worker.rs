@@ -64,6 +64,11 @@ pub fn run(
     settings: WorkerSettings,
 ) -> ! {
     slot.set_pid(std::process::id() as i32);
+    // A process that changed its user is not "dumpable", and its /proc files then belong to root,
+    // so the master (which dropped privileges too) could not read the worker's memory figures for
+    // MaxMemoryPerChild. Workers never hold key material, so they may be dumpable again.
+    // SAFETY: PR_SET_DUMPABLE takes an integer flag and no pointers.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
     install_signal_handling();
     apply_static_rlimits(&settings.rlimits);
     handler.worker_init();

@@ -63,6 +63,15 @@ pub fn children_titled(pid: i32, title: &str) -> Vec<Proc> {
         .collect()
 }
 
+/// A field of /proc/PID/status, such as `Uid` or `NoNewPrivs`.
+pub fn status_field(pid: i32, field: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .map(|value| value.trim().to_string())
+}
+
 /// Whether any readable mapping of `pid` contains `needle`. Reads /proc/PID/mem region by
 /// region, as listed in /proc/PID/maps.
 pub fn memory_contains(pid: i32, needle: &[u8]) -> std::io::Result<bool> {

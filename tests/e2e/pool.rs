@@ -1,0 +1,293 @@
+//! The prefork pool: Apache's spare-server maintenance, crashes, hangs, leaks, recycling and
+//! privileges, checked on the real binary with the test application's misbehaving handlers.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::client::Client;
+use crate::support::{procs, wait_until, Site};
+
+/// The worker pid a testapp reply reports.
+fn pid_of(text: &str) -> i32 {
+    text.lines()
+        .find_map(|line| line.strip_prefix("pid="))
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {text:?}"))
+}
+
+#[test]
+fn spare_servers_grow_under_load_and_shrink_a_worker_a_second() {
+    let weir = Site::new()
+        .with_example("testapp")
+        .start("StartServers 3\nMinSpareServers 2\nMaxSpareServers 4\nMaxRequestWorkers 20\n");
+    // At rest the idle count settles between MinSpareServers and MaxSpareServers.
+    std::thread::sleep(Duration::from_millis(1500));
+    let at_rest = weir.workers().len();
+    assert!((2..=4).contains(&at_rest), "{at_rest} workers at rest");
+
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let most = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (most, done) = (most.clone(), done.clone());
+        let (master, _) = weir.roles();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                let now = procs::children_titled(master.pid, "weir: worker").len();
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let started = Instant::now();
+    let slow: Vec<_> = (0..16)
+        .map(|_| {
+            let client = client.clone();
+            std::thread::spawn(move || client.get("/app/sleep?ms=3000"))
+        })
+        .collect();
+    for request in slow {
+        let reply = request.join().unwrap().expect("a slow request failed");
+        assert_eq!(reply.status, 200);
+    }
+    let took = started.elapsed();
+    done.store(true, Ordering::SeqCst);
+    watcher.join().unwrap();
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        most >= 16,
+        "the pool never grew to serve 16 at once (at most {most})"
+    );
+    assert!(most <= 20, "the pool exceeded MaxRequestWorkers: {most}");
+    // Sixteen 3 s requests at once, all served together: well under two rounds.
+    assert!(
+        took < Duration::from_secs(6),
+        "16 concurrent slow requests took {took:?}"
+    );
+
+    // Afterwards, about one idle worker retired a second.
+    let before = weir.workers().len();
+    std::thread::sleep(Duration::from_secs(4));
+    let after = weir.workers().len();
+    let retired = before.saturating_sub(after);
+    assert!(
+        (2..=6).contains(&retired),
+        "{before} -> {after} workers in 4 s"
+    );
+}
+
+#[test]
+fn a_worker_killed_mid_request_fails_only_that_request() {
+    let weir = Site::new()
+        .with_example("testapp")
+        .start("StartServers 3\nMinSpareServers 3\nMaxSpareServers 6\n");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    for signal in [libc::SIGKILL, libc::SIGSEGV] {
+        let victim_request = {
+            let client = client.clone();
+            std::thread::spawn(move || client.get("/app/sleep?ms=20000"))
+        };
+        // The busy worker is the one asleep in the handler; idle ones wait in accept().
+        let mut victim = None;
+        assert!(wait_until(Duration::from_secs(10), || {
+            victim = weir.workers().into_iter().map(|w| w.pid).find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+                    .is_ok_and(|w| w.contains("nanosleep"))
+            });
+            victim.is_some()
+        }));
+        let victim = victim.unwrap();
+        let concurrent: Vec<_> = (0..6)
+            .map(|_| {
+                let client = client.clone();
+                std::thread::spawn(move || client.get("/app/sleep?ms=300"))
+            })
+            .collect();
+        // SAFETY: kill takes plain integers.
+        unsafe { libc::kill(victim, signal) };
+        let reply = victim_request.join().unwrap().unwrap();
+        assert_eq!(reply.status, 502, "signal {signal}: {}", reply.text());
+        for request in concurrent {
+            assert_eq!(request.join().unwrap().unwrap().status, 200);
+        }
+        let back = wait_until(Duration::from_secs(2), || {
+            let workers = weir.workers();
+            workers.len() >= 3 && workers.iter().all(|w| w.pid != victim)
+        });
+        assert!(
+            back,
+            "not back to MinSpareServers within 2 s: {:?}",
+            weir.workers()
+        );
+        if signal == libc::SIGSEGV {
+            let line = format!("child pid {victim} exit signal Segmentation fault (11)");
+            assert!(
+                wait_until(Duration::from_secs(5), || weir.logs().contains(&line)),
+                "{}",
+                weir.logs()
+            );
+        } else {
+            let line = format!("child pid {victim} exit signal Killed (9)");
+            assert!(
+                wait_until(Duration::from_secs(5), || weir.logs().contains(&line)),
+                "{}",
+                weir.logs()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_hung_handler_is_killed_after_timeout_and_its_client_gets_504() {
+    let weir = Site::new()
+        .with_example("testapp")
+        .start("Timeout 2\nStartServers 2\nMinSpareServers 2\n");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let started = Instant::now();
+    let reply = client.get("/app/hang").unwrap();
+    assert_eq!(reply.status, 504);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(8),
+        "504 after {took:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(8), || weir.logs().contains(
+            "busy for more than Timeout (2s) on \"GET /app/hang HTTP/1.1\""
+        )),
+        "no hung-worker line\n{}",
+        weir.logs()
+    );
+    assert!(wait_until(Duration::from_secs(5), || weir.workers().len() >= 2));
+    assert_eq!(client.get("/app/x").unwrap().status, 200);
+}
+
+#[test]
+fn a_handler_that_allocates_without_end_dies_at_rlimitmem_alone() {
+    let weir = Site::new()
+        .with_example("testapp")
+        .start("RLimitMEM 400M\nStartServers 3\nMinSpareServers 3\nMaxSpareServers 5\n");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let others: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            std::thread::spawn(move || client.get("/app/sleep?ms=500"))
+        })
+        .collect();
+    let reply = client.get("/app/alloc-forever").unwrap();
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    for other in others {
+        assert_eq!(other.join().unwrap().unwrap().status, 200);
+    }
+    assert_eq!(client.get("/app/x").unwrap().status, 200);
+    // The machine's memory never came near the OOM killer: the limit stopped it at 400 MiB.
+    let worker = weir.workers()[0].pid;
+    let limit = std::fs::read_to_string(format!("/proc/{worker}/limits")).unwrap();
+    assert!(
+        limit
+            .lines()
+            .any(|l| l.starts_with("Max address space") && l.contains("419430400")),
+        "{limit}"
+    );
+}
+
+#[test]
+fn a_worker_past_max_memory_per_child_is_retired_after_its_request() {
+    let weir = Site::new()
+        .with_example("testapp")
+        .start("MaxMemoryPerChild 48M\nStartServers 2\nMinSpareServers 2\nMaxSpareServers 4\n");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let reply = client.get("/app/grow?mb=80").unwrap();
+    assert_eq!(
+        reply.status, 200,
+        "the request that grew the worker still completes"
+    );
+    let grown = pid_of(&reply.text());
+    assert!(
+        wait_until(Duration::from_secs(5), || procs::read(grown).is_none()),
+        "worker {grown} was not retired"
+    );
+    assert!(
+        weir.logs().contains(&format!("worker pid {grown} uses")),
+        "{}",
+        weir.logs()
+    );
+    assert!(
+        weir.logs().contains("above MaxMemoryPerChild of 49152 KiB"),
+        "{}",
+        weir.logs()
+    );
+    assert!(wait_until(Duration::from_secs(3), || weir.workers().len() >= 2));
+}
+
+#[test]
+fn max_connections_per_child_recycles_with_jitter() {
+    let weir = Site::new()
+        .with_example("testapp")
+        .start("MaxConnectionsPerChild 10\nStartServers 1\nMinSpareServers 1\nMaxSpareServers 2\n");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let mut pids = HashSet::new();
+    for _ in 0..100 {
+        let reply = client.get("/app/x").unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        pids.insert(pid_of(&reply.text()));
+    }
+    assert!(
+        (9..=11).contains(&pids.len()),
+        "100 requests were served by {} workers",
+        pids.len()
+    );
+}
+
+#[test]
+fn as_root_workers_run_as_user_with_no_new_privs_and_cannot_read_the_key() {
+    if !nix_is_root() {
+        eprintln!("skipped: needs root to switch users");
+        return;
+    }
+    let site = Site::new().with_example("testapp");
+    let key = site.path().join("key.pem").display().to_string();
+    let weir = site.start("User nobody\nGroup nogroup\n");
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw()
+        .to_string();
+    let (master, edge) = weir.roles();
+    let mut checked = vec![master, edge];
+    checked.extend(weir.workers());
+    for proc in &checked {
+        let uid = procs::status_field(proc.pid, "Uid").unwrap();
+        assert!(
+            uid.split_whitespace().all(|id| id == nobody),
+            "{} runs as {uid}",
+            proc.cmdline
+        );
+        assert_eq!(
+            procs::status_field(proc.pid, "NoNewPrivs").as_deref(),
+            Some("1"),
+            "{}",
+            proc.cmdline
+        );
+        let groups = procs::status_field(proc.pid, "Groups").unwrap_or_default();
+        assert!(
+            groups.is_empty(),
+            "{} keeps supplementary groups {groups}",
+            proc.cmdline
+        );
+    }
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let reply = client.get(&format!("/app/open?path={key}")).unwrap();
+    assert!(
+        reply.text().starts_with("refused"),
+        "a worker opened the key: {}",
+        reply.text()
+    );
+}
+
+fn nix_is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
