@@ -291,3 +291,21 @@ fn as_root_workers_run_as_user_with_no_new_privs_and_cannot_read_the_key() {
 fn nix_is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
+
+#[test]
+fn a_crash_storm_is_logged_and_slows_spawning_instead_of_fork_looping() {
+    let weir = Site::new()
+        .with_example("testapp")
+        .start("StartServers 2\nMinSpareServers 2\nMaxSpareServers 4\n");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    for _ in 0..14 {
+        assert_eq!(client.get("/app/abort").unwrap().status, 502);
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || weir.logs().contains("crash storm")),
+        "{}",
+        weir.logs()
+    );
+    // Spawning slows to one a second, but the pool still serves.
+    assert!(wait_until(Duration::from_secs(5), || client.get("/app/x").is_ok_and(|r| r.status == 200)));
+}
