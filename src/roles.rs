@@ -76,6 +76,7 @@ pub fn edge(
             Ok(socket) => inherited.push(InheritedListener {
                 socket,
                 scheme: listener.scheme,
+                proxy_protocol: listener.proxy_protocol,
             }),
             Err(error) => tracing::error!(%error, "edge could not take a listening socket"),
         }

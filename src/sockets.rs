@@ -17,6 +17,8 @@ const LISTEN_BACKLOG: i32 = 511;
 pub struct BoundListener {
     pub socket: TcpListener,
     pub scheme: ListenScheme,
+    /// A PROXY protocol header precedes each connection.
+    pub proxy_protocol: bool,
     /// The address actually bound (port 0 resolved).
     pub local: SocketAddr,
 }
@@ -62,6 +64,7 @@ fn bind(listener: &Listener) -> Result<BoundListener, SocketError> {
     Ok(BoundListener {
         socket,
         scheme: listener.scheme,
+        proxy_protocol: listener.proxy_protocol,
         local,
     })
 }

@@ -302,10 +302,14 @@ fn a_crash_storm_is_logged_and_slows_spawning_instead_of_fork_looping() {
         assert_eq!(client.get("/app/abort").unwrap().status, 502);
     }
     assert!(
-        wait_until(Duration::from_secs(5), || weir.logs().contains("crash storm")),
+        wait_until(Duration::from_secs(5), || weir
+            .logs()
+            .contains("crash storm")),
         "{}",
         weir.logs()
     );
     // Spawning slows to one a second, but the pool still serves.
-    assert!(wait_until(Duration::from_secs(5), || client.get("/app/x").is_ok_and(|r| r.status == 200)));
+    assert!(wait_until(Duration::from_secs(5), || client
+        .get("/app/x")
+        .is_ok_and(|r| r.status == 200)));
 }

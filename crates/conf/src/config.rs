@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::directives;
+use crate::edge::{EdgeLimits, TlsOptions, VerifyClient};
 use crate::error::{ConfigError, ConfigErrors, Problem};
 use crate::pool_rules::{self, PoolInput};
 use crate::syntax;
@@ -35,6 +36,8 @@ pub struct Listener {
     pub addr: SocketAddr,
     /// What the socket speaks.
     pub scheme: ListenScheme,
+    /// A PROXY protocol (v1 or v2) header comes first, from a load balancer in front.
+    pub proxy_protocol: bool,
 }
 
 /// The server certificate.
@@ -202,6 +205,10 @@ pub struct Config {
     pub server_tokens: ServerTokens,
     /// Resource limits for workers and scripts.
     pub rlimits: RLimits,
+    /// What the edge enforces on clients.
+    pub edge: EdgeLimits,
+    /// TLS versions, client certificates, tickets, ALPN.
+    pub tls_options: TlsOptions,
     /// Settings that were corrected or look risky: printed by configtest, logged at start.
     pub warnings: Vec<String>,
     /// The prefork directives as written, corrected into `pool` at the end of loading.
@@ -232,6 +239,8 @@ impl Config {
             cgi_interpreters: Vec::new(),
             server_tokens: ServerTokens::default(),
             rlimits: RLimits::default(),
+            edge: EdgeLimits::default(),
+            tls_options: TlsOptions::default(),
             warnings: Vec::new(),
             pool_input: PoolInput::default(),
             server_root,
@@ -329,6 +338,13 @@ impl Config {
                     listener.addr
                 )));
             }
+        }
+        if self.tls_options.verify_client != VerifyClient::None
+            && self.tls_options.client_ca_file.is_none()
+        {
+            problem(Problem::Missing {
+                directive: "SSLCACertificateFile",
+            });
         }
         // Longest prefix first, so /cgi-bin/admin/ wins over /cgi-bin/.
         self.script_aliases

@@ -2,6 +2,7 @@
 //! the typed [`Config`]. Adding a directive means adding one entry here, with its test below.
 
 use crate::config::{Config, ScriptAlias};
+use crate::edge;
 use crate::error::{ConfigError, Problem};
 use crate::syntax::{Node, Span};
 use crate::values;
@@ -353,6 +354,233 @@ pub const DIRECTIVES: &[Directive] = &[
         help: "soft/hard limits for max number of processes per uid",
         apply: |config, args| {
             config.rlimits.nproc = Some(values::rlimit("RLimitNPROC", args)?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "RequestReadTimeout",
+        args: (1, 3),
+        help: "Set various timeout parameters for TLS handshake and reading request headers and body",
+        apply: |config, args| {
+            for arg in args {
+                edge::read_timeout_stage(&mut config.edge.read_timeout, arg)?;
+            }
+            Ok(())
+        },
+    },
+    Directive {
+        name: "LimitRequestLine",
+        args: (1, 1),
+        help: "Limit on maximum size of an HTTP request line",
+        apply: |config, args| {
+            config.edge.limit_request_line = values::number("LimitRequestLine", &args[0], 64, 65_536)? as usize;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "LimitRequestFieldSize",
+        args: (1, 1),
+        help: "Limit on maximum size of an HTTP request header field",
+        apply: |config, args| {
+            config.edge.limit_request_field_size =
+                values::number("LimitRequestFieldSize", &args[0], 64, 65_536)? as usize;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "LimitRequestFields",
+        args: (1, 1),
+        help: "Limit (0 = unlimited) on max number of header fields in a request message",
+        apply: |config, args| {
+            let n = values::number("LimitRequestFields", &args[0], 0, 32_767)? as usize;
+            // Apache reads 0 as unlimited; weir keeps a ceiling even then.
+            config.edge.limit_request_fields = if n == 0 { 32_767 } else { n };
+            Ok(())
+        },
+    },
+    Directive {
+        name: "KeepAlive",
+        args: (1, 1),
+        help: "Whether persistent connections should be On or Off",
+        apply: |config, args| {
+            config.edge.keep_alive = values::on_off("KeepAlive", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "KeepAliveTimeout",
+        args: (1, 1),
+        help: "Keep-Alive timeout duration (sec)",
+        apply: |config, args| {
+            config.edge.keep_alive_timeout = values::seconds("KeepAliveTimeout", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "MaxKeepAliveRequests",
+        args: (1, 1),
+        help: "Maximum number of Keep-Alive requests per connection, or 0 for infinite",
+        apply: |config, args| {
+            config.edge.max_keep_alive_requests =
+                values::number("MaxKeepAliveRequests", &args[0], 0, u64::from(u32::MAX))?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "MaxConnections",
+        args: (1, 1),
+        help: "most client connections open at once, or 0 for no limit",
+        apply: |config, args| {
+            config.edge.max_connections = values::number("MaxConnections", &args[0], 0, 10_000_000)? as usize;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "MaxConnectionsPerIP",
+        args: (1, 1),
+        help: "most connections open at once from one client address, or 0 for no limit",
+        apply: |config, args| {
+            config.edge.max_connections_per_ip =
+                values::number("MaxConnectionsPerIP", &args[0], 0, 10_000_000)? as usize;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "RateLimit",
+        args: (1, 2),
+        help: "requests per second per client address, such as 20/s burst=40",
+        apply: |config, args| {
+            config.edge.rate_limit = Some(edge::rate_limit(args)?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "QueueTimeout",
+        args: (1, 1),
+        help: "seconds a request may wait for a free worker before 503",
+        apply: |config, args| {
+            config.edge.queue_timeout = values::seconds("QueueTimeout", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "TraceEnable",
+        args: (1, 1),
+        help: "'on' (default), 'off' or 'extended' to trace request body content",
+        apply: |config, args| {
+            config.edge.trace_enable = match args[0].to_ascii_lowercase().as_str() {
+                "on" | "extended" => true,
+                "off" => false,
+                _ => {
+                    return Err(Problem::BadValue {
+                        directive: "TraceEnable",
+                        value: args[0].clone(),
+                        reason: "expected On, Off or extended".to_string(),
+                    })
+                }
+            };
+            Ok(())
+        },
+    },
+    Directive {
+        name: "ServerSignature",
+        args: (1, 1),
+        help: "En-/disable server signature (on|off|email)",
+        apply: |config, args| {
+            use crate::edge::ServerSignature;
+            config.edge.server_signature = match args[0].to_ascii_lowercase().as_str() {
+                "off" => ServerSignature::Off,
+                "on" => ServerSignature::On,
+                "email" => ServerSignature::Email,
+                _ => {
+                    return Err(Problem::BadValue {
+                        directive: "ServerSignature",
+                        value: args[0].clone(),
+                        reason: "expected On, Off or EMail".to_string(),
+                    })
+                }
+            };
+            Ok(())
+        },
+    },
+    Directive {
+        name: "Header",
+        args: (2, 4),
+        help: "[always] set|append|merge|add|unset NAME [VALUE]",
+        apply: |config, args| {
+            let rule = edge::header_rule(args)?;
+            config.edge.headers.push(rule);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLProtocol",
+        args: (1, 8),
+        help: "Enable or disable various SSL protocols ('[+-][TLSv1.2|TLSv1.3] ...' - see manual)",
+        apply: |config, args| {
+            config.tls_options.versions = edge::ssl_protocol(args)?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLVerifyClient",
+        args: (1, 1),
+        help: "SSL Client verify type ('none', 'optional', 'require')",
+        apply: |config, args| {
+            use crate::edge::VerifyClient;
+            config.tls_options.verify_client = match args[0].to_ascii_lowercase().as_str() {
+                "none" => VerifyClient::None,
+                "optional" => VerifyClient::Optional,
+                "require" => VerifyClient::Require,
+                _ => {
+                    return Err(Problem::BadValue {
+                        directive: "SSLVerifyClient",
+                        value: args[0].clone(),
+                        reason: "expected none, optional or require".to_string(),
+                    })
+                }
+            };
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLCACertificateFile",
+        args: (1, 1),
+        help: "SSL CA Certificate file ('/path/to/file' - PEM encoded)",
+        apply: |config, args| {
+            config.tls_options.client_ca_file = Some(config.resolve(&args[0]));
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLSessionTickets",
+        args: (1, 1),
+        help: "Enable or disable TLS session tickets",
+        apply: |config, args| {
+            config.tls_options.session_tickets = values::on_off("SSLSessionTickets", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "Protocols",
+        args: (1, 4),
+        help: "Protocols available for the server in order of preference: h2 http/1.1",
+        apply: |config, args| {
+            let mut h2 = false;
+            for arg in args {
+                match arg.to_ascii_lowercase().as_str() {
+                    "h2" => h2 = true,
+                    "http/1.1" | "h2c" => {}
+                    _ => {
+                        return Err(Problem::BadValue {
+                            directive: "Protocols",
+                            value: arg.clone(),
+                            reason: "expected h2 and/or http/1.1".to_string(),
+                        })
+                    }
+                }
+            }
+            config.tls_options.alpn_h2 = h2;
             Ok(())
         },
     },

@@ -10,6 +10,7 @@
 
 mod config;
 mod directives;
+pub mod edge;
 mod error;
 mod pool_rules;
 mod syntax;

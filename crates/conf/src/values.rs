@@ -73,12 +73,22 @@ pub fn size(directive: &'static str, value: &str) -> Result<u64, Problem> {
         })
 }
 
+/// `On` or `Off`, any case.
+pub fn on_off(directive: &'static str, value: &str) -> Result<bool, Problem> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(bad(directive, value, "expected On or Off")),
+    }
+}
+
 /// Seconds, as Apache's `Timeout` reads them.
 pub fn seconds(directive: &'static str, value: &str) -> Result<Duration, Problem> {
     number(directive, value, 0, 86_400 * 365).map(Duration::from_secs)
 }
 
-/// `[addr:]port [http|https]`, with Apache's default scheme: https for port 443, else http.
+/// `[addr:]port [http|https] [proxy-protocol]`, with Apache's default scheme: https for port
+/// 443, else http.
 pub fn listen(args: &[String]) -> Result<Listener, Problem> {
     let spec = &args[0];
     let addr = if let Ok(port) = spec.parse::<u16>() {
@@ -92,16 +102,32 @@ pub fn listen(args: &[String]) -> Result<Listener, Problem> {
             )
         })?
     };
-    let scheme = match args.get(1).map(|s| s.to_ascii_lowercase()).as_deref() {
-        None if addr.port() == 443 => ListenScheme::Https,
-        None => ListenScheme::Http,
-        Some("https") => ListenScheme::Https,
-        Some("http") => ListenScheme::Http,
-        Some(other) => {
-            return Err(bad("Listen", other, "the protocol must be http or https"));
+    let mut scheme = None;
+    let mut proxy_protocol = false;
+    for arg in &args[1..] {
+        match arg.to_ascii_lowercase().as_str() {
+            "https" if scheme.is_none() => scheme = Some(ListenScheme::Https),
+            "http" if scheme.is_none() => scheme = Some(ListenScheme::Http),
+            "proxy-protocol" if !proxy_protocol => proxy_protocol = true,
+            _ => {
+                return Err(bad(
+                    "Listen",
+                    arg,
+                    "expected http or https, then optionally proxy-protocol",
+                ))
+            }
         }
-    };
-    Ok(Listener { addr, scheme })
+    }
+    let scheme = scheme.unwrap_or(if addr.port() == 443 {
+        ListenScheme::Https
+    } else {
+        ListenScheme::Http
+    });
+    Ok(Listener {
+        addr,
+        scheme,
+        proxy_protocol,
+    })
 }
 
 /// `soft [hard]` for the `RLimit*` directives: each a number or `max`.
@@ -160,6 +186,14 @@ mod tests {
         assert_eq!(l.scheme, ListenScheme::Https);
         assert!(listen(&["localhost:80".into()]).is_err());
         assert!(listen(&["80".into(), "ftp".into()]).is_err());
+        let l = listen(&["8443".into(), "https".into(), "proxy-protocol".into()]).unwrap();
+        assert!(l.proxy_protocol);
+        assert!(listen(&[
+            "80".into(),
+            "proxy-protocol".into(),
+            "proxy-protocol".into()
+        ])
+        .is_err());
     }
 
     #[test]

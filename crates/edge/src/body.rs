@@ -20,11 +20,28 @@ pub fn empty() -> Body {
     full(Bytes::new())
 }
 
+/// Marks a response the edge wrote itself, so the response policy can sign it.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgePage;
+
 /// A small HTML error page that names no software and no version (`ServerSignature Off`).
 pub fn error_page(status: StatusCode) -> Response<Body> {
+    page(status, "")
+}
+
+/// The same page with `ServerSignature On`'s address line, naming only what ServerTokens allows.
+pub fn error_page_signed(status: StatusCode, product: &HeaderValue) -> Response<Body> {
+    let product = product.to_str().unwrap_or("weir");
+    page(
+        status,
+        &format!("<hr>\n<address>{product} Server</address>\n"),
+    )
+}
+
+fn page(status: StatusCode, signature: &str) -> Response<Body> {
     let reason = status.canonical_reason().unwrap_or("Error");
     let html = format!(
-        "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{reason}</h1></body></html>\n",
+        "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{reason}</h1>\n{signature}</body></html>\n",
         code = status.as_u16()
     );
     let mut response = Response::new(full(html));
@@ -33,6 +50,7 @@ pub fn error_page(status: StatusCode) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    response.extensions_mut().insert(EdgePage);
     response
 }
 

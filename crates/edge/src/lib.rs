@@ -5,12 +5,19 @@
 //! runtime), and it never forks. It reads the TLS private key; no other role does.
 
 pub mod access_log;
+pub mod admission;
 pub mod body;
+pub mod client_limits;
 pub mod conditional;
+pub mod h1;
 pub mod pool_client;
+pub mod proxy_protocol;
+pub mod reqtimeout;
+pub mod request_body;
 pub mod routes;
 pub mod server;
 pub mod site;
+pub mod stall_guard;
 pub mod static_files;
 pub mod tls;
 
@@ -28,6 +35,8 @@ use crate::site::Site;
 pub struct InheritedListener {
     pub socket: std::net::TcpListener,
     pub scheme: ListenScheme,
+    /// A PROXY protocol header precedes each connection.
+    pub proxy_protocol: bool,
 }
 
 /// What the edge holds once the private key has been read and before privileges are dropped.
@@ -62,7 +71,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
         .iter()
         .any(|l| l.scheme == ListenScheme::Https);
     let tls = if https {
-        Some(tls::server_config(&config.tls)?)
+        Some(tls::server_config(&config.tls, &config.tls_options)?)
     } else {
         None
     };
@@ -97,6 +106,7 @@ pub fn run(
         }
     })?;
     let routes = routes::PoolRoutes::new(&config, handler_paths);
+    let limits = &config.edge;
     let site = Arc::new(Site {
         static_files: static_files::StaticFiles {
             root,
@@ -108,11 +118,35 @@ pub fn run(
             timeout: config.timeout,
         },
         routes,
+        admission: admission::Admission::new(config.pool.max_request_workers, limits.queue_timeout),
+        rate: limits.rate_limit.and_then(client_limits::RequestRate::new),
         server_header: http::HeaderValue::from_str(&config.server_tokens.product())
             .unwrap_or_else(|_| http::HeaderValue::from_static("weir")),
+        header_rules: limits.headers.clone(),
+        signature: limits.server_signature,
+        trace_enable: limits.trace_enable,
         limit_request_body: config.limit_request_body,
         access_log: prepared.access_log,
     });
+    let h1 = h1::conn::H1Settings {
+        limits: h1::head::Limits {
+            request_line: limits.limit_request_line,
+            field_size: limits.limit_request_field_size,
+            fields: limits.limit_request_fields,
+        },
+        read_timeout: limits.read_timeout,
+        keep_alive: limits.keep_alive,
+        keep_alive_timeout: limits.keep_alive_timeout,
+        max_keep_alive_requests: limits.max_keep_alive_requests,
+        limit_request_body: config.limit_request_body,
+    };
+    let edge = Arc::new(server::Edge::new(
+        site.clone(),
+        h1,
+        limits.read_timeout.handshake,
+        config.timeout,
+        client_limits::ConnectionLimits::new(limits.max_connections, limits.max_connections_per_ip),
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("weir-edge")
@@ -129,6 +163,7 @@ pub fn run(
                     tls: (listener.scheme == ListenScheme::Https)
                         .then(|| acceptor.clone())
                         .flatten(),
+                    proxy_protocol: listener.proxy_protocol,
                 }),
                 Err(error) => tracing::error!(%error, "edge could not use a listening socket"),
             }
@@ -152,7 +187,20 @@ pub fn run(
             }
             tracing::info!("edge stopping: no new connections, draining open ones");
         };
-        server::serve(sockets, site, shutdown, config.graceful_shutdown_timeout).await;
+        if site.rate.is_some() {
+            // Addresses whose budget is whole again are forgotten, so memory stays bounded.
+            let site = site.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    if let Some(rate) = &site.rate {
+                        rate.forget_idle();
+                    }
+                }
+            });
+        }
+        server::serve(sockets, edge, shutdown, config.graceful_shutdown_timeout).await;
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(())

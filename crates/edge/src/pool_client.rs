@@ -5,15 +5,20 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 use weir_conf::wire;
 
+use futures_util::StreamExt;
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use tokio_util::io::ReaderStream;
+
 use crate::body::{self, Body};
+use crate::request_body::RequestBody;
 
 /// How the edge reaches the pool.
 #[derive(Debug, Clone)]
@@ -40,6 +45,10 @@ pub struct TlsInfo {
     pub protocol: &'static str,
     /// OpenSSL's name for the suite, as mod_ssl's SSL_CIPHER gives it.
     pub cipher: &'static str,
+    /// mod_ssl's SSL_CLIENT_VERIFY: `SUCCESS` with a verified client certificate, else `NONE`.
+    pub client_verify: &'static str,
+    /// The verified client certificate's subject, RFC 2253 style (SSL_CLIENT_S_DN).
+    pub client_subject: Option<String>,
 }
 
 impl TlsInfo {
@@ -52,7 +61,20 @@ impl TlsInfo {
         let cipher = connection
             .negotiated_cipher_suite()
             .map_or("unknown", |suite| openssl_name(suite.suite()));
-        TlsInfo { protocol, cipher }
+        let client_subject = connection
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|leaf| crate::tls::subject_dn(leaf.as_ref()));
+        TlsInfo {
+            protocol,
+            cipher,
+            client_verify: if client_subject.is_some() {
+                "SUCCESS"
+            } else {
+                "NONE"
+            },
+            client_subject,
+        }
     }
 }
 
@@ -130,17 +152,27 @@ impl PoolClient {
     pub async fn send(
         &self,
         parts: &http::request::Parts,
-        body: Bytes,
+        body: RequestBody,
         client: &ClientFacts,
     ) -> Result<PoolAnswer, PoolError> {
-        let request = normalize(parts, body, client);
+        let head = normalize(parts, body.len(), client);
+        let body: Body = match body {
+            RequestBody::Memory(bytes) => body::full(bytes),
+            RequestBody::File { file, .. } => {
+                let frames =
+                    ReaderStream::with_capacity(tokio::fs::File::from_std(file), 64 * 1024)
+                        .map(|piece| piece.map(Frame::data));
+                BodyExt::boxed(StreamBody::new(frames))
+            }
+        };
+        let request = Request::from_parts(head, body);
         match tokio::time::timeout(self.timeout, self.exchange(request)).await {
             Ok(result) => result,
             Err(_) => Err(PoolError::Timeout),
         }
     }
 
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<PoolAnswer, PoolError> {
+    async fn exchange(&self, request: Request<Body>) -> Result<PoolAnswer, PoolError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(PoolError::Connect)?;
@@ -184,9 +216,9 @@ impl PoolClient {
 /// `Connection: close`, the forwarding headers, and none of the client's hop-by-hop headers.
 fn normalize(
     parts: &http::request::Parts,
-    body: Bytes,
+    body_len: u64,
     client: &ClientFacts,
-) -> Request<Full<Bytes>> {
+) -> http::request::Parts {
     let target = parts
         .uri
         .path_and_query()
@@ -227,7 +259,7 @@ fn normalize(
         set("host", host.clone());
         set("x-forwarded-host", host.clone());
     }
-    set("content-length", body.len().to_string());
+    set("content-length", body_len.to_string());
     set("connection", "close".to_string());
     set("x-forwarded-for", client.peer.ip().to_string());
     set("x-forwarded-proto", proto.to_string());
@@ -240,16 +272,19 @@ fn normalize(
     if let Some(tls) = &client.tls {
         set(wire::SSL_PROTOCOL, tls.protocol.to_string());
         set(wire::SSL_CIPHER, tls.cipher.to_string());
-        set(wire::SSL_CLIENT_VERIFY, "NONE".to_string());
+        set(wire::SSL_CLIENT_VERIFY, tls.client_verify.to_string());
+        if let Some(subject) = &tls.client_subject {
+            set(wire::SSL_CLIENT_S_DN, subject.clone());
+        }
     }
-    let mut request = Request::new(Full::new(body));
+    let mut request = Request::new(());
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = target
         .parse()
         .unwrap_or_else(|_| http::Uri::from_static("/"));
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
-    request
+    request.into_parts().0
 }
 
 /// The request id the worker sees: the client's own `X-Request-Id` when it is a plain token (so
@@ -335,11 +370,13 @@ mod tests {
             tls: Some(TlsInfo {
                 protocol: "TLSv1.3",
                 cipher: "TLS_AES_128_GCM_SHA256",
+                client_verify: "SUCCESS",
+                client_subject: Some("CN=meter-7,O=Water".to_string()),
             }),
         };
-        let normalized = normalize(&parts, Bytes::from_static(b"abc"), &client);
-        let h = normalized.headers();
-        assert_eq!(normalized.uri(), "/cgi-bin/x?y=1");
+        let normalized = normalize(&parts, 3, &client);
+        let h = &normalized.headers;
+        assert_eq!(normalized.uri, "/cgi-bin/x?y=1");
         assert_eq!(h["host"], "example.com");
         assert_eq!(h["x-forwarded-for"], "10.0.0.7");
         assert_eq!(h["content-length"], "3");
@@ -349,7 +386,10 @@ mod tests {
         assert!(h.get("x-secret").is_none());
         assert!(h.get("transfer-encoding").is_none());
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
-        assert!(h.get("x-weir-ssl-client-s-dn").is_none());
+        assert_eq!(
+            h["x-weir-ssl-client-s-dn"], "CN=meter-7,O=Water",
+            "the edge's, not the forged one"
+        );
         assert_eq!(h["x-weir-ssl-protocol"], "TLSv1.3");
         assert_eq!(h["x-request-id"], "device-42:retry.1");
         let mut bad = HeaderMap::new();

@@ -1,72 +1,130 @@
-//! Accept loops and connections: TLS within its budget, then HTTP/1.1 or h2 through hyper.
+//! Accept loops and connections: connection limits before anything else, the PROXY header where
+//! the listener expects one, the TLS handshake within its stage, then HTTP/1.1 (the edge's own
+//! strict reader) or h2 (hyper) by ALPN.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use weir_conf::edge::StageTimeout;
 
+use crate::client_limits::{ConnectionLimits, MAX_HANDSHAKES};
+use crate::h1::conn::{self as h1, H1Settings};
 use crate::pool_client::{ClientFacts, TlsInfo};
+use crate::proxy_protocol::{self, ProxiedAddress};
+use crate::reqtimeout::{Stage, StageClock};
+use crate::request_body;
 use crate::site::Site;
+use crate::stall_guard::StallGuard;
 
-/// A TLS handshake that takes longer than this is abandoned (RequestReadTimeout handshake=10).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A request head that takes longer than this is abandoned.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(20);
 /// After an accept error (EMFILE and the like), wait this long instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often an accept error may be logged.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+/// h2 streams in flight per connection.
+const H2_MAX_STREAMS: u32 = 100;
 
 /// One listening socket and what it speaks.
 pub struct Listener {
     pub socket: TcpListener,
     /// `Some` for https listeners.
     pub tls: Option<TlsAcceptor>,
+    /// A PROXY protocol header precedes everything else.
+    pub proxy_protocol: bool,
 }
 
-/// Serves every listener until `shutdown` resolves, then lets open connections finish for at most
-/// `drain` before returning.
+/// What every connection shares.
+pub struct Edge {
+    pub site: Arc<Site>,
+    pub h1: H1Settings,
+    pub handshake: StageTimeout,
+    /// Apache's Timeout: a client that reads nothing of its response for this long is cut off.
+    pub write_timeout: Duration,
+    pub limits: Arc<ConnectionLimits>,
+    pub handshakes: Arc<Semaphore>,
+    /// Cancelled when the edge starts draining.
+    pub draining: CancellationToken,
+    /// Every connection task, so a drain can wait for them.
+    pub connections: TaskTracker,
+    last_accept_error: Mutex<Option<Instant>>,
+}
+
+impl Edge {
+    pub fn new(
+        site: Arc<Site>,
+        h1: H1Settings,
+        handshake: StageTimeout,
+        write_timeout: Duration,
+        limits: Arc<ConnectionLimits>,
+    ) -> Edge {
+        Edge {
+            site,
+            h1,
+            handshake,
+            write_timeout,
+            limits,
+            handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
+            draining: CancellationToken::new(),
+            connections: TaskTracker::new(),
+            last_accept_error: Mutex::new(None),
+        }
+    }
+}
+
+/// Serves every listener until `shutdown` resolves; then stops accepting and lets open
+/// connections finish for at most `drain`.
 pub async fn serve(
     listeners: Vec<Listener>,
-    site: Arc<Site>,
-    shutdown: impl std::future::Future<Output = ()>,
+    edge: Arc<Edge>,
+    shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
-    let graceful = Arc::new(GracefulShutdown::new());
     let mut accept_tasks = Vec::new();
     for listener in listeners {
-        let site = site.clone();
-        let graceful = graceful.clone();
-        accept_tasks.push(tokio::spawn(accept_loop(listener, site, graceful)));
+        accept_tasks.push(tokio::spawn(accept_loop(listener, edge.clone())));
     }
     shutdown.await;
     for task in &accept_tasks {
         task.abort();
     }
-    for task in accept_tasks {
-        let _ = task.await;
-    }
-    let Ok(graceful) = Arc::try_unwrap(graceful) else {
-        return;
-    };
-    if tokio::time::timeout(drain, graceful.shutdown())
+    edge.draining.cancel();
+    edge.connections.close();
+    if tokio::time::timeout(drain, edge.connections.wait())
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after GracefulShutdownTimeout; closing them");
+        tracing::warn!(
+            open = edge.limits.total(),
+            "connections still open after GracefulShutdownTimeout; closing them"
+        );
     }
 }
 
-async fn accept_loop(listener: Listener, site: Arc<Site>, graceful: Arc<GracefulShutdown>) {
+async fn accept_loop(listener: Listener, edge: Arc<Edge>) {
+    let listener = Arc::new(listener);
     loop {
         let (stream, peer) = match listener.socket.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
-                tracing::warn!(%error, "accept failed; backing off");
+                edge.log_accept_error(&error);
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let slot = match edge.limits.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(over) => {
+                tracing::debug!(%peer, ?over, "connection refused by MaxConnections/MaxConnectionsPerIP");
                 continue;
             }
         };
@@ -74,84 +132,200 @@ async fn accept_loop(listener: Listener, site: Arc<Site>, graceful: Arc<Graceful
         let Ok(local) = stream.local_addr() else {
             continue;
         };
-        let site = site.clone();
-        let tls = listener.tls.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let result = match tls {
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-                    let tls_stream = match handshake {
-                        Ok(Ok(tls_stream)) => tls_stream,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let tls = TlsInfo::of(tls_stream.get_ref().1);
-                    let facts = ClientFacts {
-                        peer,
-                        local,
-                        tls: Some(tls),
-                    };
-                    let builder = http_builder();
-                    let connection =
-                        builder.serve_connection(TokioIo::new(tls_stream), service(site, facts));
-                    watcher.watch(connection.into_owned()).await
-                }
-                None => {
-                    let facts = ClientFacts {
-                        peer,
-                        local,
-                        tls: None,
-                    };
-                    let builder = http_builder();
-                    let connection =
-                        builder.serve_connection(TokioIo::new(stream), service(site, facts));
-                    watcher.watch(connection.into_owned()).await
-                }
-            };
-            if let Err(error) = result {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
+        let edge_for_task = edge.clone();
+        let listener = listener.clone();
+        edge.connections.spawn(async move {
+            let _slot = connection(stream, peer, local, &listener, &edge_for_task, slot).await;
         });
     }
 }
 
-/// hyper's server for one connection: HTTP/1.1, or h2 when the client starts with its preface.
-fn http_builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(100);
-    builder
+impl Edge {
+    fn log_accept_error(&self, error: &std::io::Error) {
+        let Ok(mut last) = self.last_accept_error.lock() else {
+            return;
+        };
+        if last.is_none_or(|at| at.elapsed() >= ACCEPT_LOG_EVERY) {
+            *last = Some(Instant::now());
+            tracing::error!(%error, "AH00050: accept failed; backing off and retrying (descriptors exhausted?)");
+        }
+    }
 }
 
-/// The per-request service of one connection.
-fn service(
-    site: Arc<Site>,
-    facts: ClientFacts,
-) -> impl hyper::service::Service<
-    http::Request<hyper::body::Incoming>,
-    Response = http::Response<crate::body::Body>,
-    Error = std::convert::Infallible,
-    Future = impl std::future::Future<
-        Output = Result<http::Response<crate::body::Body>, std::convert::Infallible>,
-    > + Send,
-> + Clone {
-    service_fn(move |request| {
-        let site = site.clone();
-        let facts = facts.clone();
-        async move { Ok::<_, std::convert::Infallible>(site.handle(facts, request).await) }
-    })
+/// Runs one connection; returns its connection-limit slot, dropped (released) by the caller.
+async fn connection(
+    mut stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    listener: &Listener,
+    edge: &Edge,
+    mut slot: crate::client_limits::ConnectionSlot,
+) -> Option<crate::client_limits::ConnectionSlot> {
+    let clock = StageClock::start(Stage::Handshake, &edge.handshake);
+    let deadline = clock.as_ref().map(|c| c.deadline());
+    let mut peer = peer;
+    if listener.proxy_protocol {
+        let budget = deadline.map_or(Duration::from_secs(10), |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        match proxy_protocol::read_header(&mut stream, budget).await {
+            Ok(ProxiedAddress::Proxied { client, .. }) => {
+                peer = client;
+                slot = match slot.rekey(client.ip()) {
+                    Ok(slot) => slot,
+                    Err(over) => {
+                        tracing::debug!(%peer, ?over, "connection refused by MaxConnectionsPerIP");
+                        return None;
+                    }
+                };
+            }
+            Ok(ProxiedAddress::Local) => {}
+            Err(error) => {
+                tracing::debug!(%peer, %error, "no valid PROXY protocol header; closing");
+                return Some(slot);
+            }
+        }
+    }
+    let Some(acceptor) = &listener.tls else {
+        let facts = ClientFacts {
+            peer,
+            local,
+            tls: None,
+        };
+        let io = StallGuard::new(stream, edge.write_timeout);
+        h1::serve(io, &edge.site, &facts, &edge.h1, &edge.draining).await;
+        return Some(slot);
+    };
+    // A flood of handshakes must not starve connections already established.
+    let Ok(_permit) = edge.handshakes.clone().try_acquire_owned() else {
+        tracing::debug!(%peer, "too many TLS handshakes in progress; closing");
+        return Some(slot);
+    };
+    let handshake = acceptor.accept(stream);
+    let tls_stream = match deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline, handshake).await {
+            Ok(result) => result,
+            Err(_) => {
+                if let Some(clock) = &clock {
+                    crate::reqtimeout::log_expiry(clock, peer);
+                }
+                return Some(slot);
+            }
+        },
+        None => handshake.await,
+    };
+    let tls_stream = match tls_stream {
+        Ok(tls_stream) => tls_stream,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            return Some(slot);
+        }
+    };
+    drop(_permit);
+    let connection = tls_stream.get_ref().1;
+    let h2 = connection.alpn_protocol() == Some(b"h2");
+    let facts = ClientFacts {
+        peer,
+        local,
+        tls: Some(TlsInfo::of(connection)),
+    };
+    let io = StallGuard::new(tls_stream, edge.write_timeout);
+    if h2 {
+        serve_h2(io, edge, facts).await;
+    } else {
+        h1::serve(io, &edge.site, &facts, &edge.h1, &edge.draining).await;
+    }
+    Some(slot)
+}
+
+/// h2 through hyper, with weir's limits: streams, header list size, reset floods (hyper's
+/// defaults), each stream's body under the body stage, and an idle connection closed by GOAWAY.
+async fn serve_h2<IO>(io: IO, edge: &Edge, facts: ClientFacts)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = facts.peer;
+    let active = Arc::new(AtomicUsize::new(0));
+    let last_active = Arc::new(Mutex::new(Instant::now()));
+    let site = edge.site.clone();
+    let settings = edge.h1.clone();
+    let service = {
+        let (active, last_active) = (active.clone(), last_active.clone());
+        service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let (site, facts, settings) = (site.clone(), facts.clone(), settings.clone());
+            let (active, last_active) = (active.clone(), last_active.clone());
+            async move {
+                active.fetch_add(1, Ordering::AcqRel);
+                let response = h2_request(&site, &facts, &settings, request).await;
+                active.fetch_sub(1, Ordering::AcqRel);
+                if let Ok(mut last) = last_active.lock() {
+                    *last = Instant::now();
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    let header_list = (edge.h1.limits.field_size * edge.h1.limits.fields).min(1 << 20) as u32;
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(header_list)
+        .max_send_buf_size(256 * 1024);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    // A connection with no stream in flight for the header stage's longest wait (or
+    // KeepAliveTimeout, whichever is longer) gets GOAWAY: a client dribbling HEADERS or
+    // CONTINUATION frames never reaches the service, so this is what stops it.
+    let header = &edge.h1.read_timeout.header;
+    let idle_limit = header
+        .max
+        .unwrap_or(header.initial)
+        .max(edge.h1.keep_alive_timeout)
+        .max(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "h2 connection ended with an error");
+                }
+                return;
+            }
+            _ = edge.draining.cancelled(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = tick.tick(), if !closing => {
+                let idle = active.load(Ordering::Acquire) == 0
+                    && last_active.lock().map(|t| t.elapsed() >= idle_limit).unwrap_or(true);
+                if idle {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// One h2 request: the rate limit, then the body under the body stage, then the site.
+async fn h2_request(
+    site: &Site,
+    facts: &ClientFacts,
+    settings: &H1Settings,
+    request: http::Request<hyper::body::Incoming>,
+) -> http::Response<crate::body::Body> {
+    let (parts, incoming) = request.into_parts();
+    let line = crate::site::request_line(&parts);
+    if let Some(refused) = site.rate_limited(facts) {
+        return site.refuse(facts, &line, refused);
+    }
+    let clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
+    match request_body::read_incoming(incoming, settings.limit_request_body, clock, facts.peer)
+        .await
+    {
+        Ok(body) => site.handle(facts, parts, body).await,
+        Err(error) => site.refuse(facts, &line, crate::body::error_page(error.status())),
+    }
 }

@@ -187,7 +187,7 @@ async fn stream_file(mut file: tokio::fs::File, start: u64, length: u64) -> std:
     }
     let frames = ReaderStream::with_capacity(file.take(length), 64 * 1024)
         .map(|piece| piece.map(Frame::data));
-    Ok(StreamBody::new(frames).boxed())
+    Ok(BodyExt::boxed(StreamBody::new(frames)))
 }
 
 /// Decodes and checks a URL path: no `..`, no `.`, no encoded `/` or `\`, no NUL, not too long.

@@ -1,0 +1,490 @@
+//! One HTTP/1.1 client connection, owned end to end by the edge: each request head is read under
+//! mod_reqtimeout's header stage and checked strictly ([`super::head`]), its body under the body
+//! stage and LimitRequestBody ([`super::chunked`] for chunked bodies), and only then handed to the
+//! [`Site`]. Responses go back with exact framing; keep-alive follows KeepAlive,
+//! KeepAliveTimeout and MaxKeepAliveRequests.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use weir_conf::edge::RequestReadTimeout;
+
+use super::chunked::{ChunkError, ChunkedDecoder};
+use super::head::{self, Framing, HeadError, Limits, RequestHead};
+use crate::body::{self, Body};
+use crate::pool_client::ClientFacts;
+use crate::reqtimeout::{log_expiry, Stage, StageClock};
+use crate::request_body::{BodyBuffer, BodyError, RequestBody};
+use crate::site::Site;
+
+/// The HTTP/1.1 settings of a connection.
+#[derive(Debug, Clone)]
+pub struct H1Settings {
+    pub limits: Limits,
+    pub read_timeout: RequestReadTimeout,
+    pub keep_alive: bool,
+    pub keep_alive_timeout: Duration,
+    /// 0: no limit.
+    pub max_keep_alive_requests: u64,
+    /// LimitRequestBody; 0: no limit.
+    pub limit_request_body: u64,
+}
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How a request ended for the connection.
+enum Next {
+    KeepGoing,
+    Close,
+}
+
+/// Serves requests on one connection until it closes, fails, or the edge drains.
+pub async fn serve<IO>(
+    mut io: IO,
+    site: &Site,
+    facts: &ClientFacts,
+    settings: &H1Settings,
+    draining: &CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buffer: Vec<u8> = Vec::with_capacity(4096);
+    let mut served = 0u64;
+    loop {
+        if served > 0 && buffer.is_empty() {
+            // Between requests: KeepAliveTimeout until the first byte; the header stage starts
+            // with that byte. Draining closes an idle connection here, where no request can be
+            // in flight.
+            let first = tokio::select! {
+                _ = draining.cancelled() => return,
+                read = tokio::time::timeout(settings.keep_alive_timeout, read_more(&mut io, &mut buffer)) => read,
+            };
+            match first {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+        }
+        let head = match read_head(&mut io, &mut buffer, site, facts, settings).await {
+            Some(head) => head,
+            None => return,
+        };
+        served += 1;
+        match serve_request(
+            &mut io,
+            &mut buffer,
+            site,
+            facts,
+            settings,
+            head,
+            served,
+            draining,
+        )
+        .await
+        {
+            Next::KeepGoing => {}
+            Next::Close => {
+                let _ = io.shutdown().await;
+                return;
+            }
+        }
+    }
+}
+
+/// Reads and checks one request head under the header stage. `None`: the connection is done
+/// (an error answer, if one was possible, has been sent).
+async fn read_head<IO>(
+    io: &mut IO,
+    buffer: &mut Vec<u8>,
+    site: &Site,
+    facts: &ClientFacts,
+    settings: &H1Settings,
+) -> Option<RequestHead>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut clock = StageClock::start(Stage::Header, &settings.read_timeout.header);
+    if let Some(clock) = clock.as_mut() {
+        clock.received(buffer.len());
+    }
+    // Parsing rescans the buffer, so it runs only when a line has completed or the partial line
+    // is already over a limit: a client sending a byte at a time cannot make it quadratic.
+    let longest_line = settings.limits.request_line.max(settings.limits.field_size) + 2;
+    let mut parsed_at = 0usize;
+    loop {
+        let since = &buffer[parsed_at.min(buffer.len())..];
+        let partial = buffer.len()
+            - buffer
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+        let worth_parsing = parsed_at == 0 || since.contains(&b'\n') || partial > longest_line;
+        parsed_at = buffer.len();
+        let parsed = if worth_parsing {
+            head::parse(buffer, &settings.limits)
+        } else {
+            Err(HeadError::Incomplete)
+        };
+        match parsed {
+            Ok((head, used)) => {
+                buffer.drain(..used);
+                return Some(head);
+            }
+            Err(HeadError::Incomplete) => {}
+            Err(error) => {
+                tracing::debug!(client = %facts.peer, ?error, "malformed request refused");
+                let line = first_line(buffer);
+                let response = site.refuse(facts, &line, body::error_page(error.status()));
+                let _ = write_response(io, response, Version::HTTP_11, false, false).await;
+                return None;
+            }
+        }
+        let read = match &clock {
+            Some(running) => {
+                match tokio::time::timeout_at(running.deadline(), read_more(io, buffer)).await {
+                    Ok(read) => read,
+                    Err(_) => {
+                        log_expiry(running, facts.peer);
+                        // A client that sent nothing of a request gets no answer, as in Apache.
+                        if !buffer.is_empty() {
+                            let line = first_line(buffer);
+                            let response = site.refuse(
+                                facts,
+                                &line,
+                                body::error_page(StatusCode::REQUEST_TIMEOUT),
+                            );
+                            let _ =
+                                write_response(io, response, Version::HTTP_11, false, false).await;
+                        }
+                        return None;
+                    }
+                }
+            }
+            None => read_more(io, buffer).await,
+        };
+        match read {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => {
+                if let Some(clock) = clock.as_mut() {
+                    clock.received(n);
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_request<IO>(
+    io: &mut IO,
+    buffer: &mut Vec<u8>,
+    site: &Site,
+    facts: &ClientFacts,
+    settings: &H1Settings,
+    head: RequestHead,
+    served: u64,
+    draining: &CancellationToken,
+) -> Next
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let version = head.version;
+    let request_line = format!("{} {} {:?}", head.method, head.target, version);
+    let has_body = !matches!(head.framing, Framing::None);
+    if let Some(refused) = site.rate_limited(facts) {
+        let response = site.refuse(facts, &request_line, refused);
+        let _ = write_response(io, response, version, head.method == Method::HEAD, false).await;
+        return Next::Close;
+    }
+    if let Framing::Length(n) = head.framing {
+        if settings.limit_request_body > 0 && n > settings.limit_request_body {
+            let response = site.refuse(
+                facts,
+                &request_line,
+                body::error_page(StatusCode::PAYLOAD_TOO_LARGE),
+            );
+            let _ = write_response(io, response, version, false, false).await;
+            return Next::Close;
+        }
+    }
+    if head.expect_continue
+        && has_body
+        && io
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
+    {
+        return Next::Close;
+    }
+    let body = match read_body(io, buffer, &head.framing, settings, facts).await {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::debug!(client = %facts.peer, %error, "request body refused");
+            let response = site.refuse(facts, &request_line, body::error_page(error.status()));
+            let _ = write_response(io, response, version, false, false).await;
+            return Next::Close;
+        }
+    };
+    let keep_alive = head.keep_alive
+        && settings.keep_alive
+        && (settings.max_keep_alive_requests == 0 || served < settings.max_keep_alive_requests);
+    let is_head = head.method == Method::HEAD;
+    let Some(parts) = into_parts(head) else {
+        let response = site.refuse(
+            facts,
+            &request_line,
+            body::error_page(StatusCode::BAD_REQUEST),
+        );
+        let _ = write_response(io, response, version, false, false).await;
+        return Next::Close;
+    };
+    let response = site.handle(facts, parts, body).await;
+    // A draining edge says so on this last response: the client may reuse nothing, and knows it.
+    let keep_alive = keep_alive
+        && !draining.is_cancelled()
+        && response
+            .headers()
+            .get(header::CONNECTION)
+            .is_none_or(|v| v != "close");
+    match write_response(io, response, version, is_head, keep_alive).await {
+        Ok(true) => Next::KeepGoing,
+        _ => Next::Close,
+    }
+}
+
+/// Reads the body the head announced, under the body stage and LimitRequestBody.
+async fn read_body<IO>(
+    io: &mut IO,
+    buffer: &mut Vec<u8>,
+    framing: &Framing,
+    settings: &H1Settings,
+    facts: &ClientFacts,
+) -> Result<RequestBody, BodyError>
+where
+    IO: AsyncRead + Unpin,
+{
+    let mut clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
+    let mut stored = BodyBuffer::new(settings.limit_request_body);
+    match framing {
+        Framing::None => return Ok(RequestBody::empty()),
+        Framing::Length(total) => {
+            let mut left = *total;
+            loop {
+                let take = (buffer.len() as u64).min(left) as usize;
+                if take > 0 {
+                    stored.push(&buffer[..take])?;
+                    buffer.drain(..take);
+                    left -= take as u64;
+                }
+                if left == 0 {
+                    break;
+                }
+                let n = read_in_stage(io, buffer, &mut clock, facts).await?;
+                if n == 0 {
+                    return Err(BodyError::Malformed(
+                        "connection closed inside the body".into(),
+                    ));
+                }
+            }
+        }
+        Framing::Chunked => {
+            let mut decoder = ChunkedDecoder::new(settings.limit_request_body);
+            let mut decoded = Vec::new();
+            loop {
+                let used = decoder
+                    .feed(buffer, &mut decoded)
+                    .map_err(|error| match error {
+                        ChunkError::TooLarge => BodyError::TooLarge,
+                        ChunkError::Malformed(reason) => BodyError::Malformed(reason.to_string()),
+                    })?;
+                buffer.drain(..used);
+                stored.push(&decoded)?;
+                decoded.clear();
+                if decoder.is_done() {
+                    break;
+                }
+                let n = read_in_stage(io, buffer, &mut clock, facts).await?;
+                if n == 0 {
+                    return Err(BodyError::Malformed(
+                        "connection closed inside the body".into(),
+                    ));
+                }
+            }
+        }
+    }
+    stored.finish()
+}
+
+/// One read under a stage's deadline, counting the bytes toward MinRate.
+async fn read_in_stage<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    buffer: &mut Vec<u8>,
+    clock: &mut Option<StageClock>,
+    facts: &ClientFacts,
+) -> Result<usize, BodyError> {
+    let n = match clock {
+        Some(running) => {
+            match tokio::time::timeout_at(running.deadline(), read_more(io, buffer)).await {
+                Ok(read) => read,
+                Err(_) => {
+                    log_expiry(running, facts.peer);
+                    return Err(BodyError::Timeout);
+                }
+            }
+        }
+        None => read_more(io, buffer).await,
+    }
+    .map_err(|e| BodyError::Malformed(e.to_string()))?;
+    if let Some(running) = clock.as_mut() {
+        running.received(n);
+    }
+    Ok(n)
+}
+
+async fn read_more<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let start = buffer.len();
+    buffer.resize(start + READ_CHUNK, 0);
+    let result = io.read(&mut buffer[start..]).await;
+    buffer.truncate(start + *result.as_ref().unwrap_or(&0));
+    result
+}
+
+/// The checked head as `http` request parts.
+fn into_parts(head: RequestHead) -> Option<http::request::Parts> {
+    let uri: http::Uri = head.target.parse().ok()?;
+    let mut request = http::Request::new(());
+    *request.method_mut() = head.method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = head.version;
+    let mut headers = head.headers;
+    // The body is whole now; its original framing means nothing past this point.
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::CONTENT_LENGTH);
+    if let Some(host) = head.host {
+        if let Ok(value) = HeaderValue::from_str(&host) {
+            headers.insert(header::HOST, value);
+        }
+    }
+    *request.headers_mut() = headers;
+    Some(request.into_parts().0)
+}
+
+/// The first line of what the client sent, for the access log of a refused request.
+fn first_line(buffer: &[u8]) -> String {
+    let end = buffer
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buffer.len())
+        .min(256);
+    String::from_utf8_lossy(&buffer[..end]).into_owned()
+}
+
+/// Writes a response with exact framing. Returns whether the connection may carry another
+/// request.
+async fn write_response<IO>(
+    io: &mut IO,
+    response: Response<Body>,
+    version: Version,
+    is_head: bool,
+    mut keep_alive: bool,
+) -> std::io::Result<bool>
+where
+    IO: AsyncWrite + Unpin,
+{
+    let (parts, mut body) = response.into_parts();
+    let status = parts.status;
+    let bodiless =
+        is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    // A streamed file knows its length though its body cannot say so: trust the producer's
+    // Content-Length then (only edge code makes responses; pool responses are read whole).
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let length = body.size_hint().exact().or(declared);
+    let chunked = !bodiless && length.is_none() && version == Version::HTTP_11;
+    if !bodiless && length.is_none() && !chunked {
+        // HTTP/1.0 without a known length: the close delimits the body.
+        keep_alive = false;
+    }
+    let mut head = Vec::with_capacity(512);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        // A HEAD answer keeps the Content-Length its GET would have; otherwise framing is
+        // computed here from the body actually sent.
+        let framing = name == header::CONTENT_LENGTH && !is_head;
+        if framing
+            || matches!(
+                name,
+                &header::CONNECTION | &header::TRANSFER_ENCODING | &header::DATE
+            )
+            || name.as_str() == "keep-alive"
+        {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(
+        format!("Date: {}\r\n", httpdate::fmt_http_date(SystemTime::now())).as_bytes(),
+    );
+    match length {
+        Some(n) if !bodiless => {
+            head.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+        }
+        _ if chunked => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        _ => {}
+    }
+    if !keep_alive {
+        head.extend_from_slice(b"Connection: close\r\n");
+    } else if version == Version::HTTP_10 {
+        head.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    io.write_all(&head).await?;
+    if !bodiless {
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            write_data(io, &data, chunked).await?;
+        }
+        if chunked {
+            io.write_all(b"0\r\n\r\n").await?;
+        }
+    }
+    io.flush().await?;
+    Ok(keep_alive)
+}
+
+async fn write_data<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    data: &Bytes,
+    chunked: bool,
+) -> std::io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    if chunked {
+        io.write_all(format!("{:x}\r\n", data.len()).as_bytes())
+            .await?;
+        io.write_all(data).await?;
+        io.write_all(b"\r\n").await
+    } else {
+        io.write_all(data).await
+    }
+}
