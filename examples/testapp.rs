@@ -28,6 +28,7 @@ impl Handler for Probe {
     }
 
     fn handle(&mut self, request: &Request) -> Response {
+        record(request);
         match request.path() {
             "/app/panic" => panic!("asked to panic"),
             // SAFETY: abort is always safe to call; it is the point of this route.
@@ -84,6 +85,16 @@ impl Handler for Probe {
                 let _ = writeln!(file, "inits={}", self.inits);
             }
         }
+    }
+}
+
+/// With `TESTAPP_RECORD` set, every request that reaches a worker is appended to that file
+/// (`METHOD TARGET BODY-LENGTH`), so tests can prove what never arrived.
+fn record(request: &Request) {
+    let Some(path) = std::env::var_os("TESTAPP_RECORD") else { return };
+    let line = format!("{} {} {}\n", request.method, request.target, request.body.len());
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = file.write_all(line.as_bytes());
     }
 }
 
