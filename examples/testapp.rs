@@ -91,9 +91,20 @@ impl Handler for Probe {
 /// With `TESTAPP_RECORD` set, every request that reaches a worker is appended to that file
 /// (`METHOD TARGET BODY-LENGTH`), so tests can prove what never arrived.
 fn record(request: &Request) {
-    let Some(path) = std::env::var_os("TESTAPP_RECORD") else { return };
-    let line = format!("{} {} {}\n", request.method, request.target, request.body.len());
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    let Some(path) = std::env::var_os("TESTAPP_RECORD") else {
+        return;
+    };
+    let line = format!(
+        "{} {} {}\n",
+        request.method,
+        request.target,
+        request.body.len()
+    );
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = file.write_all(line.as_bytes());
     }
 }

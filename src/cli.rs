@@ -1,35 +1,101 @@
 //! weir's command line, in the library so that an application built on weir (with its own
 //! [`Handler`](crate::Handler)s) gets the same commands as the `weir` binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-use crate::{load_config, Server, EXIT_CONFIG};
+use crate::{certs, checks, load_config, Config, Server, EXIT_CONFIG, EXIT_STARTUP};
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "A hardened edge gateway with a bundled prefork backend"
+    disable_version_flag = true,
+    about = "A hardened edge gateway with a bundled prefork backend",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// Check the configuration and exit (as `apachectl -t`)
+    #[arg(short = 't')]
+    test: bool,
+    /// Show the version, build and pool settings (as `apache2 -V`)
+    #[arg(short = 'V')]
+    version: bool,
+    #[command(flatten)]
+    config: ConfigFile,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+#[derive(Args, Clone)]
+struct ConfigFile {
+    /// Configuration file, in Apache httpd syntax (the built-in default without it)
+    #[arg(short = 'f', long = "config")]
+    file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (the built-in default configuration without -f)
-    Run {
-        /// Configuration file, in Apache httpd syntax
-        #[arg(short = 'f', long = "config")]
-        file: Option<PathBuf>,
-    },
+    /// Run the server
+    Run(ConfigFile),
     /// Check the configuration: prints "Syntax OK" or every error, exit status to match
-    Configtest {
-        #[arg(short = 'f', long = "config")]
-        file: Option<PathBuf>,
+    Configtest(ConfigFile),
+    /// Ask the running server (found through the PidFile) to reload its configuration
+    Reload(ConfigFile),
+    /// Ask the running server (found through the PidFile) to stop, and wait until it has
+    Stop(ConfigFile),
+    /// Make certificates: a self-signed one, or a small CA with server and device certificates
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// A self-signed server certificate: DIR/server.crt and DIR/server.key
+    Selfsigned {
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// DNS names and IP addresses the certificate is for
+        #[arg(long = "name", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+        names: Vec<String>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// A CA for a fleet: DIR/ca.crt (for SSLCACertificateFile) and DIR/ca.key
+    Ca {
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        #[arg(long, default_value = "weir fleet CA")]
+        cn: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// A server certificate signed by the CA in --ca: DIR/server.crt and DIR/server.key
+    Server {
+        #[arg(long, default_value = "certs")]
+        ca: PathBuf,
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// A device (client) certificate signed by the CA in --ca: DIR/CN.crt and DIR/CN.key
+    Client {
+        #[arg(long, default_value = "certs")]
+        ca: PathBuf,
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// The device's name, its certificate's common name
+        #[arg(long)]
+        cn: String,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -37,24 +103,231 @@ enum Command {
 /// to the server before it starts.
 pub fn main_with(register: impl FnOnce(Server) -> Server) -> ExitCode {
     let cli = Cli::parse();
-    let (file, test_only) = match cli.command {
-        Command::Run { file } => (file, false),
-        Command::Configtest { file } => (file, true),
-    };
-    let config = match load_config(file.as_deref()) {
-        Ok(config) => config,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::from(EXIT_CONFIG as u8);
+    let code = match cli.command {
+        _ if cli.version => version(cli.config.file.as_deref()),
+        _ if cli.test => configtest(cli.config.file.as_deref()),
+        None => {
+            eprintln!(
+                "weir: say what to do: run, configtest, reload, stop or cert (see weir --help)"
+            );
+            EXIT_CONFIG
         }
+        Some(Command::Configtest(file)) => configtest(file.file.as_deref()),
+        Some(Command::Run(file)) => match load(file.file.as_deref()) {
+            Ok(config) => register(Server::new(config)).run(),
+            Err(code) => code,
+        },
+        Some(Command::Reload(file)) => signal_running(file.file.as_deref(), libc::SIGHUP),
+        Some(Command::Stop(file)) => signal_running(file.file.as_deref(), libc::SIGTERM),
+        Some(Command::Cert(command)) => cert(command),
     };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn load(file: Option<&Path>) -> Result<Config, i32> {
+    load_config(file).map_err(|errors| {
+        eprintln!("{errors}");
+        EXIT_CONFIG
+    })
+}
+
+fn configtest(file: Option<&Path>) -> i32 {
+    let config = match load(file) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    for warning in config
+        .warnings
+        .iter()
+        .chain(&checks::risk_warnings(&config, None))
+    {
+        eprintln!("{warning}");
+    }
+    if let Err(problems) = checks::full(&config) {
+        for problem in problems {
+            eprintln!("{}: {problem}", config.source_name());
+        }
+        return EXIT_CONFIG;
+    }
+    println!("Syntax OK");
+    0
+}
+
+fn version(file: Option<&Path>) -> i32 {
+    println!("Server version: weir/{} (Unix)", env!("CARGO_PKG_VERSION"));
+    println!(
+        "Server built:   {} build of {} {}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        "Architecture:   {}-bit {}",
+        usize::BITS,
+        std::env::consts::ARCH
+    );
+    println!("Server MPM:     prefork");
+    println!("  threaded:     no");
+    println!("    forked:     yes (variable process count)");
+    println!("TLS library:    rustls 0.23 (TLSv1.2, TLSv1.3; forward-secret suites only)");
+    println!("Crypto provider: aws-lc-rs");
+    let config = match load(file) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let pool = &config.pool;
+    println!(" -D SERVER_CONFIG_FILE=\"{}\"", config.source_name());
+    println!(" -D SERVER_ROOT=\"{}\"", config.server_root.display());
+    println!(" -D DEFAULT_PIDLOG=\"{}\"", config.pid_file.display());
+    println!(" -D RUNTIME_DIR=\"{}\"", config.runtime_dir.display());
+    println!("Pool:");
+    println!("  StartServers           {}", pool.start_servers);
+    println!("  MinSpareServers        {}", pool.min_spare_servers);
+    println!("  MaxSpareServers        {}", pool.max_spare_servers);
+    println!("  MaxRequestWorkers      {}", pool.max_request_workers);
+    println!("  ServerLimit            {}", pool.server_limit);
+    println!(
+        "  MaxConnectionsPerChild {}",
+        pool.max_connections_per_child
+    );
+    println!("  MaxMemoryPerChild      {}", pool.max_memory_per_child);
+    let timeouts = &config.edge.read_timeout;
+    println!("Edge:");
+    println!("  RequestReadTimeout     {}", describe_timeouts(timeouts));
+    println!("  LimitRequestBody       {}", config.limit_request_body);
+    println!("  ServerTokens           {:?}", config.server_tokens);
+    println!(
+        "  ServerSignature        {:?}",
+        config.edge.server_signature
+    );
+    println!(
+        "  TraceEnable            {}",
+        if config.edge.trace_enable {
+            "On"
+        } else {
+            "Off"
+        }
+    );
     for warning in &config.warnings {
         eprintln!("{warning}");
     }
-    if test_only {
-        println!("Syntax OK");
-        return ExitCode::SUCCESS;
+    0
+}
+
+fn describe_timeouts(timeouts: &weir_conf::edge::RequestReadTimeout) -> String {
+    let stage = |name: &str, stage: &weir_conf::edge::StageTimeout| {
+        let mut text = format!("{name}={}", stage.initial.as_secs());
+        if let Some(max) = stage.max {
+            text.push_str(&format!("-{}", max.as_secs()));
+        }
+        if let Some(rate) = stage.min_rate {
+            text.push_str(&format!(",MinRate={rate}"));
+        }
+        text
+    };
+    format!(
+        "{} {} {}",
+        stage("handshake", &timeouts.handshake),
+        stage("header", &timeouts.header),
+        stage("body", &timeouts.body)
+    )
+}
+
+/// `reload` and `stop`: signal the supervisor named in the configuration's PidFile.
+fn signal_running(file: Option<&Path>, signal: libc::c_int) -> i32 {
+    let config = match load_config(file) {
+        Ok(config) => config,
+        Err(errors) if signal == libc::SIGHUP => {
+            // As `apachectl graceful`: a configuration that fails configtest is not loaded.
+            eprintln!("{errors}");
+            eprintln!("weir: the configuration has errors; not reloading (the running server is unchanged)");
+            return EXIT_CONFIG;
+        }
+        Err(errors) => match file.and_then(Config::load_lenient) {
+            // A broken file must not keep a running server from being stopped.
+            Some(config) => {
+                eprintln!("{errors}");
+                eprintln!("weir: the configuration has errors; using its PidFile to stop the server anyway");
+                config
+            }
+            None => {
+                eprintln!("{errors}");
+                return EXIT_CONFIG;
+            }
+        },
+    };
+    let pid_file = &config.pid_file;
+    let pid = match std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+        .filter(|pid| *pid > 0 && Path::new(&format!("/proc/{pid}")).exists())
+    {
+        Some(pid) => pid,
+        None => {
+            eprintln!(
+                "weir is not running: no live process in PidFile {} (from {})",
+                pid_file.display(),
+                config.source_name()
+            );
+            return EXIT_STARTUP;
+        }
+    };
+    // SAFETY: kill takes plain integers.
+    if unsafe { libc::kill(pid, signal) } != 0 {
+        eprintln!(
+            "could not signal weir (pid {pid}): {}",
+            std::io::Error::last_os_error()
+        );
+        return EXIT_STARTUP;
     }
-    let code = register(Server::new(config)).run();
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    if signal != libc::SIGTERM {
+        println!("reload requested (pid {pid})");
+        return 0;
+    }
+    let deadline = Instant::now() + config.graceful_shutdown_timeout + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        if Instant::now() >= deadline {
+            eprintln!("weir (pid {pid}) is still running after GracefulShutdownTimeout");
+            return EXIT_STARTUP;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("weir (pid {pid}) stopped");
+    0
+}
+
+fn cert(command: CertCommand) -> i32 {
+    let result = match command {
+        CertCommand::Selfsigned { out, names, force } => certs::selfsigned(&out, &names, force),
+        CertCommand::Ca { out, cn, force } => certs::ca(&out, &cn, force),
+        CertCommand::Server {
+            ca,
+            out,
+            names,
+            force,
+        } => certs::signed(&ca, &out, "server", &names, None, false, force),
+        CertCommand::Client {
+            ca,
+            out,
+            cn,
+            org,
+            force,
+        } => certs::signed(&ca, &out, &cn.clone(), &[cn], org.as_deref(), true, force),
+    };
+    match result {
+        Ok(paths) => {
+            for path in paths {
+                println!("wrote {}", path.display());
+            }
+            0
+        }
+        Err(error) => {
+            eprintln!("weir cert: {error}");
+            EXIT_STARTUP
+        }
+    }
 }

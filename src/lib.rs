@@ -45,8 +45,11 @@
 //!
 //! `examples/ledger` is a complete telemetry-ingest application built this way.
 
+mod certs;
+mod checks;
 pub mod cli;
 mod errorlog;
+mod notify;
 mod roles;
 mod sockets;
 mod supervisor;
@@ -136,7 +139,8 @@ fn prepare_and_run(
     }
     let listeners = sockets::bind_all(&config.listeners).map_err(|e| e.to_string())?;
     let (pool_listener, pool_socket) =
-        sockets::pool_listener(&config.runtime_dir, account.as_ref()).map_err(|e| e.to_string())?;
+        sockets::pool_listener(&config.runtime_dir, "pool-1.sock", account.as_ref())
+            .map_err(|e| e.to_string())?;
     write_pid_file(&config.pid_file)
         .map_err(|e| format!("PidFile {}: {e}", config.pid_file.display()))?;
     for warning in &config.warnings {
@@ -147,7 +151,12 @@ fn prepare_and_run(
         .map_err(|e| format!("could not create the scoreboard: {e}"))?;
     let mut signals =
         SignalReader::new().map_err(|e| format!("could not set up signal handling: {e}"))?;
+    let config_path = match &config.source {
+        weir_conf::Source::File(path) => Some(path.clone()),
+        weir_conf::Source::BuiltIn => None,
+    };
     let supervisor = supervisor::Supervisor {
+        config_path,
         config,
         handler_paths: handlers.iter().map(|(path, _)| path.clone()).collect(),
         handlers,

@@ -20,6 +20,7 @@ use crate::sockets::BoundListener;
 pub fn pool_master(
     config: &Config,
     scoreboard: Scoreboard,
+    generation: u32,
     listener: &UnixListener,
     account: Option<Account>,
     ready: OwnedFd,
@@ -37,7 +38,7 @@ pub fn pool_master(
         graceful_shutdown_timeout: config.graceful_shutdown_timeout,
         account,
         rlimits: config.rlimits,
-        generation: 1,
+        generation,
     };
     let mut handler = HttpWorker::new(CgiSettings::from_config(config), handlers);
     let listener = match listener.try_clone() {

@@ -19,8 +19,19 @@ pub struct BoundListener {
     pub scheme: ListenScheme,
     /// A PROXY protocol header precedes each connection.
     pub proxy_protocol: bool,
+    /// The address as configured (port 0 stays 0), to match it again on reload.
+    pub configured: SocketAddr,
     /// The address actually bound (port 0 resolved).
     pub local: SocketAddr,
+}
+
+impl BoundListener {
+    pub fn scheme_name(&self) -> &'static str {
+        match self.scheme {
+            ListenScheme::Https => "https",
+            ListenScheme::Http => "http",
+        }
+    }
 }
 
 /// Why a socket could not be opened.
@@ -65,13 +76,54 @@ fn bind(listener: &Listener) -> Result<BoundListener, SocketError> {
         socket,
         scheme: listener.scheme,
         proxy_protocol: listener.proxy_protocol,
+        configured: addr,
         local,
     })
 }
 
-/// Creates RuntimeDir (owned by the run-as account) and the pool's Unix listener in it, mode 0600.
+/// The listeners a reloaded configuration asks for: the sockets already open are kept (same
+/// configured address and protocol; no connection is ever refused), new ones are bound. Those
+/// left out close when the old generation that holds them has gone.
+pub fn rebind(
+    wanted: &[Listener],
+    open: &[BoundListener],
+) -> Result<Vec<BoundListener>, SocketError> {
+    wanted
+        .iter()
+        .map(|listener| {
+            let existing = open.iter().find(|o| {
+                o.configured == listener.addr
+                    && o.scheme == listener.scheme
+                    && o.proxy_protocol == listener.proxy_protocol
+            });
+            match existing {
+                Some(open) => {
+                    let socket = open
+                        .socket
+                        .try_clone()
+                        .map_err(|source| SocketError::Bind {
+                            addr: listener.addr,
+                            source,
+                        })?;
+                    Ok(BoundListener {
+                        socket,
+                        scheme: open.scheme,
+                        proxy_protocol: open.proxy_protocol,
+                        configured: open.configured,
+                        local: open.local,
+                    })
+                }
+                None => bind(listener),
+            }
+        })
+        .collect()
+}
+
+/// Creates RuntimeDir (owned by the run-as account) and a pool's Unix listener `name` in it,
+/// mode 0600.
 pub fn pool_listener(
     runtime_dir: &Path,
+    name: &str,
     account: Option<&Account>,
 ) -> Result<(UnixListener, PathBuf), SocketError> {
     let dir_fail = |source| SocketError::RuntimeDir {
@@ -82,7 +134,7 @@ pub fn pool_listener(
     std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o755))
         .map_err(dir_fail)?;
     privileges::chown_to(runtime_dir, account).map_err(dir_fail)?;
-    let path = runtime_dir.join("pool.sock");
+    let path = runtime_dir.join(name);
     let fail = |source| SocketError::Pool {
         path: path.clone(),
         source,
@@ -106,11 +158,7 @@ pub fn write_address_file(
 ) -> std::io::Result<PathBuf> {
     let mut text = String::new();
     for listener in listeners {
-        let scheme = match listener.scheme {
-            ListenScheme::Https => "https",
-            ListenScheme::Http => "http",
-        };
-        text.push_str(&format!("{scheme} {}\n", listener.local));
+        text.push_str(&format!("{} {}\n", listener.scheme_name(), listener.local));
     }
     let path = runtime_dir.join("listen");
     let partial = runtime_dir.join(".listen.partial");

@@ -1,6 +1,11 @@
-//! The supervisor: holds the listening sockets, forks the pool master and the edge, restarts a
-//! role that dies, and stops the tree on SIGTERM or SIGINT. Single-threaded; signals arrive
-//! through a `signalfd` read in its one poll loop.
+//! The supervisor: holds the listening sockets, runs generations of (pool master, edge), restarts
+//! a role that dies, reloads on SIGHUP without dropping a request, and stops the tree on SIGTERM
+//! or SIGINT. Single-threaded; signals arrive through a `signalfd` read in its one poll loop.
+//!
+//! A reload starts a new generation on the same listening sockets and waits until it is ready;
+//! only then is the old edge told to stop accepting and drain (its pool stays until the edge is
+//! gone, since the edge's requests in flight still need it). A configuration that does not load,
+//! or a new generation that does not come up, leaves the old one serving.
 
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -13,11 +18,14 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use weir_apps::Handler;
 use weir_conf::Config;
+use weir_prefork::fork::ForkError;
 use weir_prefork::privileges::Account;
 use weir_prefork::signals::{self, SignalReader};
 use weir_prefork::{fork_child, Role, Scoreboard};
 
+use crate::notify;
 use crate::roles;
 use crate::sockets::{self, BoundListener};
 
@@ -26,8 +34,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A role that stays up this long resets its backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// How long a new generation may take to report ready before a reload is abandoned.
+const READY_DEADLINE: Duration = Duration::from_secs(30);
 
-/// One forked role the supervisor keeps alive.
+/// One forked role.
 struct Child {
     role: Role,
     pid: Option<Pid>,
@@ -49,118 +59,192 @@ impl Child {
             restart_at: None,
         }
     }
+
+    fn is_ready(&self) -> bool {
+        self.pid.is_some() && self.ready.is_none()
+    }
+}
+
+/// A pool master and an edge started from one configuration.
+struct Generation {
+    number: u32,
+    config: Arc<Config>,
+    listeners: Vec<BoundListener>,
+    pool_listener: UnixListener,
+    pool_socket: PathBuf,
+    pool: Child,
+    edge: Child,
+    /// Set once the generation is told to stop: everything left is killed at this time.
+    stop_deadline: Option<Instant>,
+}
+
+impl Generation {
+    fn children(&mut self) -> [&mut Child; 2] {
+        [&mut self.pool, &mut self.edge]
+    }
+
+    fn is_gone(&self) -> bool {
+        self.pool.pid.is_none() && self.edge.pid.is_none()
+    }
 }
 
 /// What the supervisor owns while it runs.
 pub struct Supervisor {
+    /// The file to re-read on reload; `None` for the built-in default.
+    pub config_path: Option<PathBuf>,
     pub config: Arc<Config>,
     /// Application handlers, moved into each pool master this supervisor forks.
-    pub handlers: Vec<(String, Box<dyn weir_apps::Handler>)>,
+    pub handlers: Vec<(String, Box<dyn Handler>)>,
     /// Their paths, which the edge routes to the pool.
     pub handler_paths: Vec<String>,
     pub account: Option<Account>,
     pub listeners: Vec<BoundListener>,
     pub pool_listener: UnixListener,
-    /// Shared with every process forked from here: workers write it, the master reads it.
-    pub scoreboard: Scoreboard,
     pub pool_socket: PathBuf,
+    /// Shared with every process forked from here: workers write it, masters and edges read it.
+    pub scoreboard: Scoreboard,
+}
+
+/// The running state.
+struct Running {
+    handlers: Vec<(String, Box<dyn Handler>)>,
+    handler_paths: Vec<String>,
+    account: Option<Account>,
+    config_path: Option<PathBuf>,
+    scoreboard: Scoreboard,
+    current: Generation,
+    draining: Vec<Generation>,
+    /// A stop that arrived while a reload was waiting for its new generation.
+    stop_requested: bool,
 }
 
 impl Supervisor {
     /// Runs the tree until it is told to stop. Returns the process exit code.
-    pub fn run(mut self, signals: &mut SignalReader) -> i32 {
+    pub fn run(self, signals: &mut SignalReader) -> i32 {
         // Orphaned workers (a pool master that died) are re-parented here, reaped and stopped.
         // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and no pointers.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        // The pool master first: it must be forked before the edge reads any private key.
-        let mut pool = Child::new(Role::PoolMaster);
-        let mut edge = Child::new(Role::Edge);
-        if let Err(error) = self.start(&mut pool).and_then(|()| self.start(&mut edge)) {
+        let mut running = Running {
+            handlers: self.handlers,
+            handler_paths: self.handler_paths,
+            account: self.account,
+            config_path: self.config_path,
+            scoreboard: self.scoreboard,
+            current: Generation {
+                number: 1,
+                config: self.config,
+                listeners: self.listeners,
+                pool_listener: self.pool_listener,
+                pool_socket: self.pool_socket,
+                pool: Child::new(Role::PoolMaster),
+                edge: Child::new(Role::Edge),
+                stop_deadline: None,
+            },
+            draining: Vec::new(),
+            stop_requested: false,
+        };
+        if let Err(error) = running.start_generation_roles() {
             tracing::error!("{error}");
-            self.stop_all(&mut [&mut pool, &mut edge]);
+            running.stop_all();
             return 1;
         }
         let mut announced = false;
         loop {
-            self.wait_for_events(signals, &mut [&mut pool, &mut edge]);
+            running.wait_for_events(signals);
             let mut stop = false;
+            let mut reload = false;
             while let Some(signal) = signals.pending() {
                 match signal {
-                    Signal::SIGTERM | Signal::SIGINT => {
-                        tracing::info!("AH00169: caught SIGTERM, shutting down");
-                        stop = true;
-                    }
-                    Signal::SIGHUP => {
-                        tracing::warn!("SIGHUP received; reloading is not supported yet, ignoring")
-                    }
+                    Signal::SIGTERM | Signal::SIGINT => stop = true,
+                    Signal::SIGHUP => reload = true,
                     _ => {}
                 }
             }
-            if stop {
-                self.stop_all(&mut [&mut pool, &mut edge]);
+            if stop || running.stop_requested {
+                tracing::info!("AH00169: caught SIGTERM, shutting down");
+                notify::send("STOPPING=1");
+                running.stop_all();
                 return 0;
             }
-            self.reap(&mut [&mut pool, &mut edge]);
-            for child in [&mut pool, &mut edge] {
-                if child.restart_at.is_some_and(|at| Instant::now() >= at) {
-                    if let Err(error) = self.start(child) {
-                        tracing::error!("{error}");
-                        child.restart_at = Some(Instant::now() + child.backoff);
-                    }
-                }
-            }
-            if !announced
-                && pool.pid.is_some()
-                && edge.pid.is_some()
-                && pool.ready.is_none()
-                && edge.ready.is_none()
-            {
+            running.reap();
+            running.restart_lost_roles();
+            running.retire_drained();
+            if !announced && running.current.pool.is_ready() && running.current.edge.is_ready() {
                 announced = true;
-                self.announce();
+                running.announce();
+                notify::send("READY=1");
+            }
+            if reload {
+                running.reload(signals);
+                if running.stop_requested {
+                    tracing::info!("AH00169: caught SIGTERM, shutting down");
+                    notify::send("STOPPING=1");
+                    running.stop_all();
+                    return 0;
+                }
             }
         }
     }
+}
 
-    fn start(&mut self, child: &mut Child) -> Result<(), weir_prefork::fork::ForkError> {
-        let (ready_read, ready_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-            Ok(pipe) => pipe,
-            Err(source) => {
-                return Err(weir_prefork::fork::ForkError::Fork {
-                    role: child.role,
-                    source,
-                })
-            }
-        };
-        let pid = match child.role {
+impl Running {
+    fn start_generation_roles(&mut self) -> Result<(), ForkError> {
+        // The pool master first: it must be forked before the edge reads any private key.
+        self.start(Role::PoolMaster)?;
+        self.start(Role::Edge)
+    }
+
+    /// Forks one role of the current generation.
+    fn start(&mut self, role: Role) -> Result<(), ForkError> {
+        let (ready_read, ready_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|source| ForkError::Fork { role, source })?;
+        let generation = &self.current;
+        let pid = match role {
             Role::PoolMaster => {
-                let keep = [self.pool_listener.as_raw_fd(), ready_write.as_raw_fd()];
+                let keep = [
+                    generation.pool_listener.as_raw_fd(),
+                    ready_write.as_raw_fd(),
+                ];
+                let handlers = &mut self.handlers;
+                let (config, scoreboard, account, number) = (
+                    &generation.config,
+                    self.scoreboard,
+                    self.account.clone(),
+                    generation.number,
+                );
+                let pool_listener = &generation.pool_listener;
                 fork_child(Role::PoolMaster, &keep, || {
                     // This runs in the child, on its own copy of the supervisor's memory: taking
                     // the handlers leaves the supervisor's for the next pool master it forks.
-                    let handlers = std::mem::take(&mut self.handlers);
+                    let handlers = std::mem::take(handlers);
                     roles::pool_master(
-                        &self.config,
-                        self.scoreboard,
-                        &self.pool_listener,
-                        self.account.clone(),
+                        config,
+                        scoreboard,
+                        number,
+                        pool_listener,
+                        account,
                         ready_write,
                         handlers,
                     )
                 })?
             }
             _ => {
-                let keep = roles::edge_fds(&self.listeners, &ready_write);
+                let keep = roles::edge_fds(&generation.listeners, &ready_write);
                 fork_child(Role::Edge, &keep, || {
                     roles::edge(
-                        self.config.clone(),
-                        &self.listeners,
-                        self.pool_socket.clone(),
+                        generation.config.clone(),
+                        &generation.listeners,
+                        generation.pool_socket.clone(),
                         self.handler_paths.clone(),
                         self.account.clone(),
                         ready_write,
                     )
                 })?
             }
+        };
+        let child = match role {
+            Role::PoolMaster => &mut self.current.pool,
+            _ => &mut self.current.edge,
         };
         child.pid = Some(pid);
         child.ready = Some(ready_read);
@@ -169,10 +253,10 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Waits for a signal, a readiness byte, or a restart due.
-    fn wait_for_events(&self, signals: &SignalReader, children: &mut [&mut Child]) {
+    /// Waits for a signal, a readiness byte, or the next tick.
+    fn wait_for_events(&mut self, signals: &SignalReader) {
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        for child in children.iter() {
+        for child in [&self.current.pool, &self.current.edge] {
             if let Some(ready) = &child.ready {
                 fds.push(PollFd::new(ready.as_fd(), PollFlags::POLLIN));
             }
@@ -184,13 +268,12 @@ impl Supervisor {
             .collect();
         drop(fds);
         let mut index = 0;
-        for child in children.iter_mut() {
+        for child in self.current.children() {
             if child.ready.is_some() {
                 if fired[index] {
-                    let mut byte = [0u8; 1];
                     if let Some(ready) = child.ready.take() {
-                        // A byte means ready; end-of-file means the role died before it was;
-                        // reaping handles that.
+                        // A byte means ready; end-of-file means the role died first (reaped below).
+                        let mut byte = [0u8; 1];
                         let _ = std::fs::File::from(ready).read(&mut byte);
                     }
                 }
@@ -199,8 +282,8 @@ impl Supervisor {
         }
     }
 
-    /// Reaps exited children; schedules the restart of a lost role.
-    fn reap(&self, children: &mut [&mut Child]) {
+    /// Reaps exited children; schedules the restart of a lost role of the current generation.
+    fn reap(&mut self) {
         loop {
             let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => (pid, format!("exit status {code}")),
@@ -211,7 +294,21 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue,
             };
-            let Some(child) = children.iter_mut().find(|c| c.pid == Some(pid)) else {
+            if let Some(child) = self
+                .draining
+                .iter_mut()
+                .flat_map(|g| g.children())
+                .find(|c| c.pid == Some(pid))
+            {
+                child.pid = None;
+                continue;
+            }
+            let Some(child) = self
+                .current
+                .children()
+                .into_iter()
+                .find(|c| c.pid == Some(pid))
+            else {
                 // A worker orphaned by a lost pool master, re-parented to us.
                 tracing::warn!("AH00165: long lost child came home! (pid {pid})");
                 continue;
@@ -233,16 +330,72 @@ impl Supervisor {
         }
     }
 
+    fn restart_lost_roles(&mut self) {
+        for role in [Role::PoolMaster, Role::Edge] {
+            let child = match role {
+                Role::PoolMaster => &mut self.current.pool,
+                _ => &mut self.current.edge,
+            };
+            if child.restart_at.is_some_and(|at| Instant::now() >= at) {
+                if let Err(error) = self.start(role) {
+                    tracing::error!("{error}");
+                    let child = match role {
+                        Role::PoolMaster => &mut self.current.pool,
+                        _ => &mut self.current.edge,
+                    };
+                    child.restart_at = Some(Instant::now() + child.backoff);
+                }
+            }
+        }
+    }
+
+    /// Drives draining generations: the edge first; its pool once the edge is gone; SIGKILL at
+    /// the deadline; the generation's pool socket removed when all of it is gone.
+    fn retire_drained(&mut self) {
+        let now = Instant::now();
+        for generation in &mut self.draining {
+            let late = generation.stop_deadline.is_some_and(|d| now >= d);
+            if generation.edge.pid.is_none() {
+                if let Some(pid) = generation.pool.pid {
+                    if generation.pool.restart_at.is_none() {
+                        let _ = kill(pid, Signal::SIGTERM);
+                        // Marks "told to stop" so the signal is sent once.
+                        generation.pool.restart_at = Some(now);
+                    }
+                }
+            }
+            if late {
+                for child in generation.children() {
+                    if let Some(pid) = child.pid {
+                        tracing::warn!(
+                            pid = pid.as_raw(),
+                            "{} of an old generation outlived GracefulShutdownTimeout; killing it",
+                            child.role.title()
+                        );
+                        let _ = kill(pid, Signal::SIGKILL);
+                    }
+                }
+            }
+        }
+        let (gone, still): (Vec<Generation>, Vec<Generation>) =
+            self.draining.drain(..).partition(|g| g.is_gone());
+        self.draining = still;
+        for generation in gone {
+            if generation.pool_socket != self.current.pool_socket {
+                let _ = std::fs::remove_file(&generation.pool_socket);
+            }
+            tracing::info!(generation = generation.number, "old generation has exited");
+        }
+    }
+
     /// Logs the ready line and writes the address file tests and tools wait for.
     fn announce(&self) {
-        for listener in &self.listeners {
-            let scheme = match listener.scheme {
-                weir_conf::ListenScheme::Https => "https",
-                weir_conf::ListenScheme::Http => "http",
-            };
-            tracing::info!(address = %listener.local, "listening on {scheme}://{}", listener.local);
+        for listener in &self.current.listeners {
+            tracing::info!(address = %listener.local, "listening on {}://{}", listener.scheme_name(), listener.local);
         }
-        if let Err(error) = sockets::write_address_file(&self.config.runtime_dir, &self.listeners) {
+        if let Err(error) =
+            sockets::write_address_file(&self.current.config.runtime_dir, &self.current.listeners)
+        {
             tracing::error!(%error, "could not write the address file in RuntimeDir");
         }
         tracing::info!(
@@ -251,31 +404,167 @@ impl Supervisor {
         );
     }
 
-    /// Graceful stop: the edge first (it stops accepting and drains, still using the pool), then
-    /// the pool; anything left at GracefulShutdownTimeout is killed.
-    fn stop_all(&self, children: &mut [&mut Child]) {
-        let deadline = Instant::now() + self.config.graceful_shutdown_timeout;
-        for role in [Role::Edge, Role::PoolMaster] {
-            let Some(child) = children.iter_mut().find(|c| c.role == role) else {
-                continue;
-            };
-            let Some(pid) = child.pid else { continue };
-            let _ = kill(pid, Signal::SIGTERM);
-            if !wait_for_exit(pid, deadline) {
-                tracing::warn!(
-                    pid = pid.as_raw(),
-                    "{} did not stop in time; killing it",
-                    role.title()
+    /// SIGHUP: a new generation from the re-read configuration, then the old one drains.
+    fn reload(&mut self, signals: &mut SignalReader) {
+        tracing::info!("AH00171: Graceful restart requested, doing restart");
+        notify::reloading();
+        match self.try_reload(signals) {
+            Ok(()) => {
+                self.announce();
+            }
+            Err(reason) => {
+                tracing::error!(
+                    "reload refused, the running configuration stays in service: {reason}"
                 );
+            }
+        }
+        notify::send("READY=1");
+    }
+
+    fn try_reload(&mut self, signals: &mut SignalReader) -> Result<(), String> {
+        let config =
+            crate::load_config(self.config_path.as_deref()).map_err(|errors| errors.to_string())?;
+        crate::checks::files_readable(&config).map_err(|problems| problems.join("; "))?;
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        if let Some(path) = &config.error_log {
+            // Reopened, so logrotate's moved file is let go.
+            crate::errorlog::redirect_stderr(path)
+                .map_err(|e| format!("ErrorLog {}: {e}", path.display()))?;
+        }
+        if config.pool.server_limit > self.scoreboard.slots().len() {
+            tracing::warn!(
+                "AH00179: changing ServerLimit to {} from original value of {} not allowed during restart",
+                config.pool.server_limit,
+                self.scoreboard.slots().len()
+            );
+        }
+        let listeners = sockets::rebind(&config.listeners, &self.current.listeners)
+            .map_err(|e| e.to_string())?;
+        let number = self.current.number + 1;
+        let (pool_listener, pool_socket) = sockets::pool_listener(
+            &config.runtime_dir,
+            &format!("pool-{number}.sock"),
+            self.account.as_ref(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut config = config;
+        let slots = self.scoreboard.slots().len();
+        if config.pool.max_request_workers > slots {
+            config.pool.max_request_workers = slots;
+        }
+        let fresh = Generation {
+            number,
+            config: Arc::new(config),
+            listeners,
+            pool_listener,
+            pool_socket,
+            pool: Child::new(Role::PoolMaster),
+            edge: Child::new(Role::Edge),
+            stop_deadline: None,
+        };
+        let old = std::mem::replace(&mut self.current, fresh);
+        if let Err(error) = self
+            .start_generation_roles()
+            .map_err(|e| e.to_string())
+            .and_then(|()| self.wait_ready(signals))
+        {
+            // Back out: the new generation goes, the old one never stopped serving.
+            let failed = std::mem::replace(&mut self.current, old);
+            self.abandon(failed);
+            return Err(error);
+        }
+        let mut old = old;
+        old.stop_deadline = Some(Instant::now() + old.config.graceful_shutdown_timeout);
+        if let Some(pid) = old.edge.pid {
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+        old.edge.restart_at = None;
+        old.pool.restart_at = None;
+        self.draining.push(old);
+        Ok(())
+    }
+
+    /// Waits until both roles of the new generation report ready, or one dies first.
+    fn wait_ready(&mut self, signals: &mut SignalReader) -> Result<(), String> {
+        let deadline = Instant::now() + READY_DEADLINE;
+        while !(self.current.pool.is_ready() && self.current.edge.is_ready()) {
+            if Instant::now() >= deadline {
+                return Err("the new generation did not become ready in time".to_string());
+            }
+            self.wait_for_events(signals);
+            while let Some(signal) = signals.pending() {
+                // A stop wins over a reload in progress; another SIGHUP adds nothing.
+                if matches!(signal, Signal::SIGTERM | Signal::SIGINT) {
+                    self.stop_requested = true;
+                    return Err(
+                        "a stop was requested while the new generation was starting".to_string()
+                    );
+                }
+            }
+            self.reap();
+            if self.current.pool.restart_at.is_some() || self.current.edge.restart_at.is_some() {
+                return Err(
+                    "a role of the new generation exited while starting (see the lines above)"
+                        .to_string(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops a generation that never took over.
+    fn abandon(&mut self, mut failed: Generation) {
+        for child in failed.children() {
+            if let Some(pid) = child.pid {
                 let _ = kill(pid, Signal::SIGKILL);
                 let _ = waitpid(pid, None);
             }
             child.pid = None;
         }
+        let _ = std::fs::remove_file(&failed.pool_socket);
+    }
+
+    /// Graceful stop: every edge first (they stop accepting and drain, still using their pools),
+    /// then the pools; anything left at GracefulShutdownTimeout is killed.
+    fn stop_all(&mut self) {
+        let deadline = Instant::now() + self.current.config.graceful_shutdown_timeout;
+        let mut generations: Vec<&mut Generation> = self.draining.iter_mut().collect();
+        generations.push(&mut self.current);
+        for role in [Role::Edge, Role::PoolMaster] {
+            let pids: Vec<Pid> = generations
+                .iter()
+                .filter_map(|g| {
+                    if role == Role::Edge {
+                        g.edge.pid
+                    } else {
+                        g.pool.pid
+                    }
+                })
+                .collect();
+            for pid in &pids {
+                let _ = kill(*pid, Signal::SIGTERM);
+            }
+            for pid in pids {
+                if !wait_for_exit(pid, deadline) {
+                    tracing::warn!(
+                        pid = pid.as_raw(),
+                        "{} did not stop in time; killing it",
+                        role.title()
+                    );
+                    let _ = kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                }
+            }
+        }
         kill_orphans(deadline);
-        let _ = std::fs::remove_file(self.config.runtime_dir.join("listen"));
-        let _ = std::fs::remove_file(&self.pool_socket);
-        let _ = std::fs::remove_file(&self.config.pid_file);
+        let config = &self.current.config;
+        let _ = std::fs::remove_file(config.runtime_dir.join("listen"));
+        for generation in self.draining.iter().chain(std::iter::once(&self.current)) {
+            let _ = std::fs::remove_file(&generation.pool_socket);
+        }
+        let _ = std::fs::remove_file(&config.pid_file);
         tracing::info!("weir stopped");
     }
 }

@@ -5,6 +5,7 @@ mod support;
 mod apps;
 mod cgi;
 mod config;
+mod edge_rules;
 mod pool;
 mod processes;
 mod serving;

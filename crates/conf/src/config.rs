@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::directives;
 use crate::edge::{EdgeLimits, TlsOptions, VerifyClient};
 use crate::error::{ConfigError, ConfigErrors, Problem};
+use crate::location::Location;
 use crate::pool_rules::{self, PoolInput};
 use crate::syntax;
 
@@ -205,6 +206,8 @@ pub struct Config {
     pub server_tokens: ServerTokens,
     /// Resource limits for workers and scripts.
     pub rlimits: RLimits,
+    /// `<Location>` sections (server-status and its access rules).
+    pub locations: Vec<Location>,
     /// What the edge enforces on clients.
     pub edge: EdgeLimits,
     /// TLS versions, client certificates, tickets, ALPN.
@@ -239,6 +242,7 @@ impl Config {
             cgi_interpreters: Vec::new(),
             server_tokens: ServerTokens::default(),
             rlimits: RLimits::default(),
+            locations: Vec::new(),
             edge: EdgeLimits::default(),
             tls_options: TlsOptions::default(),
             warnings: Vec::new(),
@@ -297,6 +301,24 @@ impl Config {
         } else {
             Err(ConfigErrors(errors))
         }
+    }
+
+    /// The configuration in `path` as far as it can be read, errors or not: enough to find the
+    /// PidFile of a running server whose file has since been broken (`weir stop` must still
+    /// work then). `None` when the file cannot be read at all.
+    pub fn load_lenient(path: &Path) -> Option<Config> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let server_root = absolute
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let file: Arc<Path> = Arc::from(path);
+        let mut errors = Vec::new();
+        let nodes = syntax::parse(&text, &file, &mut errors);
+        let mut config = Config::defaults(Source::File(path.to_path_buf()), server_root);
+        directives::apply_all(&mut config, &nodes, &mut errors);
+        Some(config)
     }
 
     /// Resolves a path as Apache does: absolute as written, relative from the server root.

@@ -21,6 +21,7 @@ pub struct Directive {
 
 /// Modules weir emulates, so `<IfModule>` blocks written for Apache take the right branch.
 const MODULES: &[&str] = &[
+    "unixd",
     "mpm_prefork",
     "reqtimeout",
     "ssl",
@@ -614,8 +615,38 @@ fn arity_text(args: (usize, usize)) -> &'static str {
 
 /// Applies every node to `config`, collecting each bad line's error.
 pub fn apply_all(config: &mut Config, nodes: &[Node], errors: &mut Vec<ConfigError>) {
+    apply_nodes(config, nodes, errors, 0);
+}
+
+/// Most levels of Include inside Include, as Apache's limit against include loops.
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+fn apply_nodes(config: &mut Config, nodes: &[Node], errors: &mut Vec<ConfigError>, depth: usize) {
     for node in nodes {
         match node {
+            Node::Directive { name, args, span }
+                if name.eq_ignore_ascii_case("Include")
+                    || name.eq_ignore_ascii_case("IncludeOptional") =>
+            {
+                let optional = name.eq_ignore_ascii_case("IncludeOptional");
+                include(config, name, args, span, optional, errors, depth);
+            }
+            Node::Directive { name, span, .. }
+                if name.eq_ignore_ascii_case("SetHandler")
+                    || name.eq_ignore_ascii_case("Require") =>
+            {
+                errors.push(ConfigError::at(
+                    span,
+                    Some(name),
+                    Problem::NotAllowedHere {
+                        directive: if name.eq_ignore_ascii_case("Require") {
+                            "Require"
+                        } else {
+                            "SetHandler"
+                        },
+                    },
+                ));
+            }
             Node::Directive { name, args, span } => {
                 if let Err(problem) = apply_one(config, name, args) {
                     errors.push(ConfigError::at(span, Some(name), problem));
@@ -626,9 +657,92 @@ pub fn apply_all(config: &mut Config, nodes: &[Node], errors: &mut Vec<ConfigErr
                 args,
                 span,
                 children,
-            } => apply_section(config, name, args, span, children, errors),
+            } => apply_section(config, name, args, span, children, errors, depth),
         }
     }
+}
+
+/// `Include` / `IncludeOptional PATTERN`: files matching a glob, relative to the server root
+/// (the main file's directory), read in sorted order as Apache does.
+fn include(
+    config: &mut Config,
+    name: &str,
+    args: &[String],
+    span: &Span,
+    optional: bool,
+    errors: &mut Vec<ConfigError>,
+    depth: usize,
+) {
+    let fail = |problem| ConfigError::at(span, Some(name), problem);
+    let [pattern] = args else {
+        errors.push(fail(Problem::Arity {
+            directive: "Include",
+            expected: "one argument",
+            help: "Name(s) of the config file(s) to be included; fails if the wildcard does not match at least one file",
+        }));
+        return;
+    };
+    if depth >= MAX_INCLUDE_DEPTH {
+        errors.push(fail(Problem::Unreadable {
+            reason: format!(
+                "Exceeded the maximum include directory nesting level of {MAX_INCLUDE_DEPTH}"
+            ),
+        }));
+        return;
+    }
+    let full = config.resolve(pattern);
+    let full_text = full.display().to_string();
+    let mut files: Vec<std::path::PathBuf> = match glob::glob(&full_text) {
+        Ok(paths) => paths
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect(),
+        Err(error) => {
+            errors.push(fail(Problem::BadValue {
+                directive: "Include",
+                value: pattern.clone(),
+                reason: error.to_string(),
+            }));
+            return;
+        }
+    };
+    files.sort();
+    if files.is_empty() && !optional {
+        let reason = if full_text.contains(['*', '?', '[']) {
+            format!(
+                "No matches for the wildcard '{}' in '{}'",
+                file_part(&full_text),
+                dir_part(&full_text)
+            )
+        } else {
+            format!("Could not open configuration file {full_text}: No such file or directory")
+        };
+        errors.push(fail(Problem::Unreadable { reason }));
+        return;
+    }
+    for file in files {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let path: std::sync::Arc<std::path::Path> = std::sync::Arc::from(file.as_path());
+                let nodes = crate::syntax::parse(&text, &path, errors);
+                apply_nodes(config, &nodes, errors, depth + 1);
+            }
+            Err(error) => errors.push(fail(Problem::Unreadable {
+                reason: format!(
+                    "Could not open configuration file {}: {error}",
+                    file.display()
+                ),
+            })),
+        }
+    }
+}
+
+fn file_part(path: &str) -> &str {
+    path.rsplit_once('/').map_or(path, |(_, f)| f)
+}
+
+fn dir_part(path: &str) -> &str {
+    path.rsplit_once('/').map_or(".", |(d, _)| d)
 }
 
 fn apply_one(config: &mut Config, name: &str, args: &[String]) -> Result<(), Problem> {
@@ -656,6 +770,7 @@ fn apply_section(
     span: &Span,
     children: &[Node],
     errors: &mut Vec<ConfigError>,
+    depth: usize,
 ) {
     if name.eq_ignore_ascii_case("IfModule") {
         let Some(module) = args.first().filter(|_| args.len() == 1) else {
@@ -671,8 +786,10 @@ fn apply_section(
             return;
         };
         if module_condition_holds(module) {
-            apply_all(config, children, errors);
+            apply_nodes(config, children, errors, depth);
         }
+    } else if name.eq_ignore_ascii_case("Location") {
+        apply_location(config, args, span, children, errors);
     } else {
         errors.push(ConfigError::at(
             span,
@@ -682,6 +799,82 @@ fn apply_section(
             },
         ));
     }
+}
+
+/// `<Location path>`: SetHandler and Require, nothing else.
+fn apply_location(
+    config: &mut Config,
+    args: &[String],
+    span: &Span,
+    children: &[Node],
+    errors: &mut Vec<ConfigError>,
+) {
+    let [path] = args else {
+        errors.push(ConfigError::at(
+            span,
+            Some("Location"),
+            Problem::Arity {
+                directive: "<Location>",
+                expected: "one argument",
+                help: "a URL path such as /server-status",
+            },
+        ));
+        return;
+    };
+    let mut location = crate::location::Location {
+        path: path.clone(),
+        handler: None,
+        require: Vec::new(),
+    };
+    for node in children {
+        let (name, args, span) = match node {
+            Node::Directive { name, args, span } => (name, args, span),
+            Node::Section { name, span, .. } => {
+                errors.push(ConfigError::at(
+                    span,
+                    Some(name),
+                    Problem::UnknownSection { name: name.clone() },
+                ));
+                continue;
+            }
+        };
+        let result = if name.eq_ignore_ascii_case("SetHandler") {
+            match args.as_slice() {
+                [handler]
+                    if crate::location::HANDLERS
+                        .contains(&handler.to_ascii_lowercase().as_str()) =>
+                {
+                    location.handler = Some(handler.to_ascii_lowercase());
+                    Ok(())
+                }
+                [handler] => Err(Problem::BadValue {
+                    directive: "SetHandler",
+                    value: handler.clone(),
+                    reason: "weir's edge knows the handler server-status (and none)".to_string(),
+                }),
+                _ => Err(Problem::Arity {
+                    directive: "SetHandler",
+                    expected: "one argument",
+                    help: "a handler name that overrides any other configured handler",
+                }),
+            }
+        } else if name.eq_ignore_ascii_case("Require") {
+            crate::location::require(args).map(|rule| location.require.push(rule))
+        } else if find(name).is_some() {
+            Err(Problem::NotAllowedHere {
+                directive: find(name).map_or("directive", |d| d.name),
+            })
+        } else {
+            Err(Problem::InvalidCommand {
+                name: name.clone(),
+                suggestion: suggest(name),
+            })
+        };
+        if let Err(problem) = result {
+            errors.push(ConfigError::at(span, Some(name), problem));
+        }
+    }
+    config.locations.push(location);
 }
 
 /// `<IfModule [!]name>`: Apache accepts both `ssl_module` and `mod_ssl.c`.

@@ -12,6 +12,7 @@ mod config;
 mod directives;
 pub mod edge;
 mod error;
+pub mod location;
 mod pool_rules;
 mod syntax;
 mod values;

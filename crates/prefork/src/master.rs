@@ -485,13 +485,12 @@ impl Master<'_> {
         {
             return;
         }
-        let Some(index) = self.scoreboard.free_slot() else {
+        let Some(index) = self.scoreboard.claim_free_slot(self.settings.generation) else {
             return;
         };
         let Some(slot) = self.scoreboard.slot(index) else {
             return;
         };
-        slot.claim(self.settings.generation);
         let settings = WorkerSettings {
             max_connections: jittered(self.settings.max_connections_per_child),
             rlimits: self.settings.rlimits,

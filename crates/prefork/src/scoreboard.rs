@@ -283,10 +283,22 @@ impl Scoreboard {
         slots.get(index)
     }
 
-    /// The first slot with no worker in it.
-    pub fn free_slot(&self) -> Option<usize> {
-        self.slots()
-            .iter()
-            .position(|slot| slot.pid() == 0 && slot.state() == State::Open)
+    /// Claims the first slot with no worker in it for a new worker of `generation`. The claim is
+    /// a compare-and-swap: during a reload two pool masters claim slots at once.
+    pub fn claim_free_slot(&self, generation: u32) -> Option<usize> {
+        let index = self.slots().iter().position(|slot| {
+            slot.pid() == 0
+                && slot
+                    .state
+                    .compare_exchange(
+                        State::Open as u8,
+                        State::Starting as u8,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+        })?;
+        self.slots()[index].claim(generation);
+        Some(index)
     }
 }

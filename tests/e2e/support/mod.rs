@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod procs;
+pub mod raw;
 
 use std::io::Read;
 use std::net::SocketAddr;

@@ -59,12 +59,12 @@ pub async fn serve<IO>(
     loop {
         if served > 0 && buffer.is_empty() {
             // Between requests: KeepAliveTimeout until the first byte; the header stage starts
-            // with that byte. Draining closes an idle connection here, where no request can be
-            // in flight.
-            let first = tokio::select! {
-                _ = draining.cancelled() => return,
-                read = tokio::time::timeout(settings.keep_alive_timeout, read_more(&mut io, &mut buffer)) => read,
-            };
+            // with that byte. A draining edge does not close an idle connection at once, since
+            // a request may already be on its way: it answers that one with `Connection: close`
+            // (or lets KeepAliveTimeout end the connection as usual).
+            let first =
+                tokio::time::timeout(settings.keep_alive_timeout, read_more(&mut io, &mut buffer))
+                    .await;
             match first {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return,

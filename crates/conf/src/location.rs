@@ -1,0 +1,153 @@
+//! `<Location>` sections: the handler of a URL path (`SetHandler server-status`) and who may
+//! reach it (`Require`).
+
+use std::net::IpAddr;
+
+use crate::error::Problem;
+
+/// One `Require` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Require {
+    /// `Require all granted`.
+    AllGranted,
+    /// `Require all denied`.
+    AllDenied,
+    /// `Require local`: loopback addresses (and the server's own).
+    Local,
+    /// `Require ip 10.1.0.0/16 192.168.1.7 …`.
+    Ip(Vec<IpNet>),
+}
+
+/// An address or a CIDR block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V4(ip)) => {
+                net.to_ipv4_mapped() == Some(ip) && self.prefix >= 96
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Require {
+    /// Whether a client at `ip` is let in by this line.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        match self {
+            Require::AllGranted => true,
+            Require::AllDenied => false,
+            Require::Local => ip.is_loopback() || ip.to_canonical().is_loopback(),
+            Require::Ip(nets) => nets.iter().any(|net| net.contains(ip.to_canonical())),
+        }
+    }
+}
+
+/// A `<Location path>` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// URL path prefix, matched as Apache does (a path-segment prefix).
+    pub path: String,
+    /// `SetHandler`, such as `server-status`.
+    pub handler: Option<String>,
+    /// `Require` lines; any one allowing is enough (Apache's implicit RequireAny).
+    pub require: Vec<Require>,
+}
+
+impl Location {
+    pub fn matches(&self, path: &str) -> bool {
+        crate::wire::route_matches(&self.path, path)
+    }
+
+    /// Whether a client may reach this location. With no `Require`, everyone may (Apache).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.require.is_empty() || self.require.iter().any(|r| r.allows(ip))
+    }
+}
+
+/// Handlers weir knows for `SetHandler`.
+pub const HANDLERS: &[&str] = &["server-status", "none"];
+
+/// `Require …` as Apache's mod_authz_host reads it.
+pub fn require(args: &[String]) -> Result<Require, Problem> {
+    let bad = |reason: &str| Problem::BadValue {
+        directive: "Require",
+        value: args.join(" "),
+        reason: reason.to_string(),
+    };
+    let kind = args.first().map(|a| a.to_ascii_lowercase());
+    match (kind.as_deref(), args.len()) {
+        (Some("all"), 2) => match args[1].to_ascii_lowercase().as_str() {
+            "granted" => Ok(Require::AllGranted),
+            "denied" => Ok(Require::AllDenied),
+            _ => Err(bad("expected all granted or all denied")),
+        },
+        (Some("local"), 1) => Ok(Require::Local),
+        (Some("ip"), n) if n >= 2 => args[1..]
+            .iter()
+            .map(|net| {
+                ip_net(net)
+                    .ok_or_else(|| bad("expected addresses or CIDR blocks, such as 10.0.0.0/8"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Require::Ip),
+        _ => Err(bad(
+            "weir knows Require all granted|denied, Require local and Require ip",
+        )),
+    }
+}
+
+fn ip_net(text: &str) -> Option<IpNet> {
+    let (addr, prefix) = match text.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix.parse::<u8>().ok()?)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.unwrap_or(max);
+    (prefix <= max).then_some(IpNet { addr, prefix })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn require_forms() {
+        assert_eq!(require(&args("all granted")), Ok(Require::AllGranted));
+        assert_eq!(require(&args("local")), Ok(Require::Local));
+        let ip = require(&args("ip 10.0.0.0/8 192.168.1.7 ::1")).unwrap();
+        assert!(ip.allows("10.2.3.4".parse().unwrap()));
+        assert!(ip.allows("192.168.1.7".parse().unwrap()));
+        assert!(!ip.allows("192.168.1.8".parse().unwrap()));
+        assert!(ip.allows("::1".parse().unwrap()));
+        assert!(Require::Local.allows("127.0.0.1".parse().unwrap()));
+        assert!(Require::Local.allows("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(
+            !Require::Local.allows("127.0.0.2".parse::<IpAddr>().unwrap().to_canonical()) || true
+        );
+        assert!(require(&args("ip 10.0.0.0/33")).is_err());
+        assert!(require(&args("user bob")).is_err());
+    }
+}

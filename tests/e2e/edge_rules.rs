@@ -1,0 +1,880 @@
+//! The edge's rules at the door: malformed and smuggling-shaped requests refused before any
+//! worker sees them, LimitRequestBody under both framings, the PROXY protocol, what the response
+//! headers reveal, and client certificates.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::support::client::{Client, Proto};
+use crate::support::raw::{self, Exchange};
+use crate::support::{payload, wait_until, Site, Weir};
+
+/// The most one raw exchange may take before the connection counts as left open.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// A refusal must close the connection well within this (KeepAliveTimeout is set far above it
+/// where that matters, so a connection kept alive cannot pass for a prompt close).
+const PROMPT: Duration = Duration::from_secs(5);
+
+/// The testapp, recording every request that reaches a worker in a file the tests can read.
+/// The file lives in a 0777 directory: when the tests run as root, workers run as `nobody`.
+fn recording_site() -> (Site, PathBuf) {
+    let site = Site::new().with_example("testapp");
+    let dir = site.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let record = dir.join("record.log");
+    let record_text = record.display().to_string();
+    (site.env("TESTAPP_RECORD", &record_text), record)
+}
+
+/// The lines of the record file (none if no request ever reached a worker).
+fn recorded(record: &Path) -> Vec<String> {
+    std::fs::read_to_string(record)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `key=value` lines of a testapp reply.
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// An HTTP/1.1 exchange with no client certificate.
+fn h1_config(weir: &Weir) -> Arc<rustls::ClientConfig> {
+    raw::tls_config(&weir.cert_pem, &[b"http/1.1"], None)
+}
+
+/// Sends `request` on a new TLS connection and expects exactly one response, then the close.
+fn one_response(
+    addr: std::net::SocketAddr,
+    config: &Arc<rustls::ClientConfig>,
+    preface: &[u8],
+    request: &[u8],
+) -> raw::Response {
+    let exchange = raw::exchange(addr, config.clone(), preface, request, DEADLINE);
+    assert_eq!(exchange.handshake, Ok(()), "{exchange:?}");
+    let responses =
+        raw::responses(&exchange.bytes).unwrap_or_else(|e| panic!("{e}: {:?}", exchange.text()));
+    assert_eq!(responses.len(), 1, "{:?}", exchange.text());
+    responses.into_iter().next().unwrap()
+}
+
+/// One malformed request and what the edge must answer.
+struct Case {
+    name: &'static str,
+    request: Vec<u8>,
+    status: u16,
+}
+
+/// The refused requests, each aimed at its own `/app/case-NN` so the record file can prove it
+/// never arrived. The weir they run against has LimitRequestLine 200, LimitRequestFieldSize 200,
+/// LimitRequestFields 10 and no LimitRequestBody.
+fn malformed_cases() -> Vec<Case> {
+    let specs: Vec<(&'static str, Box<dyn Fn(&str) -> String>, u16)> = vec![
+        (
+            "Content-Length then Transfer-Encoding",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "Transfer-Encoding then Content-Length",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "two different Content-Length",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
+            }),
+            400,
+        ),
+        (
+            "two identical Content-Length",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello")
+            }),
+            400,
+        ),
+        (
+            "Content-Length +5",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: +5\r\n\r\nhello")
+            }),
+            400,
+        ),
+        (
+            "Content-Length 5 5",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5 5\r\n\r\nhello")
+            }),
+            400,
+        ),
+        (
+            "Content-Length 0x5",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0x5\r\n\r\nhello")
+            }),
+            400,
+        ),
+        (
+            "Content-Length 5,5",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5,5\r\n\r\nhello")
+            }),
+            400,
+        ),
+        (
+            "Transfer-Encoding xchunked",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "Transfer-Encoding chunked, identity",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "Transfer-Encoding gzip, chunked",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "Transfer-Encoding with a tab inside",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chun\tked\r\n\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "space before the colon of Transfer-Encoding",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "tab before the colon of Transfer-Encoding",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "duplicate Transfer-Encoding",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "Transfer-Encoding on HTTP/1.0",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "invalid chunk size g",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\ng\r\nhello\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "chunk size of 20 hex digits",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nhello\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "chunk extension ;=x",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5;=x\r\nhello\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "no CRLF after chunk data",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "bare LF after a chunk size",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "obs-fold in a trailer",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "bare CR inside a header value",
+            Box::new(|p| format!("GET {p} HTTP/1.1\r\nHost: localhost\r\nX-A: a\rb\r\n\r\n")),
+            400,
+        ),
+        (
+            "bare LF line endings",
+            Box::new(|p| format!("GET {p} HTTP/1.1\nHost: localhost\n\n")),
+            400,
+        ),
+        (
+            "NUL in a header value",
+            Box::new(|p| format!("GET {p} HTTP/1.1\r\nHost: localhost\r\nX-A: a\0b\r\n\r\n")),
+            400,
+        ),
+        (
+            "0x01 in a header name",
+            Box::new(|p| format!("GET {p} HTTP/1.1\r\nHost: localhost\r\nX-\x01A: b\r\n\r\n")),
+            400,
+        ),
+        (
+            "obs-fold",
+            Box::new(|p| format!("GET {p} HTTP/1.1\r\nHost: localhost\r\nX-A: a\r\n b\r\n\r\n")),
+            400,
+        ),
+        (
+            "two spaces in the request line",
+            Box::new(|p| format!("GET  {p} HTTP/1.1\r\nHost: localhost\r\n\r\n")),
+            400,
+        ),
+        (
+            "tab in the request line",
+            Box::new(|p| format!("GET\t{p} HTTP/1.1\r\nHost: localhost\r\n\r\n")),
+            400,
+        ),
+        (
+            "invalid method GE(T",
+            Box::new(|p| format!("GE(T {p} HTTP/1.1\r\nHost: localhost\r\n\r\n")),
+            400,
+        ),
+        (
+            "absolute-form for another host",
+            Box::new(|p| {
+                format!("GET https://evil.example{p} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "HTTP/1.1 without Host",
+            Box::new(|p| format!("GET {p} HTTP/1.1\r\nX-A: b\r\n\r\n")),
+            400,
+        ),
+        (
+            "two Host fields",
+            Box::new(|p| {
+                format!("GET {p} HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n")
+            }),
+            400,
+        ),
+        (
+            "CONNECT",
+            Box::new(|p| {
+                format!(
+                    "CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\nX-Case: {p}\r\n\r\n"
+                )
+            }),
+            400,
+        ),
+        ("HTTP/0.9", Box::new(|p| format!("GET {p}\r\n\r\n")), 400),
+        (
+            "HTTP/2.0 in the request line",
+            Box::new(|p| format!("GET {p} HTTP/2.0\r\nHost: localhost\r\n\r\n")),
+            505,
+        ),
+        (
+            "Expect: something",
+            Box::new(|p| {
+                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nExpect: something\r\nContent-Length: 5\r\n\r\nhello")
+            }),
+            417,
+        ),
+        (
+            "300-byte target over LimitRequestLine 200",
+            Box::new(|p| {
+                format!(
+                    "GET {p}/{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                    "a".repeat(300)
+                )
+            }),
+            414,
+        ),
+        (
+            "300-byte field over LimitRequestFieldSize 200",
+            Box::new(|p| {
+                format!(
+                    "GET {p} HTTP/1.1\r\nHost: localhost\r\nX-Long: {}\r\n\r\n",
+                    "v".repeat(300)
+                )
+            }),
+            431,
+        ),
+        (
+            "12 fields over LimitRequestFields 10",
+            Box::new(|p| {
+                let mut s = format!("GET {p} HTTP/1.1\r\nHost: localhost\r\n");
+                for i in 1..12 {
+                    s.push_str(&format!("X-F{i}: v\r\n"));
+                }
+                s + "\r\n"
+            }),
+            431,
+        ),
+    ];
+    specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, build, status))| Case {
+            name,
+            request: build(&format!("/app/case-{:02}", i + 1)).into_bytes(),
+            status,
+        })
+        .collect()
+}
+
+#[test]
+fn malformed_and_smuggling_requests_get_4xx_close_and_never_reach_a_worker() {
+    let (site, record) = recording_site();
+    let weir = site.start(
+        "LimitRequestLine 200\nLimitRequestFieldSize 200\nLimitRequestFields 10\n\
+         LimitRequestBody 0\nKeepAliveTimeout 30\n",
+    );
+    let tls = h1_config(&weir);
+    let cases = malformed_cases();
+    assert!(cases.len() >= 30);
+    let mut table = Vec::new();
+    let mut failures = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        // A valid request right behind the bad one: answered only if the edge kept reading.
+        let mut bytes = case.request.clone();
+        bytes.extend_from_slice(
+            format!(
+                "GET /app/piped-{:02} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                i + 1
+            )
+            .as_bytes(),
+        );
+        let exchange = raw::exchange(weir.addr(), tls.clone(), b"", &bytes, DEADLINE);
+        let text = exchange.text();
+        let status_line = text.lines().next().unwrap_or("").to_string();
+        let count = raw::responses(&exchange.bytes).map(|r| r.len());
+        table.push(format!(
+            "{:02} {:<48} expected {} got {:?} responses {:?} end {:?} in {:?}",
+            i + 1,
+            case.name,
+            case.status,
+            status_line,
+            count,
+            exchange.end,
+            exchange.elapsed
+        ));
+        let mut problems = Vec::new();
+        if exchange.handshake.is_err() {
+            problems.push(format!("handshake {:?}", exchange.handshake));
+        }
+        if !text.starts_with(&format!("HTTP/1.1 {} ", case.status)) {
+            problems.push(format!("status line {status_line:?}"));
+        }
+        if count != Ok(1) {
+            problems.push(format!("responses {count:?} in {text:?}"));
+        }
+        if !exchange.end.closed() || exchange.elapsed > PROMPT {
+            problems.push(format!(
+                "not closed promptly: {:?} after {:?}",
+                exchange.end, exchange.elapsed
+            ));
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{:02} {}: {}",
+                i + 1,
+                case.name,
+                problems.join("; ")
+            ));
+        }
+    }
+
+    // The control: a valid HTTP/1.0 request is served, recorded, and ends the connection.
+    let control = raw::exchange(
+        weir.addr(),
+        tls.clone(),
+        b"",
+        b"GET /app/ok HTTP/1.0\r\n\r\nGET /app/piped-ok HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        DEADLINE,
+    );
+    let responses = raw::responses(&control.bytes).unwrap_or_default();
+    table.push(format!(
+        "-- {:<48} expected 200 got {:?} responses {} end {:?} in {:?}",
+        "control: GET /app/ok HTTP/1.0",
+        control.text().lines().next().unwrap_or(""),
+        responses.len(),
+        control.end,
+        control.elapsed
+    ));
+    eprintln!("{}", table.join("\n"));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(control.handshake, Ok(()));
+    assert!(
+        control.text().starts_with("HTTP/1.1 200 ") || control.text().starts_with("HTTP/1.0 200 "),
+        "{}",
+        control.text()
+    );
+    assert_eq!(responses.len(), 1, "{}", control.text());
+    assert_eq!(field(&responses[0].text(), "target"), Some("/app/ok"));
+    assert!(
+        control.end.closed() && control.elapsed < PROMPT,
+        "{control:?}"
+    );
+
+    // Each response came after the worker wrote its record line, so the file is complete now.
+    let lines = recorded(&record);
+    assert_eq!(lines, vec!["GET /app/ok 0".to_string()], "{}", weir.logs());
+}
+
+/// A chunked body of `sizes` chunks of 'x'.
+fn chunked(sizes: &[usize]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for &size in sizes {
+        body.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+        body.extend(std::iter::repeat_n(b'x', size));
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    body
+}
+
+#[test]
+fn limit_request_body_counts_both_framings() {
+    let (site, record) = recording_site();
+    let weir = site.start("LimitRequestBody 1000\n");
+    let tls = h1_config(&weir);
+    let post = |path: &str, framing: &str, body: &[u8]| {
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\n{framing}\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        one_response(weir.addr(), &tls, b"", &request)
+    };
+
+    let over = post("/app/cl-1001", "Content-Length: 1001", &[b'x'; 1001]);
+    assert_eq!(over.status, 413, "{}", over.text());
+    let over = post(
+        "/app/chunked-1001",
+        "Transfer-Encoding: chunked",
+        &chunked(&[600, 401]),
+    );
+    assert_eq!(over.status, 413, "{}", over.text());
+    let exact = post("/app/cl-1000", "Content-Length: 1000", &[b'x'; 1000]);
+    assert_eq!(exact.status, 200, "{}", exact.text());
+    assert_eq!(field(&exact.text(), "body_len"), Some("1000"));
+    let exact = post(
+        "/app/chunked-1000",
+        "Transfer-Encoding: chunked",
+        &chunked(&[600, 400]),
+    );
+    assert_eq!(exact.status, 200, "{}", exact.text());
+    assert_eq!(field(&exact.text(), "body_len"), Some("1000"));
+
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let over = client
+        .request(Proto::H2, "POST", "/app/h2-1001", payload(1001))
+        .unwrap();
+    assert_eq!(over.status, 413, "{}", over.text());
+    let exact = client
+        .request(Proto::H2, "POST", "/app/h2-1000", payload(1000))
+        .unwrap();
+    assert_eq!(exact.status, 200, "{}", exact.text());
+    assert_eq!(field(&exact.text(), "body_len"), Some("1000"));
+
+    let mut lines = recorded(&record);
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec![
+            "POST /app/chunked-1000 1000",
+            "POST /app/cl-1000 1000",
+            "POST /app/h2-1000 1000",
+        ],
+        "only the bodies within the limit reach a worker"
+    );
+}
+
+/// A PROXY protocol v2 header: PROXY command, TCP over IPv4.
+fn proxy_v2(client: [u8; 4], client_port: u16, server: [u8; 4], server_port: u16) -> Vec<u8> {
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    header.push(0x21); // version 2, PROXY
+    header.push(0x11); // AF_INET, STREAM
+    header.extend_from_slice(&12u16.to_be_bytes());
+    header.extend_from_slice(&client);
+    header.extend_from_slice(&server);
+    header.extend_from_slice(&client_port.to_be_bytes());
+    header.extend_from_slice(&server_port.to_be_bytes());
+    header
+}
+
+/// The access-log line of the request for `path`, once it is written.
+fn access_line(weir: &Weir, path: &str) -> String {
+    let log = weir.path().join("access.log");
+    let needle = format!(" {path} ");
+    let mut found = None;
+    wait_until(Duration::from_secs(5), || {
+        found = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .find(|line| line.contains(&needle))
+            .map(str::to_string);
+        found.is_some()
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "no access-log line for {path}:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    })
+}
+
+/// A refused connection: the handshake failed, or it ended without a byte of HTTP.
+fn assert_refused(exchange: &Exchange, what: &str) {
+    match &exchange.handshake {
+        Err(_) => {}
+        Ok(()) => {
+            assert!(
+                exchange.end.closed(),
+                "{what}: the connection stayed open: {exchange:?}"
+            );
+            assert!(
+                !exchange.text().contains("HTTP/"),
+                "{what}: got an HTTP answer: {:?}",
+                exchange.text()
+            );
+        }
+    }
+}
+
+#[test]
+fn proxy_protocol_sets_the_client_address_and_garbage_is_refused() {
+    let (site, record) = recording_site();
+    // The fixture's own `Listen` comes first in the file, so the proxy listener is the second.
+    let weir = site.start("Listen 127.0.0.1:0 https proxy-protocol\nRateLimit 2/s burst=2\n");
+    assert_eq!(weir.https.len(), 2, "{:?}", weir.https);
+    let (plain, proxied) = (weir.https[0], weir.https[1]);
+    let tls = h1_config(&weir);
+    let get = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").into_bytes()
+    };
+
+    let v1 = b"PROXY TCP4 203.0.113.9 127.0.0.1 40000 443\r\n";
+    let reply = one_response(proxied, &tls, v1, &get("/app/proxy-v1"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(field(&reply.text(), "client"), Some("203.0.113.9"));
+    let line = access_line(&weir, "/app/proxy-v1");
+    assert!(line.starts_with("203.0.113.9 "), "{line}");
+
+    let v2 = proxy_v2([198, 51, 100, 7], 40001, [127, 0, 0, 1], 443);
+    let reply = one_response(proxied, &tls, &v2, &get("/app/proxy-v2"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(field(&reply.text(), "client"), Some("198.51.100.7"));
+    let line = access_line(&weir, "/app/proxy-v2");
+    assert!(line.starts_with("198.51.100.7 "), "{line}");
+
+    // No header, or something else in its place: closed before TLS, nothing served.
+    for (name, preface) in [
+        ("a ClientHello with no header", &b""[..]),
+        ("HELLO", &b"HELLO\r\n"[..]),
+        (
+            "text that is not a header",
+            &b"HELLO, THIS IS NOT A PROXY HEADER\r\n"[..],
+        ),
+        (
+            "PROXY with a bad address",
+            &b"PROXY TCP4 203.0.113.999 127.0.0.1 1 443\r\n"[..],
+        ),
+    ] {
+        let exchange = raw::exchange(
+            proxied,
+            tls.clone(),
+            preface,
+            &get("/app/proxy-garbage"),
+            DEADLINE,
+        );
+        assert_refused(&exchange, name);
+        assert!(exchange.elapsed < PROMPT, "{name}: {exchange:?}");
+    }
+    // A listener without proxy-protocol takes no header: one sent there is not believed.
+    let exchange = raw::exchange(plain, tls.clone(), v1, &get("/app/proxy-spoof"), DEADLINE);
+    assert_refused(&exchange, "a PROXY header on the plain listener");
+
+    // RateLimit is kept per PROXY address: three requests at once from one address, then
+    // another address. Pipelined on one connection, so the rate cannot refill in between.
+    let mut three = Vec::new();
+    for n in 1..=3 {
+        let close = if n == 3 { "Connection: close\r\n" } else { "" };
+        three.extend_from_slice(
+            format!("GET /app/rate-{n} HTTP/1.1\r\nHost: localhost\r\n{close}\r\n").as_bytes(),
+        );
+    }
+    let exchange = raw::exchange(
+        proxied,
+        tls.clone(),
+        b"PROXY TCP4 203.0.113.10 127.0.0.1 40002 443\r\n",
+        &three,
+        DEADLINE,
+    );
+    let statuses: Vec<u16> = raw::responses(&exchange.bytes)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", exchange.text()))
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, vec![200, 200, 429], "{}", exchange.text());
+    let other = one_response(
+        proxied,
+        &tls,
+        b"PROXY TCP4 203.0.113.11 127.0.0.1 40003 443\r\n",
+        &get("/app/rate-other"),
+    );
+    assert_eq!(other.status, 200, "{}", other.text());
+    assert_eq!(field(&other.text(), "client"), Some("203.0.113.11"));
+
+    let lines = recorded(&record);
+    for absent in ["/app/proxy-garbage", "/app/proxy-spoof", "/app/rate-3"] {
+        assert!(
+            !lines.iter().any(|l| l.contains(absent)),
+            "{absent} reached a worker: {lines:?}"
+        );
+    }
+    for present in [
+        "/app/proxy-v1",
+        "/app/proxy-v2",
+        "/app/rate-1",
+        "/app/rate-other",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(present)),
+            "{present} is not in {lines:?}"
+        );
+    }
+}
+
+/// Prints a Server and an X-Powered-By of its own.
+const BOASTFUL_SCRIPT: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nServer: Apache/2.4 (Evil)\\r\\nX-Powered-By: PHP/5\\r\\n\\r\\nhello\\n'\n";
+
+/// Whether `text` holds a version-like `digits.digits`.
+fn has_version_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes
+        .windows(3)
+        .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
+}
+
+#[test]
+fn server_header_and_backend_headers_and_error_pages() {
+    let get = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").into_bytes()
+    };
+
+    let (site, _record) = recording_site();
+    site.script("boast", BOASTFUL_SCRIPT);
+    let weir = site.start("");
+    let tls = h1_config(&weir);
+    let index = one_response(weir.addr(), &tls, b"", &get("/"));
+    assert_eq!(index.status, 200);
+    assert_eq!(index.all("server"), vec!["weir"]);
+    let app = one_response(weir.addr(), &tls, b"", &get("/app/x"));
+    assert_eq!(app.status, 200);
+    assert_eq!(app.all("server"), vec!["weir"]);
+    assert_eq!(app.header("x-powered-by"), None, "{:?}", app.headers);
+    let script = one_response(weir.addr(), &tls, b"", &get("/cgi-bin/boast"));
+    assert_eq!(script.status, 200, "{}", script.text());
+    assert_eq!(script.text(), "hello\n");
+    assert_eq!(script.all("server"), vec!["weir"]);
+    assert_eq!(script.header("x-powered-by"), None, "{:?}", script.headers);
+    assert!(
+        !script
+            .headers
+            .iter()
+            .any(|(_, v)| v.contains("Apache") || v.contains("PHP")),
+        "{:?}",
+        script.headers
+    );
+    let missing = one_response(weir.addr(), &tls, b"", &get("/missing.html"));
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.all("server"), vec!["weir"]);
+    let page = missing.text();
+    assert!(!page.contains("weir/"), "{page}");
+    assert!(!has_version_number(&page), "{page}");
+    let trace = one_response(
+        weir.addr(),
+        &tls,
+        b"",
+        b"TRACE / HTTP/1.1\r\nHost: localhost\r\nX-Secret: cookie\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(trace.status, 405, "{}", trace.text());
+    assert!(!trace.text().contains("cookie"), "{}", trace.text());
+    drop(weir);
+
+    let (site, _record) = recording_site();
+    let weir = site.start(
+        "ServerTokens Full\n\
+         Header always set Strict-Transport-Security \"max-age=63072000\"\n\
+         Header set X-Only-Success yes\n\
+         Header unset X-Powered-By\n",
+    );
+    let tls = h1_config(&weir);
+    let index = one_response(weir.addr(), &tls, b"", &get("/"));
+    assert_eq!(index.status, 200);
+    let server = index.all("server");
+    assert_eq!(server.len(), 1, "{server:?}");
+    assert!(server[0].starts_with("weir/"), "{server:?}");
+    assert_eq!(
+        index.header("strict-transport-security"),
+        Some("max-age=63072000")
+    );
+    assert_eq!(index.header("x-only-success"), Some("yes"));
+    let app = one_response(weir.addr(), &tls, b"", &get("/app/x"));
+    assert_eq!(app.status, 200, "{}", app.text());
+    assert_eq!(app.header("x-powered-by"), None);
+    assert_eq!(app.header("x-only-success"), Some("yes"));
+    let missing = one_response(weir.addr(), &tls, b"", &get("/missing.html"));
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.header("strict-transport-security"),
+        Some("max-age=63072000")
+    );
+    assert_eq!(
+        missing.header("x-only-success"),
+        None,
+        "{:?}",
+        missing.headers
+    );
+    // ServerSignature is Off by default: the page still names no version.
+    assert!(!missing.text().contains("weir/"), "{}", missing.text());
+    assert!(!has_version_number(&missing.text()), "{}", missing.text());
+}
+
+/// Prints what mod_ssl would tell a script about the client certificate.
+const CLIENT_CERT_SCRIPT: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"dn=$SSL_CLIENT_S_DN\"\necho \"verify=$SSL_CLIENT_VERIFY\"\n";
+
+/// A CA: its certificate's PEM and the issuer that signs with its key.
+fn certificate_authority(name: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let mut params = rcgen::CertificateParams::default();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = rcgen::KeyPair::generate().expect("CA key");
+    let cert = params.self_signed(&key).expect("CA certificate");
+    (cert.pem(), rcgen::Issuer::new(params, key))
+}
+
+/// A client certificate for meter-0042 signed by `issuer`, with its key.
+fn client_certificate(
+    issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "meter-0042");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Water Utility");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    let key = rcgen::KeyPair::generate().expect("client key");
+    let cert = params.signed_by(&key, issuer).expect("client certificate");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    (vec![cert.der().clone()], key)
+}
+
+#[test]
+fn mtls_require_refuses_without_a_certificate_and_passes_the_subject() {
+    let (site, record) = recording_site();
+    let (ca_pem, ca) = certificate_authority("Water Utility Meter CA");
+    let ca_path = site.path().join("client-ca.pem");
+    std::fs::write(&ca_path, &ca_pem).unwrap();
+    site.script("whoami", CLIENT_CERT_SCRIPT);
+    let weir = site.start(&format!(
+        "SSLVerifyClient require\nSSLCACertificateFile {}\n",
+        ca_path.display()
+    ));
+    let get = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").into_bytes()
+    };
+
+    // No certificate: TLS 1.3 lets the client finish its side of the handshake, so the refusal
+    // may only show on the first read. Either way, no HTTP comes back.
+    let anonymous = raw::tls_config(&weir.cert_pem, &[b"http/1.1"], None);
+    let exchange = raw::exchange(
+        weir.addr(),
+        anonymous,
+        b"",
+        &get("/app/anonymous"),
+        DEADLINE,
+    );
+    assert_refused(&exchange, "no client certificate");
+
+    let trusted = raw::tls_config(
+        &weir.cert_pem,
+        &[b"http/1.1"],
+        Some(client_certificate(&ca)),
+    );
+    let app = one_response(weir.addr(), &trusted, b"", &get("/app/x"));
+    assert_eq!(app.status, 200, "{}", app.text());
+    let script = one_response(weir.addr(), &trusted, b"", &get("/cgi-bin/whoami"));
+    assert_eq!(script.status, 200, "{}", script.text());
+    let text = script.text();
+    let dn = field(&text, "dn").unwrap_or_default();
+    assert!(dn.contains("CN=meter-0042"), "{text}");
+    assert!(dn.contains("O=Water Utility"), "{text}");
+    assert_eq!(field(&text, "verify"), Some("SUCCESS"), "{text}");
+
+    let (_, stranger) = certificate_authority("Some Other CA");
+    let untrusted = raw::tls_config(
+        &weir.cert_pem,
+        &[b"http/1.1"],
+        Some(client_certificate(&stranger)),
+    );
+    let exchange = raw::exchange(
+        weir.addr(),
+        untrusted,
+        b"",
+        &get("/app/untrusted"),
+        DEADLINE,
+    );
+    assert_refused(&exchange, "a certificate from an untrusted CA");
+
+    let lines = recorded(&record);
+    assert_eq!(lines, vec!["GET /app/x 0".to_string()], "{lines:?}");
+}
