@@ -264,7 +264,7 @@ fn signal_running(file: Option<&Path>, signal: libc::c_int) -> i32 {
     let pid = match std::fs::read_to_string(pid_file)
         .ok()
         .and_then(|text| text.trim().parse::<i32>().ok())
-        .filter(|pid| *pid > 0 && Path::new(&format!("/proc/{pid}")).exists())
+        .filter(|pid| *pid > 0 && alive(*pid))
     {
         Some(pid) => pid,
         None => {
@@ -289,7 +289,7 @@ fn signal_running(file: Option<&Path>, signal: libc::c_int) -> i32 {
         return 0;
     }
     let deadline = Instant::now() + config.graceful_shutdown_timeout + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{pid}")).exists() {
+    while alive(pid) {
         if Instant::now() >= deadline {
             eprintln!("weir (pid {pid}) is still running after GracefulShutdownTimeout");
             return EXIT_STARTUP;
@@ -298,6 +298,17 @@ fn signal_running(file: Option<&Path>, signal: libc::c_int) -> i32 {
     }
     println!("weir (pid {pid}) stopped");
     0
+}
+
+/// Whether a process exists and has not exited (a zombie waiting for its parent has).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
 }
 
 fn cert(command: CertCommand) -> i32 {

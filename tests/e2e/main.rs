@@ -3,9 +3,11 @@
 mod support;
 
 mod apps;
+mod attacks;
 mod cgi;
 mod config;
 mod edge_rules;
+mod operations;
 mod pool;
 mod processes;
 mod serving;

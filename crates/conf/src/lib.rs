@@ -16,6 +16,9 @@ pub mod location;
 mod pool_rules;
 mod syntax;
 mod values;
+
+#[cfg(test)]
+mod bad_configs;
 pub mod wire;
 
 pub use config::{

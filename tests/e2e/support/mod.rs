@@ -1,6 +1,7 @@
 //! The fixture every end-to-end test uses: a real weir binary on ephemeral loopback ports, with
 //! its own temporary directory, certificate, document root and scripts.
 
+pub mod attack;
 pub mod client;
 pub mod procs;
 pub mod raw;
