@@ -104,3 +104,102 @@ fn out_of_range_pool_values_are_corrected_with_apaches_warnings_and_non_numbers_
         "{stderr}"
     );
 }
+
+#[test]
+fn weir_cert_makes_a_fleet_ca_server_and_device_certificates_without_overwriting() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    let dir = site.path().join("pki");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("cert")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = dir.display().to_string();
+    assert!(run(&["ca", "--out", &out, "--cn", "Water Utility CA"])
+        .status
+        .success());
+    assert!(
+        run(&["server", "--ca", &out, "--out", &out, "--name", "localhost"])
+            .status
+            .success()
+    );
+    assert!(run(&[
+        "client",
+        "--ca",
+        &out,
+        "--out",
+        &out,
+        "--cn",
+        "meter-0042",
+        "--org",
+        "Water Utility"
+    ])
+    .status
+    .success());
+    for key in ["ca.key", "server.key", "meter-0042.key"] {
+        let mode = std::fs::metadata(dir.join(key))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{key}");
+    }
+    let before = std::fs::read(dir.join("ca.key")).unwrap();
+    let again = run(&["ca", "--out", &out]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("pass --force"));
+    assert_eq!(
+        std::fs::read(dir.join("ca.key")).unwrap(),
+        before,
+        "overwritten without --force"
+    );
+    assert!(run(&["ca", "--out", &out, "--force"]).status.success());
+    assert_ne!(std::fs::read(dir.join("ca.key")).unwrap(), before);
+    // The server certificate and its key make a pair weir accepts.
+    let conf = site.path().join("pki.conf");
+    let text = site
+        .config("")
+        .replace(
+            &format!("{}/cert.pem", site.path().display()),
+            &format!("{out}/server.crt"),
+        )
+        .replace(
+            &format!("{}/key.pem", site.path().display()),
+            &format!("{out}/server.key"),
+        );
+    std::fs::write(&conf, text).unwrap();
+    let output = weir_command(&["configtest", "-f"], &conf).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn configtest_catches_a_key_that_does_not_match_and_warns_of_risky_settings() {
+    let site = Site::new();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(
+        site.path().join("other.key"),
+        other.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let conf = site.path().join("mismatch.conf");
+    let text = site
+        .config("LimitRequestBody 0\nRequestReadTimeout header=0\n")
+        .replace(
+            &format!("{}/key.pem", site.path().display()),
+            &format!("{}/other.key", site.path().display()),
+        );
+    std::fs::write(&conf, text).unwrap();
+    let output = weir_command(&["configtest", "-f"], &conf).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("cannot be used together"), "{stderr}");
+    assert!(stderr.contains("LimitRequestBody 0"), "{stderr}");
+    assert!(stderr.contains("header timeout off"), "{stderr}");
+}
