@@ -16,10 +16,7 @@ struct Probe {
 
 /// The value of `name` in the query string, as a number.
 fn query_number(request: &Request, name: &str) -> Option<u64> {
-    request
-        .query()
-        .split('&')
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+    request.query().split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
 }
 
 impl Handler for Probe {
@@ -94,29 +91,12 @@ fn record(request: &Request) {
     let Some(path) = std::env::var_os("TESTAPP_RECORD") else {
         return;
     };
-    let line = format!(
-        "{} {} {}\n",
-        request.method,
-        request.target,
-        request.body.len()
-    );
-    if let Ok(mut file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
+    let line = format!("{} {} {}\n", request.method, request.target, request.body.len());
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
         let _ = file.write_all(line.as_bytes());
     }
 }
 
 fn main() -> ExitCode {
-    weir::cli::main_with(|server| {
-        server.handler(
-            "/app",
-            Probe {
-                inits: 0,
-                hoard: Vec::new(),
-            },
-        )
-    })
+    weir::cli::main_with(|server| server.handler("/app", Probe { inits: 0, hoard: Vec::new() }))
 }

@@ -6,8 +6,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose,
 };
 
 /// Why a certificate could not be made.
@@ -16,15 +16,9 @@ pub enum CertError {
     #[error("{0} exists; pass --force to replace it")]
     Exists(PathBuf),
     #[error("could not write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("could not read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
 }
@@ -66,11 +60,8 @@ pub fn ca(out: &Path, common_name: &str, force: bool) -> Result<Vec<PathBuf>, Ce
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name = name(common_name, None);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     validity(&mut params, CA_DAYS);
     let pair = KeyPair::generate()?;
     let certificate = params.self_signed(&pair)?;
@@ -89,10 +80,7 @@ pub fn signed(
     client: bool,
     force: bool,
 ) -> Result<Vec<PathBuf>, CertError> {
-    let (cert, key) = (
-        out.join(format!("{stem}.crt")),
-        out.join(format!("{stem}.key")),
-    );
+    let (cert, key) = (out.join(format!("{stem}.crt")), out.join(format!("{stem}.key")));
     refuse_overwrite(&[&cert, &key], force)?;
     let ca_pem = read(&ca_dir.join("ca.crt"))?;
     let ca_key = KeyPair::from_pem(&read(&ca_dir.join("ca.key"))?)?;
@@ -100,11 +88,8 @@ pub fn signed(
     let sans = if client { Vec::new() } else { names.to_vec() };
     let mut params = CertificateParams::new(sans)?;
     params.distinguished_name = name(names.first().map_or(stem, String::as_str), organization);
-    params.extended_key_usages = vec![if client {
-        ExtendedKeyUsagePurpose::ClientAuth
-    } else {
-        ExtendedKeyUsagePurpose::ServerAuth
-    }];
+    params.extended_key_usages =
+        vec![if client { ExtendedKeyUsagePurpose::ClientAuth } else { ExtendedKeyUsagePurpose::ServerAuth }];
     validity(&mut params, SERVER_DAYS);
     let pair = KeyPair::generate()?;
     let certificate = params.signed_by(&pair, &issuer)?;
@@ -132,27 +117,17 @@ fn refuse_overwrite(paths: &[&Path], force: bool) -> Result<(), CertError> {
 }
 
 fn read(path: &Path) -> Result<String, CertError> {
-    std::fs::read_to_string(path).map_err(|source| CertError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| CertError::Read { path: path.to_path_buf(), source })
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertError> {
-    let fail = |source| CertError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let fail = |source| CertError::Write { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
     // Replaced whole (with --force): a new file with the right mode from its first byte.
     let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(fail)?;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(fail)?;
     file.write_all(bytes).map_err(fail)
 }

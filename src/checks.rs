@@ -8,45 +8,29 @@ use weir_conf::{Config, ListenScheme};
 /// supervisor runs this on reload, and must not hold a key its pool masters could inherit.
 pub fn files_readable(config: &Config) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
-    let https = config
-        .listeners
-        .iter()
-        .any(|l| l.scheme == ListenScheme::Https);
+    let https = config.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
     if https && !config.tls.generate_self_signed {
-        for (directive, path) in [
-            ("SSLCertificateFile", &config.tls.cert_file),
-            ("SSLCertificateKeyFile", &config.tls.key_file),
-        ] {
+        for (directive, path) in
+            [("SSLCertificateFile", &config.tls.cert_file), ("SSLCertificateKeyFile", &config.tls.key_file)]
+        {
             if let Some(path) = path {
                 if let Err(error) = std::fs::File::open(path) {
-                    problems.push(format!(
-                        "{directive} '{}' cannot be read: {error}",
-                        path.display()
-                    ));
+                    problems.push(format!("{directive} '{}' cannot be read: {error}", path.display()));
                 }
             }
         }
     }
     if let Some(path) = &config.tls_options.client_ca_file {
         if let Err(error) = std::fs::File::open(path) {
-            problems.push(format!(
-                "SSLCACertificateFile '{}' cannot be read: {error}",
-                path.display()
-            ));
+            problems.push(format!("SSLCACertificateFile '{}' cannot be read: {error}", path.display()));
         }
     }
     if config.source != weir_conf::Source::BuiltIn && !config.document_root.is_dir() {
-        problems.push(format!(
-            "DocumentRoot '{}' is not a directory",
-            config.document_root.display()
-        ));
+        problems.push(format!("DocumentRoot '{}' is not a directory", config.document_root.display()));
     }
     for alias in &config.script_aliases {
         if !alias.dir.is_dir() {
-            problems.push(format!(
-                "ScriptAlias directory '{}' is not a directory",
-                alias.dir.display()
-            ));
+            problems.push(format!("ScriptAlias directory '{}' is not a directory", alias.dir.display()));
         }
     }
     if problems.is_empty() {
@@ -60,13 +44,9 @@ pub fn files_readable(config: &Config) -> Result<(), Vec<String>> {
 /// refuses the pair otherwise). Runs in the `weir configtest` process only.
 pub fn full(config: &Config) -> Result<(), Vec<String>> {
     files_readable(config)?;
-    let https = config
-        .listeners
-        .iter()
-        .any(|l| l.scheme == ListenScheme::Https);
+    let https = config.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
     if https && !config.tls.generate_self_signed {
-        weir_edge::tls::server_config(&config.tls, &config.tls_options)
-            .map_err(|e| vec![e.to_string()])?;
+        weir_edge::tls::server_config(&config.tls, &config.tls_options).map_err(|e| vec![e.to_string()])?;
     }
     Ok(())
 }
@@ -118,7 +98,5 @@ fn mem_total_bytes() -> Option<u64> {
 }
 
 fn nofile_hard_limit() -> Option<u64> {
-    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .ok()
-        .map(|(_, hard)| hard)
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).ok().map(|(_, hard)| hard)
 }

@@ -107,9 +107,7 @@ pub fn main_with(register: impl FnOnce(Server) -> Server) -> ExitCode {
         _ if cli.version => version(cli.config.file.as_deref()),
         _ if cli.test => configtest(cli.config.file.as_deref()),
         None => {
-            eprintln!(
-                "weir: say what to do: run, configtest, reload, stop or cert (see weir --help)"
-            );
+            eprintln!("weir: say what to do: run, configtest, reload, stop or cert (see weir --help)");
             EXIT_CONFIG
         }
         Some(Command::Configtest(file)) => configtest(file.file.as_deref()),
@@ -136,11 +134,7 @@ fn configtest(file: Option<&Path>) -> i32 {
         Ok(config) => config,
         Err(code) => return code,
     };
-    for warning in config
-        .warnings
-        .iter()
-        .chain(&checks::risk_warnings(&config, None))
-    {
+    for warning in config.warnings.iter().chain(&checks::risk_warnings(&config, None)) {
         eprintln!("{warning}");
     }
     if let Err(problems) = checks::full(&config) {
@@ -157,19 +151,11 @@ fn version(file: Option<&Path>) -> i32 {
     println!("Server version: weir/{} (Unix)", env!("CARGO_PKG_VERSION"));
     println!(
         "Server built:   {} build of {} {}",
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+        if cfg!(debug_assertions) { "debug" } else { "release" },
         env!("CARGO_PKG_NAME"),
         env!("CARGO_PKG_VERSION")
     );
-    println!(
-        "Architecture:   {}-bit {}",
-        usize::BITS,
-        std::env::consts::ARCH
-    );
+    println!("Architecture:   {}-bit {}", usize::BITS, std::env::consts::ARCH);
     println!("Server MPM:     prefork");
     println!("  threaded:     no");
     println!("    forked:     yes (variable process count)");
@@ -190,28 +176,15 @@ fn version(file: Option<&Path>) -> i32 {
     println!("  MaxSpareServers        {}", pool.max_spare_servers);
     println!("  MaxRequestWorkers      {}", pool.max_request_workers);
     println!("  ServerLimit            {}", pool.server_limit);
-    println!(
-        "  MaxConnectionsPerChild {}",
-        pool.max_connections_per_child
-    );
+    println!("  MaxConnectionsPerChild {}", pool.max_connections_per_child);
     println!("  MaxMemoryPerChild      {}", pool.max_memory_per_child);
     let timeouts = &config.edge.read_timeout;
     println!("Edge:");
     println!("  RequestReadTimeout     {}", describe_timeouts(timeouts));
     println!("  LimitRequestBody       {}", config.limit_request_body);
     println!("  ServerTokens           {:?}", config.server_tokens);
-    println!(
-        "  ServerSignature        {:?}",
-        config.edge.server_signature
-    );
-    println!(
-        "  TraceEnable            {}",
-        if config.edge.trace_enable {
-            "On"
-        } else {
-            "Off"
-        }
-    );
+    println!("  ServerSignature        {:?}", config.edge.server_signature);
+    println!("  TraceEnable            {}", if config.edge.trace_enable { "On" } else { "Off" });
     for warning in &config.warnings {
         eprintln!("{warning}");
     }
@@ -278,10 +251,7 @@ fn signal_running(file: Option<&Path>, signal: libc::c_int) -> i32 {
     };
     // SAFETY: kill takes plain integers.
     if unsafe { libc::kill(pid, signal) } != 0 {
-        eprintln!(
-            "could not signal weir (pid {pid}): {}",
-            std::io::Error::last_os_error()
-        );
+        eprintln!("could not signal weir (pid {pid}): {}", std::io::Error::last_os_error());
         return EXIT_STARTUP;
     }
     if signal != libc::SIGTERM {
@@ -304,10 +274,7 @@ fn signal_running(file: Option<&Path>, signal: libc::c_int) -> i32 {
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
         .is_some_and(|zombie| !zombie)
 }
 
@@ -315,19 +282,12 @@ fn cert(command: CertCommand) -> i32 {
     let result = match command {
         CertCommand::Selfsigned { out, names, force } => certs::selfsigned(&out, &names, force),
         CertCommand::Ca { out, cn, force } => certs::ca(&out, &cn, force),
-        CertCommand::Server {
-            ca,
-            out,
-            names,
-            force,
-        } => certs::signed(&ca, &out, "server", &names, None, false, force),
-        CertCommand::Client {
-            ca,
-            out,
-            cn,
-            org,
-            force,
-        } => certs::signed(&ca, &out, &cn.clone(), &[cn], org.as_deref(), true, force),
+        CertCommand::Server { ca, out, names, force } => {
+            certs::signed(&ca, &out, "server", &names, None, false, force)
+        }
+        CertCommand::Client { ca, out, cn, org, force } => {
+            certs::signed(&ca, &out, &cn.clone(), &[cn], org.as_deref(), true, force)
+        }
     };
     match result {
         Ok(paths) => {

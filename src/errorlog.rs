@@ -29,10 +29,7 @@ pub fn redirect_stderr(path: &Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     // SAFETY: dup2 onto descriptor 2 replaces standard error; `file` stays valid for the call.
     if unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
         return Err(std::io::Error::last_os_error());
@@ -93,12 +90,9 @@ fn level_word(level: Level) -> &'static str {
 /// `Thu Nov 26 12:00:00.123456 2026`, in UTC.
 pub fn apache_time(time: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let since = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let days = secs / 86_400;
     let (year, month, day) = weir_edge::access_log::civil_from_days(days as i64);

@@ -93,10 +93,7 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: Config) -> Self {
-        Server {
-            config: Arc::new(config),
-            handlers: Vec::new(),
-        }
+        Server { config: Arc::new(config), handlers: Vec::new() }
     }
 
     /// Registers `handler` on `path`: requests for the path and below it go to the pool, where a
@@ -126,31 +123,25 @@ impl Server {
     }
 }
 
-fn prepare_and_run(
-    config: Arc<Config>,
-    handlers: Vec<(String, Box<dyn Handler>)>,
-) -> Result<i32, String> {
+fn prepare_and_run(config: Arc<Config>, handlers: Vec<(String, Box<dyn Handler>)>) -> Result<i32, String> {
     raise_nofile_limit();
-    let account = Account::resolve(config.user.as_deref(), config.group.as_deref())
-        .map_err(|e| e.to_string())?;
+    let account =
+        Account::resolve(config.user.as_deref(), config.group.as_deref()).map_err(|e| e.to_string())?;
     if config.source == weir_conf::Source::BuiltIn {
-        materialize_default_site(&config)
-            .map_err(|e| format!("could not create the default site: {e}"))?;
+        materialize_default_site(&config).map_err(|e| format!("could not create the default site: {e}"))?;
     }
     let listeners = sockets::bind_all(&config.listeners).map_err(|e| e.to_string())?;
     let (pool_listener, pool_socket) =
         sockets::pool_listener(&config.runtime_dir, "pool-1.sock", account.as_ref())
             .map_err(|e| e.to_string())?;
-    write_pid_file(&config.pid_file)
-        .map_err(|e| format!("PidFile {}: {e}", config.pid_file.display()))?;
+    write_pid_file(&config.pid_file).map_err(|e| format!("PidFile {}: {e}", config.pid_file.display()))?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
     // Before any fork, so every process shares the one mapping.
     let scoreboard = Scoreboard::create(config.pool.server_limit)
         .map_err(|e| format!("could not create the scoreboard: {e}"))?;
-    let mut signals =
-        SignalReader::new().map_err(|e| format!("could not set up signal handling: {e}"))?;
+    let mut signals = SignalReader::new().map_err(|e| format!("could not set up signal handling: {e}"))?;
     let config_path = match &config.source {
         weir_conf::Source::File(path) => Some(path.clone()),
         weir_conf::Source::BuiltIn => None,

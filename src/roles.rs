@@ -82,14 +82,7 @@ pub fn edge(
             Err(error) => tracing::error!(%error, "edge could not take a listening socket"),
         }
     }
-    match weir_edge::run(
-        config,
-        prepared,
-        inherited,
-        pool_socket,
-        handler_paths,
-        Some(ready),
-    ) {
+    match weir_edge::run(config, prepared, inherited, pool_socket, handler_paths, Some(ready)) {
         Ok(()) => std::process::exit(0),
         Err(error) => {
             tracing::error!("edge stopped: {error}");

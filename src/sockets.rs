@@ -38,20 +38,11 @@ impl BoundListener {
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
     #[error("AH00072: make_sock: could not bind to address {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("could not create the pool socket {path}: {source}")]
-    Pool {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Pool { path: PathBuf, source: std::io::Error },
     #[error("could not prepare RuntimeDir {path}: {source}")]
-    RuntimeDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    RuntimeDir { path: PathBuf, source: std::io::Error },
 }
 
 /// Binds every `Listen` line.
@@ -62,8 +53,7 @@ pub fn bind_all(listeners: &[Listener]) -> Result<Vec<BoundListener>, SocketErro
 fn bind(listener: &Listener) -> Result<BoundListener, SocketError> {
     let addr = listener.addr;
     let fail = |source| SocketError::Bind { addr, source };
-    let socket =
-        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
     socket.set_reuse_address(true).map_err(fail)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true).map_err(fail)?;
@@ -84,10 +74,7 @@ fn bind(listener: &Listener) -> Result<BoundListener, SocketError> {
 /// The listeners a reloaded configuration asks for: the sockets already open are kept (same
 /// configured address and protocol; no connection is ever refused), new ones are bound. Those
 /// left out close when the old generation that holds them has gone.
-pub fn rebind(
-    wanted: &[Listener],
-    open: &[BoundListener],
-) -> Result<Vec<BoundListener>, SocketError> {
+pub fn rebind(wanted: &[Listener], open: &[BoundListener]) -> Result<Vec<BoundListener>, SocketError> {
     wanted
         .iter()
         .map(|listener| {
@@ -101,10 +88,7 @@ pub fn rebind(
                     let socket = open
                         .socket
                         .try_clone()
-                        .map_err(|source| SocketError::Bind {
-                            addr: listener.addr,
-                            source,
-                        })?;
+                        .map_err(|source| SocketError::Bind { addr: listener.addr, source })?;
                     Ok(BoundListener {
                         socket,
                         scheme: open.scheme,
@@ -126,19 +110,12 @@ pub fn pool_listener(
     name: &str,
     account: Option<&Account>,
 ) -> Result<(UnixListener, PathBuf), SocketError> {
-    let dir_fail = |source| SocketError::RuntimeDir {
-        path: runtime_dir.to_path_buf(),
-        source,
-    };
+    let dir_fail = |source| SocketError::RuntimeDir { path: runtime_dir.to_path_buf(), source };
     std::fs::create_dir_all(runtime_dir).map_err(dir_fail)?;
-    std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o755))
-        .map_err(dir_fail)?;
+    std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o755)).map_err(dir_fail)?;
     privileges::chown_to(runtime_dir, account).map_err(dir_fail)?;
     let path = runtime_dir.join(name);
-    let fail = |source| SocketError::Pool {
-        path: path.clone(),
-        source,
-    };
+    let fail = |source| SocketError::Pool { path: path.clone(), source };
     match std::fs::remove_file(&path) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -152,10 +129,7 @@ pub fn pool_listener(
 
 /// Writes `RuntimeDir/listen`, one `scheme address` line per listener, atomically: tests and
 /// tools wait for this file, so it appears whole or not at all, once the server is ready.
-pub fn write_address_file(
-    runtime_dir: &Path,
-    listeners: &[BoundListener],
-) -> std::io::Result<PathBuf> {
+pub fn write_address_file(runtime_dir: &Path, listeners: &[BoundListener]) -> std::io::Result<PathBuf> {
     let mut text = String::new();
     for listener in listeners {
         text.push_str(&format!("{} {}\n", listener.scheme_name(), listener.local));

@@ -201,17 +201,10 @@ impl Running {
         let generation = &self.current;
         let pid = match role {
             Role::PoolMaster => {
-                let keep = [
-                    generation.pool_listener.as_raw_fd(),
-                    ready_write.as_raw_fd(),
-                ];
+                let keep = [generation.pool_listener.as_raw_fd(), ready_write.as_raw_fd()];
                 let handlers = &mut self.handlers;
-                let (config, scoreboard, account, number) = (
-                    &generation.config,
-                    self.scoreboard,
-                    self.account.clone(),
-                    generation.number,
-                );
+                let (config, scoreboard, account, number) =
+                    (&generation.config, self.scoreboard, self.account.clone(), generation.number);
                 let pool_listener = &generation.pool_listener;
                 fork_child(Role::PoolMaster, &keep, || {
                     // This runs in the child, on its own copy of the supervisor's memory: taking
@@ -262,10 +255,7 @@ impl Running {
             }
         }
         let _ = poll(&mut fds, PollTimeout::from(250u16));
-        let fired: Vec<bool> = fds[1..]
-            .iter()
-            .map(|fd| fd.any().unwrap_or(false))
-            .collect();
+        let fired: Vec<bool> = fds[1..].iter().map(|fd| fd.any().unwrap_or(false)).collect();
         drop(fds);
         let mut index = 0;
         for child in self.current.children() {
@@ -287,28 +277,19 @@ impl Running {
         loop {
             let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => (pid, format!("exit status {code}")),
-                Ok(WaitStatus::Signaled(pid, signal, _)) => (
-                    pid,
-                    format!("exit signal {}", signals::describe(signal as i32)),
-                ),
+                Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                    (pid, format!("exit signal {}", signals::describe(signal as i32)))
+                }
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue,
             };
-            if let Some(child) = self
-                .draining
-                .iter_mut()
-                .flat_map(|g| g.children())
-                .find(|c| c.pid == Some(pid))
+            if let Some(child) =
+                self.draining.iter_mut().flat_map(|g| g.children()).find(|c| c.pid == Some(pid))
             {
                 child.pid = None;
                 continue;
             }
-            let Some(child) = self
-                .current
-                .children()
-                .into_iter()
-                .find(|c| c.pid == Some(pid))
-            else {
+            let Some(child) = self.current.children().into_iter().find(|c| c.pid == Some(pid)) else {
                 // A worker orphaned by a lost pool master, re-parented to us.
                 tracing::warn!("AH00165: long lost child came home! (pid {pid})");
                 continue;
@@ -413,17 +394,14 @@ impl Running {
                 self.announce();
             }
             Err(reason) => {
-                tracing::error!(
-                    "reload refused, the running configuration stays in service: {reason}"
-                );
+                tracing::error!("reload refused, the running configuration stays in service: {reason}");
             }
         }
         notify::send("READY=1");
     }
 
     fn try_reload(&mut self, signals: &mut SignalReader) -> Result<(), String> {
-        let config =
-            crate::load_config(self.config_path.as_deref()).map_err(|errors| errors.to_string())?;
+        let config = crate::load_config(self.config_path.as_deref()).map_err(|errors| errors.to_string())?;
         crate::checks::files_readable(&config).map_err(|problems| problems.join("; "))?;
         for warning in &config.warnings {
             tracing::warn!("{warning}");
@@ -440,8 +418,8 @@ impl Running {
                 self.scoreboard.slots().len()
             );
         }
-        let listeners = sockets::rebind(&config.listeners, &self.current.listeners)
-            .map_err(|e| e.to_string())?;
+        let listeners =
+            sockets::rebind(&config.listeners, &self.current.listeners).map_err(|e| e.to_string())?;
         let number = self.current.number + 1;
         let (pool_listener, pool_socket) = sockets::pool_listener(
             &config.runtime_dir,
@@ -465,10 +443,8 @@ impl Running {
             stop_deadline: None,
         };
         let old = std::mem::replace(&mut self.current, fresh);
-        if let Err(error) = self
-            .start_generation_roles()
-            .map_err(|e| e.to_string())
-            .and_then(|()| self.wait_ready(signals))
+        if let Err(error) =
+            self.start_generation_roles().map_err(|e| e.to_string()).and_then(|()| self.wait_ready(signals))
         {
             // Back out: the new generation goes, the old one never stopped serving.
             let failed = std::mem::replace(&mut self.current, old);
@@ -498,16 +474,13 @@ impl Running {
                 // A stop wins over a reload in progress; another SIGHUP adds nothing.
                 if matches!(signal, Signal::SIGTERM | Signal::SIGINT) {
                     self.stop_requested = true;
-                    return Err(
-                        "a stop was requested while the new generation was starting".to_string()
-                    );
+                    return Err("a stop was requested while the new generation was starting".to_string());
                 }
             }
             self.reap();
             if self.current.pool.restart_at.is_some() || self.current.edge.restart_at.is_some() {
                 return Err(
-                    "a role of the new generation exited while starting (see the lines above)"
-                        .to_string(),
+                    "a role of the new generation exited while starting (see the lines above)".to_string()
                 );
             }
         }
@@ -535,24 +508,14 @@ impl Running {
         for role in [Role::Edge, Role::PoolMaster] {
             let pids: Vec<Pid> = generations
                 .iter()
-                .filter_map(|g| {
-                    if role == Role::Edge {
-                        g.edge.pid
-                    } else {
-                        g.pool.pid
-                    }
-                })
+                .filter_map(|g| if role == Role::Edge { g.edge.pid } else { g.pool.pid })
                 .collect();
             for pid in &pids {
                 let _ = kill(*pid, Signal::SIGTERM);
             }
             for pid in pids {
                 if !wait_for_exit(pid, deadline) {
-                    tracing::warn!(
-                        pid = pid.as_raw(),
-                        "{} did not stop in time; killing it",
-                        role.title()
-                    );
+                    tracing::warn!(pid = pid.as_raw(), "{} did not stop in time; killing it", role.title());
                     let _ = kill(pid, Signal::SIGKILL);
                     let _ = waitpid(pid, None);
                 }
@@ -573,9 +536,7 @@ impl Running {
 fn wait_for_exit(pid: Pid, deadline: Instant) -> bool {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(done, _)) | Ok(WaitStatus::Signaled(done, _, _))
-                if done == pid =>
-            {
+            Ok(WaitStatus::Exited(done, _)) | Ok(WaitStatus::Signaled(done, _, _)) if done == pid => {
                 return true
             }
             Ok(WaitStatus::StillAlive) => {}
@@ -603,11 +564,7 @@ fn kill_orphans(deadline: Instant) {
         }
         let late = Instant::now() >= deadline;
         if late || !asked {
-            let signal = if late {
-                Signal::SIGKILL
-            } else {
-                Signal::SIGTERM
-            };
+            let signal = if late { Signal::SIGKILL } else { Signal::SIGTERM };
             for pid in children {
                 let _ = kill(pid, signal);
             }

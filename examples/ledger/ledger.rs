@@ -23,12 +23,7 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(path: PathBuf) -> Ledger {
-        Ledger {
-            path,
-            file: None,
-            seen: HashSet::new(),
-            read_up_to: 0,
-        }
+        Ledger { path, file: None, seen: HashSet::new(), read_up_to: 0 }
     }
 
     fn ingest(&mut self, request: &Request) -> Response {
@@ -100,13 +95,9 @@ impl Ledger {
         let mut fresh = Vec::new();
         file.read_to_end(&mut fresh)?;
         let complete = fresh.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        for line in fresh[..complete]
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-        {
+        for line in fresh[..complete].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             if let Some(tab) = line.iter().position(|&b| b == b'\t') {
-                self.seen
-                    .insert(String::from_utf8_lossy(&line[..tab]).into_owned());
+                self.seen.insert(String::from_utf8_lossy(&line[..tab]).into_owned());
             }
         }
         self.read_up_to += complete as u64;
@@ -119,12 +110,7 @@ impl Ledger {
 
 impl Handler for Ledger {
     fn init(&mut self) {
-        match std::fs::OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&self.path)
-        {
+        match std::fs::OpenOptions::new().read(true).append(true).create(true).open(&self.path) {
             Ok(file) => self.file = Some(file),
             Err(error) => eprintln!("ledger: cannot open {}: {error}", self.path.display()),
         }

@@ -13,8 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let path = std::env::var_os("LEDGER_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("ledger.log"));
+    let path =
+        std::env::var_os("LEDGER_FILE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("ledger.log"));
     weir::cli::main_with(|server| server.handler("/ingest", ledger::Ledger::new(path)))
 }

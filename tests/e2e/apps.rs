@@ -23,9 +23,7 @@ fn handlers_see_the_request_and_their_hooks_run_once_per_worker() {
     std::fs::create_dir(&exits).unwrap();
     std::fs::set_permissions(&exits, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let exits_text = exits.display().to_string();
-    let mut weir = site
-        .env("TESTAPP_EXIT_DIR", &exits_text)
-        .start("StartServers 2\n");
+    let mut weir = site.env("TESTAPP_EXIT_DIR", &exits_text).start("StartServers 2\n");
     let client = Client::new(weir.addr(), &weir.cert_pem);
 
     let raw = client
@@ -35,10 +33,7 @@ fn handlers_see_the_request_and_their_hooks_run_once_per_worker() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     let lower = text.to_ascii_lowercase();
     assert!(lower.contains("\r\nserver: weir\r\n"), "{text}");
-    assert!(
-        !lower.contains("x-powered-by"),
-        "a backend's X-Powered-By reached the client: {text}"
-    );
+    assert!(!lower.contains("x-powered-by"), "a backend's X-Powered-By reached the client: {text}");
     let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
     let seen = fields(body);
     assert_eq!(seen["method"], "GET");
@@ -53,20 +48,12 @@ fn handlers_see_the_request_and_their_hooks_run_once_per_worker() {
 
     let data = payload(1 << 20);
     for proto in [Proto::H1, Proto::H2] {
-        let reply = client
-            .request(proto, "POST", "/app/upload", data.clone())
-            .unwrap();
+        let reply = client.request(proto, "POST", "/app/upload", data.clone()).unwrap();
         assert_eq!(reply.status, 200);
         let seen = fields(&reply.text());
         assert_eq!(seen["body_len"], "1048576", "{proto:?}");
-        assert_eq!(
-            seen["inits"], "1",
-            "init runs once per worker, not per request"
-        );
-        assert_ne!(
-            seen["request_id"], "-",
-            "the edge gives every request an id"
-        );
+        assert_eq!(seen["inits"], "1", "init runs once per worker, not per request");
+        assert_ne!(seen["request_id"], "-", "the edge gives every request an id");
     }
     // A path that only shares a prefix with the handler's is not the handler's.
     assert_eq!(client.get("/application").unwrap().status, 404);
@@ -82,9 +69,8 @@ fn handlers_see_the_request_and_their_hooks_run_once_per_worker() {
 
 #[test]
 fn a_panicking_handler_fails_only_its_request() {
-    let weir = Site::new()
-        .with_example("testapp")
-        .start("StartServers 2\nMinSpareServers 2\nMaxSpareServers 4\n");
+    let weir =
+        Site::new().with_example("testapp").start("StartServers 2\nMinSpareServers 2\nMaxSpareServers 4\n");
     let client = Client::new(weir.addr(), &weir.cert_pem);
     let before = client.get("/app/x").unwrap();
     assert_eq!(before.status, 200);
@@ -116,11 +102,7 @@ fn the_ledger_loses_and_duplicates_nothing_while_workers_are_killed() {
     let site = Site::new().with_example("ledger");
     let data_dir = site.path().join("data");
     std::fs::create_dir(&data_dir).unwrap();
-    std::fs::set_permissions(
-        &data_dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    std::fs::set_permissions(&data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let ledger = data_dir.join("ledger.log");
     let ledger_text = ledger.display().to_string();
     let weir = site
@@ -218,10 +200,7 @@ fn the_ledger_loses_and_duplicates_nothing_while_workers_are_killed() {
         assert_eq!(counts.get(id.as_str()), Some(&1), "{id} is missing");
     }
     for id in acked.lock().unwrap().iter() {
-        assert!(
-            counts.contains_key(id.as_str()),
-            "{id} was acknowledged and lost"
-        );
+        assert!(counts.contains_key(id.as_str()), "{id} was acknowledged and lost");
     }
     assert_eq!(ids.len(), POSTS);
     let count = client.get("/ingest/count").unwrap();

@@ -30,10 +30,7 @@ struct RawReply {
 
 impl RawReply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     fn text(&self) -> String {
@@ -61,15 +58,8 @@ fn send_raw(client: &Client, request: &[u8]) -> RawReply {
         .filter_map(|line| line.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let mut reply = RawReply {
-        status,
-        headers,
-        body: bytes[split + 4..].to_vec(),
-    };
-    if reply
-        .header("transfer-encoding")
-        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
-    {
+    let mut reply = RawReply { status, headers, body: bytes[split + 4..].to_vec() };
+    if reply.header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
         reply.body = dechunk(&reply.body);
     }
     reply
@@ -79,10 +69,7 @@ fn send_raw(client: &Client, request: &[u8]) -> RawReply {
 fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let line_end = bytes
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
+        let line_end = bytes.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
         let size_text = String::from_utf8_lossy(&bytes[..line_end]);
         let size_text = size_text.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_text, 16).expect("chunk size");
@@ -106,10 +93,7 @@ fn env_map(text: &str) -> HashMap<String, String> {
 /// Live processes whose command line contains `needle`. Needles are full paths under this
 /// test's directory or numbers no other test uses, since tests run side by side.
 fn processes_matching(needle: &str) -> Vec<procs::Proc> {
-    procs::all()
-        .into_iter()
-        .filter(|p| p.cmdline.contains(needle))
-        .collect()
+    procs::all().into_iter().filter(|p| p.cmdline.contains(needle)).collect()
 }
 
 fn canonical(path: &Path) -> PathBuf {
@@ -139,9 +123,7 @@ fn meta_variables_follow_rfc_3875_and_resist_spoofing() {
     let text = reply.text();
     let env = env_map(&text);
     let var = |name: &str| {
-        env.get(name)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
+        env.get(name).map(String::as_str).unwrap_or_else(|| panic!("{name} missing from\n{text}"))
     };
 
     let port = weir.addr().port().to_string();
@@ -181,29 +163,21 @@ fn meta_variables_follow_rfc_3875_and_resist_spoofing() {
         "PATH_TRANSLATED={translated}, DocumentRoot {}",
         htdocs.display()
     );
-    assert_eq!(
-        canonical(Path::new(var("SCRIPT_FILENAME"))),
-        canonical(&weir.path().join("cgi-bin/env"))
-    );
+    assert_eq!(canonical(Path::new(var("SCRIPT_FILENAME"))), canonical(&weir.path().join("cgi-bin/env")));
 
     // Credentials are not for scripts (RFC 3875 4.1.18), internal headers cannot be forged, and
     // a name with '_' cannot pose as the edge's X-Forwarded-For.
     assert!(!env.contains_key("HTTP_AUTHORIZATION"), "{text}");
     assert!(!env.contains_key("SSL_CLIENT_S_DN"), "{text}");
     for forged in ["6.6.6.6", "7.7.7.7", "CN=forged", "Zm9vOmJhcg=="] {
-        assert!(
-            !env.values().any(|v| v.contains(forged)),
-            "{forged} reached the script:\n{text}"
-        );
+        assert!(!env.values().any(|v| v.contains(forged)), "{forged} reached the script:\n{text}");
     }
 
     // With ServerTokens Full the version is there.
     let site = Site::new();
     site.script("env", ENV_SCRIPT);
     let full = site.start("ServerTokens Full\n");
-    let reply = Client::new(full.addr(), &full.cert_pem)
-        .get("/cgi-bin/env")
-        .unwrap();
+    let reply = Client::new(full.addr(), &full.cert_pem).get("/cgi-bin/env").unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text());
     let env = env_map(&reply.text());
     let software = env.get("SERVER_SOFTWARE").expect("SERVER_SOFTWARE");
@@ -218,9 +192,7 @@ fn a_mebibyte_post_body_round_trips_through_a_script() {
     let client = Client::new(weir.addr(), &weir.cert_pem);
     let data = payload(MIB);
     for proto in [Proto::H1, Proto::H2] {
-        let reply = client
-            .request(proto, "POST", "/cgi-bin/echo", data.clone())
-            .unwrap();
+        let reply = client.request(proto, "POST", "/cgi-bin/echo", data.clone()).unwrap();
         assert_eq!(reply.status, 200, "{proto:?}: {}", reply.text());
         assert_eq!(reply.body.len(), MIB, "{proto:?}");
         assert!(reply.body == data, "{proto:?}: echoed body differs");
@@ -230,37 +202,25 @@ fn a_mebibyte_post_body_round_trips_through_a_script() {
 #[test]
 fn location_and_status_headers_redirect_and_set_the_status() {
     let site = Site::new();
-    site.script(
-        "away",
-        "#!/bin/sh\nprintf 'Location: https://example.com/elsewhere\\r\\n\\r\\n'\n",
-    );
+    site.script("away", "#!/bin/sh\nprintf 'Location: https://example.com/elsewhere\\r\\n\\r\\n'\n");
     site.script(
         "gone",
         "#!/bin/sh\nprintf 'Status: 404 Gone Away\\r\\nContent-Type: text/plain\\r\\n\\r\\nnot here\\n'\n",
     );
-    site.script(
-        "local",
-        "#!/bin/sh\nprintf 'Location: /cgi-bin/target?x=1\\r\\n\\r\\n'\n",
-    );
+    site.script("local", "#!/bin/sh\nprintf 'Location: /cgi-bin/target?x=1\\r\\n\\r\\n'\n");
     site.script(
         "target",
         "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n\
          echo \"method=$REQUEST_METHOD query=$QUERY_STRING length=$CONTENT_LENGTH\"\n",
     );
-    site.script(
-        "home",
-        "#!/bin/sh\nprintf 'Location: /index.html\\r\\n\\r\\n'\n",
-    );
+    site.script("home", "#!/bin/sh\nprintf 'Location: /index.html\\r\\n\\r\\n'\n");
     let weir = site.start("");
     let client = Client::new(weir.addr(), &weir.cert_pem);
 
     // An absolute URL is a client redirect: 302 unless the script says otherwise.
     let reply = client.get("/cgi-bin/away").unwrap();
     assert_eq!(reply.status, 302, "{}", reply.text());
-    assert_eq!(
-        reply.header("location"),
-        Some("https://example.com/elsewhere")
-    );
+    assert_eq!(reply.header("location"), Some("https://example.com/elsewhere"));
 
     let reply = client.get("/cgi-bin/gone").unwrap();
     assert_eq!((reply.status, reply.text().as_str()), (404, "not here\n"));
@@ -268,14 +228,8 @@ fn location_and_status_headers_redirect_and_set_the_status() {
     // A local path without Status is a local redirect (RFC 3875 6.2.2): the client gets the
     // target's response, fetched as a GET without the original body.
     for method in ["GET", "POST"] {
-        let body = if method == "POST" {
-            b"ignored".to_vec()
-        } else {
-            Vec::new()
-        };
-        let reply = client
-            .request(Proto::H1, method, "/cgi-bin/local", body)
-            .unwrap();
+        let body = if method == "POST" { b"ignored".to_vec() } else { Vec::new() };
+        let reply = client.request(Proto::H1, method, "/cgi-bin/local", body).unwrap();
         assert_eq!(
             (reply.status, reply.text().as_str()),
             (200, "method=GET query=x=1 length=\n"),
@@ -286,10 +240,7 @@ fn location_and_status_headers_redirect_and_set_the_status() {
 
     // The target of a local redirect may be a static file.
     let reply = client.get("/cgi-bin/home").unwrap();
-    assert_eq!(
-        (reply.status, reply.text().as_str()),
-        (200, "<h1>index</h1>\n")
-    );
+    assert_eq!((reply.status, reply.text().as_str()), (200, "<h1>index</h1>\n"));
 }
 
 #[test]
@@ -321,23 +272,12 @@ fn script_stderr_goes_to_the_error_log_with_the_script_name() {
     let reply = client.get("/cgi-bin/noisy").unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text());
     // The pid makes the marker this request's own.
-    let pid = reply
-        .text()
-        .trim()
-        .strip_prefix("pid=")
-        .expect("pid line")
-        .to_string();
+    let pid = reply.text().trim().strip_prefix("pid=").expect("pid line").to_string();
     let marker = format!("marker-{pid} something broke");
     let logged = wait_until(Duration::from_secs(10), || {
-        weir.logs()
-            .lines()
-            .any(|line| line.contains(&marker) && line.contains(&script))
+        weir.logs().lines().any(|line| line.contains(&marker) && line.contains(&script))
     });
-    assert!(
-        logged,
-        "no log line with {marker:?} and {script}\n{}",
-        weir.logs()
-    );
+    assert!(logged, "no log line with {marker:?} and {script}\n{}", weir.logs());
 }
 
 #[test]
@@ -352,8 +292,7 @@ fn timeout_kills_the_scripts_whole_process_group() {
     // Both must have been running, or their absence afterwards would prove nothing.
     assert!(
         wait_until(Duration::from_secs(10), || {
-            !processes_matching("3600.4242").is_empty()
-                && !processes_matching("3600.4243").is_empty()
+            !processes_matching("3600.4242").is_empty() && !processes_matching("3600.4243").is_empty()
         }),
         "the script's sleeps never started\n{}",
         weir.logs()
@@ -385,17 +324,11 @@ fn non_executable_scripts_and_escapes_from_the_script_directory_are_refused() {
     let control_ran = marks.join("control-ran");
     std::fs::write(
         site.path().join("cgi-bin/plain"),
-        format!(
-            "#!/bin/sh\ntouch {}\nprintf 'Content-Type: text/plain\\r\\n\\r\\nran\\n'\n",
-            ran.display()
-        ),
+        format!("#!/bin/sh\ntouch {}\nprintf 'Content-Type: text/plain\\r\\n\\r\\nran\\n'\n", ran.display()),
     )
     .unwrap();
-    std::fs::set_permissions(
-        site.path().join("cgi-bin/plain"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
+    std::fs::set_permissions(site.path().join("cgi-bin/plain"), std::fs::Permissions::from_mode(0o644))
+        .unwrap();
     // The same script, executable: shows the mark would be there if the script had run.
     site.script(
         "control",
@@ -404,15 +337,9 @@ fn non_executable_scripts_and_escapes_from_the_script_directory_are_refused() {
             control_ran.display()
         ),
     );
-    site.doc(
-        "run-me",
-        b"#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nescaped\\n'\n",
-    );
-    std::fs::set_permissions(
-        site.path().join("htdocs/run-me"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    site.doc("run-me", b"#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nescaped\\n'\n");
+    std::fs::set_permissions(site.path().join("htdocs/run-me"), std::fs::Permissions::from_mode(0o755))
+        .unwrap();
     let weir = site.start("");
     let client = Client::new(weir.addr(), &weir.cert_pem);
 
@@ -432,17 +359,9 @@ fn non_executable_scripts_and_escapes_from_the_script_directory_are_refused() {
         "/cgi-bin/..%2fhtdocs%2frun-me",
     ] {
         let reply = client.get(path).unwrap();
-        assert!(
-            reply.status == 403 || reply.status == 404,
-            "{path}: {} {}",
-            reply.status,
-            reply.text()
-        );
+        assert!(reply.status == 403 || reply.status == 404, "{path}: {} {}", reply.status, reply.text());
         let text = reply.text();
-        assert!(
-            !text.contains("<h1>index</h1>") && !text.contains("escaped"),
-            "{path}: {text}"
-        );
+        assert!(!text.contains("<h1>index</h1>") && !text.contains("escaped"), "{path}: {text}");
     }
 }
 
@@ -456,17 +375,11 @@ fn rlimit_cpu_stops_a_script_that_spins() {
     let started = Instant::now();
     let reply = client.get("/cgi-bin/spin").unwrap();
     let took = started.elapsed();
-    assert!(
-        [500, 502, 504].contains(&reply.status),
-        "{} {}",
-        reply.status,
-        reply.text()
-    );
+    assert!([500, 502, 504].contains(&reply.status), "{} {}", reply.status, reply.text());
     // The default Timeout is 20 s: an answer well before that is the CPU limit's doing.
     assert!(took < Duration::from_secs(20), "answer took {took:?}");
     assert!(
-        wait_until(Duration::from_secs(10), || processes_matching(&script)
-            .is_empty()),
+        wait_until(Duration::from_secs(10), || processes_matching(&script).is_empty()),
         "the spinning script is still running: {:?}",
         processes_matching(&script)
     );
@@ -487,19 +400,14 @@ fn php_runs_through_php_cgi() {
         br#"<?php header('X-From-PHP: 1'); echo "php ok ", $_SERVER['REQUEST_METHOD'], " ", $_GET['x'] ?? '', " ", $_SERVER['SCRIPT_NAME'], " ", $_SERVER['PATH_INFO'] ?? '', "\n";"#,
     );
     site.doc("app/index.php", br#"<?php echo "index via php\n";"#);
-    site.doc(
-        "app/post.php",
-        br#"<?php echo "posted ", $_POST['x'] ?? 'nothing', "\n";"#,
-    );
+    site.doc("app/post.php", br#"<?php echo "posted ", $_POST['x'] ?? 'nothing', "\n";"#);
     // In cgi-bin and not executable: the interpreter runs it all the same.
     std::fs::write(
         site.path().join("cgi-bin/t.php"),
         r#"<?php echo "cgi-bin php ", $_SERVER['SCRIPT_NAME'], "\n";"#,
     )
     .unwrap();
-    let weir = site.start(&format!(
-        "CGIInterpreter .php {PHP_CGI}\nDirectoryIndex index.php index.html\n"
-    ));
+    let weir = site.start(&format!("CGIInterpreter .php {PHP_CGI}\nDirectoryIndex index.php index.html\n"));
     let client = Client::new(weir.addr(), &weir.cert_pem);
 
     let reply = client.get("/app/info.php/extra?x=5").unwrap();
@@ -521,10 +429,7 @@ fn php_runs_through_php_cgi() {
     assert_eq!((reply.status, reply.text().as_str()), (200, "posted 7\n"));
 
     let reply = client.get("/cgi-bin/t.php").unwrap();
-    assert_eq!(
-        (reply.status, reply.text().as_str()),
-        (200, "cgi-bin php /cgi-bin/t.php\n")
-    );
+    assert_eq!((reply.status, reply.text().as_str()), (200, "cgi-bin php /cgi-bin/t.php\n"));
 
     // Source is never sent, whichever way a file is reached.
     for path in ["/app/info.php", "/app/", "/app/index.php", "/cgi-bin/t.php"] {

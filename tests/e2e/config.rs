@@ -11,22 +11,12 @@ fn a_bad_config_is_refused_with_file_line_and_reason_before_anything_is_bound() 
     let port = held.local_addr().unwrap().port();
     let conf = site
         .config("MaxRequestWorker 5\nStartServers many\n")
-        .replace(
-            "Listen 127.0.0.1:0 https",
-            &format!("Listen 127.0.0.1:{port} https"),
-        );
+        .replace("Listen 127.0.0.1:0 https", &format!("Listen 127.0.0.1:{port} https"));
     let path = site.path().join("weir.conf");
     std::fs::write(&path, &conf).unwrap();
-    let typo_line = conf
-        .lines()
-        .position(|l| l.starts_with("MaxRequestWorker "))
-        .unwrap()
-        + 1;
-    let output = weir_command(&["run", "-f"], &path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    let typo_line = conf.lines().position(|l| l.starts_with("MaxRequestWorker ")).unwrap() + 1;
+    let output =
+        weir_command(&["run", "-f"], &path).stdout(Stdio::piped()).stderr(Stdio::piped()).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(64), "{stderr}");
     let expected = format!(
@@ -34,19 +24,13 @@ fn a_bad_config_is_refused_with_file_line_and_reason_before_anything_is_bound() 
         path.display()
     );
     assert!(stderr.contains(&expected), "{stderr}");
-    assert!(
-        stderr.contains("did you mean 'MaxRequestWorkers'"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("did you mean 'MaxRequestWorkers'"), "{stderr}");
     assert!(
         stderr.contains(&format!("line {} of", typo_line + 1)) && stderr.contains("StartServers"),
         "{stderr}"
     );
     assert!(!stderr.contains("bind"), "{stderr}");
-    assert!(
-        !site.path().join("run").exists(),
-        "RuntimeDir was created for a bad config"
-    );
+    assert!(!site.path().join("run").exists(), "RuntimeDir was created for a bad config");
     drop(held);
 }
 
@@ -72,14 +56,10 @@ fn out_of_range_pool_values_are_corrected_with_apaches_warnings_and_non_numbers_
     let corrected = site.path().join("corrected.conf");
     std::fs::write(
         &corrected,
-        site.config(
-            "MaxRequestWorkers 300\nMinSpareServers 0\nStartServers -2\nMaxSpareServers 0\n",
-        ),
+        site.config("MaxRequestWorkers 300\nMinSpareServers 0\nStartServers -2\nMaxSpareServers 0\n"),
     )
     .unwrap();
-    let output = weir_command(&["configtest", "-f"], &corrected)
-        .output()
-        .unwrap();
+    let output = weir_command(&["configtest", "-f"], &corrected).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "Syntax OK");
@@ -94,15 +74,10 @@ fn out_of_range_pool_values_are_corrected_with_apaches_warnings_and_non_numbers_
 
     let refused = site.path().join("refused.conf");
     std::fs::write(&refused, site.config("MaxRequestWorkers lots\n")).unwrap();
-    let output = weir_command(&["configtest", "-f"], &refused)
-        .output()
-        .unwrap();
+    let output = weir_command(&["configtest", "-f"], &refused).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(64), "{stderr}");
-    assert!(
-        stderr.contains("MaxRequestWorkers: invalid value 'lots'"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("MaxRequestWorkers: invalid value 'lots'"), "{stderr}");
 }
 
 #[test]
@@ -111,90 +86,46 @@ fn weir_cert_makes_a_fleet_ca_server_and_device_certificates_without_overwriting
     let site = Site::new();
     let dir = site.path().join("pki");
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-            .arg("cert")
-            .args(args)
-            .output()
-            .unwrap()
+        std::process::Command::new(env!("CARGO_BIN_EXE_weir")).arg("cert").args(args).output().unwrap()
     };
     let out = dir.display().to_string();
-    assert!(run(&["ca", "--out", &out, "--cn", "Water Utility CA"])
+    assert!(run(&["ca", "--out", &out, "--cn", "Water Utility CA"]).status.success());
+    assert!(run(&["server", "--ca", &out, "--out", &out, "--name", "localhost"]).status.success());
+    assert!(run(&["client", "--ca", &out, "--out", &out, "--cn", "meter-0042", "--org", "Water Utility"])
         .status
         .success());
-    assert!(
-        run(&["server", "--ca", &out, "--out", &out, "--name", "localhost"])
-            .status
-            .success()
-    );
-    assert!(run(&[
-        "client",
-        "--ca",
-        &out,
-        "--out",
-        &out,
-        "--cn",
-        "meter-0042",
-        "--org",
-        "Water Utility"
-    ])
-    .status
-    .success());
     for key in ["ca.key", "server.key", "meter-0042.key"] {
-        let mode = std::fs::metadata(dir.join(key))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = std::fs::metadata(dir.join(key)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{key}");
     }
     let before = std::fs::read(dir.join("ca.key")).unwrap();
     let again = run(&["ca", "--out", &out]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("pass --force"));
-    assert_eq!(
-        std::fs::read(dir.join("ca.key")).unwrap(),
-        before,
-        "overwritten without --force"
-    );
+    assert_eq!(std::fs::read(dir.join("ca.key")).unwrap(), before, "overwritten without --force");
     assert!(run(&["ca", "--out", &out, "--force"]).status.success());
     assert_ne!(std::fs::read(dir.join("ca.key")).unwrap(), before);
     // The server certificate and its key make a pair weir accepts.
     let conf = site.path().join("pki.conf");
     let text = site
         .config("")
-        .replace(
-            &format!("{}/cert.pem", site.path().display()),
-            &format!("{out}/server.crt"),
-        )
-        .replace(
-            &format!("{}/key.pem", site.path().display()),
-            &format!("{out}/server.key"),
-        );
+        .replace(&format!("{}/cert.pem", site.path().display()), &format!("{out}/server.crt"))
+        .replace(&format!("{}/key.pem", site.path().display()), &format!("{out}/server.key"));
     std::fs::write(&conf, text).unwrap();
     let output = weir_command(&["configtest", "-f"], &conf).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 #[test]
 fn configtest_catches_a_key_that_does_not_match_and_warns_of_risky_settings() {
     let site = Site::new();
     let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    std::fs::write(
-        site.path().join("other.key"),
-        other.signing_key.serialize_pem(),
-    )
-    .unwrap();
+    std::fs::write(site.path().join("other.key"), other.signing_key.serialize_pem()).unwrap();
     let conf = site.path().join("mismatch.conf");
-    let text = site
-        .config("LimitRequestBody 0\nRequestReadTimeout header=0\n")
-        .replace(
-            &format!("{}/key.pem", site.path().display()),
-            &format!("{}/other.key", site.path().display()),
-        );
+    let text = site.config("LimitRequestBody 0\nRequestReadTimeout header=0\n").replace(
+        &format!("{}/key.pem", site.path().display()),
+        &format!("{}/other.key", site.path().display()),
+    );
     std::fs::write(&conf, text).unwrap();
     let output = weir_command(&["configtest", "-f"], &conf).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -34,17 +34,12 @@ fn recording_site() -> (Site, PathBuf) {
 
 /// The lines of the record file (none if no request ever reached a worker).
 fn recorded(record: &Path) -> Vec<String> {
-    std::fs::read_to_string(record)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    std::fs::read_to_string(record).unwrap_or_default().lines().map(str::to_string).collect()
 }
 
 /// `key=value` lines of a testapp reply.
 fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+    text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// An HTTP/1.1 exchange with no client certificate.
@@ -61,8 +56,7 @@ fn one_response(
 ) -> raw::Response {
     let exchange = raw::exchange(addr, config.clone(), preface, request, DEADLINE);
     assert_eq!(exchange.handshake, Ok(()), "{exchange:?}");
-    let responses =
-        raw::responses(&exchange.bytes).unwrap_or_else(|e| panic!("{e}: {:?}", exchange.text()));
+    let responses = raw::responses(&exchange.bytes).unwrap_or_else(|e| panic!("{e}: {:?}", exchange.text()));
     assert_eq!(responses.len(), 1, "{:?}", exchange.text());
     responses.into_iter().next().unwrap()
 }
@@ -74,11 +68,14 @@ struct Case {
     status: u16,
 }
 
+/// Builds a case's request for its path.
+type Build = Box<dyn Fn(&str) -> String>;
+
 /// The refused requests, each aimed at its own `/app/case-NN` so the record file can prove it
 /// never arrived. The weir they run against has LimitRequestLine 200, LimitRequestFieldSize 200,
 /// LimitRequestFields 10 and no LimitRequestBody.
 fn malformed_cases() -> Vec<Case> {
-    let specs: Vec<(&'static str, Box<dyn Fn(&str) -> String>, u16)> = vec![
+    let specs: Vec<(&'static str, Build, u16)> = vec![
         (
             "Content-Length then Transfer-Encoding",
             Box::new(|p| {
@@ -109,36 +106,30 @@ fn malformed_cases() -> Vec<Case> {
         ),
         (
             "Content-Length +5",
-            Box::new(|p| {
-                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: +5\r\n\r\nhello")
-            }),
+            Box::new(|p| format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: +5\r\n\r\nhello")),
             400,
         ),
         (
             "Content-Length 5 5",
-            Box::new(|p| {
-                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5 5\r\n\r\nhello")
-            }),
+            Box::new(|p| format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5 5\r\n\r\nhello")),
             400,
         ),
         (
             "Content-Length 0x5",
-            Box::new(|p| {
-                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0x5\r\n\r\nhello")
-            }),
+            Box::new(|p| format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0x5\r\n\r\nhello")),
             400,
         ),
         (
             "Content-Length 5,5",
-            Box::new(|p| {
-                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5,5\r\n\r\nhello")
-            }),
+            Box::new(|p| format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5,5\r\n\r\nhello")),
             400,
         ),
         (
             "Transfer-Encoding xchunked",
             Box::new(|p| {
-                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n")
+                format!(
+                    "POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"
+                )
             }),
             400,
         ),
@@ -159,21 +150,27 @@ fn malformed_cases() -> Vec<Case> {
         (
             "Transfer-Encoding with a tab inside",
             Box::new(|p| {
-                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chun\tked\r\n\r\n0\r\n\r\n")
+                format!(
+                    "POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chun\tked\r\n\r\n0\r\n\r\n"
+                )
             }),
             400,
         ),
         (
             "space before the colon of Transfer-Encoding",
             Box::new(|p| {
-                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n")
+                format!(
+                    "POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"
+                )
             }),
             400,
         ),
         (
             "tab before the colon of Transfer-Encoding",
             Box::new(|p| {
-                format!("POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n")
+                format!(
+                    "POST {p} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n"
+                )
             }),
             400,
         ),
@@ -186,9 +183,7 @@ fn malformed_cases() -> Vec<Case> {
         ),
         (
             "Transfer-Encoding on HTTP/1.0",
-            Box::new(|p| {
-                format!("POST {p} HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-            }),
+            Box::new(|p| format!("POST {p} HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")),
             400,
         ),
         (
@@ -238,11 +233,7 @@ fn malformed_cases() -> Vec<Case> {
             Box::new(|p| format!("GET {p} HTTP/1.1\r\nHost: localhost\r\nX-A: a\rb\r\n\r\n")),
             400,
         ),
-        (
-            "bare LF line endings",
-            Box::new(|p| format!("GET {p} HTTP/1.1\nHost: localhost\n\n")),
-            400,
-        ),
+        ("bare LF line endings", Box::new(|p| format!("GET {p} HTTP/1.1\nHost: localhost\n\n")), 400),
         (
             "NUL in a header value",
             Box::new(|p| format!("GET {p} HTTP/1.1\r\nHost: localhost\r\nX-A: a\0b\r\n\r\n")),
@@ -268,36 +259,22 @@ fn malformed_cases() -> Vec<Case> {
             Box::new(|p| format!("GET\t{p} HTTP/1.1\r\nHost: localhost\r\n\r\n")),
             400,
         ),
-        (
-            "invalid method GE(T",
-            Box::new(|p| format!("GE(T {p} HTTP/1.1\r\nHost: localhost\r\n\r\n")),
-            400,
-        ),
+        ("invalid method GE(T", Box::new(|p| format!("GE(T {p} HTTP/1.1\r\nHost: localhost\r\n\r\n")), 400),
         (
             "absolute-form for another host",
-            Box::new(|p| {
-                format!("GET https://evil.example{p} HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            }),
+            Box::new(|p| format!("GET https://evil.example{p} HTTP/1.1\r\nHost: localhost\r\n\r\n")),
             400,
         ),
-        (
-            "HTTP/1.1 without Host",
-            Box::new(|p| format!("GET {p} HTTP/1.1\r\nX-A: b\r\n\r\n")),
-            400,
-        ),
+        ("HTTP/1.1 without Host", Box::new(|p| format!("GET {p} HTTP/1.1\r\nX-A: b\r\n\r\n")), 400),
         (
             "two Host fields",
-            Box::new(|p| {
-                format!("GET {p} HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n")
-            }),
+            Box::new(|p| format!("GET {p} HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n")),
             400,
         ),
         (
             "CONNECT",
             Box::new(|p| {
-                format!(
-                    "CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\nX-Case: {p}\r\n\r\n"
-                )
+                format!("CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\nX-Case: {p}\r\n\r\n")
             }),
             400,
         ),
@@ -316,21 +293,13 @@ fn malformed_cases() -> Vec<Case> {
         ),
         (
             "300-byte target over LimitRequestLine 200",
-            Box::new(|p| {
-                format!(
-                    "GET {p}/{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
-                    "a".repeat(300)
-                )
-            }),
+            Box::new(|p| format!("GET {p}/{} HTTP/1.1\r\nHost: localhost\r\n\r\n", "a".repeat(300))),
             414,
         ),
         (
             "300-byte field over LimitRequestFieldSize 200",
             Box::new(|p| {
-                format!(
-                    "GET {p} HTTP/1.1\r\nHost: localhost\r\nX-Long: {}\r\n\r\n",
-                    "v".repeat(300)
-                )
+                format!("GET {p} HTTP/1.1\r\nHost: localhost\r\nX-Long: {}\r\n\r\n", "v".repeat(300))
             }),
             431,
         ),
@@ -373,11 +342,7 @@ fn malformed_and_smuggling_requests_get_4xx_close_and_never_reach_a_worker() {
         // A valid request right behind the bad one: answered only if the edge kept reading.
         let mut bytes = case.request.clone();
         bytes.extend_from_slice(
-            format!(
-                "GET /app/piped-{:02} HTTP/1.1\r\nHost: localhost\r\n\r\n",
-                i + 1
-            )
-            .as_bytes(),
+            format!("GET /app/piped-{:02} HTTP/1.1\r\nHost: localhost\r\n\r\n", i + 1).as_bytes(),
         );
         let exchange = raw::exchange(weir.addr(), tls.clone(), b"", &bytes, DEADLINE);
         let text = exchange.text();
@@ -404,18 +369,10 @@ fn malformed_and_smuggling_requests_get_4xx_close_and_never_reach_a_worker() {
             problems.push(format!("responses {count:?} in {text:?}"));
         }
         if !exchange.end.closed() || exchange.elapsed > PROMPT {
-            problems.push(format!(
-                "not closed promptly: {:?} after {:?}",
-                exchange.end, exchange.elapsed
-            ));
+            problems.push(format!("not closed promptly: {:?} after {:?}", exchange.end, exchange.elapsed));
         }
         if !problems.is_empty() {
-            failures.push(format!(
-                "{:02} {}: {}",
-                i + 1,
-                case.name,
-                problems.join("; ")
-            ));
+            failures.push(format!("{:02} {}: {}", i + 1, case.name, problems.join("; ")));
         }
     }
 
@@ -446,10 +403,7 @@ fn malformed_and_smuggling_requests_get_4xx_close_and_never_reach_a_worker() {
     );
     assert_eq!(responses.len(), 1, "{}", control.text());
     assert_eq!(field(&responses[0].text(), "target"), Some("/app/ok"));
-    assert!(
-        control.end.closed() && control.elapsed < PROMPT,
-        "{control:?}"
-    );
+    assert!(control.end.closed() && control.elapsed < PROMPT, "{control:?}");
 
     // Each response came after the worker wrote its record line, so the file is complete now.
     let lines = recorded(&record);
@@ -474,41 +428,28 @@ fn limit_request_body_counts_both_framings() {
     let weir = site.start("LimitRequestBody 1000\n");
     let tls = h1_config(&weir);
     let post = |path: &str, framing: &str, body: &[u8]| {
-        let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: localhost\r\n{framing}\r\nConnection: close\r\n\r\n"
-        )
-        .into_bytes();
+        let mut request =
+            format!("POST {path} HTTP/1.1\r\nHost: localhost\r\n{framing}\r\nConnection: close\r\n\r\n")
+                .into_bytes();
         request.extend_from_slice(body);
         one_response(weir.addr(), &tls, b"", &request)
     };
 
     let over = post("/app/cl-1001", "Content-Length: 1001", &[b'x'; 1001]);
     assert_eq!(over.status, 413, "{}", over.text());
-    let over = post(
-        "/app/chunked-1001",
-        "Transfer-Encoding: chunked",
-        &chunked(&[600, 401]),
-    );
+    let over = post("/app/chunked-1001", "Transfer-Encoding: chunked", &chunked(&[600, 401]));
     assert_eq!(over.status, 413, "{}", over.text());
     let exact = post("/app/cl-1000", "Content-Length: 1000", &[b'x'; 1000]);
     assert_eq!(exact.status, 200, "{}", exact.text());
     assert_eq!(field(&exact.text(), "body_len"), Some("1000"));
-    let exact = post(
-        "/app/chunked-1000",
-        "Transfer-Encoding: chunked",
-        &chunked(&[600, 400]),
-    );
+    let exact = post("/app/chunked-1000", "Transfer-Encoding: chunked", &chunked(&[600, 400]));
     assert_eq!(exact.status, 200, "{}", exact.text());
     assert_eq!(field(&exact.text(), "body_len"), Some("1000"));
 
     let client = Client::new(weir.addr(), &weir.cert_pem);
-    let over = client
-        .request(Proto::H2, "POST", "/app/h2-1001", payload(1001))
-        .unwrap();
+    let over = client.request(Proto::H2, "POST", "/app/h2-1001", payload(1001)).unwrap();
     assert_eq!(over.status, 413, "{}", over.text());
-    let exact = client
-        .request(Proto::H2, "POST", "/app/h2-1000", payload(1000))
-        .unwrap();
+    let exact = client.request(Proto::H2, "POST", "/app/h2-1000", payload(1000)).unwrap();
     assert_eq!(exact.status, 200, "{}", exact.text());
     assert_eq!(field(&exact.text(), "body_len"), Some("1000"));
 
@@ -516,11 +457,7 @@ fn limit_request_body_counts_both_framings() {
     lines.sort();
     assert_eq!(
         lines,
-        vec![
-            "POST /app/chunked-1000 1000",
-            "POST /app/cl-1000 1000",
-            "POST /app/h2-1000 1000",
-        ],
+        vec!["POST /app/chunked-1000 1000", "POST /app/cl-1000 1000", "POST /app/h2-1000 1000",],
         "only the bodies within the limit reach a worker"
     );
 }
@@ -552,10 +489,7 @@ fn access_line(weir: &Weir, path: &str) -> String {
         found.is_some()
     });
     found.unwrap_or_else(|| {
-        panic!(
-            "no access-log line for {path}:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
+        panic!("no access-log line for {path}:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
     })
 }
 
@@ -564,15 +498,8 @@ fn assert_refused(exchange: &Exchange, what: &str) {
     match &exchange.handshake {
         Err(_) => {}
         Ok(()) => {
-            assert!(
-                exchange.end.closed(),
-                "{what}: the connection stayed open: {exchange:?}"
-            );
-            assert!(
-                !exchange.text().contains("HTTP/"),
-                "{what}: got an HTTP answer: {:?}",
-                exchange.text()
-            );
+            assert!(exchange.end.closed(), "{what}: the connection stayed open: {exchange:?}");
+            assert!(!exchange.text().contains("HTTP/"), "{what}: got an HTTP answer: {:?}", exchange.text());
         }
     }
 }
@@ -607,22 +534,10 @@ fn proxy_protocol_sets_the_client_address_and_garbage_is_refused() {
     for (name, preface) in [
         ("a ClientHello with no header", &b""[..]),
         ("HELLO", &b"HELLO\r\n"[..]),
-        (
-            "text that is not a header",
-            &b"HELLO, THIS IS NOT A PROXY HEADER\r\n"[..],
-        ),
-        (
-            "PROXY with a bad address",
-            &b"PROXY TCP4 203.0.113.999 127.0.0.1 1 443\r\n"[..],
-        ),
+        ("text that is not a header", &b"HELLO, THIS IS NOT A PROXY HEADER\r\n"[..]),
+        ("PROXY with a bad address", &b"PROXY TCP4 203.0.113.999 127.0.0.1 1 443\r\n"[..]),
     ] {
-        let exchange = raw::exchange(
-            proxied,
-            tls.clone(),
-            preface,
-            &get("/app/proxy-garbage"),
-            DEADLINE,
-        );
+        let exchange = raw::exchange(proxied, tls.clone(), preface, &get("/app/proxy-garbage"), DEADLINE);
         assert_refused(&exchange, name);
         assert!(exchange.elapsed < PROMPT, "{name}: {exchange:?}");
     }
@@ -663,21 +578,10 @@ fn proxy_protocol_sets_the_client_address_and_garbage_is_refused() {
 
     let lines = recorded(&record);
     for absent in ["/app/proxy-garbage", "/app/proxy-spoof", "/app/rate-3"] {
-        assert!(
-            !lines.iter().any(|l| l.contains(absent)),
-            "{absent} reached a worker: {lines:?}"
-        );
+        assert!(!lines.iter().any(|l| l.contains(absent)), "{absent} reached a worker: {lines:?}");
     }
-    for present in [
-        "/app/proxy-v1",
-        "/app/proxy-v2",
-        "/app/rate-1",
-        "/app/rate-other",
-    ] {
-        assert!(
-            lines.iter().any(|l| l.contains(present)),
-            "{present} is not in {lines:?}"
-        );
+    for present in ["/app/proxy-v1", "/app/proxy-v2", "/app/rate-1", "/app/rate-other"] {
+        assert!(lines.iter().any(|l| l.contains(present)), "{present} is not in {lines:?}");
     }
 }
 
@@ -687,9 +591,7 @@ const BOASTFUL_SCRIPT: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n
 /// Whether `text` holds a version-like `digits.digits`.
 fn has_version_number(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes
-        .windows(3)
-        .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
+    bytes.windows(3).any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
 }
 
 #[test]
@@ -715,10 +617,7 @@ fn server_header_and_backend_headers_and_error_pages() {
     assert_eq!(script.all("server"), vec!["weir"]);
     assert_eq!(script.header("x-powered-by"), None, "{:?}", script.headers);
     assert!(
-        !script
-            .headers
-            .iter()
-            .any(|(_, v)| v.contains("Apache") || v.contains("PHP")),
+        !script.headers.iter().any(|(_, v)| v.contains("Apache") || v.contains("PHP")),
         "{:?}",
         script.headers
     );
@@ -751,10 +650,7 @@ fn server_header_and_backend_headers_and_error_pages() {
     let server = index.all("server");
     assert_eq!(server.len(), 1, "{server:?}");
     assert!(server[0].starts_with("weir/"), "{server:?}");
-    assert_eq!(
-        index.header("strict-transport-security"),
-        Some("max-age=63072000")
-    );
+    assert_eq!(index.header("strict-transport-security"), Some("max-age=63072000"));
     assert_eq!(index.header("x-only-success"), Some("yes"));
     let app = one_response(weir.addr(), &tls, b"", &get("/app/x"));
     assert_eq!(app.status, 200, "{}", app.text());
@@ -762,16 +658,8 @@ fn server_header_and_backend_headers_and_error_pages() {
     assert_eq!(app.header("x-only-success"), Some("yes"));
     let missing = one_response(weir.addr(), &tls, b"", &get("/missing.html"));
     assert_eq!(missing.status, 404);
-    assert_eq!(
-        missing.header("strict-transport-security"),
-        Some("max-age=63072000")
-    );
-    assert_eq!(
-        missing.header("x-only-success"),
-        None,
-        "{:?}",
-        missing.headers
-    );
+    assert_eq!(missing.header("strict-transport-security"), Some("max-age=63072000"));
+    assert_eq!(missing.header("x-only-success"), None, "{:?}", missing.headers);
     // ServerSignature is Off by default: the page still names no version.
     assert!(!missing.text().contains("weir/"), "{}", missing.text());
     assert!(!has_version_number(&missing.text()), "{}", missing.text());
@@ -785,9 +673,7 @@ fn certificate_authority(name: &str) -> (String, rcgen::Issuer<'static, rcgen::K
     let mut params = rcgen::CertificateParams::default();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
     params.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,
         rcgen::KeyUsagePurpose::CrlSign,
@@ -804,12 +690,8 @@ fn client_certificate(
 ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "meter-0042");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "Water Utility");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "meter-0042");
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Water Utility");
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     let key = rcgen::KeyPair::generate().expect("client key");
@@ -825,10 +707,7 @@ fn mtls_require_refuses_without_a_certificate_and_passes_the_subject() {
     let ca_path = site.path().join("client-ca.pem");
     std::fs::write(&ca_path, &ca_pem).unwrap();
     site.script("whoami", CLIENT_CERT_SCRIPT);
-    let weir = site.start(&format!(
-        "SSLVerifyClient require\nSSLCACertificateFile {}\n",
-        ca_path.display()
-    ));
+    let weir = site.start(&format!("SSLVerifyClient require\nSSLCACertificateFile {}\n", ca_path.display()));
     let get = |path: &str| {
         format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").into_bytes()
     };
@@ -836,20 +715,10 @@ fn mtls_require_refuses_without_a_certificate_and_passes_the_subject() {
     // No certificate: TLS 1.3 lets the client finish its side of the handshake, so the refusal
     // may only show on the first read. Either way, no HTTP comes back.
     let anonymous = raw::tls_config(&weir.cert_pem, &[b"http/1.1"], None);
-    let exchange = raw::exchange(
-        weir.addr(),
-        anonymous,
-        b"",
-        &get("/app/anonymous"),
-        DEADLINE,
-    );
+    let exchange = raw::exchange(weir.addr(), anonymous, b"", &get("/app/anonymous"), DEADLINE);
     assert_refused(&exchange, "no client certificate");
 
-    let trusted = raw::tls_config(
-        &weir.cert_pem,
-        &[b"http/1.1"],
-        Some(client_certificate(&ca)),
-    );
+    let trusted = raw::tls_config(&weir.cert_pem, &[b"http/1.1"], Some(client_certificate(&ca)));
     let app = one_response(weir.addr(), &trusted, b"", &get("/app/x"));
     assert_eq!(app.status, 200, "{}", app.text());
     let script = one_response(weir.addr(), &trusted, b"", &get("/cgi-bin/whoami"));
@@ -861,18 +730,8 @@ fn mtls_require_refuses_without_a_certificate_and_passes_the_subject() {
     assert_eq!(field(&text, "verify"), Some("SUCCESS"), "{text}");
 
     let (_, stranger) = certificate_authority("Some Other CA");
-    let untrusted = raw::tls_config(
-        &weir.cert_pem,
-        &[b"http/1.1"],
-        Some(client_certificate(&stranger)),
-    );
-    let exchange = raw::exchange(
-        weir.addr(),
-        untrusted,
-        b"",
-        &get("/app/untrusted"),
-        DEADLINE,
-    );
+    let untrusted = raw::tls_config(&weir.cert_pem, &[b"http/1.1"], Some(client_certificate(&stranger)));
+    let exchange = raw::exchange(weir.addr(), untrusted, b"", &get("/app/untrusted"), DEADLINE);
     assert_refused(&exchange, "a certificate from an untrusted CA");
 
     let lines = recorded(&record);

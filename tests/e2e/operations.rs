@@ -25,19 +25,12 @@ const DEBIAN_FILES: [&str; 3] = [
 #[test]
 fn debians_stock_apache_files_are_accepted_unchanged_and_take_effect() {
     if DEBIAN_FILES.iter().any(|f| !Path::new(f).exists()) {
-        assert_ne!(
-            std::env::var("WEIR_REQUIRE_APACHE").as_deref(),
-            Ok("1"),
-            "apache2 is not installed"
-        );
+        assert_ne!(std::env::var("WEIR_REQUIRE_APACHE").as_deref(), Ok("1"), "apache2 is not installed");
         eprintln!("skipped: Debian's apache2 package is not installed");
         return;
     }
     let site = Site::new();
-    let includes: String = DEBIAN_FILES
-        .iter()
-        .map(|f| format!("Include {f}\n"))
-        .collect();
+    let includes: String = DEBIAN_FILES.iter().map(|f| format!("Include {f}\n")).collect();
     let conf = site.path().join("weir.conf");
     std::fs::write(&conf, site.config(&includes)).unwrap();
     let output = weir_command(&["configtest", "-f"], &conf).output().unwrap();
@@ -78,37 +71,23 @@ impl Streamer {
     fn new(addr: std::net::SocketAddr, roots: &[&str]) -> Streamer {
         let mut store = rustls::RootCertStore::empty();
         for pem in roots {
-            store
-                .add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
-                .unwrap();
+            store.add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()).unwrap();
         }
-        let mut config = rustls::ClientConfig::builder()
-            .with_root_certificates(store)
-            .with_no_client_auth();
+        let mut config = rustls::ClientConfig::builder().with_root_certificates(store).with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Streamer {
-            addr,
-            tls: Arc::new(config),
-            connection: None,
-            seen_cert: Vec::new(),
-        }
+        Streamer { addr, tls: Arc::new(config), connection: None, seen_cert: Vec::new() }
     }
 
     /// Sends one POST; returns the status, or an error text.
     fn post(&mut self, path: &str, id: &str, body: &[u8]) -> Result<u16, String> {
         if self.connection.is_none() {
             let tcp = std::net::TcpStream::connect(self.addr).map_err(|e| e.to_string())?;
-            tcp.set_read_timeout(Some(Duration::from_secs(30)))
-                .map_err(|e| e.to_string())?;
+            tcp.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
             let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-            let client =
-                rustls::ClientConnection::new(self.tls.clone(), name).map_err(|e| e.to_string())?;
+            let client = rustls::ClientConnection::new(self.tls.clone(), name).map_err(|e| e.to_string())?;
             let mut stream = rustls::StreamOwned::new(client, tcp);
             while stream.conn.is_handshaking() {
-                stream
-                    .conn
-                    .complete_io(&mut stream.sock)
-                    .map_err(|e| format!("handshake: {e}"))?;
+                stream.conn.complete_io(&mut stream.sock).map_err(|e| format!("handshake: {e}"))?;
             }
             self.seen_cert = stream
                 .conn
@@ -118,9 +97,7 @@ impl Streamer {
                 .unwrap_or_default();
             self.connection = Some(stream);
         }
-        let Some(stream) = self.connection.as_mut() else {
-            unreachable!("connected above")
-        };
+        let Some(stream) = self.connection.as_mut() else { unreachable!("connected above") };
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: {id}\r\nContent-Length: {}\r\n\r\n",
             body.len()
@@ -145,10 +122,7 @@ impl Streamer {
             }
         }
         let head = String::from_utf8_lossy(&response).to_ascii_lowercase();
-        let status: u16 = head
-            .get(9..12)
-            .and_then(|s| s.parse().ok())
-            .ok_or("no status")?;
+        let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).ok_or("no status")?;
         let length: usize = head
             .lines()
             .find_map(|l| l.strip_prefix("content-length:"))
@@ -175,13 +149,11 @@ fn ten_reloads_under_streaming_posts_lose_and_duplicate_nothing() {
     let ledger = data.join("ledger.log");
     let ledger_text = ledger.display().to_string();
     let old_cert = std::fs::read_to_string(site.path().join("cert.pem")).unwrap();
-    let weir = site
-        .env("LEDGER_FILE", &ledger_text)
-        .start("StartServers 3\nMinSpareServers 2\nMaxSpareServers 5\n");
+    let weir =
+        site.env("LEDGER_FILE", &ledger_text).start("StartServers 3\nMinSpareServers 2\nMaxSpareServers 5\n");
     let conf = weir.path().join("weir.conf");
     let new_pair =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
     let new_cert = new_pair.cert.pem();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -210,8 +182,7 @@ fn ten_reloads_under_streaming_posts_lose_and_duplicate_nothing() {
     for round in 0..10 {
         let progress = outcomes.lock().unwrap().0;
         assert!(
-            wait_until(Duration::from_secs(20), || outcomes.lock().unwrap().0
-                >= progress + 20),
+            wait_until(Duration::from_secs(20), || outcomes.lock().unwrap().0 >= progress + 20),
             "no progress before reload {round}"
         );
         let mut text = std::fs::read_to_string(&conf).unwrap();
@@ -220,36 +191,21 @@ fn ten_reloads_under_streaming_posts_lose_and_duplicate_nothing() {
         }
         if round == 6 {
             std::fs::write(weir.path().join("cert.pem"), &new_cert).unwrap();
-            std::fs::write(
-                weir.path().join("key.pem"),
-                new_pair.signing_key.serialize_pem(),
-            )
-            .unwrap();
+            std::fs::write(weir.path().join("key.pem"), new_pair.signing_key.serialize_pem()).unwrap();
         }
         std::fs::write(&conf, &text).unwrap();
         let output = weir_command(&["reload", "-f"], &conf).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let reloads = round + 1;
         assert!(
-            wait_until(Duration::from_secs(20), || weir
-                .logs()
-                .matches("Graceful restart requested")
-                .count()
+            wait_until(Duration::from_secs(20), || weir.logs().matches("Graceful restart requested").count()
                 >= reloads),
             "reload {round} was not seen\n{}",
             weir.logs()
         );
     }
     let progress = outcomes.lock().unwrap().0;
-    assert!(wait_until(Duration::from_secs(20), || outcomes
-        .lock()
-        .unwrap()
-        .0
-        >= progress + 20));
+    assert!(wait_until(Duration::from_secs(20), || outcomes.lock().unwrap().0 >= progress + 20));
     stop.store(true, Ordering::SeqCst);
     for streamer in streamers {
         streamer.join().unwrap();
@@ -271,12 +227,7 @@ fn ten_reloads_under_streaming_posts_lose_and_duplicate_nothing() {
             *counts.entry(id.to_string()).or_default() += 1;
         }
     }
-    assert_eq!(
-        counts.len(),
-        acked,
-        "acknowledged {acked}, recorded {}",
-        counts.len()
-    );
+    assert_eq!(counts.len(), acked, "acknowledged {acked}, recorded {}", counts.len());
     assert!(counts.values().all(|n| *n == 1), "a record was duplicated");
     eprintln!("reloads: {acked} POSTs acknowledged across 10 reloads, none failed");
 
@@ -302,17 +253,11 @@ fn a_broken_reload_leaves_the_old_configuration_serving() {
     // SAFETY: kill takes plain integers.
     unsafe { libc::kill(weir.pid(), libc::SIGHUP) };
     assert!(
-        wait_until(Duration::from_secs(10), || weir
-            .logs()
-            .contains("reload refused")),
+        wait_until(Duration::from_secs(10), || weir.logs().contains("reload refused")),
         "{}",
         weir.logs()
     );
-    assert!(
-        weir.logs().contains("Invalid command 'MaxRequestWorker'"),
-        "{}",
-        weir.logs()
-    );
+    assert!(weir.logs().contains("Invalid command 'MaxRequestWorker'"), "{}", weir.logs());
     for _ in 0..5 {
         assert_eq!(client.get("/").unwrap().status, 200);
     }
@@ -329,15 +274,8 @@ fn weir_stop_leaves_nothing_and_reload_without_a_server_says_so() {
     let conf = weir.path().join("weir.conf");
     let pgid = weir.pid();
     let output = weir_command(&["stop", "-f"], &conf).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(wait_until(Duration::from_secs(10), || procs::in_group(
-        pgid
-    )
-    .is_empty()));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(wait_until(Duration::from_secs(10), || procs::in_group(pgid).is_empty()));
     weir.stop();
     let output = weir_command(&["reload", "-f"], &conf).output().unwrap();
     assert_ne!(output.status.code(), Some(0));
@@ -354,9 +292,7 @@ fn systemd_hears_ready_reloading_and_stopping() {
     let socket_path = site.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o777)).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let notify = socket_path.display().to_string();
     let mut weir = site.env("NOTIFY_SOCKET", &notify).start("");
     let next = || {
@@ -367,20 +303,11 @@ fn systemd_hears_ready_reloading_and_stopping() {
     let first = next();
     assert_eq!(first, "READY=1");
     // Ready means accepting: a request succeeds right away.
-    assert_eq!(
-        Client::new(weir.addr(), &weir.cert_pem)
-            .get("/")
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(Client::new(weir.addr(), &weir.cert_pem).get("/").unwrap().status, 200);
     // SAFETY: kill takes plain integers.
     unsafe { libc::kill(weir.pid(), libc::SIGHUP) };
     let reloading = next();
-    assert!(
-        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
-        "{reloading}"
-    );
+    assert!(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{reloading}");
     assert_eq!(next(), "READY=1");
     let started = Instant::now();
     weir.stop();

@@ -56,33 +56,23 @@ fn spare_servers_grow_under_load_and_shrink_a_worker_a_second() {
     done.store(true, Ordering::SeqCst);
     watcher.join().unwrap();
     let most = most.load(Ordering::SeqCst);
-    assert!(
-        most >= 16,
-        "the pool never grew to serve 16 at once (at most {most})"
-    );
+    assert!(most >= 16, "the pool never grew to serve 16 at once (at most {most})");
     assert!(most <= 20, "the pool exceeded MaxRequestWorkers: {most}");
     // Sixteen 3 s requests at once, all served together: well under two rounds.
-    assert!(
-        took < Duration::from_secs(6),
-        "16 concurrent slow requests took {took:?}"
-    );
+    assert!(took < Duration::from_secs(6), "16 concurrent slow requests took {took:?}");
 
     // Afterwards, about one idle worker retired a second.
     let before = weir.workers().len();
     std::thread::sleep(Duration::from_secs(4));
     let after = weir.workers().len();
     let retired = before.saturating_sub(after);
-    assert!(
-        (2..=6).contains(&retired),
-        "{before} -> {after} workers in 4 s"
-    );
+    assert!((2..=6).contains(&retired), "{before} -> {after} workers in 4 s");
 }
 
 #[test]
 fn a_worker_killed_mid_request_fails_only_that_request() {
-    let weir = Site::new()
-        .with_example("testapp")
-        .start("StartServers 3\nMinSpareServers 3\nMaxSpareServers 6\n");
+    let weir =
+        Site::new().with_example("testapp").start("StartServers 3\nMinSpareServers 3\nMaxSpareServers 6\n");
     let client = Client::new(weir.addr(), &weir.cert_pem);
     for signal in [libc::SIGKILL, libc::SIGSEGV] {
         let victim_request = {
@@ -93,8 +83,7 @@ fn a_worker_killed_mid_request_fails_only_that_request() {
         let mut victim = None;
         assert!(wait_until(Duration::from_secs(10), || {
             victim = weir.workers().into_iter().map(|w| w.pid).find(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/wchan"))
-                    .is_ok_and(|w| w.contains("nanosleep"))
+                std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("nanosleep"))
             });
             victim.is_some()
         }));
@@ -116,47 +105,30 @@ fn a_worker_killed_mid_request_fails_only_that_request() {
             let workers = weir.workers();
             workers.len() >= 3 && workers.iter().all(|w| w.pid != victim)
         });
-        assert!(
-            back,
-            "not back to MinSpareServers within 2 s: {:?}",
-            weir.workers()
-        );
+        assert!(back, "not back to MinSpareServers within 2 s: {:?}", weir.workers());
         if signal == libc::SIGSEGV {
             let line = format!("child pid {victim} exit signal Segmentation fault (11)");
-            assert!(
-                wait_until(Duration::from_secs(5), || weir.logs().contains(&line)),
-                "{}",
-                weir.logs()
-            );
+            assert!(wait_until(Duration::from_secs(5), || weir.logs().contains(&line)), "{}", weir.logs());
         } else {
             let line = format!("child pid {victim} exit signal Killed (9)");
-            assert!(
-                wait_until(Duration::from_secs(5), || weir.logs().contains(&line)),
-                "{}",
-                weir.logs()
-            );
+            assert!(wait_until(Duration::from_secs(5), || weir.logs().contains(&line)), "{}", weir.logs());
         }
     }
 }
 
 #[test]
 fn a_hung_handler_is_killed_after_timeout_and_its_client_gets_504() {
-    let weir = Site::new()
-        .with_example("testapp")
-        .start("Timeout 2\nStartServers 2\nMinSpareServers 2\n");
+    let weir = Site::new().with_example("testapp").start("Timeout 2\nStartServers 2\nMinSpareServers 2\n");
     let client = Client::new(weir.addr(), &weir.cert_pem);
     let started = Instant::now();
     let reply = client.get("/app/hang").unwrap();
     assert_eq!(reply.status, 504);
     let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(8), "504 after {took:?}");
     assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_secs(8),
-        "504 after {took:?}"
-    );
-    assert!(
-        wait_until(Duration::from_secs(8), || weir.logs().contains(
-            "busy for more than Timeout (2s) on \"GET /app/hang HTTP/1.1\""
-        )),
+        wait_until(Duration::from_secs(8), || weir
+            .logs()
+            .contains("busy for more than Timeout (2s) on \"GET /app/hang HTTP/1.1\"")),
         "no hung-worker line\n{}",
         weir.logs()
     );
@@ -185,12 +157,7 @@ fn a_handler_that_allocates_without_end_dies_at_rlimitmem_alone() {
     // The machine's memory never came near the OOM killer: the limit stopped it at 400 MiB.
     let worker = weir.workers()[0].pid;
     let limit = std::fs::read_to_string(format!("/proc/{worker}/limits")).unwrap();
-    assert!(
-        limit
-            .lines()
-            .any(|l| l.starts_with("Max address space") && l.contains("419430400")),
-        "{limit}"
-    );
+    assert!(limit.lines().any(|l| l.starts_with("Max address space") && l.contains("419430400")), "{limit}");
 }
 
 #[test]
@@ -200,25 +167,14 @@ fn a_worker_past_max_memory_per_child_is_retired_after_its_request() {
         .start("MaxMemoryPerChild 48M\nStartServers 2\nMinSpareServers 2\nMaxSpareServers 4\n");
     let client = Client::new(weir.addr(), &weir.cert_pem);
     let reply = client.get("/app/grow?mb=80").unwrap();
-    assert_eq!(
-        reply.status, 200,
-        "the request that grew the worker still completes"
-    );
+    assert_eq!(reply.status, 200, "the request that grew the worker still completes");
     let grown = pid_of(&reply.text());
     assert!(
         wait_until(Duration::from_secs(5), || procs::read(grown).is_none()),
         "worker {grown} was not retired"
     );
-    assert!(
-        weir.logs().contains(&format!("worker pid {grown} uses")),
-        "{}",
-        weir.logs()
-    );
-    assert!(
-        weir.logs().contains("above MaxMemoryPerChild of 49152 KiB"),
-        "{}",
-        weir.logs()
-    );
+    assert!(weir.logs().contains(&format!("worker pid {grown} uses")), "{}", weir.logs());
+    assert!(weir.logs().contains("above MaxMemoryPerChild of 49152 KiB"), "{}", weir.logs());
     assert!(wait_until(Duration::from_secs(3), || weir.workers().len() >= 2));
 }
 
@@ -234,11 +190,7 @@ fn max_connections_per_child_recycles_with_jitter() {
         assert_eq!(reply.status, 200, "{}", reply.text());
         pids.insert(pid_of(&reply.text()));
     }
-    assert!(
-        (9..=11).contains(&pids.len()),
-        "100 requests were served by {} workers",
-        pids.len()
-    );
+    assert!((9..=11).contains(&pids.len()), "100 requests were served by {} workers", pids.len());
 }
 
 #[test]
@@ -250,42 +202,20 @@ fn as_root_workers_run_as_user_with_no_new_privs_and_cannot_read_the_key() {
     let site = Site::new().with_example("testapp");
     let key = site.path().join("key.pem").display().to_string();
     let weir = site.start("User nobody\nGroup nogroup\n");
-    let nobody = nix::unistd::User::from_name("nobody")
-        .unwrap()
-        .unwrap()
-        .uid
-        .as_raw()
-        .to_string();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid.as_raw().to_string();
     let (master, edge) = weir.roles();
     let mut checked = vec![master, edge];
     checked.extend(weir.workers());
     for proc in &checked {
         let uid = procs::status_field(proc.pid, "Uid").unwrap();
-        assert!(
-            uid.split_whitespace().all(|id| id == nobody),
-            "{} runs as {uid}",
-            proc.cmdline
-        );
-        assert_eq!(
-            procs::status_field(proc.pid, "NoNewPrivs").as_deref(),
-            Some("1"),
-            "{}",
-            proc.cmdline
-        );
+        assert!(uid.split_whitespace().all(|id| id == nobody), "{} runs as {uid}", proc.cmdline);
+        assert_eq!(procs::status_field(proc.pid, "NoNewPrivs").as_deref(), Some("1"), "{}", proc.cmdline);
         let groups = procs::status_field(proc.pid, "Groups").unwrap_or_default();
-        assert!(
-            groups.is_empty(),
-            "{} keeps supplementary groups {groups}",
-            proc.cmdline
-        );
+        assert!(groups.is_empty(), "{} keeps supplementary groups {groups}", proc.cmdline);
     }
     let client = Client::new(weir.addr(), &weir.cert_pem);
     let reply = client.get(&format!("/app/open?path={key}")).unwrap();
-    assert!(
-        reply.text().starts_with("refused"),
-        "a worker opened the key: {}",
-        reply.text()
-    );
+    assert!(reply.text().starts_with("refused"), "a worker opened the key: {}", reply.text());
 }
 
 fn nix_is_root() -> bool {
@@ -294,22 +224,13 @@ fn nix_is_root() -> bool {
 
 #[test]
 fn a_crash_storm_is_logged_and_slows_spawning_instead_of_fork_looping() {
-    let weir = Site::new()
-        .with_example("testapp")
-        .start("StartServers 2\nMinSpareServers 2\nMaxSpareServers 4\n");
+    let weir =
+        Site::new().with_example("testapp").start("StartServers 2\nMinSpareServers 2\nMaxSpareServers 4\n");
     let client = Client::new(weir.addr(), &weir.cert_pem);
     for _ in 0..14 {
         assert_eq!(client.get("/app/abort").unwrap().status, 502);
     }
-    assert!(
-        wait_until(Duration::from_secs(5), || weir
-            .logs()
-            .contains("crash storm")),
-        "{}",
-        weir.logs()
-    );
+    assert!(wait_until(Duration::from_secs(5), || weir.logs().contains("crash storm")), "{}", weir.logs());
     // Spawning slows to one a second, but the pool still serves.
-    assert!(wait_until(Duration::from_secs(5), || client
-        .get("/app/x")
-        .is_ok_and(|r| r.status == 200)));
+    assert!(wait_until(Duration::from_secs(5), || client.get("/app/x").is_ok_and(|r| r.status == 200)));
 }

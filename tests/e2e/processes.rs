@@ -8,7 +8,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::support::client::Client;
 use crate::support::{procs, wait_until, Site, Weir};
 
-const SLOW_SCRIPT: &str = "#!/bin/sh\nsleep \"${QUERY_STRING:-2}\"\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslow done\\n'\n";
+const SLOW_SCRIPT: &str =
+    "#!/bin/sh\nsleep \"${QUERY_STRING:-2}\"\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslow done\\n'\n";
 const FAST_SCRIPT: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nfast\\n'\n";
 
 /// This test's slow script, by full path: tests run side by side and must not see each other's.
@@ -29,19 +30,11 @@ fn key_needles(key_pem: &str) -> Vec<Vec<u8>> {
         other => panic!("unexpected key type {other:?}"),
     };
     let marker = [0x02, 0x01, 0x01, 0x04, 0x20];
-    let at = der
-        .windows(marker.len())
-        .position(|w| w == marker)
-        .expect("EC private key in PKCS#8")
-        + marker.len();
+    let at =
+        der.windows(marker.len()).position(|w| w == marker).expect("EC private key in PKCS#8") + marker.len();
     let scalar = der[at..at + 32].to_vec();
     let reversed: Vec<u8> = scalar.iter().rev().copied().collect();
-    let pem_line = key_pem
-        .lines()
-        .nth(1)
-        .expect("PEM body")
-        .as_bytes()
-        .to_vec();
+    let pem_line = key_pem.lines().nth(1).expect("PEM body").as_bytes().to_vec();
     vec![der, scalar, reversed, pem_line]
 }
 
@@ -71,11 +64,7 @@ fn tree_is_titled_and_no_key_reaches_the_pool() {
     for proc in scanned {
         for (index, needle) in needles.iter().enumerate() {
             let found = procs::memory_contains(proc.pid, needle).unwrap();
-            assert!(
-                !found,
-                "key material #{index} found in {} (pid {})",
-                proc.cmdline, proc.pid
-            );
+            assert!(!found, "key material #{index} found in {} (pid {})", proc.cmdline, proc.pid);
         }
     }
 }
@@ -96,10 +85,7 @@ fn a_worker_killed_by_sigsegv_fails_only_its_request() {
     // The worker running it is the parent of the script's shell.
     let mut victim = None;
     let found = wait_until(Duration::from_secs(10), || {
-        victim = procs::all()
-            .into_iter()
-            .find(|p| p.cmdline.contains(&script))
-            .map(|script| script.ppid);
+        victim = procs::all().into_iter().find(|p| p.cmdline.contains(&script)).map(|script| script.ppid);
         victim.is_some()
     });
     assert!(found, "the slow script never started\n{}", weir.logs());
@@ -108,10 +94,7 @@ fn a_worker_killed_by_sigsegv_fails_only_its_request() {
     // SAFETY: kill takes plain integers.
     unsafe { libc::kill(victim, libc::SIGSEGV) };
 
-    let reply = slow
-        .join()
-        .unwrap()
-        .expect("the client still gets an answer");
+    let reply = slow.join().unwrap().expect("the client still gets an answer");
     assert_eq!(reply.status, 502, "{}", reply.text());
     for _ in 0..10 {
         let reply = client.get("/cgi-bin/fast").unwrap();
@@ -127,9 +110,7 @@ fn a_worker_killed_by_sigsegv_fails_only_its_request() {
     );
     let logs = weir.logs();
     assert!(
-        logs.contains(&format!(
-            "child pid {victim} exit signal Segmentation fault (11)"
-        )),
+        logs.contains(&format!("child pid {victim} exit signal Segmentation fault (11)")),
         "no Apache-style crash line in\n{logs}"
     );
 }
@@ -141,14 +122,9 @@ fn sigterm_finishes_requests_in_flight_and_leaves_nothing() {
     let mut weir = site.start("GracefulShutdownTimeout 10\n");
     let client = Client::new(weir.addr(), &weir.cert_pem);
     let slow = std::thread::spawn(move || client.get("/cgi-bin/slow?1"));
-    assert!(wait_until(Duration::from_secs(10), || script_running(
-        &weir
-    )));
+    assert!(wait_until(Duration::from_secs(10), || script_running(&weir)));
     let took = weir.stop();
-    let reply = slow
-        .join()
-        .unwrap()
-        .expect("the request in flight is answered");
+    let reply = slow.join().unwrap().expect("the request in flight is answered");
     assert_eq!((reply.status, reply.text().as_str()), (200, "slow done\n"));
     assert!(took < Duration::from_secs(10), "stop took {took:?}");
 }
@@ -160,9 +136,7 @@ fn sigterm_kills_what_outlives_the_graceful_timeout() {
     let mut weir = site.start("GracefulShutdownTimeout 2\n");
     let client = Client::new(weir.addr(), &weir.cert_pem);
     let _hung = std::thread::spawn(move || client.get("/cgi-bin/slow?60"));
-    assert!(wait_until(Duration::from_secs(10), || script_running(
-        &weir
-    )));
+    assert!(wait_until(Duration::from_secs(10), || script_running(&weir)));
     let started = Instant::now();
     let took = weir.stop();
     // Generous: the deadline is 2 s; a loaded 2-core machine may add a little.

@@ -52,10 +52,7 @@ impl CgiSettings {
             script_dirs: config
                 .script_aliases
                 .iter()
-                .map(|alias| ScriptDir {
-                    url_prefix: alias.url_prefix.clone(),
-                    dir: alias.dir.clone(),
-                })
+                .map(|alias| ScriptDir { url_prefix: alias.url_prefix.clone(), dir: alias.dir.clone() })
                 .collect(),
             // Canonical, so the containment check below compares real paths.
             document_root: std::fs::canonicalize(&config.document_root)
@@ -106,20 +103,14 @@ impl CgiSettings {
     /// Resolves a (still encoded) URL path to a script: one under a script directory, or a file
     /// under DocumentRoot whose extension has a `CGIInterpreter`. `None`: not a script's path.
     pub fn target(&self, path: &str) -> Option<Result<ScriptTarget, Refusal>> {
-        if let Some(alias) = self
-            .script_dirs
-            .iter()
-            .find(|alias| path.starts_with(&alias.url_prefix))
-        {
+        if let Some(alias) = self.script_dirs.iter().find(|alias| path.starts_with(&alias.url_prefix)) {
             return Some(self.resolve_in_alias(alias, path));
         }
         if self.interpreters.is_empty() {
             return None;
         }
         let segments = decoded_segments(path)?;
-        let index = segments
-            .iter()
-            .position(|s| self.interpreter_for(s).is_some())?;
+        let index = segments.iter().position(|s| self.interpreter_for(s).is_some())?;
         Some(self.resolve_in_document_root(path, &segments, index))
     }
 
@@ -145,13 +136,7 @@ impl CgiSettings {
             return Err(Refusal::Forbidden);
         }
         let script_name = format!("{}/{raw_name}", alias.url_prefix.trim_end_matches('/'));
-        Ok(ScriptTarget {
-            script_name,
-            file,
-            path_info,
-            nph: name.starts_with("nph-"),
-            interpreter,
-        })
+        Ok(ScriptTarget { script_name, file, path_info, nph: name.starts_with("nph-"), interpreter })
     }
 
     fn resolve_in_document_root(
@@ -161,16 +146,12 @@ impl CgiSettings {
         index: usize,
     ) -> Result<ScriptTarget, Refusal> {
         let relative: PathBuf = segments[..=index].iter().collect();
-        let file = std::fs::canonicalize(self.document_root.join(relative))
-            .map_err(|_| Refusal::NotFound)?;
+        let file = std::fs::canonicalize(self.document_root.join(relative)).map_err(|_| Refusal::NotFound)?;
         // A symlink out of the document root is not followed.
         if !file.starts_with(&self.document_root) {
             return Err(Refusal::NotFound);
         }
-        if !std::fs::metadata(&file)
-            .map_err(|_| Refusal::NotFound)?
-            .is_file()
-        {
+        if !std::fs::metadata(&file).map_err(|_| Refusal::NotFound)?.is_file() {
             return Err(Refusal::NotFound);
         }
         let raw: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -182,9 +163,7 @@ impl CgiSettings {
         };
         Ok(ScriptTarget {
             script_name,
-            interpreter: self
-                .interpreter_for(&segments[index])
-                .map(Path::to_path_buf),
+            interpreter: self.interpreter_for(&segments[index]).map(Path::to_path_buf),
             file,
             path_info,
             nph: false,
@@ -240,11 +219,7 @@ pub fn serve<W: Write>(
     relay(settings, target, child, out);
 }
 
-fn spawn(
-    settings: &CgiSettings,
-    target: &ScriptTarget,
-    request: &Request,
-) -> std::io::Result<Child> {
+fn spawn(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> std::io::Result<Child> {
     let mut command = match &target.interpreter {
         // The interpreter finds the script through SCRIPT_FILENAME; no arguments are passed, so
         // a query string can never become command-line options (CVE-2012-1823).
@@ -278,10 +253,7 @@ fn spawn(
     } else {
         // The body goes in a memory file rather than a pipe: the script may read it at any pace,
         // or not at all, while this single-threaded worker reads its output.
-        let fd = nix::sys::memfd::memfd_create(
-            c"weir-cgi-body",
-            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
-        )?;
+        let fd = nix::sys::memfd::memfd_create(c"weir-cgi-body", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
         let mut file = std::fs::File::from(fd);
         file.write_all(&request.body)?;
         file.rewind()?;
@@ -291,27 +263,14 @@ fn spawn(
 }
 
 /// The CGI/1.1 meta-variables for this request.
-fn meta_variables(
-    settings: &CgiSettings,
-    target: &ScriptTarget,
-    request: &Request,
-) -> Vec<(String, String)> {
-    let host = request
-        .header("x-forwarded-host")
-        .or_else(|| request.header("host"));
+fn meta_variables(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> Vec<(String, String)> {
+    let host = request.header("x-forwarded-host").or_else(|| request.header("host"));
     let server_name = host
-        .map(|h| {
-            h.rsplit_once(':')
-                .filter(|(_, p)| p.parse::<u16>().is_ok())
-                .map_or(h, |(n, _)| n)
-        })
+        .map(|h| h.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(h, |(n, _)| n))
         .or(settings.server_name.as_deref())
         .unwrap_or("localhost");
     let https = request.header("x-forwarded-proto") == Some("https");
-    let server_port =
-        request
-            .header("x-forwarded-port")
-            .unwrap_or(if https { "443" } else { "80" });
+    let server_port = request.header("x-forwarded-port").unwrap_or(if https { "443" } else { "80" });
     let mut vars = vec![
         ("GATEWAY_INTERFACE", "CGI/1.1".to_string()),
         ("SERVER_PROTOCOL", request.protocol.clone()),
@@ -323,10 +282,7 @@ fn meta_variables(
         ("REQUEST_URI", request.target.clone()),
         ("SCRIPT_NAME", target.script_name.clone()),
         ("SCRIPT_FILENAME", target.file.display().to_string()),
-        (
-            "DOCUMENT_ROOT",
-            settings.document_root.display().to_string(),
-        ),
+        ("DOCUMENT_ROOT", settings.document_root.display().to_string()),
         ("PATH", "/usr/local/bin:/usr/bin:/bin".to_string()),
     ]
     .into_iter()
@@ -334,9 +290,7 @@ fn meta_variables(
     .collect::<Vec<_>>();
     if !target.path_info.is_empty() {
         vars.push(("PATH_INFO".into(), target.path_info.clone()));
-        let translated = settings
-            .document_root
-            .join(target.path_info.trim_start_matches('/'));
+        let translated = settings.document_root.join(target.path_info.trim_start_matches('/'));
         vars.push(("PATH_TRANSLATED".into(), translated.display().to_string()));
     }
     if let Some(client) = request.client {
@@ -373,13 +327,8 @@ fn meta_variables(
         let lower = name.to_ascii_lowercase();
         if name.contains('_')
             || wire::is_internal(name)
-            || [
-                "authorization",
-                "proxy-authorization",
-                "content-length",
-                "content-type",
-            ]
-            .contains(&lower.as_str())
+            || ["authorization", "proxy-authorization", "content-length", "content-type"]
+                .contains(&lower.as_str())
         {
             continue;
         }
@@ -425,8 +374,8 @@ fn relay<W: Write>(
             }
             return;
         }
-        let timeout = PollTimeout::try_from(left.as_millis().min(60_000) as u32 + 1)
-            .unwrap_or(PollTimeout::MAX);
+        let timeout =
+            PollTimeout::try_from(left.as_millis().min(60_000) as u32 + 1).unwrap_or(PollTimeout::MAX);
         let mut fds = Vec::with_capacity(2);
         if out_open {
             fds.push(PollFd::new(stdout.as_fd(), PollFlags::POLLIN));
@@ -533,8 +482,7 @@ impl Stdout {
             return out.head(200, "OK", &marker).map_err(|_| ());
         }
         *self = Stdout::Body;
-        out.head(cgi.status, &cgi.reason, &cgi.headers)
-            .map_err(|_| ())?;
+        out.head(cgi.status, &cgi.reason, &cgi.headers).map_err(|_| ())?;
         out.body(&rest).map_err(|_| ())
     }
 }
@@ -576,16 +524,11 @@ fn log_stderr(bytes: &[u8], pending: &mut Vec<u8>, script: &str) {
 /// child does nothing but the calls.
 fn rlimit_values(limits: &RLimits) -> Vec<(libc::__rlimit_resource_t, libc::rlimit)> {
     let mut out = Vec::new();
-    for (resource, limit) in [
-        (libc::RLIMIT_CPU, limits.cpu),
-        (libc::RLIMIT_AS, limits.mem),
-        (libc::RLIMIT_NPROC, limits.nproc),
-    ] {
+    for (resource, limit) in
+        [(libc::RLIMIT_CPU, limits.cpu), (libc::RLIMIT_AS, limits.mem), (libc::RLIMIT_NPROC, limits.nproc)]
+    {
         let Some(limit) = limit else { continue };
-        let mut current = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
+        let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         // SAFETY: getrlimit writes one struct we own.
         if unsafe { libc::getrlimit(resource, &mut current) } != 0 {
             continue;
@@ -596,13 +539,7 @@ fn rlimit_values(limits: &RLimits) -> Vec<(libc::__rlimit_resource_t, libc::rlim
         };
         let hard = limit.hard.map_or(current.rlim_max, value);
         let soft = value(limit.soft).min(hard);
-        out.push((
-            resource,
-            libc::rlimit {
-                rlim_cur: soft,
-                rlim_max: hard,
-            },
-        ));
+        out.push((resource, libc::rlimit { rlim_cur: soft, rlim_max: hard }));
     }
     out
 }
@@ -610,10 +547,7 @@ fn rlimit_values(limits: &RLimits) -> Vec<(libc::__rlimit_resource_t, libc::rlim
 fn kill_group(child: &mut Child) {
     let pid = child.id() as i32;
     // The script leads its own process group (process_group(0) above), so -pid names it.
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     let _ = child.wait();
 }
 
@@ -623,10 +557,7 @@ mod tests {
 
     fn settings(dir: &Path) -> CgiSettings {
         CgiSettings {
-            script_dirs: vec![ScriptDir {
-                url_prefix: "/cgi-bin/".into(),
-                dir: dir.to_path_buf(),
-            }],
+            script_dirs: vec![ScriptDir { url_prefix: "/cgi-bin/".into(), dir: dir.to_path_buf() }],
             document_root: "/srv/www".into(),
             interpreters: Vec::new(),
             rlimits: RLimits::default(),
@@ -650,14 +581,8 @@ mod tests {
         assert_eq!(found.script_name, "/cgi-bin/run.sh");
         assert_eq!(found.path_info, "/a b/c");
         assert_eq!(found.file, script);
-        assert_eq!(
-            s.target("/cgi-bin/plain.txt").unwrap(),
-            Err(Refusal::Forbidden)
-        );
-        assert_eq!(
-            s.target("/cgi-bin/..%2fetc").unwrap(),
-            Err(Refusal::NotFound)
-        );
+        assert_eq!(s.target("/cgi-bin/plain.txt").unwrap(), Err(Refusal::Forbidden));
+        assert_eq!(s.target("/cgi-bin/..%2fetc").unwrap(), Err(Refusal::NotFound));
         assert_eq!(s.target("/cgi-bin/%2e%2e").unwrap(), Err(Refusal::NotFound));
         assert_eq!(s.target("/cgi-bin/").unwrap(), Err(Refusal::NotFound));
         assert!(s.target("/static/x").is_none());

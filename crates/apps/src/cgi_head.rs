@@ -34,8 +34,7 @@ impl CgiHead {
             let Some((name, value)) = line.split_once(':') else {
                 return Err(line.to_string());
             };
-            let valid_name =
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+            let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
             if !valid_name || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
                 return Err(line.to_string());
             }
@@ -55,17 +54,8 @@ impl CgiHead {
         };
         let default = if location.is_some() { 302 } else { 200 };
         let (status, text) = status.unwrap_or((default, String::new()));
-        let reason = if text.is_empty() {
-            reason(status).to_string()
-        } else {
-            text
-        };
-        Ok(CgiHead {
-            status,
-            reason,
-            headers,
-            local_redirect,
-        })
+        let reason = if text.is_empty() { reason(status).to_string() } else { text };
+        Ok(CgiHead { status, reason, headers, local_redirect })
     }
 }
 
@@ -76,9 +66,7 @@ fn parse_status(value: &str) -> Option<(u16, String)> {
         return None;
     }
     let code: u16 = code.parse().ok()?;
-    (100..=999)
-        .contains(&code)
-        .then(|| (code, text.trim().to_string()))
+    (100..=999).contains(&code).then(|| (code, text.trim().to_string()))
 }
 
 #[cfg(test)]
@@ -97,13 +85,9 @@ mod tests {
         let head = CgiHead::parse("Status: 301 Moved\nLocation: /other", false).unwrap();
         assert_eq!((head.status, head.local_redirect), (301, None));
         let head = CgiHead::parse("HTTP/1.1 203 Odd\r\nX-N: 1", true).unwrap();
-        assert_eq!(
-            (head.status, head.reason.as_str(), head.headers.len()),
-            (203, "Odd", 1)
-        );
+        assert_eq!((head.status, head.reason.as_str(), head.headers.len()), (203, "Odd", 1));
         assert!(CgiHead::parse("Content-Type: text/plain", true).is_err());
-        let head =
-            CgiHead::parse("Status: 418 I'm a teapot\nContent-Type: text/plain", false).unwrap();
+        let head = CgiHead::parse("Status: 418 I'm a teapot\nContent-Type: text/plain", false).unwrap();
         assert_eq!((head.status, head.reason.as_str()), (418, "I'm a teapot"));
         assert_eq!(head.headers.len(), 1);
         assert!(CgiHead::parse("garbage", false).is_err());

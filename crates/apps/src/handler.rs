@@ -31,24 +31,17 @@ pub struct Response {
 impl Response {
     /// An empty response with this status.
     pub fn new(status: u16) -> Response {
-        Response {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        Response { status, headers: Vec::new(), body: Vec::new() }
     }
 
     /// A `text/plain` response.
     pub fn text(status: u16, body: impl Into<String>) -> Response {
-        Response::new(status)
-            .with_header("Content-Type", "text/plain; charset=utf-8")
-            .with_body(body.into())
+        Response::new(status).with_header("Content-Type", "text/plain; charset=utf-8").with_body(body.into())
     }
 
     /// Adds a header field.
     pub fn with_header(mut self, name: &str, value: &str) -> Response {
-        self.headers
-            .push((name.to_string(), value.as_bytes().to_vec()));
+        self.headers.push((name.to_string(), value.as_bytes().to_vec()));
         self
     }
 

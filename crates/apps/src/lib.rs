@@ -62,10 +62,7 @@ impl ConnectionHandler for HttpWorker {
                 return AfterConnection::Continue;
             }
         };
-        slot.begin_request(&format!(
-            "{} {} {}",
-            request.method, request.target, request.protocol
-        ));
+        slot.begin_request(&format!("{} {} {}", request.method, request.target, request.protocol));
         let counted = CountingWriter::new(&stream);
         let sent = counted.counter();
         let out = ResponseWriter::new(std::io::BufWriter::with_capacity(64 * 1024, counted));
@@ -76,16 +73,10 @@ impl ConnectionHandler for HttpWorker {
 }
 
 impl HttpWorker {
-    fn dispatch<W: std::io::Write>(
-        &mut self,
-        request: &Request,
-        out: ResponseWriter<W>,
-    ) -> AfterConnection {
+    fn dispatch<W: std::io::Write>(&mut self, request: &Request, out: ResponseWriter<W>) -> AfterConnection {
         let path = request.path().to_string();
-        if let Some((_, handler)) = self
-            .handlers
-            .iter_mut()
-            .find(|(route, _)| handler::route_matches(route, &path))
+        if let Some((_, handler)) =
+            self.handlers.iter_mut().find(|(route, _)| handler::route_matches(route, &path))
         {
             return run_handler(handler.as_mut(), request, out);
         }
@@ -110,10 +101,7 @@ struct CountingWriter<W> {
 
 impl<W> CountingWriter<W> {
     fn new(inner: W) -> Self {
-        CountingWriter {
-            inner,
-            count: std::rc::Rc::default(),
-        }
+        CountingWriter { inner, count: std::rc::Rc::default() }
     }
 
     fn counter(&self) -> std::rc::Rc<std::cell::Cell<u64>> {

@@ -101,11 +101,8 @@ impl Request {
 
     fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, ReadError> {
         let missing = || ReadError::Malformed("incomplete request line".into());
-        let headers: Vec<(String, Vec<u8>)> = parsed
-            .headers
-            .iter()
-            .map(|h| (h.name.to_string(), h.value.to_vec()))
-            .collect();
+        let headers: Vec<(String, Vec<u8>)> =
+            parsed.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
         let mut request = Request {
             method: parsed.method.ok_or_else(missing)?.to_string(),
             target: parsed.path.ok_or_else(missing)?.to_string(),
@@ -119,10 +116,7 @@ impl Request {
         request.tls = request.header(wire::SSL_PROTOCOL).map(|protocol| TlsFacts {
             protocol: protocol.to_string(),
             cipher: request.header(wire::SSL_CIPHER).unwrap_or("").to_string(),
-            client_verify: request
-                .header(wire::SSL_CLIENT_VERIFY)
-                .unwrap_or("NONE")
-                .to_string(),
+            client_verify: request.header(wire::SSL_CLIENT_VERIFY).unwrap_or("NONE").to_string(),
             client_subject: request.header(wire::SSL_CLIENT_S_DN).map(str::to_string),
         });
         Ok(request)
@@ -170,9 +164,7 @@ fn forwarded_for(value: &str) -> Option<SocketAddr> {
             return None;
         }
         let raw = raw.trim_matches('"');
-        raw.parse::<SocketAddr>()
-            .ok()
-            .or_else(|| raw.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0)))
+        raw.parse::<SocketAddr>().ok().or_else(|| raw.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0)))
     })
 }
 
@@ -194,9 +186,6 @@ mod tests {
     #[test]
     fn short_body_is_truncated() {
         let raw = b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nhello";
-        assert!(matches!(
-            Request::read_from(&mut &raw[..]),
-            Err(ReadError::Truncated)
-        ));
+        assert!(matches!(Request::read_from(&mut &raw[..]), Err(ReadError::Truncated)));
     }
 }

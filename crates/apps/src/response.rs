@@ -12,10 +12,7 @@ pub struct ResponseWriter<W: Write> {
 
 impl<W: Write> ResponseWriter<W> {
     pub fn new(out: W) -> Self {
-        ResponseWriter {
-            out,
-            head_sent: false,
-        }
+        ResponseWriter { out, head_sent: false }
     }
 
     /// Whether the head has gone out (after which an error can only cut the body short).
@@ -24,12 +21,7 @@ impl<W: Write> ResponseWriter<W> {
     }
 
     /// Sends the status line and headers. Framing headers are weir's to set and are dropped.
-    pub fn head(
-        &mut self,
-        status: u16,
-        reason: &str,
-        headers: &[(String, Vec<u8>)],
-    ) -> io::Result<()> {
+    pub fn head(&mut self, status: u16, reason: &str, headers: &[(String, Vec<u8>)]) -> io::Result<()> {
         let mut head = Vec::with_capacity(256);
         write!(head, "HTTP/1.1 {status} {reason}\r\n")?;
         for (name, value) in headers {
@@ -65,10 +57,7 @@ impl<W: Write> ResponseWriter<W> {
 
     /// A whole small response, for errors the worker itself decides.
     pub fn simple(mut self, status: u16, reason: &str, text: &str) -> io::Result<()> {
-        let headers = [(
-            "Content-Type".to_string(),
-            b"text/plain; charset=utf-8".to_vec(),
-        )];
+        let headers = [("Content-Type".to_string(), b"text/plain; charset=utf-8".to_vec())];
         self.head(status, reason, &headers)?;
         self.body(text.as_bytes())?;
         self.finish()
@@ -76,14 +65,9 @@ impl<W: Write> ResponseWriter<W> {
 }
 
 fn is_framing(name: &str) -> bool {
-    [
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-    ]
-    .iter()
-    .any(|framing| name.eq_ignore_ascii_case(framing))
+    ["content-length", "transfer-encoding", "connection", "keep-alive"]
+        .iter()
+        .any(|framing| name.eq_ignore_ascii_case(framing))
 }
 
 /// The standard reason phrase for a status code.
@@ -122,14 +106,7 @@ mod tests {
         let mut out = Vec::new();
         let mut writer = ResponseWriter::new(&mut out);
         writer
-            .head(
-                201,
-                "Created",
-                &[
-                    ("Content-Length".into(), b"3".to_vec()),
-                    ("X-A".into(), b"b".to_vec()),
-                ],
-            )
+            .head(201, "Created", &[("Content-Length".into(), b"3".to_vec()), ("X-A".into(), b"b".to_vec())])
             .unwrap();
         writer.body(b"abc").unwrap();
         writer.finish().unwrap();

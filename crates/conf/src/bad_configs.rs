@@ -6,271 +6,67 @@ use crate::config::{Config, Source};
 
 /// (configuration text, expected line, expected words in the message).
 const CASES: &[(&str, usize, &str)] = &[
-    (
-        "Listen 80\nMaxRequestWorker 5\n",
-        2,
-        "Invalid command 'MaxRequestWorker', perhaps misspelled",
-    ),
-    (
-        "Listen 80\nMaxRequestWorker 5\n",
-        2,
-        "did you mean 'MaxRequestWorkers'",
-    ),
-    (
-        "Listen 80\nStartServer 5\n",
-        2,
-        "did you mean 'StartServers'",
-    ),
-    (
-        "Listen 80\nDocumnetRoot /srv\n",
-        2,
-        "did you mean 'DocumentRoot'",
-    ),
-    (
-        "Listen 80\nFrobnicate on\n",
-        2,
-        "Invalid command 'Frobnicate'",
-    ),
-    (
-        "Listen 80\nStartServers\n",
-        2,
-        "StartServers takes one argument",
-    ),
-    (
-        "Listen 80\nStartServers 1 2\n",
-        2,
-        "StartServers takes one argument",
-    ),
-    (
-        "Listen 80\nStartServers many\n",
-        2,
-        "StartServers: invalid value 'many'",
-    ),
-    (
-        "Listen 80\nMaxRequestWorkers 1.5\n",
-        2,
-        "MaxRequestWorkers: invalid value '1.5'",
-    ),
-    (
-        "Listen 80\nServerLimit lots\n",
-        2,
-        "ServerLimit: invalid value",
-    ),
-    (
-        "Listen 80\nMinSpareServers 3x\n",
-        2,
-        "MinSpareServers: invalid value",
-    ),
-    (
-        "Listen 80\nMaxConnectionsPerChild -1\n",
-        2,
-        "MaxConnectionsPerChild: invalid value '-1'",
-    ),
-    (
-        "Listen 80\nTimeout soon\n",
-        2,
-        "Timeout: invalid value 'soon'",
-    ),
-    (
-        "Listen 80\nKeepAlive maybe\n",
-        2,
-        "KeepAlive: invalid value 'maybe': expected On or Off",
-    ),
-    (
-        "Listen 80\nLimitRequestBody -5\n",
-        2,
-        "LimitRequestBody: invalid value '-5'",
-    ),
-    (
-        "Listen 80\nLimitRequestLine 10\n",
-        2,
-        "LimitRequestLine: invalid value '10': must be from 64",
-    ),
-    (
-        "Listen 80\nLimitRequestFields many\n",
-        2,
-        "LimitRequestFields: invalid value",
-    ),
-    (
-        "Listen localhost:80\n",
-        1,
-        "Listen: invalid value 'localhost:80'",
-    ),
+    ("Listen 80\nMaxRequestWorker 5\n", 2, "Invalid command 'MaxRequestWorker', perhaps misspelled"),
+    ("Listen 80\nMaxRequestWorker 5\n", 2, "did you mean 'MaxRequestWorkers'"),
+    ("Listen 80\nStartServer 5\n", 2, "did you mean 'StartServers'"),
+    ("Listen 80\nDocumnetRoot /srv\n", 2, "did you mean 'DocumentRoot'"),
+    ("Listen 80\nFrobnicate on\n", 2, "Invalid command 'Frobnicate'"),
+    ("Listen 80\nStartServers\n", 2, "StartServers takes one argument"),
+    ("Listen 80\nStartServers 1 2\n", 2, "StartServers takes one argument"),
+    ("Listen 80\nStartServers many\n", 2, "StartServers: invalid value 'many'"),
+    ("Listen 80\nMaxRequestWorkers 1.5\n", 2, "MaxRequestWorkers: invalid value '1.5'"),
+    ("Listen 80\nServerLimit lots\n", 2, "ServerLimit: invalid value"),
+    ("Listen 80\nMinSpareServers 3x\n", 2, "MinSpareServers: invalid value"),
+    ("Listen 80\nMaxConnectionsPerChild -1\n", 2, "MaxConnectionsPerChild: invalid value '-1'"),
+    ("Listen 80\nTimeout soon\n", 2, "Timeout: invalid value 'soon'"),
+    ("Listen 80\nKeepAlive maybe\n", 2, "KeepAlive: invalid value 'maybe': expected On or Off"),
+    ("Listen 80\nLimitRequestBody -5\n", 2, "LimitRequestBody: invalid value '-5'"),
+    ("Listen 80\nLimitRequestLine 10\n", 2, "LimitRequestLine: invalid value '10': must be from 64"),
+    ("Listen 80\nLimitRequestFields many\n", 2, "LimitRequestFields: invalid value"),
+    ("Listen localhost:80\n", 1, "Listen: invalid value 'localhost:80'"),
     ("Listen 80 ftp\n", 1, "Listen: invalid value 'ftp'"),
     ("Listen 99999\n", 1, "Listen: invalid value '99999'"),
-    (
-        "Listen 127.0.0.1:8080\nListen 127.0.0.1:8080\n",
-        0,
-        "Listen 127.0.0.1:8080 is given more than once",
-    ),
+    ("Listen 127.0.0.1:8080\nListen 127.0.0.1:8080\n", 0, "Listen 127.0.0.1:8080 is given more than once"),
     ("StartServers 2\n", 0, "no Listen is set"),
     ("Listen 443\n", 0, "no SSLCertificateFile is set"),
-    (
-        "Listen 443\nSSLCertificateFile c.pem\n",
-        0,
-        "no SSLCertificateKeyFile is set",
-    ),
-    (
-        "Listen 80\nRequestReadTimeout header=6-2,MinRate=1\n",
-        2,
-        "maximum timeout is below the initial one",
-    ),
-    (
-        "Listen 80\nRequestReadTimeout header=2-6\n",
-        2,
-        "needs MinRate",
-    ),
-    (
-        "Listen 80\nRequestReadTimeout head=5\n",
-        2,
-        "the stage must be handshake, header or body",
-    ),
-    (
-        "Listen 80\nRequestReadTimeout body=5,MinRate=0\n",
-        2,
-        "MinRate must be a positive number",
-    ),
-    (
-        "Listen 80\nRateLimit 5/m\n",
-        2,
-        "RateLimit: invalid value '5/m'",
-    ),
+    ("Listen 443\nSSLCertificateFile c.pem\n", 0, "no SSLCertificateKeyFile is set"),
+    ("Listen 80\nRequestReadTimeout header=6-2,MinRate=1\n", 2, "maximum timeout is below the initial one"),
+    ("Listen 80\nRequestReadTimeout header=2-6\n", 2, "needs MinRate"),
+    ("Listen 80\nRequestReadTimeout head=5\n", 2, "the stage must be handshake, header or body"),
+    ("Listen 80\nRequestReadTimeout body=5,MinRate=0\n", 2, "MinRate must be a positive number"),
+    ("Listen 80\nRateLimit 5/m\n", 2, "RateLimit: invalid value '5/m'"),
     ("Listen 80\nRateLimit 5/s burst=0\n", 2, "expected burst=N"),
-    (
-        "Listen 80\nHeader edit X-A b\n",
-        2,
-        "the action must be set, append, merge, add or unset",
-    ),
-    (
-        "Listen 80\nHeader set X-A\n",
-        2,
-        "this action needs a value",
-    ),
-    (
-        "Listen 80\nServerTokens Everything\n",
-        2,
-        "ServerTokens: invalid value 'Everything'",
-    ),
-    (
-        "Listen 80\nServerSignature Loud\n",
-        2,
-        "ServerSignature: invalid value 'Loud'",
-    ),
-    (
-        "Listen 80\nTraceEnable sometimes\n",
-        2,
-        "TraceEnable: invalid value",
-    ),
-    (
-        "Listen 80\nSSLProtocol +TLSv1\n",
-        2,
-        "older versions can only be removed",
-    ),
-    (
-        "Listen 80\nSSLProtocol all -TLSv1.2 -TLSv1.3\n",
-        2,
-        "no protocol version is left enabled",
-    ),
-    (
-        "Listen 80\nSSLVerifyClient sometimes\n",
-        2,
-        "SSLVerifyClient: invalid value 'sometimes'",
-    ),
-    (
-        "Listen 80\nSSLVerifyClient require\n",
-        0,
-        "no SSLCACertificateFile is set",
-    ),
-    (
-        "Listen 80\nProtocols h3\n",
-        2,
-        "Protocols: invalid value 'h3'",
-    ),
-    (
-        "Listen 80\nCGIInterpreter php /usr/bin/php-cgi\n",
-        2,
-        "the extension must start with a dot",
-    ),
-    (
-        "Listen 80\nRLimitCPU 10 5\n",
-        2,
-        "the soft limit is above the hard limit",
-    ),
-    (
-        "Listen 80\nRLimitMEM lots\n",
-        2,
-        "RLimitMEM: invalid value 'lots'",
-    ),
-    (
-        "Listen 80\nMaxMemoryPerChild 12Q\n",
-        2,
-        "MaxMemoryPerChild: invalid value '12Q'",
-    ),
-    (
-        "Listen 80\nErrorLog \"|/usr/bin/logger\"\n",
-        2,
-        "ErrorLog: invalid value",
-    ),
-    (
-        "Listen 80\nCustomLog logs/access.log vhost\n",
-        2,
-        "the format must be combined, common or json",
-    ),
-    (
-        "Listen 80\nScriptAlias /cgi-bin/\n",
-        2,
-        "ScriptAlias takes two arguments",
-    ),
-    (
-        "Listen 80\n<IfModule mpm_prefork_module>\nStartServers 2\n",
-        2,
-        "section was not closed",
-    ),
-    (
-        "Listen 80\n</IfModule>\n",
-        2,
-        "</IfModule> without matching <IfModule> section",
-    ),
-    (
-        "Listen 80\n<VirtualHost *:80>\n</VirtualHost>\n",
-        2,
-        "Invalid command '<VirtualHost>'",
-    ),
-    (
-        "Listen 80\nServerName \"unterminated\n",
-        2,
-        "unterminated quoted argument",
-    ),
+    ("Listen 80\nHeader edit X-A b\n", 2, "the action must be set, append, merge, add or unset"),
+    ("Listen 80\nHeader set X-A\n", 2, "this action needs a value"),
+    ("Listen 80\nServerTokens Everything\n", 2, "ServerTokens: invalid value 'Everything'"),
+    ("Listen 80\nServerSignature Loud\n", 2, "ServerSignature: invalid value 'Loud'"),
+    ("Listen 80\nTraceEnable sometimes\n", 2, "TraceEnable: invalid value"),
+    ("Listen 80\nSSLProtocol +TLSv1\n", 2, "older versions can only be removed"),
+    ("Listen 80\nSSLProtocol all -TLSv1.2 -TLSv1.3\n", 2, "no protocol version is left enabled"),
+    ("Listen 80\nSSLVerifyClient sometimes\n", 2, "SSLVerifyClient: invalid value 'sometimes'"),
+    ("Listen 80\nSSLVerifyClient require\n", 0, "no SSLCACertificateFile is set"),
+    ("Listen 80\nProtocols h3\n", 2, "Protocols: invalid value 'h3'"),
+    ("Listen 80\nCGIInterpreter php /usr/bin/php-cgi\n", 2, "the extension must start with a dot"),
+    ("Listen 80\nRLimitCPU 10 5\n", 2, "the soft limit is above the hard limit"),
+    ("Listen 80\nRLimitMEM lots\n", 2, "RLimitMEM: invalid value 'lots'"),
+    ("Listen 80\nMaxMemoryPerChild 12Q\n", 2, "MaxMemoryPerChild: invalid value '12Q'"),
+    ("Listen 80\nErrorLog \"|/usr/bin/logger\"\n", 2, "ErrorLog: invalid value"),
+    ("Listen 80\nCustomLog logs/access.log vhost\n", 2, "the format must be combined, common or json"),
+    ("Listen 80\nScriptAlias /cgi-bin/\n", 2, "ScriptAlias takes two arguments"),
+    ("Listen 80\n<IfModule mpm_prefork_module>\nStartServers 2\n", 2, "section was not closed"),
+    ("Listen 80\n</IfModule>\n", 2, "</IfModule> without matching <IfModule> section"),
+    ("Listen 80\n<VirtualHost *:80>\n</VirtualHost>\n", 2, "Invalid command '<VirtualHost>'"),
+    ("Listen 80\nServerName \"unterminated\n", 2, "unterminated quoted argument"),
     (
         "Listen 80\n<Location /server-status>\nSetHandler server-info\n</Location>\n",
         3,
         "SetHandler: invalid value 'server-info'",
     ),
-    (
-        "Listen 80\n<Location /s>\nRequire user bob\n</Location>\n",
-        3,
-        "Require: invalid value",
-    ),
-    (
-        "Listen 80\n<Location /s>\nStartServers 3\n</Location>\n",
-        3,
-        "StartServers is not allowed here",
-    ),
-    (
-        "Listen 80\nSetHandler server-status\n",
-        2,
-        "SetHandler is not allowed here",
-    ),
-    (
-        "Listen 80\nInclude missing-file.conf\n",
-        2,
-        "Could not open configuration file",
-    ),
-    (
-        "Listen 80\nInclude conf.d/*.nothing\n",
-        2,
-        "No matches for the wildcard",
-    ),
+    ("Listen 80\n<Location /s>\nRequire user bob\n</Location>\n", 3, "Require: invalid value"),
+    ("Listen 80\n<Location /s>\nStartServers 3\n</Location>\n", 3, "StartServers is not allowed here"),
+    ("Listen 80\nSetHandler server-status\n", 2, "SetHandler is not allowed here"),
+    ("Listen 80\nInclude missing-file.conf\n", 2, "Could not open configuration file"),
+    ("Listen 80\nInclude conf.d/*.nothing\n", 2, "No matches for the wildcard"),
 ];
 
 fn load(text: &str) -> Result<Config, crate::ConfigErrors> {
@@ -299,9 +95,9 @@ fn every_bad_config_names_its_line_and_problem() {
         assert_eq!(error.line, *line, "{text:?}: wrong line in {error}");
         if *line > 0 {
             assert!(
-                error.to_string().starts_with(&format!(
-                    "Syntax error on line {line} of /etc/weir/weir.conf: "
-                )),
+                error
+                    .to_string()
+                    .starts_with(&format!("Syntax error on line {line} of /etc/weir/weir.conf: ")),
                 "{error}"
             );
         }
@@ -323,22 +119,15 @@ fn the_shipped_default_configuration_loads_and_names_every_directive() {
     for directive in crate::directives::DIRECTIVES {
         let named = text.lines().any(|line| {
             let line = line.trim_start().trim_start_matches('#');
-            line.split_whitespace()
-                .next()
-                .is_some_and(|word| word.eq_ignore_ascii_case(directive.name))
+            line.split_whitespace().next().is_some_and(|word| word.eq_ignore_ascii_case(directive.name))
         });
         let alias = ["MaxClients", "MaxRequestsPerChild"].contains(&directive.name);
-        assert!(
-            named || alias,
-            "conf/weir.conf does not mention {}",
-            directive.name
-        );
+        assert!(named || alias, "conf/weir.conf does not mention {}", directive.name);
     }
 }
 
 #[test]
 fn the_migration_example_loads() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/examples/apache-prefork-site.conf");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/examples/apache-prefork-site.conf");
     Config::load(&path).unwrap_or_else(|errors| panic!("the example does not load:\n{errors}"));
 }

@@ -256,16 +256,11 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|error| {
             ConfigErrors(vec![ConfigError::whole_file(
                 path,
-                Problem::Unreadable {
-                    reason: error.to_string(),
-                },
+                Problem::Unreadable { reason: error.to_string() },
             )])
         })?;
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let server_root = absolute
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/"));
+        let server_root = absolute.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
         Self::from_text(&text, path, Source::File(path.to_path_buf()), server_root)
     }
 
@@ -309,10 +304,7 @@ impl Config {
     pub fn load_lenient(path: &Path) -> Option<Config> {
         let text = std::fs::read_to_string(path).ok()?;
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let server_root = absolute
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/"));
+        let server_root = absolute.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
         let file: Arc<Path> = Arc::from(path);
         let mut errors = Vec::new();
         let nodes = syntax::parse(&text, &file, &mut errors);
@@ -331,23 +323,14 @@ impl Config {
     fn validate(&mut self, file: &Path, errors: &mut Vec<ConfigError>) {
         let mut problem = |problem| errors.push(ConfigError::whole_file(file, problem));
         if self.listeners.is_empty() {
-            problem(Problem::Missing {
-                directive: "Listen",
-            });
+            problem(Problem::Missing { directive: "Listen" });
         }
-        let https = self
-            .listeners
-            .iter()
-            .any(|l| l.scheme == ListenScheme::Https);
+        let https = self.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
         if https && self.tls.cert_file.is_none() {
-            problem(Problem::Missing {
-                directive: "SSLCertificateFile",
-            });
+            problem(Problem::Missing { directive: "SSLCertificateFile" });
         }
         if https && self.tls.key_file.is_none() {
-            problem(Problem::Missing {
-                directive: "SSLCertificateKeyFile",
-            });
+            problem(Problem::Missing { directive: "SSLCertificateKeyFile" });
         }
         self.pool = pool_rules::correct(&self.pool_input, &self.pool, &mut self.warnings);
         for (index, listener) in self.listeners.iter().enumerate() {
@@ -355,29 +338,19 @@ impl Config {
                 .iter()
                 .any(|other| other.addr == listener.addr && listener.addr.port() != 0);
             if clash {
-                problem(Problem::Contradiction(format!(
-                    "Listen {} is given more than once",
-                    listener.addr
-                )));
+                problem(Problem::Contradiction(format!("Listen {} is given more than once", listener.addr)));
             }
         }
-        if self.tls_options.verify_client != VerifyClient::None
-            && self.tls_options.client_ca_file.is_none()
-        {
-            problem(Problem::Missing {
-                directive: "SSLCACertificateFile",
-            });
+        if self.tls_options.verify_client != VerifyClient::None && self.tls_options.client_ca_file.is_none() {
+            problem(Problem::Missing { directive: "SSLCACertificateFile" });
         }
         // Longest prefix first, so /cgi-bin/admin/ wins over /cgi-bin/.
-        self.script_aliases
-            .sort_by_key(|alias| std::cmp::Reverse(alias.url_prefix.len()));
+        self.script_aliases.sort_by_key(|alias| std::cmp::Reverse(alias.url_prefix.len()));
     }
 
     /// The script alias a URL path falls under, if any.
     pub fn script_alias_for(&self, path: &str) -> Option<&ScriptAlias> {
-        self.script_aliases
-            .iter()
-            .find(|alias| path.starts_with(&alias.url_prefix))
+        self.script_aliases.iter().find(|alias| path.starts_with(&alias.url_prefix))
     }
 
     /// The interpreter for a file name, by its extension (case-insensitive), if any.
@@ -437,42 +410,22 @@ mod tests {
         assert_eq!(config.pool.start_servers, 3);
         assert_eq!(config.pool.max_request_workers, 20);
         assert_eq!(config.user.as_deref(), Some("nobody"));
-        assert_eq!(
-            config.error_log,
-            Some(PathBuf::from("/etc/weir/logs/error.log"))
-        );
-        assert_eq!(
-            config.script_alias_for("/cgi-bin/x").unwrap().dir,
-            PathBuf::from("/srv/cgi/")
-        );
+        assert_eq!(config.error_log, Some(PathBuf::from("/etc/weir/logs/error.log")));
+        assert_eq!(config.script_alias_for("/cgi-bin/x").unwrap().dir, PathBuf::from("/srv/cgi/"));
         assert_eq!(config.timeout, Duration::from_secs(5));
     }
 
     #[test]
     fn errors_name_line_and_directive_and_are_all_reported() {
-        let errors = load("Listen 8443\nMaxRequestWorker 5\nStartServers x\nStartServers\n")
-            .unwrap_err()
-            .0;
+        let errors = load("Listen 8443\nMaxRequestWorker 5\nStartServers x\nStartServers\n").unwrap_err().0;
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(errors.len(), 3, "{text:?}");
         assert!(text[0].starts_with(
             "Syntax error on line 2 of /etc/weir/weir.conf: Invalid command 'MaxRequestWorker'"
         ));
-        assert!(
-            text[0].contains("did you mean 'MaxRequestWorkers'"),
-            "{}",
-            text[0]
-        );
-        assert!(
-            text[1].contains("line 3") && text[1].contains("StartServers"),
-            "{}",
-            text[1]
-        );
-        assert!(
-            text[2].contains("line 4") && text[2].contains("takes one argument"),
-            "{}",
-            text[2]
-        );
+        assert!(text[0].contains("did you mean 'MaxRequestWorkers'"), "{}", text[0]);
+        assert!(text[1].contains("line 3") && text[1].contains("StartServers"), "{}", text[1]);
+        assert!(text[2].contains("line 4") && text[2].contains("takes one argument"), "{}", text[2]);
     }
 
     #[test]
@@ -482,10 +435,7 @@ mod tests {
         assert_eq!(config.pool.max_spare_servers, 21);
         let text = config.warnings.join("\n");
         assert!(text.contains("exceeds ServerLimit"), "{text}");
-        assert!(
-            text.contains("MaxSpareServers of 10 is below MinSpareServers + 1"),
-            "{text}"
-        );
+        assert!(text.contains("MaxSpareServers of 10 is below MinSpareServers + 1"), "{text}");
     }
 
     #[test]

@@ -50,8 +50,8 @@ macro_rules! set_pool {
 pub const DIRECTIVES: &[Directive] = &[
     Directive {
         name: "Listen",
-        args: (1, 2),
-        help: "a port number or address:port, optionally followed by http or https",
+        args: (1, 3),
+        help: "a port number or address:port, then optionally http or https, and proxy-protocol",
         apply: |config, args| {
             let listener = values::listen(args)?;
             config.listeners.push(listener);
@@ -588,9 +588,7 @@ pub const DIRECTIVES: &[Directive] = &[
 ];
 
 fn find(name: &str) -> Option<&'static Directive> {
-    DIRECTIVES
-        .iter()
-        .find(|directive| directive.name.eq_ignore_ascii_case(name))
+    DIRECTIVES.iter().find(|directive| directive.name.eq_ignore_ascii_case(name))
 }
 
 /// The known directive closest to a misspelled name, if one is close enough to be a typo.
@@ -625,15 +623,13 @@ fn apply_nodes(config: &mut Config, nodes: &[Node], errors: &mut Vec<ConfigError
     for node in nodes {
         match node {
             Node::Directive { name, args, span }
-                if name.eq_ignore_ascii_case("Include")
-                    || name.eq_ignore_ascii_case("IncludeOptional") =>
+                if name.eq_ignore_ascii_case("Include") || name.eq_ignore_ascii_case("IncludeOptional") =>
             {
                 let optional = name.eq_ignore_ascii_case("IncludeOptional");
                 include(config, name, args, span, optional, errors, depth);
             }
             Node::Directive { name, span, .. }
-                if name.eq_ignore_ascii_case("SetHandler")
-                    || name.eq_ignore_ascii_case("Require") =>
+                if name.eq_ignore_ascii_case("SetHandler") || name.eq_ignore_ascii_case("Require") =>
             {
                 errors.push(ConfigError::at(
                     span,
@@ -652,12 +648,9 @@ fn apply_nodes(config: &mut Config, nodes: &[Node], errors: &mut Vec<ConfigError
                     errors.push(ConfigError::at(span, Some(name), problem));
                 }
             }
-            Node::Section {
-                name,
-                args,
-                span,
-                children,
-            } => apply_section(config, name, args, span, children, errors, depth),
+            Node::Section { name, args, span, children } => {
+                apply_section(config, name, args, span, children, errors, depth)
+            }
         }
     }
 }
@@ -684,19 +677,14 @@ fn include(
     };
     if depth >= MAX_INCLUDE_DEPTH {
         errors.push(fail(Problem::Unreadable {
-            reason: format!(
-                "Exceeded the maximum include directory nesting level of {MAX_INCLUDE_DEPTH}"
-            ),
+            reason: format!("Exceeded the maximum include directory nesting level of {MAX_INCLUDE_DEPTH}"),
         }));
         return;
     }
     let full = config.resolve(pattern);
     let full_text = full.display().to_string();
     let mut files: Vec<std::path::PathBuf> = match glob::glob(&full_text) {
-        Ok(paths) => paths
-            .filter_map(Result::ok)
-            .filter(|p| p.is_file())
-            .collect(),
+        Ok(paths) => paths.filter_map(Result::ok).filter(|p| p.is_file()).collect(),
         Err(error) => {
             errors.push(fail(Problem::BadValue {
                 directive: "Include",
@@ -709,11 +697,7 @@ fn include(
     files.sort();
     if files.is_empty() && !optional {
         let reason = if full_text.contains(['*', '?', '[']) {
-            format!(
-                "No matches for the wildcard '{}' in '{}'",
-                file_part(&full_text),
-                dir_part(&full_text)
-            )
+            format!("No matches for the wildcard '{}' in '{}'", file_part(&full_text), dir_part(&full_text))
         } else {
             format!("Could not open configuration file {full_text}: No such file or directory")
         };
@@ -728,10 +712,7 @@ fn include(
                 apply_nodes(config, &nodes, errors, depth + 1);
             }
             Err(error) => errors.push(fail(Problem::Unreadable {
-                reason: format!(
-                    "Could not open configuration file {}: {error}",
-                    file.display()
-                ),
+                reason: format!("Could not open configuration file {}: {error}", file.display()),
             })),
         }
     }
@@ -747,10 +728,7 @@ fn dir_part(path: &str) -> &str {
 
 fn apply_one(config: &mut Config, name: &str, args: &[String]) -> Result<(), Problem> {
     let Some(directive) = find(name) else {
-        return Err(Problem::InvalidCommand {
-            name: name.to_string(),
-            suggestion: suggest(name),
-        });
+        return Err(Problem::InvalidCommand { name: name.to_string(), suggestion: suggest(name) });
     };
     let (min, max) = directive.args;
     if args.len() < min || args.len() > max {
@@ -791,13 +769,7 @@ fn apply_section(
     } else if name.eq_ignore_ascii_case("Location") {
         apply_location(config, args, span, children, errors);
     } else {
-        errors.push(ConfigError::at(
-            span,
-            Some(name),
-            Problem::UnknownSection {
-                name: name.to_string(),
-            },
-        ));
+        errors.push(ConfigError::at(span, Some(name), Problem::UnknownSection { name: name.to_string() }));
     }
 }
 
@@ -821,11 +793,7 @@ fn apply_location(
         ));
         return;
     };
-    let mut location = crate::location::Location {
-        path: path.clone(),
-        handler: None,
-        require: Vec::new(),
-    };
+    let mut location = crate::location::Location { path: path.clone(), handler: None, require: Vec::new() };
     for node in children {
         let (name, args, span) = match node {
             Node::Directive { name, args, span } => (name, args, span),
@@ -840,10 +808,7 @@ fn apply_location(
         };
         let result = if name.eq_ignore_ascii_case("SetHandler") {
             match args.as_slice() {
-                [handler]
-                    if crate::location::HANDLERS
-                        .contains(&handler.to_ascii_lowercase().as_str()) =>
-                {
+                [handler] if crate::location::HANDLERS.contains(&handler.to_ascii_lowercase().as_str()) => {
                     location.handler = Some(handler.to_ascii_lowercase());
                     Ok(())
                 }
@@ -861,14 +826,9 @@ fn apply_location(
         } else if name.eq_ignore_ascii_case("Require") {
             crate::location::require(args).map(|rule| location.require.push(rule))
         } else if find(name).is_some() {
-            Err(Problem::NotAllowedHere {
-                directive: find(name).map_or("directive", |d| d.name),
-            })
+            Err(Problem::NotAllowedHere { directive: find(name).map_or("directive", |d| d.name) })
         } else {
-            Err(Problem::InvalidCommand {
-                name: name.clone(),
-                suggestion: suggest(name),
-            })
+            Err(Problem::InvalidCommand { name: name.clone(), suggestion: suggest(name) })
         };
         if let Err(problem) = result {
             errors.push(ConfigError::at(span, Some(name), problem));
@@ -885,11 +845,7 @@ fn module_condition_holds(argument: &str) -> bool {
     };
     let short = module
         .strip_suffix("_module")
-        .or_else(|| {
-            module
-                .strip_prefix("mod_")
-                .and_then(|m| m.strip_suffix(".c"))
-        })
+        .or_else(|| module.strip_prefix("mod_").and_then(|m| m.strip_suffix(".c")))
         .or_else(|| (module == "prefork.c").then_some("mpm_prefork"))
         .unwrap_or(module);
     MODULES.contains(&short) != negated
@@ -902,21 +858,14 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     fn load(text: &str) -> Result<Config, crate::ConfigErrors> {
-        Config::from_text(
-            text,
-            Path::new("t.conf"),
-            Source::BuiltIn,
-            PathBuf::from("/r"),
-        )
+        Config::from_text(text, Path::new("t.conf"), Source::BuiltIn, PathBuf::from("/r"))
     }
 
     #[test]
     fn names_are_case_insensitive_and_unique() {
         for (index, directive) in DIRECTIVES.iter().enumerate() {
             assert!(
-                DIRECTIVES[..index]
-                    .iter()
-                    .all(|d| !d.name.eq_ignore_ascii_case(directive.name)),
+                DIRECTIVES[..index].iter().all(|d| !d.name.eq_ignore_ascii_case(directive.name)),
                 "{} twice",
                 directive.name
             );
@@ -954,17 +903,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.server_tokens, ServerTokens::Full);
-        assert_eq!(
-            config.interpreter_for("index.PHP"),
-            Some(Path::new("/usr/bin/php-cgi"))
-        );
+        assert_eq!(config.interpreter_for("index.PHP"), Some(Path::new("/usr/bin/php-cgi")));
         assert_eq!(config.interpreter_for(".php"), None);
         assert_eq!(
             config.rlimits.cpu,
-            Some(RLimit {
-                soft: RLimitValue::Value(10),
-                hard: Some(RLimitValue::Max)
-            })
+            Some(RLimit { soft: RLimitValue::Value(10), hard: Some(RLimitValue::Max) })
         );
         assert_eq!(config.rlimits.mem.unwrap().hard, None);
         assert!(load("Listen 80\nRLimitCPU 10 5\n").is_err());

@@ -7,11 +7,7 @@ use std::time::Duration;
 use crate::error::Problem;
 
 fn bad(directive: &'static str, value: &str, reason: impl Into<String>) -> Problem {
-    Problem::BadValue {
-        directive,
-        value: value.to_string(),
-        reason: reason.into(),
-    }
+    Problem::BadValue { directive, value: value.to_string(), reason: reason.into() }
 }
 
 /// One stage of `RequestReadTimeout`: `timeout[-maxtimeout][,MinRate=rate]`.
@@ -27,11 +23,7 @@ pub struct StageTimeout {
 
 impl StageTimeout {
     pub const fn fixed(secs: u64) -> StageTimeout {
-        StageTimeout {
-            initial: Duration::from_secs(secs),
-            max: None,
-            min_rate: None,
-        }
+        StageTimeout { initial: Duration::from_secs(secs), max: None, min_rate: None }
     }
 
     /// Whether the stage is enforced at all.
@@ -58,11 +50,7 @@ impl Default for RequestReadTimeout {
                 max: Some(Duration::from_secs(40)),
                 min_rate: Some(500),
             },
-            body: StageTimeout {
-                initial: Duration::from_secs(20),
-                max: None,
-                min_rate: Some(500),
-            },
+            body: StageTimeout { initial: Duration::from_secs(20), max: None, min_rate: Some(500) },
         }
     }
 }
@@ -70,36 +58,25 @@ impl Default for RequestReadTimeout {
 /// Applies one `stage=value` argument of RequestReadTimeout.
 pub fn read_timeout_stage(target: &mut RequestReadTimeout, argument: &str) -> Result<(), Problem> {
     const D: &str = "RequestReadTimeout";
-    let (stage, value) = argument
-        .split_once('=')
-        .ok_or_else(|| bad(D, argument, "expected handshake=, header= or body="))?;
+    let (stage, value) =
+        argument.split_once('=').ok_or_else(|| bad(D, argument, "expected handshake=, header= or body="))?;
     let slot = match stage.to_ascii_lowercase().as_str() {
         "handshake" => &mut target.handshake,
         "header" => &mut target.header,
         "body" => &mut target.body,
-        _ => {
-            return Err(bad(
-                D,
-                argument,
-                "the stage must be handshake, header or body",
-            ))
-        }
+        _ => return Err(bad(D, argument, "the stage must be handshake, header or body")),
     };
     let (times, rate) = match value.split_once(',') {
         Some((times, rate)) => {
-            let (key, number) = rate
-                .split_once('=')
-                .ok_or_else(|| bad(D, argument, "expected MinRate=bytes-per-second"))?;
+            let (key, number) =
+                rate.split_once('=').ok_or_else(|| bad(D, argument, "expected MinRate=bytes-per-second"))?;
             if !key.eq_ignore_ascii_case("minrate") {
                 return Err(bad(D, argument, "expected MinRate=bytes-per-second"));
             }
-            let number: u64 = number.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                bad(
-                    D,
-                    argument,
-                    "MinRate must be a positive number of bytes per second",
-                )
-            })?;
+            let number: u64 =
+                number.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    bad(D, argument, "MinRate must be a positive number of bytes per second")
+                })?;
             (times, Some(number))
         }
         None => (value, None),
@@ -115,25 +92,13 @@ pub fn read_timeout_stage(target: &mut RequestReadTimeout, argument: &str) -> Re
     };
     if let Some(max) = max {
         if max < initial {
-            return Err(bad(
-                D,
-                argument,
-                "the maximum timeout is below the initial one",
-            ));
+            return Err(bad(D, argument, "the maximum timeout is below the initial one"));
         }
         if rate.is_none() {
-            return Err(bad(
-                D,
-                argument,
-                "a timeout range needs MinRate (as in mod_reqtimeout)",
-            ));
+            return Err(bad(D, argument, "a timeout range needs MinRate (as in mod_reqtimeout)"));
         }
     }
-    *slot = StageTimeout {
-        initial,
-        max,
-        min_rate: rate,
-    };
+    *slot = StageTimeout { initial, max, min_rate: rate };
     Ok(())
 }
 
@@ -196,16 +161,9 @@ pub fn header_rule(args: &[String]) -> Result<HeaderRule, Problem> {
         _ => (false, args),
     };
     let (Some(action), Some(name)) = (rest.first(), rest.get(1)) else {
-        return Err(bad(
-            D,
-            &args.join(" "),
-            "expected [always] set|append|add|unset NAME [VALUE]",
-        ));
+        return Err(bad(D, &args.join(" "), "expected [always] set|append|add|unset NAME [VALUE]"));
     };
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     {
         return Err(bad(D, name, "not a valid header field name"));
     }
@@ -215,27 +173,16 @@ pub fn header_rule(args: &[String]) -> Result<HeaderRule, Problem> {
             return Err(bad(D, v, "header values cannot hold control characters"));
         }
     }
-    let need_value =
-        |v: Option<String>| v.ok_or_else(|| bad(D, action, "this action needs a value"));
+    let need_value = |v: Option<String>| v.ok_or_else(|| bad(D, action, "this action needs a value"));
     let action = match action.to_ascii_lowercase().as_str() {
         "set" => HeaderAction::Set(need_value(value)?),
         "append" | "merge" => HeaderAction::Append(need_value(value)?),
         "add" => HeaderAction::Add(need_value(value)?),
         "unset" if value.is_none() => HeaderAction::Unset,
         "unset" => return Err(bad(D, action, "unset takes no value")),
-        other => {
-            return Err(bad(
-                D,
-                other,
-                "the action must be set, append, merge, add or unset",
-            ))
-        }
+        other => return Err(bad(D, other, "the action must be set, append, merge, add or unset")),
     };
-    Ok(HeaderRule {
-        always,
-        name: name.to_ascii_lowercase(),
-        action,
-    })
+    Ok(HeaderRule { always, name: name.to_ascii_lowercase(), action })
 }
 
 /// TLS protocol versions weir can speak (rustls: 1.2 and 1.3).
@@ -247,10 +194,7 @@ pub struct TlsVersions {
 
 impl Default for TlsVersions {
     fn default() -> Self {
-        TlsVersions {
-            tls12: true,
-            tls13: true,
-        }
+        TlsVersions { tls12: true, tls13: true }
     }
 }
 
@@ -258,10 +202,7 @@ impl Default for TlsVersions {
 /// Versions below TLS 1.2 can only be subtracted; asking for one is an error, not a silent no-op.
 pub fn ssl_protocol(args: &[String]) -> Result<TlsVersions, Problem> {
     const D: &str = "SSLProtocol";
-    let mut versions = TlsVersions {
-        tls12: false,
-        tls13: false,
-    };
+    let mut versions = TlsVersions { tls12: false, tls13: false };
     for arg in args {
         let (sign, name) = match arg.chars().next() {
             Some('+') => (Some(true), &arg[1..]),
@@ -284,10 +225,7 @@ pub fn ssl_protocol(args: &[String]) -> Result<TlsVersions, Problem> {
         }
         let on = sign != Some(false);
         if sign.is_none() && !legacy {
-            versions = TlsVersions {
-                tls12: false,
-                tls13: false,
-            };
+            versions = TlsVersions { tls12: false, tls13: false };
         }
         if tls12 {
             versions.tls12 = on;
@@ -297,11 +235,7 @@ pub fn ssl_protocol(args: &[String]) -> Result<TlsVersions, Problem> {
         }
     }
     if !versions.tls12 && !versions.tls13 {
-        return Err(bad(
-            D,
-            &args.join(" "),
-            "no protocol version is left enabled",
-        ));
+        return Err(bad(D, &args.join(" "), "no protocol version is left enabled"));
     }
     Ok(versions)
 }
@@ -412,14 +346,9 @@ mod tests {
         assert!(!t.body.is_on());
         read_timeout_stage(&mut t, "handshake=5").unwrap();
         assert_eq!(t.handshake, StageTimeout::fixed(5));
-        for bad in [
-            "header=6-2,MinRate=1",
-            "header=2-6",
-            "head=5",
-            "body=x",
-            "body=5,MinRate=0",
-            "body=5,Rate=3",
-        ] {
+        for bad in
+            ["header=6-2,MinRate=1", "header=2-6", "head=5", "body=x", "body=5,MinRate=0", "body=5,Rate=3"]
+        {
             assert!(read_timeout_stage(&mut t, bad).is_err(), "{bad}");
         }
     }
@@ -427,13 +356,7 @@ mod tests {
     #[test]
     fn rate_limits() {
         let args = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
-        assert_eq!(
-            rate_limit(&args("5/s burst=5")).unwrap(),
-            RateLimit {
-                per_second: 5,
-                burst: 5
-            }
-        );
+        assert_eq!(rate_limit(&args("5/s burst=5")).unwrap(), RateLimit { per_second: 5, burst: 5 });
         assert_eq!(rate_limit(&args("20/s")).unwrap().burst, 20);
         assert!(rate_limit(&args("5/m")).is_err());
         assert!(rate_limit(&args("0/s")).is_err());
@@ -442,19 +365,11 @@ mod tests {
     #[test]
     fn header_rules() {
         let args = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let rule = header_rule(&args(&[
-            "always",
-            "set",
-            "Strict-Transport-Security",
-            "max-age=63072000",
-        ]))
-        .unwrap();
+        let rule =
+            header_rule(&args(&["always", "set", "Strict-Transport-Security", "max-age=63072000"])).unwrap();
         assert!(rule.always);
         assert_eq!(rule.name, "strict-transport-security");
-        assert_eq!(
-            header_rule(&args(&["unset", "X-A"])).unwrap().action,
-            HeaderAction::Unset
-        );
+        assert_eq!(header_rule(&args(&["unset", "X-A"])).unwrap().action, HeaderAction::Unset);
         assert!(header_rule(&args(&["set", "X-A"])).is_err());
         assert!(header_rule(&args(&["edit", "X-A", "b"])).is_err());
         assert!(header_rule(&args(&["set", "Bad Name", "b"])).is_err());
@@ -463,27 +378,9 @@ mod tests {
     #[test]
     fn ssl_protocols() {
         let args = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
-        assert_eq!(
-            ssl_protocol(&args("all -SSLv3")).unwrap(),
-            TlsVersions {
-                tls12: true,
-                tls13: true
-            }
-        );
-        assert_eq!(
-            ssl_protocol(&args("TLSv1.3")).unwrap(),
-            TlsVersions {
-                tls12: false,
-                tls13: true
-            }
-        );
-        assert_eq!(
-            ssl_protocol(&args("all -TLSv1.2")).unwrap(),
-            TlsVersions {
-                tls12: false,
-                tls13: true
-            }
-        );
+        assert_eq!(ssl_protocol(&args("all -SSLv3")).unwrap(), TlsVersions { tls12: true, tls13: true });
+        assert_eq!(ssl_protocol(&args("TLSv1.3")).unwrap(), TlsVersions { tls12: false, tls13: true });
+        assert_eq!(ssl_protocol(&args("all -TLSv1.2")).unwrap(), TlsVersions { tls12: false, tls13: true });
         assert!(ssl_protocol(&args("+TLSv1")).is_err());
         assert!(ssl_protocol(&args("all -TLSv1.2 -TLSv1.3")).is_err());
     }

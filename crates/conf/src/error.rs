@@ -30,12 +30,7 @@ impl ConfigError {
     }
 
     pub(crate) fn whole_file(file: &Path, problem: Problem) -> Self {
-        ConfigError {
-            file: file.to_path_buf(),
-            line: 0,
-            directive: None,
-            problem,
-        }
+        ConfigError { file: file.to_path_buf(), line: 0, directive: None, problem }
     }
 }
 
@@ -44,13 +39,7 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.problem)
         } else {
-            write!(
-                f,
-                "Syntax error on line {} of {}: {}",
-                self.line,
-                self.file.display(),
-                self.problem
-            )
+            write!(f, "Syntax error on line {} of {}: {}", self.line, self.file.display(), self.problem)
         }
     }
 }
@@ -80,24 +69,13 @@ impl std::error::Error for ConfigErrors {}
 pub enum Problem {
     /// A directive name no table entry knows: usually a typo, or a module weir does not emulate.
     #[error("Invalid command '{name}', perhaps misspelled or defined by a module not included in the server configuration{}", suggestion_text(.suggestion))]
-    InvalidCommand {
-        name: String,
-        suggestion: Option<&'static str>,
-    },
+    InvalidCommand { name: String, suggestion: Option<&'static str> },
     /// The directive was given the wrong number of arguments.
     #[error("{directive} takes {expected}, {help}")]
-    Arity {
-        directive: &'static str,
-        expected: &'static str,
-        help: &'static str,
-    },
+    Arity { directive: &'static str, expected: &'static str, help: &'static str },
     /// An argument could not be read as the type the directive needs.
     #[error("{directive}: invalid value '{value}': {reason}")]
-    BadValue {
-        directive: &'static str,
-        value: String,
-        reason: String,
-    },
+    BadValue { directive: &'static str, value: String, reason: String },
     /// A directive appeared inside a section where it means nothing.
     #[error("{directive} is not allowed here")]
     NotAllowedHere { directive: &'static str },

@@ -29,20 +29,14 @@ impl IpNet {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
-            (IpAddr::V6(net), IpAddr::V4(ip)) => {
-                net.to_ipv4_mapped() == Some(ip) && self.prefix >= 96
-            }
+            (IpAddr::V6(net), IpAddr::V4(ip)) => net.to_ipv4_mapped() == Some(ip) && self.prefix >= 96,
             _ => false,
         }
     }
@@ -103,14 +97,11 @@ pub fn require(args: &[String]) -> Result<Require, Problem> {
         (Some("ip"), n) if n >= 2 => args[1..]
             .iter()
             .map(|net| {
-                ip_net(net)
-                    .ok_or_else(|| bad("expected addresses or CIDR blocks, such as 10.0.0.0/8"))
+                ip_net(net).ok_or_else(|| bad("expected addresses or CIDR blocks, such as 10.0.0.0/8"))
             })
             .collect::<Result<_, _>>()
             .map(Require::Ip),
-        _ => Err(bad(
-            "weir knows Require all granted|denied, Require local and Require ip",
-        )),
+        _ => Err(bad("weir knows Require all granted|denied, Require local and Require ip")),
     }
 }
 
@@ -144,9 +135,7 @@ mod tests {
         assert!(ip.allows("::1".parse().unwrap()));
         assert!(Require::Local.allows("127.0.0.1".parse().unwrap()));
         assert!(Require::Local.allows("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(
-            !Require::Local.allows("127.0.0.2".parse::<IpAddr>().unwrap().to_canonical()) || true
-        );
+        assert!(!Require::Local.allows("127.0.0.2".parse::<IpAddr>().unwrap().to_canonical()) || true);
         assert!(require(&args("ip 10.0.0.0/33")).is_err());
         assert!(require(&args("user bob")).is_err());
     }

@@ -33,9 +33,8 @@ pub fn correct(input: &PoolInput, defaults: &Pool, warnings: &mut Vec<String>) -
         ));
         server_limit = MAX_SERVER_LIMIT;
     } else if server_limit < 1 {
-        warnings.push(format!(
-            "AH00177: WARNING: ServerLimit of {server_limit} not allowed, increasing to 1."
-        ));
+        warnings
+            .push(format!("AH00177: WARNING: ServerLimit of {server_limit} not allowed, increasing to 1."));
         server_limit = 1;
     }
     if max_workers > server_limit {
@@ -50,9 +49,7 @@ pub fn correct(input: &PoolInput, defaults: &Pool, warnings: &mut Vec<String>) -
         max_workers = 1;
     }
     if start < 1 {
-        warnings.push(format!(
-            "AH00184: WARNING: StartServers of {start} not allowed, increasing to 1."
-        ));
+        warnings.push(format!("AH00184: WARNING: StartServers of {start} not allowed, increasing to 1."));
         start = 1;
     }
     if min_spare < 1 {
@@ -100,10 +97,7 @@ mod tests {
 
     #[test]
     fn apache_corrections() {
-        let (pool, warnings) = run(PoolInput {
-            max_request_workers: Some(300),
-            ..PoolInput::default()
-        });
+        let (pool, warnings) = run(PoolInput { max_request_workers: Some(300), ..PoolInput::default() });
         assert_eq!(pool.max_request_workers, 256);
         assert!(warnings[0].starts_with("AH00180: WARNING: MaxRequestWorkers of 300 exceeds ServerLimit value of 256 servers, decreasing MaxRequestWorkers to 256."));
 
@@ -113,38 +107,24 @@ mod tests {
             start_servers: Some(-1),
             ..PoolInput::default()
         });
-        assert_eq!(
-            (
-                pool.start_servers,
-                pool.min_spare_servers,
-                pool.max_spare_servers
-            ),
-            (1, 1, 2)
-        );
+        assert_eq!((pool.start_servers, pool.min_spare_servers, pool.max_spare_servers), (1, 1, 2));
         assert_eq!(warnings.len(), 3, "{warnings:?}");
         assert!(warnings[0].contains("StartServers of -1 not allowed, increasing to 1"));
         assert!(warnings[1].contains("MinSpareServers of 0 not allowed"));
         assert!(warnings[2].contains("MaxSpareServers of -3"));
 
-        let (pool, warnings) = run(PoolInput {
-            start_servers: Some(30),
-            max_request_workers: Some(20),
-            ..PoolInput::default()
-        });
+        let (pool, warnings) =
+            run(PoolInput { start_servers: Some(30), max_request_workers: Some(20), ..PoolInput::default() });
         assert_eq!(pool.start_servers, 20);
         assert_eq!(warnings.len(), 1);
 
-        let (pool, warnings) = run(PoolInput {
-            server_limit: Some(0),
-            max_request_workers: Some(0),
-            ..PoolInput::default()
-        });
+        let (pool, warnings) =
+            run(PoolInput { server_limit: Some(0), max_request_workers: Some(0), ..PoolInput::default() });
         assert_eq!((pool.server_limit, pool.max_request_workers), (1, 1));
         assert!(warnings[0].contains("ServerLimit of 0 not allowed"));
         assert!(warnings
             .iter()
-            .any(|w| w.contains("decreasing MaxRequestWorkers")
-                || w.contains("StartServers of 5 exceeds")));
+            .any(|w| w.contains("decreasing MaxRequestWorkers") || w.contains("StartServers of 5 exceeds")));
     }
 
     #[test]

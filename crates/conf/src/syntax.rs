@@ -19,17 +19,8 @@ pub struct Span {
 /// One line of configuration, or a section with the lines inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
-    Directive {
-        name: String,
-        args: Vec<String>,
-        span: Span,
-    },
-    Section {
-        name: String,
-        args: Vec<String>,
-        span: Span,
-        children: Vec<Node>,
-    },
+    Directive { name: String, args: Vec<String>, span: Span },
+    Section { name: String, args: Vec<String>, span: Span, children: Vec<Node> },
 }
 
 /// Parses one file's text. Errors (unbalanced sections, unterminated quotes) are collected and
@@ -39,10 +30,7 @@ pub fn parse(text: &str, file: &Arc<Path>, errors: &mut Vec<ConfigError>) -> Vec
     let mut stack: Vec<(String, Vec<String>, Span, Vec<Node>)> = Vec::new();
     let mut top = Vec::new();
     for (line_no, logical) in logical_lines(text) {
-        let span = Span {
-            file: file.clone(),
-            line: line_no,
-        };
+        let span = Span { file: file.clone(), line: line_no };
         let trimmed = logical.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
@@ -59,31 +47,21 @@ pub fn parse(text: &str, file: &Arc<Path>, errors: &mut Vec<ConfigError>) -> Vec
             let name = closing.trim_end_matches('>');
             match stack.pop() {
                 Some((open, args, open_span, children)) if open.eq_ignore_ascii_case(name) => {
-                    let node = Node::Section {
-                        name: open,
-                        args,
-                        span: open_span,
-                        children,
-                    };
+                    let node = Node::Section { name: open, args, span: open_span, children };
                     push(&mut stack, &mut top, node);
                 }
                 Some(other) => {
                     errors.push(ConfigError::at(
                         &span,
                         None,
-                        Problem::MismatchedSection {
-                            expected: other.0.clone(),
-                            found: name.to_string(),
-                        },
+                        Problem::MismatchedSection { expected: other.0.clone(), found: name.to_string() },
                     ));
                     stack.push(other);
                 }
                 None => errors.push(ConfigError::at(
                     &span,
                     None,
-                    Problem::UnopenedSection {
-                        name: name.to_string(),
-                    },
+                    Problem::UnopenedSection { name: name.to_string() },
                 )),
             }
         } else if let Some(opening) = first.strip_prefix('<') {
@@ -97,11 +75,7 @@ pub fn parse(text: &str, file: &Arc<Path>, errors: &mut Vec<ConfigError>) -> Vec
                         Some(())
                     });
                     if closed.is_none() {
-                        errors.push(ConfigError::at(
-                            &span,
-                            Some(opening),
-                            Problem::UnclosedSectionHeader,
-                        ));
+                        errors.push(ConfigError::at(&span, Some(opening), Problem::UnclosedSectionHeader));
                         continue;
                     }
                     if args.last().is_some_and(String::is_empty) {
@@ -112,20 +86,12 @@ pub fn parse(text: &str, file: &Arc<Path>, errors: &mut Vec<ConfigError>) -> Vec
             };
             stack.push((name, args, span, Vec::new()));
         } else {
-            let node = Node::Directive {
-                name: first.clone(),
-                args: words[1..].to_vec(),
-                span,
-            };
+            let node = Node::Directive { name: first.clone(), args: words[1..].to_vec(), span };
             push(&mut stack, &mut top, node);
         }
     }
     for (name, _, span, _) in stack {
-        errors.push(ConfigError::at(
-            &span,
-            Some(&name),
-            Problem::UnclosedSection,
-        ));
+        errors.push(ConfigError::at(&span, Some(&name), Problem::UnclosedSection));
     }
     top
 }
@@ -216,11 +182,9 @@ mod tests {
 
     fn directive(node: &Node) -> (&str, Vec<&str>, usize) {
         match node {
-            Node::Directive { name, args, span } => (
-                name.as_str(),
-                args.iter().map(String::as_str).collect(),
-                span.line,
-            ),
+            Node::Directive { name, args, span } => {
+                (name.as_str(), args.iter().map(String::as_str).collect(), span.line)
+            }
             Node::Section { .. } => panic!("expected a directive, got {node:?}"),
         }
     }
@@ -231,10 +195,7 @@ mod tests {
             "# comment\n\n  Listen 8443 https\nHeader set X \"a b \\\" c\"\nStartServers \\\n   5\nServerName 'x y'\n",
         );
         assert_eq!(directive(&nodes[0]), ("Listen", vec!["8443", "https"], 3));
-        assert_eq!(
-            directive(&nodes[1]),
-            ("Header", vec!["set", "X", "a b \" c"], 4)
-        );
+        assert_eq!(directive(&nodes[1]), ("Header", vec!["set", "X", "a b \" c"], 4));
         assert_eq!(directive(&nodes[2]), ("StartServers", vec!["5"], 5));
         assert_eq!(directive(&nodes[3]), ("ServerName", vec!["x y"], 7));
     }
@@ -242,15 +203,7 @@ mod tests {
     #[test]
     fn sections_nest() {
         let nodes = parse_ok("<IfModule mpm_prefork_module>\n StartServers 2\n</IfModule>\n");
-        let Node::Section {
-            name,
-            args,
-            children,
-            ..
-        } = &nodes[0]
-        else {
-            panic!("{nodes:?}")
-        };
+        let Node::Section { name, args, children, .. } = &nodes[0] else { panic!("{nodes:?}") };
         assert_eq!(name, "IfModule");
         assert_eq!(args, &vec!["mpm_prefork_module".to_string()]);
         assert_eq!(directive(&children[0]), ("StartServers", vec!["2"], 2));

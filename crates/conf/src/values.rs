@@ -7,38 +7,23 @@ use crate::config::{ListenScheme, Listener, RLimit, RLimitValue};
 use crate::error::Problem;
 
 fn bad(directive: &'static str, value: &str, reason: impl Into<String>) -> Problem {
-    Problem::BadValue {
-        directive,
-        value: value.to_string(),
-        reason: reason.into(),
-    }
+    Problem::BadValue { directive, value: value.to_string(), reason: reason.into() }
 }
 
 /// A whole number in `min..=max`.
 pub fn number(directive: &'static str, value: &str, min: u64, max: u64) -> Result<u64, Problem> {
-    let parsed: u64 = value.parse().map_err(|_| {
-        bad(
-            directive,
-            value,
-            format!("expected a whole number from {min} to {max}"),
-        )
-    })?;
+    let parsed: u64 = value
+        .parse()
+        .map_err(|_| bad(directive, value, format!("expected a whole number from {min} to {max}")))?;
     if !(min..=max).contains(&parsed) {
-        return Err(bad(
-            directive,
-            value,
-            format!("must be from {min} to {max}"),
-        ));
+        return Err(bad(directive, value, format!("must be from {min} to {max}")));
     }
     Ok(parsed)
 }
 
 /// Any whole number, negatives included, as Apache's atoi would take it (within i32).
 pub fn signed(directive: &'static str, value: &str) -> Result<i64, Problem> {
-    value
-        .parse::<i32>()
-        .map(i64::from)
-        .map_err(|_| bad(directive, value, "expected a whole number"))
+    value.parse::<i32>().map(i64::from).map_err(|_| bad(directive, value, "expected a whole number"))
 }
 
 /// A size in bytes, with an optional K, M or G suffix (powers of 1024).
@@ -52,25 +37,13 @@ pub fn size(directive: &'static str, value: &str) -> Result<u64, Problem> {
         'K' => 1 << 10,
         'M' => 1 << 20,
         'G' => 1 << 30,
-        _ => {
-            return Err(bad(
-                directive,
-                value,
-                "expected a size such as 65536, 512K, 64M or 1G",
-            ))
-        }
+        _ => return Err(bad(directive, value, "expected a size such as 65536, 512K, 64M or 1G")),
     };
     digits
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| {
-            bad(
-                directive,
-                value,
-                "expected a size such as 65536, 512K, 64M or 1G",
-            )
-        })
+        .ok_or_else(|| bad(directive, value, "expected a size such as 65536, 512K, 64M or 1G"))
 }
 
 /// `On` or `Off`, any case.
@@ -95,11 +68,7 @@ pub fn listen(args: &[String]) -> Result<Listener, Problem> {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
     } else {
         spec.parse::<SocketAddr>().map_err(|_| {
-            bad(
-                "Listen",
-                spec,
-                "expected [address:]port, such as 443, 127.0.0.1:8443 or [::1]:8443",
-            )
+            bad("Listen", spec, "expected [address:]port, such as 443, 127.0.0.1:8443 or [::1]:8443")
         })?
     };
     let mut scheme = None;
@@ -109,25 +78,11 @@ pub fn listen(args: &[String]) -> Result<Listener, Problem> {
             "https" if scheme.is_none() => scheme = Some(ListenScheme::Https),
             "http" if scheme.is_none() => scheme = Some(ListenScheme::Http),
             "proxy-protocol" if !proxy_protocol => proxy_protocol = true,
-            _ => {
-                return Err(bad(
-                    "Listen",
-                    arg,
-                    "expected http or https, then optionally proxy-protocol",
-                ))
-            }
+            _ => return Err(bad("Listen", arg, "expected http or https, then optionally proxy-protocol")),
         }
     }
-    let scheme = scheme.unwrap_or(if addr.port() == 443 {
-        ListenScheme::Https
-    } else {
-        ListenScheme::Http
-    });
-    Ok(Listener {
-        addr,
-        scheme,
-        proxy_protocol,
-    })
+    let scheme = scheme.unwrap_or(if addr.port() == 443 { ListenScheme::Https } else { ListenScheme::Http });
+    Ok(Listener { addr, scheme, proxy_protocol })
 }
 
 /// `soft [hard]` for the `RLimit*` directives: each a number or `max`.
@@ -144,11 +99,7 @@ pub fn rlimit(directive: &'static str, args: &[String]) -> Result<RLimit, Proble
     let hard = args.get(1).map(one).transpose()?;
     if let (RLimitValue::Value(soft), Some(RLimitValue::Value(hard))) = (soft, hard) {
         if soft > hard {
-            return Err(bad(
-                directive,
-                &args[0],
-                format!("the soft limit is above the hard limit {hard}"),
-            ));
+            return Err(bad(directive, &args[0], format!("the soft limit is above the hard limit {hard}")));
         }
     }
     Ok(RLimit { soft, hard })
@@ -188,12 +139,7 @@ mod tests {
         assert!(listen(&["80".into(), "ftp".into()]).is_err());
         let l = listen(&["8443".into(), "https".into(), "proxy-protocol".into()]).unwrap();
         assert!(l.proxy_protocol);
-        assert!(listen(&[
-            "80".into(),
-            "proxy-protocol".into(),
-            "proxy-protocol".into()
-        ])
-        .is_err());
+        assert!(listen(&["80".into(), "proxy-protocol".into(), "proxy-protocol".into()]).is_err());
     }
 
     #[test]

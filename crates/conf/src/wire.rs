@@ -30,11 +30,7 @@ pub fn is_internal(name: &str) -> bool {
 /// this rule and the worker dispatches by it, so the two always agree.
 pub fn route_matches(route: &str, path: &str) -> bool {
     let route = route.trim_end_matches('/');
-    route.is_empty()
-        || path == route
-        || path
-            .strip_prefix(route)
-            .is_some_and(|rest| rest.starts_with('/'))
+    route.is_empty() || path == route || path.strip_prefix(route).is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]

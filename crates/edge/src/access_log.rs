@@ -30,13 +30,8 @@ impl AccessLog {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        Ok(AccessLog {
-            file: Mutex::new(file),
-        })
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(AccessLog { file: Mutex::new(file) })
     }
 
     /// Writes one line. A failed write is not the client's problem and is dropped.
@@ -51,10 +46,7 @@ impl AccessLog {
 /// `%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`, with Apache's escaping of quotes,
 /// backslashes and control bytes inside the quoted fields.
 pub fn format_combined(entry: &Entry<'_>) -> String {
-    let bytes = entry
-        .bytes
-        .filter(|b| *b > 0)
-        .map_or("-".to_string(), |b| b.to_string());
+    let bytes = entry.bytes.filter(|b| *b > 0).map_or("-".to_string(), |b| b.to_string());
     format!(
         "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"\n",
         entry.client.ip(),
@@ -82,13 +74,9 @@ fn escape(text: &str) -> String {
 
 /// `26/Nov/2026:12:00:00 +0000`: logs are in UTC, which needs no time-zone database.
 pub fn clf_time(time: SystemTime) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     format!(

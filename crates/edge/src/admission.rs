@@ -56,8 +56,7 @@ impl Admission {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Refused::QueueFull);
         }
-        let result =
-            tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned()).await;
+        let result = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match result {
             Ok(Ok(permit)) => Ok(permit),

@@ -10,9 +10,7 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 
 /// A body held whole in memory.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
 /// An empty body.
@@ -32,10 +30,7 @@ pub fn error_page(status: StatusCode) -> Response<Body> {
 /// The same page with `ServerSignature On`'s address line, naming only what ServerTokens allows.
 pub fn error_page_signed(status: StatusCode, product: &HeaderValue) -> Response<Body> {
     let product = product.to_str().unwrap_or("weir");
-    page(
-        status,
-        &format!("<hr>\n<address>{product} Server</address>\n"),
-    )
+    page(status, &format!("<hr>\n<address>{product} Server</address>\n"))
 }
 
 fn page(status: StatusCode, signature: &str) -> Response<Body> {
@@ -46,10 +41,7 @@ fn page(status: StatusCode, signature: &str) -> Response<Body> {
     );
     let mut response = Response::new(full(html));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     response.extensions_mut().insert(EdgePage);
     response
 }

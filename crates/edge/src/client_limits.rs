@@ -43,11 +43,7 @@ pub enum Over {
 
 impl ConnectionLimits {
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnectionLimits> {
-        Arc::new(ConnectionLimits {
-            max_total,
-            max_per_ip,
-            state: Mutex::new(Counts::default()),
-        })
+        Arc::new(ConnectionLimits { max_total, max_per_ip, state: Mutex::new(Counts::default()) })
     }
 
     /// Takes a place for a connection from `ip`, or says which limit is reached.
@@ -62,10 +58,7 @@ impl ConnectionLimits {
         }
         *mine += 1;
         counts.total += 1;
-        Ok(ConnectionSlot {
-            limits: self.clone(),
-            ip,
-        })
+        Ok(ConnectionSlot { limits: self.clone(), ip })
     }
 
     /// Open connections now.
@@ -118,9 +111,7 @@ impl RequestRate {
 
     /// `Ok` when `ip` may make a request now; otherwise how long until it may.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.limiter
-            .check_key(&ip)
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+        self.limiter.check_key(&ip).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     /// Forgets addresses whose budget is full again, so memory does not grow with every
@@ -151,20 +142,13 @@ mod tests {
 
     #[test]
     fn rate_limit_per_address() {
-        let rate = RequestRate::new(RateLimit {
-            per_second: 5,
-            burst: 5,
-        })
-        .unwrap();
+        let rate = RequestRate::new(RateLimit { per_second: 5, burst: 5 }).unwrap();
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         for _ in 0..5 {
             assert!(rate.check(a).is_ok());
         }
         let wait = rate.check(a).unwrap_err();
-        assert!(
-            wait > Duration::ZERO && wait <= Duration::from_millis(200),
-            "{wait:?}"
-        );
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(200), "{wait:?}");
         assert!(rate.check("127.0.0.2".parse().unwrap()).is_ok());
     }
 }

@@ -19,6 +19,7 @@ pub mod server;
 pub mod site;
 pub mod stall_guard;
 pub mod static_files;
+pub mod status;
 pub mod tls;
 
 use std::io::Write;
@@ -51,39 +52,22 @@ pub enum EdgeError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("CustomLog {path}: {source}")]
-    AccessLog {
-        path: String,
-        source: std::io::Error,
-    },
+    AccessLog { path: String, source: std::io::Error },
     #[error("DocumentRoot {path}: {source}")]
-    DocumentRoot {
-        path: String,
-        source: std::io::Error,
-    },
+    DocumentRoot { path: String, source: std::io::Error },
     #[error("could not start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
 
 /// Reads what needs privileges: the certificate and key, and the access log file.
 pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
-    let https = config
-        .listeners
-        .iter()
-        .any(|l| l.scheme == ListenScheme::Https);
-    let tls = if https {
-        Some(tls::server_config(&config.tls, &config.tls_options)?)
-    } else {
-        None
-    };
+    let https = config.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
+    let tls = if https { Some(tls::server_config(&config.tls, &config.tls_options)?) } else { None };
     let access_log = match &config.custom_log {
-        Some(path) => {
-            Some(
-                access_log::AccessLog::open(path).map_err(|source| EdgeError::AccessLog {
-                    path: path.display().to_string(),
-                    source,
-                })?,
-            )
-        }
+        Some(path) => Some(
+            access_log::AccessLog::open(path)
+                .map_err(|source| EdgeError::AccessLog { path: path.display().to_string(), source })?,
+        ),
         None => None,
     };
     Ok(Prepared { tls, access_log })
@@ -100,10 +84,7 @@ pub fn run(
     ready: Option<OwnedFd>,
 ) -> Result<(), EdgeError> {
     let root = static_files::canonical_root(&config.document_root).map_err(|source| {
-        EdgeError::DocumentRoot {
-            path: config.document_root.display().to_string(),
-            source,
-        }
+        EdgeError::DocumentRoot { path: config.document_root.display().to_string(), source }
     })?;
     let routes = routes::PoolRoutes::new(&config, handler_paths);
     let limits = &config.edge;
@@ -113,10 +94,7 @@ pub fn run(
             index: config.directory_index.clone(),
             routes: routes.clone(),
         },
-        pool: pool_client::PoolClient {
-            socket: pool_socket,
-            timeout: config.timeout,
-        },
+        pool: pool_client::PoolClient { socket: pool_socket, timeout: config.timeout },
         routes,
         admission: admission::Admission::new(config.pool.max_request_workers, limits.queue_timeout),
         rate: limits.rate_limit.and_then(client_limits::RequestRate::new),
@@ -160,18 +138,14 @@ pub fn run(
             match tokio::net::TcpListener::from_std(listener.socket) {
                 Ok(socket) => sockets.push(server::Listener {
                     socket,
-                    tls: (listener.scheme == ListenScheme::Https)
-                        .then(|| acceptor.clone())
-                        .flatten(),
+                    tls: (listener.scheme == ListenScheme::Https).then(|| acceptor.clone()).flatten(),
                     proxy_protocol: listener.proxy_protocol,
                 }),
                 Err(error) => tracing::error!(%error, "edge could not use a listening socket"),
             }
         }
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
             tracing::error!("edge could not install its signal handlers");
             return;
         };

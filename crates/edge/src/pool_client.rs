@@ -58,9 +58,8 @@ impl TlsInfo {
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
             _ => "unknown",
         };
-        let cipher = connection
-            .negotiated_cipher_suite()
-            .map_or("unknown", |suite| openssl_name(suite.suite()));
+        let cipher =
+            connection.negotiated_cipher_suite().map_or("unknown", |suite| openssl_name(suite.suite()));
         let client_subject = connection
             .peer_certificates()
             .and_then(|chain| chain.first())
@@ -68,11 +67,7 @@ impl TlsInfo {
         TlsInfo {
             protocol,
             cipher,
-            client_verify: if client_subject.is_some() {
-                "SUCCESS"
-            } else {
-                "NONE"
-            },
+            client_verify: if client_subject.is_some() { "SUCCESS" } else { "NONE" },
             client_subject,
         }
     }
@@ -159,9 +154,8 @@ impl PoolClient {
         let body: Body = match body {
             RequestBody::Memory(bytes) => body::full(bytes),
             RequestBody::File { file, .. } => {
-                let frames =
-                    ReaderStream::with_capacity(tokio::fs::File::from_std(file), 64 * 1024)
-                        .map(|piece| piece.map(Frame::data));
+                let frames = ReaderStream::with_capacity(tokio::fs::File::from_std(file), 64 * 1024)
+                    .map(|piece| piece.map(Frame::data));
                 BodyExt::boxed(StreamBody::new(frames))
             }
         };
@@ -173,35 +167,22 @@ impl PoolClient {
     }
 
     async fn exchange(&self, request: Request<Body>) -> Result<PoolAnswer, PoolError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(PoolError::Connect)?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(PoolError::Worker)?;
+        let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(PoolError::Connect)?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(PoolError::Worker)?;
         let driver = tokio::spawn(connection);
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(PoolError::Worker)?;
+        let response = sender.send_request(request).await.map_err(PoolError::Worker)?;
         let (mut parts, incoming) = response.into_parts();
         // Read it all now: the worker is released when its response is in hand, whatever the
         // client's pace. A chunked body cut short by a crash is an error here, never a response.
-        let bytes = incoming
-            .collect()
-            .await
-            .map_err(PoolError::Worker)?
-            .to_bytes();
+        let bytes = incoming.collect().await.map_err(PoolError::Worker)?.to_bytes();
         driver.abort();
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.remove("x-powered-by");
         parts.headers.remove(header::SERVER);
-        let local_redirect = parts
-            .headers
-            .get(wire::LOCAL_REDIRECT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let local_redirect =
+            parts.headers.get(wire::LOCAL_REDIRECT).and_then(|v| v.to_str().ok()).map(str::to_string);
         remove_internal(&mut parts.headers);
         parts.version = Version::HTTP_11;
         let response = Response::from_parts(parts, body::full(bytes));
@@ -214,28 +195,13 @@ impl PoolClient {
 
 /// Builds the request a worker sees: origin-form target, Host, exactly one Content-Length,
 /// `Connection: close`, the forwarding headers, and none of the client's hop-by-hop headers.
-fn normalize(
-    parts: &http::request::Parts,
-    body_len: u64,
-    client: &ClientFacts,
-) -> http::request::Parts {
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/")
-        .to_string();
+fn normalize(parts: &http::request::Parts, body_len: u64, client: &ClientFacts) -> http::request::Parts {
+    let target = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
     let host = parts
         .uri
         .authority()
         .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        });
+        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string));
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
     for name in EDGE_OWNED {
@@ -245,11 +211,7 @@ fn normalize(
     headers.remove(header::CONTENT_LENGTH);
     headers.remove(header::HOST);
     headers.remove(header::UPGRADE);
-    let proto = if client.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
+    let proto = if client.tls.is_some() { "https" } else { "http" };
     let mut set = |name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(HeaderName::from_static(name), value);
@@ -264,10 +226,7 @@ fn normalize(
     set("x-forwarded-for", client.peer.ip().to_string());
     set("x-forwarded-proto", proto.to_string());
     set("x-forwarded-port", client.local.port().to_string());
-    set(
-        "forwarded",
-        format!("for=\"{}\";proto={proto}", client.peer),
-    );
+    set("forwarded", format!("for=\"{}\";proto={proto}", client.peer));
     set("x-request-id", request_id(&parts.headers));
     if let Some(tls) = &client.tls {
         set(wire::SSL_PROTOCOL, tls.protocol.to_string());
@@ -279,9 +238,7 @@ fn normalize(
     }
     let mut request = Request::new(());
     *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = target
-        .parse()
-        .unwrap_or_else(|_| http::Uri::from_static("/"));
+    *request.uri_mut() = target.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
     request.into_parts().0
@@ -290,15 +247,9 @@ fn normalize(
 /// The request id the worker sees: the client's own `X-Request-Id` when it is a plain token (so
 /// a device can use it as an idempotency key across retries), otherwise one made here.
 fn request_id(headers: &HeaderMap) -> String {
-    let client = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| {
-            (1..=128).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        });
+    let client = headers.get("x-request-id").and_then(|v| v.to_str().ok()).filter(|id| {
+        (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    });
     match client {
         Some(id) => id.to_string(),
         None => new_request_id(),
@@ -309,20 +260,16 @@ fn request_id(headers: &HeaderMap) -> String {
 fn new_request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros());
+    let micros =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{:x}-{micros:x}-{n:x}", std::process::id())
 }
 
 /// Removes every `x-weir-*` header: they are weir's own, never a client's or a script's.
 pub fn remove_internal(headers: &mut HeaderMap) {
-    let internal: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| wire::is_internal(name.as_str()))
-        .cloned()
-        .collect();
+    let internal: Vec<HeaderName> =
+        headers.keys().filter(|name| wire::is_internal(name.as_str())).cloned().collect();
     for name in internal {
         headers.remove(name);
     }
@@ -386,10 +333,7 @@ mod tests {
         assert!(h.get("x-secret").is_none());
         assert!(h.get("transfer-encoding").is_none());
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
-        assert_eq!(
-            h["x-weir-ssl-client-s-dn"], "CN=meter-7,O=Water",
-            "the edge's, not the forged one"
-        );
+        assert_eq!(h["x-weir-ssl-client-s-dn"], "CN=meter-7,O=Water", "the edge's, not the forged one");
         assert_eq!(h["x-weir-ssl-protocol"], "TLSv1.3");
         assert_eq!(h["x-request-id"], "device-42:retry.1");
         let mut bad = HeaderMap::new();

@@ -41,10 +41,7 @@ const V2_MAX_PAYLOAD: usize = 536;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxiedAddress {
     /// The real client and the address it connected to.
-    Proxied {
-        client: SocketAddr,
-        destination: SocketAddr,
-    },
+    Proxied { client: SocketAddr, destination: SocketAddr },
     /// v1 "PROXY UNKNOWN" or v2 LOCAL command (health checks from the proxy itself): keep the
     /// socket's own peer address.
     Local,
@@ -80,9 +77,7 @@ pub async fn read_header<S: AsyncRead + Unpin>(
     }
 }
 
-async fn read_any<S: AsyncRead + Unpin>(
-    stream: &mut S,
-) -> Result<ProxiedAddress, ProxyHeaderError> {
+async fn read_any<S: AsyncRead + Unpin>(stream: &mut S) -> Result<ProxiedAddress, ProxyHeaderError> {
     let mut start = [0u8; V2_SIGNATURE.len()];
     fill(stream, &mut start).await?;
     if start == V2_SIGNATURE {
@@ -95,15 +90,12 @@ async fn read_any<S: AsyncRead + Unpin>(
 }
 
 /// `read_exact`, with an early end of stream reported as an invalid header.
-async fn fill<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    buf: &mut [u8],
-) -> Result<(), ProxyHeaderError> {
+async fn fill<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut [u8]) -> Result<(), ProxyHeaderError> {
     match stream.read_exact(buf).await {
         Ok(_) => Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Err(
-            ProxyHeaderError::Invalid("the connection closed inside the PROXY header"),
-        ),
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(ProxyHeaderError::Invalid("the connection closed inside the PROXY header"))
+        }
         Err(error) => Err(ProxyHeaderError::Io(error)),
     }
 }
@@ -117,14 +109,9 @@ async fn read_v1<S: AsyncRead + Unpin>(
     let mut len = start.len();
     loop {
         let filled = &line[..len];
-        let body = filled
-            .strip_suffix(b"\r\n")
-            .or_else(|| filled.strip_suffix(b"\r"))
-            .unwrap_or(filled);
+        let body = filled.strip_suffix(b"\r\n").or_else(|| filled.strip_suffix(b"\r")).unwrap_or(filled);
         if body.iter().any(|&b| b == b'\r' || b == b'\n') {
-            return Err(ProxyHeaderError::Invalid(
-                "stray CR or LF in a PROXY v1 header",
-            ));
+            return Err(ProxyHeaderError::Invalid("stray CR or LF in a PROXY v1 header"));
         }
         if filled.ends_with(b"\r\n") {
             return parse_v1(filled);
@@ -133,10 +120,7 @@ async fn read_v1<S: AsyncRead + Unpin>(
         // that many bytes never takes one beyond the CRLF.
         let want = if filled.ends_with(b"\r") { 1 } else { 2 };
         let Some(next) = line.get_mut(len..len + want) else {
-            return Err(ProxyHeaderError::TooLong {
-                version: 1,
-                limit: V1_MAX_LEN,
-            });
+            return Err(ProxyHeaderError::TooLong { version: 1, limit: V1_MAX_LEN });
         };
         fill(stream, next).await?;
         len += want;
@@ -155,19 +139,14 @@ fn parse_v1(header: &[u8]) -> Result<ProxiedAddress, ProxyHeaderError> {
     }
     // Only a port could carry a sign that `ppp` (`u16::from_str`) lets through.
     if header.contains(&b'+') {
-        return Err(ProxyHeaderError::Invalid(
-            "signed port in a PROXY v1 header",
-        ));
+        return Err(ProxyHeaderError::Invalid("signed port in a PROXY v1 header"));
     }
     let parsed = ppp::v1::Header::try_from(header).map_err(|error| {
         ProxyHeaderError::Invalid(match error {
             BinaryParseError::InvalidUtf8(_) => "PROXY v1 header is not text",
             BinaryParseError::Parse(error) => match error {
                 ParseError::HeaderTooLong => {
-                    return ProxyHeaderError::TooLong {
-                        version: 1,
-                        limit: V1_MAX_LEN,
-                    }
+                    return ProxyHeaderError::TooLong { version: 1, limit: V1_MAX_LEN }
                 }
                 ParseError::InvalidPrefix | ParseError::MissingPrefix => {
                     "PROXY v1 header does not start with \"PROXY \""
@@ -178,8 +157,7 @@ fn parse_v1(header: &[u8]) -> Result<ProxiedAddress, ProxyHeaderError> {
                 ParseError::InvalidSourceAddress(_) | ParseError::MissingSourceAddress => {
                     "bad source address for the family in a PROXY v1 header"
                 }
-                ParseError::InvalidDestinationAddress(_)
-                | ParseError::MissingDestinationAddress => {
+                ParseError::InvalidDestinationAddress(_) | ParseError::MissingDestinationAddress => {
                     "bad destination address for the family in a PROXY v1 header"
                 }
                 ParseError::InvalidSourcePort(_) | ParseError::MissingSourcePort => {
@@ -218,9 +196,7 @@ async fn read_v2<S: AsyncRead + Unpin>(stream: &mut S) -> Result<ProxiedAddress,
     let [version_command, family_protocol, len_hi, len_lo] = fixed;
 
     if version_command >> 4 != 2 {
-        return Err(ProxyHeaderError::Invalid(
-            "PROXY v2 signature with a version other than 2",
-        ));
+        return Err(ProxyHeaderError::Invalid("PROXY v2 signature with a version other than 2"));
     }
     let local = match version_command & 0x0f {
         0 => true,
@@ -229,17 +205,11 @@ async fn read_v2<S: AsyncRead + Unpin>(stream: &mut S) -> Result<ProxiedAddress,
     };
     let length = usize::from(u16::from_be_bytes([len_hi, len_lo]));
     if length > V2_MAX_PAYLOAD {
-        return Err(ProxyHeaderError::TooLong {
-            version: 2,
-            limit: V2_MAX_PAYLOAD,
-        });
+        return Err(ProxyHeaderError::TooLong { version: 2, limit: V2_MAX_PAYLOAD });
     }
     let end = V2_FIXED_LEN + length;
     let Some(payload) = header.get_mut(V2_FIXED_LEN..end) else {
-        return Err(ProxyHeaderError::TooLong {
-            version: 2,
-            limit: V2_MAX_PAYLOAD,
-        });
+        return Err(ProxyHeaderError::TooLong { version: 2, limit: V2_MAX_PAYLOAD });
     };
     fill(stream, payload).await?;
 
@@ -255,15 +225,9 @@ async fn read_v2<S: AsyncRead + Unpin>(stream: &mut S) -> Result<ProxiedAddress,
         0x11 | 0x21 => {}
         // UDP over IPv4/IPv6, UNIX stream/datagram: not what a TLS listener serves.
         0x12 | 0x22 | 0x31 | 0x32 => {
-            return Err(ProxyHeaderError::Invalid(
-                "PROXY v2 header for a non-TCP connection",
-            ))
+            return Err(ProxyHeaderError::Invalid("PROXY v2 header for a non-TCP connection"))
         }
-        _ => {
-            return Err(ProxyHeaderError::Invalid(
-                "undefined family or protocol in a PROXY v2 header",
-            ))
-        }
+        _ => return Err(ProxyHeaderError::Invalid("undefined family or protocol in a PROXY v2 header")),
     }
     let Some(bytes) = header.get(..end) else {
         return Err(ProxyHeaderError::Invalid("malformed PROXY v2 header"));
@@ -284,9 +248,9 @@ async fn read_v2<S: AsyncRead + Unpin>(stream: &mut S) -> Result<ProxiedAddress,
             client: SocketAddrV6::new(a.source_address, a.source_port, 0, 0).into(),
             destination: SocketAddrV6::new(a.destination_address, a.destination_port, 0, 0).into(),
         }),
-        Addresses::Unspecified | Addresses::Unix(_) => Err(ProxyHeaderError::Invalid(
-            "PROXY v2 header for a non-TCP connection",
-        )),
+        Addresses::Unspecified | Addresses::Unix(_) => {
+            Err(ProxyHeaderError::Invalid("PROXY v2 header for a non-TCP connection"))
+        }
     }
 }
 
@@ -297,9 +261,7 @@ mod tests {
 
     const DEADLINE: Duration = Duration::from_secs(5);
     /// The first bytes of a TLS ClientHello record.
-    const CLIENT_HELLO: &[u8] = &[
-        0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
-    ];
+    const CLIENT_HELLO: &[u8] = &[0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03];
 
     /// Reads a header from `input` and returns the result and the bytes left unread.
     async fn read(input: &[u8]) -> (Result<ProxiedAddress, ProxyHeaderError>, Vec<u8>) {
@@ -350,47 +312,29 @@ mod tests {
 
     #[tokio::test]
     async fn v1_tcp4() {
-        let (result, rest) = read(&with_hello(
-            b"PROXY TCP4 192.0.2.10 198.51.100.1 51234 443\r\n",
-        ))
-        .await;
-        assert_eq!(
-            result.expect("valid"),
-            proxied("192.0.2.10:51234", "198.51.100.1:443")
-        );
+        let (result, rest) = read(&with_hello(b"PROXY TCP4 192.0.2.10 198.51.100.1 51234 443\r\n")).await;
+        assert_eq!(result.expect("valid"), proxied("192.0.2.10:51234", "198.51.100.1:443"));
         assert_eq!(rest, CLIENT_HELLO);
     }
 
     #[tokio::test]
     async fn v1_tcp6() {
-        let (result, rest) = read(&with_hello(
-            b"PROXY TCP6 2001:db8::1 2001:db8::2:3 40000 8443\r\n",
-        ))
-        .await;
-        assert_eq!(
-            result.expect("valid"),
-            proxied("[2001:db8::1]:40000", "[2001:db8::2:3]:8443")
-        );
+        let (result, rest) = read(&with_hello(b"PROXY TCP6 2001:db8::1 2001:db8::2:3 40000 8443\r\n")).await;
+        assert_eq!(result.expect("valid"), proxied("[2001:db8::1]:40000", "[2001:db8::2:3]:8443"));
         assert_eq!(rest, CLIENT_HELLO);
     }
 
     #[tokio::test]
     async fn v1_port_bounds() {
         let (result, _) = read(b"PROXY TCP4 0.0.0.0 255.255.255.255 0 65535\r\n").await;
-        assert_eq!(
-            result.expect("valid"),
-            proxied("0.0.0.0:0", "255.255.255.255:65535")
-        );
+        assert_eq!(result.expect("valid"), proxied("0.0.0.0:0", "255.255.255.255:65535"));
     }
 
     #[tokio::test]
     async fn v1_longest_tcp6() {
         let header = b"PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
         let (result, rest) = read(&with_hello(header)).await;
-        assert!(
-            matches!(result, Ok(ProxiedAddress::Proxied { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Ok(ProxiedAddress::Proxied { .. })), "{result:?}");
         assert_eq!(rest, CLIENT_HELLO);
     }
 
@@ -414,26 +358,14 @@ mod tests {
         header.extend_from_slice(b"\r\n");
         assert_eq!(header.len(), 107);
         let (result, rest) = read(&with_hello(&header)).await;
-        assert_eq!(
-            result.expect("107 bytes is the limit"),
-            ProxiedAddress::Local
-        );
+        assert_eq!(result.expect("107 bytes is the limit"), ProxiedAddress::Local);
         assert_eq!(rest, CLIENT_HELLO);
 
         let mut header = b"PROXY UNKNOWN ".to_vec();
         header.resize(V1_MAX_LEN - 1, b'x');
         header.extend_from_slice(b"\r\n");
         let (result, _) = read(&header).await;
-        assert!(
-            matches!(
-                result,
-                Err(ProxyHeaderError::TooLong {
-                    version: 1,
-                    limit: 107
-                })
-            ),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ProxyHeaderError::TooLong { version: 1, limit: 107 })), "{result:?}");
     }
 
     #[tokio::test]
@@ -441,10 +373,7 @@ mod tests {
         let mut header = b"PROXY TCP4 ".to_vec();
         header.resize(300, b'1');
         let (result, rest) = read(&header).await;
-        assert!(
-            matches!(result, Err(ProxyHeaderError::TooLong { version: 1, .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ProxyHeaderError::TooLong { version: 1, .. })), "{result:?}");
         // It gave up at the limit rather than reading on.
         assert_eq!(rest.len(), 300 - V1_MAX_LEN + 1);
     }
@@ -485,20 +414,14 @@ mod tests {
     #[tokio::test]
     async fn v2_proxy_ipv4() {
         let (result, rest) = read(&with_hello(&v2(0x21, 0x11, &v2_ipv4_payload()))).await;
-        assert_eq!(
-            result.expect("valid"),
-            proxied("192.0.2.10:51234", "198.51.100.1:443")
-        );
+        assert_eq!(result.expect("valid"), proxied("192.0.2.10:51234", "198.51.100.1:443"));
         assert_eq!(rest, CLIENT_HELLO);
     }
 
     #[tokio::test]
     async fn v2_proxy_ipv6() {
         let (result, rest) = read(&with_hello(&v2(0x21, 0x21, &v2_ipv6_payload()))).await;
-        assert_eq!(
-            result.expect("valid"),
-            proxied("[2001:db8::1]:40000", "[2001:db8::2:3]:8443")
-        );
+        assert_eq!(result.expect("valid"), proxied("[2001:db8::1]:40000", "[2001:db8::2:3]:8443"));
         assert_eq!(rest, CLIENT_HELLO);
     }
 
@@ -533,10 +456,7 @@ mod tests {
         payload.extend_from_slice(&[0x04, 0x00, 0x03, 0, 0, 0]);
         payload.extend_from_slice(&[0x05, 0x00, 0x04, 1, 2, 3, 4]);
         let (result, rest) = read(&with_hello(&v2(0x21, 0x11, &payload))).await;
-        assert_eq!(
-            result.expect("valid"),
-            proxied("192.0.2.10:51234", "198.51.100.1:443")
-        );
+        assert_eq!(result.expect("valid"), proxied("192.0.2.10:51234", "198.51.100.1:443"));
         assert_eq!(rest, CLIENT_HELLO);
 
         let mut payload = v2_ipv6_payload();
@@ -572,10 +492,7 @@ mod tests {
             v2(0x21, 0x21, &ipv4),
         ] {
             let (result, _) = read(&with_hello(&header)).await;
-            assert!(
-                matches!(result, Err(ProxyHeaderError::Invalid(_))),
-                "{header:x?}: {result:?}"
-            );
+            assert!(matches!(result, Err(ProxyHeaderError::Invalid(_))), "{header:x?}: {result:?}");
         }
     }
 
@@ -585,23 +502,11 @@ mod tests {
         header[14..16].copy_from_slice(&537u16.to_be_bytes());
         header.extend_from_slice(&[0; 600]);
         let (result, _) = read(&header).await;
-        assert!(
-            matches!(
-                result,
-                Err(ProxyHeaderError::TooLong {
-                    version: 2,
-                    limit: 536
-                })
-            ),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ProxyHeaderError::TooLong { version: 2, limit: 536 })), "{result:?}");
 
         header[14..16].copy_from_slice(&u16::MAX.to_be_bytes());
         let (result, _) = read(&header).await;
-        assert!(
-            matches!(result, Err(ProxyHeaderError::TooLong { version: 2, .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ProxyHeaderError::TooLong { version: 2, .. })), "{result:?}");
     }
 
     #[tokio::test]
@@ -609,10 +514,7 @@ mod tests {
         let header = v2(0x21, 0x21, &v2_ipv6_payload());
         for cut in [1, 5, 11, 12, 13, 15, 16, 20, header.len() - 1] {
             let (result, _) = read(&header[..cut]).await;
-            assert!(
-                matches!(result, Err(ProxyHeaderError::Invalid(_))),
-                "cut at {cut}: {result:?}"
-            );
+            assert!(matches!(result, Err(ProxyHeaderError::Invalid(_))), "cut at {cut}: {result:?}");
         }
     }
 
@@ -629,10 +531,7 @@ mod tests {
             b"PROXYTCP4 192.0.2.10 198.51.100.1 51234 443\r\n",
         ] {
             let (result, _) = read(input).await;
-            assert!(
-                matches!(result, Err(ProxyHeaderError::Invalid(_))),
-                "{input:x?}: {result:?}"
-            );
+            assert!(matches!(result, Err(ProxyHeaderError::Invalid(_))), "{input:x?}: {result:?}");
         }
         // Pseudo-random bytes (xorshift), reproducible.
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -646,10 +545,7 @@ mod tests {
                 })
                 .collect();
             let (result, _) = read(&input).await;
-            assert!(
-                matches!(result, Err(ProxyHeaderError::Invalid(_))),
-                "{input:x?}: {result:?}"
-            );
+            assert!(matches!(result, Err(ProxyHeaderError::Invalid(_))), "{input:x?}: {result:?}");
         }
     }
 
@@ -687,27 +583,19 @@ mod tests {
         let deadline = Duration::from_millis(100);
         let started = std::time::Instant::now();
         let result = read_header(&mut server, deadline).await;
-        assert!(
-            matches!(result, Err(ProxyHeaderError::Timeout(d)) if d == deadline),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ProxyHeaderError::Timeout(d)) if d == deadline), "{result:?}");
         assert!(started.elapsed() >= deadline);
         assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[tokio::test]
     async fn stalled_header_times_out() {
-        for partial in [
-            b"PROXY TCP4 192.0.2.10 ".to_vec(),
-            v2(0x21, 0x11, &v2_ipv4_payload())[..20].to_vec(),
-        ] {
+        for partial in [b"PROXY TCP4 192.0.2.10 ".to_vec(), v2(0x21, 0x11, &v2_ipv4_payload())[..20].to_vec()]
+        {
             let (mut client, mut server) = tokio::io::duplex(256);
             client.write_all(&partial).await.expect("write");
             let result = read_header(&mut server, Duration::from_millis(100)).await;
-            assert!(
-                matches!(result, Err(ProxyHeaderError::Timeout(_))),
-                "{result:?}"
-            );
+            assert!(matches!(result, Err(ProxyHeaderError::Timeout(_))), "{result:?}");
         }
     }
 
@@ -717,17 +605,11 @@ mod tests {
             ProxyHeaderError::Io(io::Error::other("boom")),
             ProxyHeaderError::Timeout(Duration::from_millis(100)),
             ProxyHeaderError::Invalid("not a PROXY protocol header"),
-            ProxyHeaderError::TooLong {
-                version: 1,
-                limit: 107,
-            },
+            ProxyHeaderError::TooLong { version: 1, limit: 107 },
         ];
         for error in errors {
             let text = error.to_string();
-            assert!(
-                text.starts_with(|c: char| !c.is_ascii_uppercase()),
-                "{text}"
-            );
+            assert!(text.starts_with(|c: char| !c.is_ascii_uppercase()), "{text}");
         }
     }
 }

@@ -53,20 +53,10 @@ impl StageClock {
         let (cap, per_byte_us) = match config.min_rate {
             // Without a maximum, MinRate may extend the deadline without bound (as in
             // mod_reqtimeout), which is what a slow but steady device needs.
-            Some(rate) => (
-                Some(config.max.unwrap_or(Duration::MAX)),
-                1_000_000 / rate.max(1),
-            ),
+            Some(rate) => (Some(config.max.unwrap_or(Duration::MAX)), 1_000_000 / rate.max(1)),
             None => (None, 0),
         };
-        Some(StageClock {
-            stage,
-            started: now,
-            initial: config.initial,
-            cap,
-            per_byte_us,
-            bytes: 0,
-        })
+        Some(StageClock { stage, started: now, initial: config.initial, cap, per_byte_us, bytes: 0 })
     }
 
     /// Counts bytes received in this stage.
@@ -133,11 +123,7 @@ mod tests {
         clock.received(50);
         assert_eq!(clock.deadline() - now, Duration::from_millis(3500));
         clock.received(10_000);
-        assert_eq!(
-            clock.deadline() - now,
-            Duration::from_secs(6),
-            "never past the maximum"
-        );
+        assert_eq!(clock.deadline() - now, Duration::from_secs(6), "never past the maximum");
     }
 
     #[test]
@@ -167,11 +153,7 @@ mod tests {
         assert!(StageClock::start_at(Stage::Body, &StageTimeout::fixed(0), now).is_none());
         let mut unbounded = StageClock::start_at(
             Stage::Body,
-            &StageTimeout {
-                initial: Duration::from_secs(20),
-                max: None,
-                min_rate: Some(500),
-            },
+            &StageTimeout { initial: Duration::from_secs(20), max: None, min_rate: Some(500) },
             now,
         )
         .unwrap();

@@ -76,12 +76,7 @@ pub struct BodyBuffer {
 
 impl BodyBuffer {
     pub fn new(limit: u64) -> BodyBuffer {
-        BodyBuffer {
-            memory: Vec::new(),
-            file: None,
-            len: 0,
-            limit,
-        }
+        BodyBuffer { memory: Vec::new(), file: None, len: 0, limit }
     }
 
     /// Appends bytes; fails as soon as the total passes the limit.
@@ -111,10 +106,7 @@ impl BodyBuffer {
             Some(mut file) => {
                 use std::io::Seek;
                 file.rewind().map_err(BodyError::Storage)?;
-                Ok(RequestBody::File {
-                    file,
-                    len: self.len,
-                })
+                Ok(RequestBody::File { file, len: self.len })
             }
             None => Ok(RequestBody::Memory(Bytes::from(self.memory))),
         }
@@ -136,15 +128,13 @@ pub async fn read_incoming(
     let mut buffer = BodyBuffer::new(limit);
     loop {
         let frame = match &clock {
-            Some(running) => {
-                match tokio::time::timeout_at(running.deadline(), incoming.frame()).await {
-                    Ok(frame) => frame,
-                    Err(_) => {
-                        log_expiry(running, client);
-                        return Err(BodyError::Timeout);
-                    }
+            Some(running) => match tokio::time::timeout_at(running.deadline(), incoming.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => {
+                    log_expiry(running, client);
+                    return Err(BodyError::Timeout);
                 }
-            }
+            },
             None => incoming.frame().await,
         };
         let Some(frame) = frame else { break };

@@ -16,29 +16,16 @@ pub struct PoolRoutes {
 impl PoolRoutes {
     pub fn new(config: &Config, handler_paths: Vec<String>) -> PoolRoutes {
         PoolRoutes {
-            script_prefixes: config
-                .script_aliases
-                .iter()
-                .map(|a| a.url_prefix.clone())
-                .collect(),
+            script_prefixes: config.script_aliases.iter().map(|a| a.url_prefix.clone()).collect(),
             handler_paths,
-            code_extensions: config
-                .cgi_interpreters
-                .iter()
-                .map(|(ext, _)| ext.clone())
-                .collect(),
+            code_extensions: config.cgi_interpreters.iter().map(|(ext, _)| ext.clone()).collect(),
         }
     }
 
     /// Whether a (still encoded) URL path goes to the pool.
     pub fn to_pool(&self, path: &str) -> bool {
-        self.script_prefixes
-            .iter()
-            .any(|prefix| path.starts_with(prefix.as_str()))
-            || self
-                .handler_paths
-                .iter()
-                .any(|route| wire::route_matches(route, path))
+        self.script_prefixes.iter().any(|prefix| path.starts_with(prefix.as_str()))
+            || self.handler_paths.iter().any(|route| wire::route_matches(route, path))
             || path.split('/').any(|segment| {
                 let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
                 self.is_code(&decoded)
@@ -47,9 +34,9 @@ impl PoolRoutes {
 
     /// Whether a file name has an interpreter's extension: such a file is run, never sent.
     pub fn is_code(&self, name: &str) -> bool {
-        self.code_extensions.iter().any(|ext| {
-            name.len() > ext.len() && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext)
-        })
+        self.code_extensions
+            .iter()
+            .any(|ext| name.len() > ext.len() && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext))
     }
 }
 

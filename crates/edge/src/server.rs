@@ -99,10 +99,7 @@ pub async fn serve(
     }
     edge.draining.cancel();
     edge.connections.close();
-    if tokio::time::timeout(drain, edge.connections.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(drain, edge.connections.wait()).await.is_err() {
         tracing::warn!(
             open = edge.limits.total(),
             "connections still open after GracefulShutdownTimeout; closing them"
@@ -165,9 +162,8 @@ async fn connection(
     let deadline = clock.as_ref().map(|c| c.deadline());
     let mut peer = peer;
     if listener.proxy_protocol {
-        let budget = deadline.map_or(Duration::from_secs(10), |d| {
-            d.saturating_duration_since(Instant::now())
-        });
+        let budget =
+            deadline.map_or(Duration::from_secs(10), |d| d.saturating_duration_since(Instant::now()));
         match proxy_protocol::read_header(&mut stream, budget).await {
             Ok(ProxiedAddress::Proxied { client, .. }) => {
                 peer = client;
@@ -187,11 +183,7 @@ async fn connection(
         }
     }
     let Some(acceptor) = &listener.tls else {
-        let facts = ClientFacts {
-            peer,
-            local,
-            tls: None,
-        };
+        let facts = ClientFacts { peer, local, tls: None };
         let io = StallGuard::new(stream, edge.write_timeout);
         h1::serve(io, &edge.site, &facts, &edge.h1, &edge.draining).await;
         return Some(slot);
@@ -224,11 +216,7 @@ async fn connection(
     drop(_permit);
     let connection = tls_stream.get_ref().1;
     let h2 = connection.alpn_protocol() == Some(b"h2");
-    let facts = ClientFacts {
-        peer,
-        local,
-        tls: Some(TlsInfo::of(connection)),
-    };
+    let facts = ClientFacts { peer, local, tls: Some(TlsInfo::of(connection)) };
     let io = StallGuard::new(tls_stream, edge.write_timeout);
     if h2 {
         serve_h2(io, edge, facts).await;
@@ -278,11 +266,8 @@ where
     // KeepAliveTimeout, whichever is longer) gets GOAWAY: a client dribbling HEADERS or
     // CONTINUATION frames never reaches the service, so this is what stops it.
     let header = &edge.h1.read_timeout.header;
-    let idle_limit = header
-        .max
-        .unwrap_or(header.initial)
-        .max(edge.h1.keep_alive_timeout)
-        .max(Duration::from_secs(1));
+    let idle_limit =
+        header.max.unwrap_or(header.initial).max(edge.h1.keep_alive_timeout).max(Duration::from_secs(1));
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut closing = false;
     loop {
@@ -322,9 +307,7 @@ async fn h2_request(
         return site.refuse(facts, &line, refused);
     }
     let clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
-    match request_body::read_incoming(incoming, settings.limit_request_body, clock, facts.peer)
-        .await
-    {
+    match request_body::read_incoming(incoming, settings.limit_request_body, clock, facts.peer).await {
         Ok(body) => site.handle(facts, parts, body).await,
         Err(error) => site.refuse(facts, &line, crate::body::error_page(error.status())),
     }

@@ -51,36 +51,20 @@ impl Site {
         let wait = self.rate.as_ref()?.check(facts.peer.ip()).err()?;
         let mut response = body::error_page(StatusCode::TOO_MANY_REQUESTS);
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         Some(response)
     }
 
     /// Answers one complete request. Never fails: every error becomes a status here.
-    pub async fn handle(
-        &self,
-        facts: &ClientFacts,
-        parts: Parts,
-        body: RequestBody,
-    ) -> Response<Body> {
+    pub async fn handle(&self, facts: &ClientFacts, parts: Parts, body: RequestBody) -> Response<Body> {
         let started = SystemTime::now();
         let request_line = request_line(&parts);
         let referer = header_text(&parts, header::REFERER);
         let user_agent = header_text(&parts, header::USER_AGENT);
-        let response = match self.rate_limited(facts) {
-            Some(refused) => refused,
-            None => self.route(facts, parts, body).await,
-        };
+        // RateLimit was checked where the head was read (h1 and h2 both), before the body.
+        let response = self.route(facts, parts, body).await;
         let response = self.apply_policy(response);
-        self.log(
-            facts,
-            started,
-            &request_line,
-            &response,
-            referer.as_deref(),
-            user_agent.as_deref(),
-        );
+        self.log(facts, started, &request_line, &response, referer.as_deref(), user_agent.as_deref());
         response
     }
 
@@ -93,23 +77,11 @@ impl Site {
         response: Response<Body>,
     ) -> Response<Body> {
         let response = self.apply_policy(response);
-        self.log(
-            facts,
-            SystemTime::now(),
-            request_line,
-            &response,
-            None,
-            None,
-        );
+        self.log(facts, SystemTime::now(), request_line, &response, None, None);
         response
     }
 
-    async fn route(
-        &self,
-        facts: &ClientFacts,
-        mut parts: Parts,
-        body: RequestBody,
-    ) -> Response<Body> {
+    async fn route(&self, facts: &ClientFacts, mut parts: Parts, body: RequestBody) -> Response<Body> {
         if parts.method == Method::TRACE {
             return if self.trace_enable {
                 trace_echo(&parts)
@@ -123,11 +95,7 @@ impl Site {
             let to_pool = if self.routes.to_pool(&path) {
                 path
             } else {
-                match self
-                    .static_files
-                    .serve(&parts.method, &path, &parts.headers)
-                    .await
-                {
+                match self.static_files.serve(&parts.method, &path, &parts.headers).await {
                     Served::Response(response) => return response,
                     Served::Code(index) => index,
                 }
@@ -145,10 +113,7 @@ impl Site {
                 Ok(PoolAnswer::Response(response)) => return response,
                 Ok(PoolAnswer::LocalRedirect(target)) => {
                     // RFC 3875 6.2.2: answer as a GET of the new local target.
-                    let Some(uri) = target
-                        .parse::<http::Uri>()
-                        .ok()
-                        .filter(|_| target.starts_with('/'))
+                    let Some(uri) = target.parse::<http::Uri>().ok().filter(|_| target.starts_with('/'))
                     else {
                         return body::error_page(StatusCode::INTERNAL_SERVER_ERROR);
                     };
@@ -175,14 +140,11 @@ impl Site {
             Err(refused) => {
                 tracing::debug!(?refused, uri = %parts.uri, "no worker free in time");
                 let mut response = body::error_page(StatusCode::SERVICE_UNAVAILABLE);
-                response.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from(self.admission.retry_after()),
-                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(self.admission.retry_after()));
                 if refused == Refused::QueueFull {
-                    response
-                        .headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
                 return Err(response);
             }
@@ -196,9 +158,7 @@ impl Site {
     /// Server per ServerTokens, the `Header` rules, and the signature on edge-made error pages.
     fn apply_policy(&self, mut response: Response<Body>) -> Response<Body> {
         let status = response.status();
-        if self.signature != ServerSignature::Off
-            && response.extensions().get::<EdgePage>().is_some()
-        {
+        if self.signature != ServerSignature::Off && response.extensions().get::<EdgePage>().is_some() {
             response = body::error_page_signed(status, &self.server_header);
         }
         let headers = response.headers_mut();
@@ -272,27 +232,16 @@ pub fn request_line(parts: &Parts) -> String {
 }
 
 fn header_text(parts: &Parts, name: header::HeaderName) -> Option<String> {
-    parts
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 /// `TraceEnable On`: the request head, echoed as `message/http` (RFC 9110 9.3.8).
 fn trace_echo(parts: &Parts) -> Response<Body> {
     let mut text = format!("{}\r\n", request_line(parts));
     for (name, value) in &parts.headers {
-        text.push_str(&format!(
-            "{}: {}\r\n",
-            name,
-            String::from_utf8_lossy(value.as_bytes())
-        ));
+        text.push_str(&format!("{}: {}\r\n", name, String::from_utf8_lossy(value.as_bytes())));
     }
     let mut response = Response::new(body::full(text));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("message/http"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("message/http"));
     response
 }

@@ -21,11 +21,7 @@ pub struct StallGuard<IO> {
 
 impl<IO> StallGuard<IO> {
     pub fn new(inner: IO, timeout: Duration) -> Self {
-        StallGuard {
-            inner,
-            timeout,
-            stalled: None,
-        }
+        StallGuard { inner, timeout, stalled: None }
     }
 
     pub fn get_ref(&self) -> &IO {
@@ -41,9 +37,9 @@ impl<IO> StallGuard<IO> {
             }
             Poll::Pending => {
                 let timeout = self.timeout;
-                let sleep = self.stalled.get_or_insert_with(|| {
-                    Box::pin(tokio::time::sleep_until(Instant::now() + timeout))
-                });
+                let sleep = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + timeout)));
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -67,11 +63,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for StallGuard<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for StallGuard<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.check(cx, poll)
     }

@@ -40,9 +40,7 @@ impl StaticFiles {
     /// Answers a GET or HEAD for `raw_path` (still percent-encoded).
     pub async fn serve(&self, method: &Method, raw_path: &str, headers: &HeaderMap) -> Served {
         let mut index_name = None;
-        let response = self
-            .respond(method, raw_path, headers, &mut index_name)
-            .await;
+        let response = self.respond(method, raw_path, headers, &mut index_name).await;
         match index_name {
             Some(name) if self.routes.is_code(&name) => Served::Code(format!("{raw_path}{name}")),
             _ => Served::Response(response),
@@ -58,9 +56,7 @@ impl StaticFiles {
     ) -> Response<Body> {
         if method != Method::GET && method != Method::HEAD {
             let mut response = body::error_page(StatusCode::METHOD_NOT_ALLOWED);
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return response;
         }
         let Some(relative) = safe_relative_path(raw_path) else {
@@ -106,10 +102,7 @@ impl StaticFiles {
         if !meta.is_file() {
             return body::error_page(StatusCode::NOT_FOUND);
         }
-        if index_name
-            .as_deref()
-            .is_some_and(|name| self.routes.is_code(name))
-        {
+        if index_name.as_deref().is_some_and(|name| self.routes.is_code(name)) {
             // The caller hands this request to the pool; nothing of the file is sent.
             return body::empty_response();
         }
@@ -124,9 +117,8 @@ impl StaticFiles {
         let size = meta.len();
         let validators = Validators::for_file(size, meta.modified().ok());
         let mime = mime_guess::from_path(&real).first_or_octet_stream();
-        let mut builder = Response::builder()
-            .header(header::ETAG, &validators.etag)
-            .header(header::ACCEPT_RANGES, "bytes");
+        let mut builder =
+            Response::builder().header(header::ETAG, &validators.etag).header(header::ACCEPT_RANGES, "bytes");
         if let Some(modified) = validators.modified {
             builder = builder.header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
         }
@@ -139,9 +131,7 @@ impl StaticFiles {
                     .body(body::empty())
                     .unwrap_or_else(|_| body::error_page(StatusCode::INTERNAL_SERVER_ERROR));
             }
-            Outcome::PreconditionFailed => {
-                return body::error_page(StatusCode::PRECONDITION_FAILED)
-            }
+            Outcome::PreconditionFailed => return body::error_page(StatusCode::PRECONDITION_FAILED),
             Outcome::Unsatisfiable => {
                 let mut response = body::error_page(StatusCode::RANGE_NOT_SATISFIABLE);
                 if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
@@ -150,20 +140,14 @@ impl StaticFiles {
                 return response;
             }
         };
-        let length = if size == 0 {
-            0
-        } else {
-            range.end() - range.start() + 1
-        };
+        let length = if size == 0 { 0 } else { range.end() - range.start() + 1 };
         builder = builder
             .status(status)
             .header(header::CONTENT_TYPE, mime.as_ref())
             .header(header::CONTENT_LENGTH, length);
         if status == StatusCode::PARTIAL_CONTENT {
-            builder = builder.header(
-                header::CONTENT_RANGE,
-                format!("bytes {}-{}/{size}", range.start(), range.end()),
-            );
+            builder = builder
+                .header(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", range.start(), range.end()));
         }
         let body = if method == Method::HEAD {
             body::empty()
@@ -173,9 +157,7 @@ impl StaticFiles {
                 Err(_) => return body::error_page(StatusCode::INTERNAL_SERVER_ERROR),
             }
         };
-        builder
-            .body(body)
-            .unwrap_or_else(|_| body::error_page(StatusCode::INTERNAL_SERVER_ERROR))
+        builder.body(body).unwrap_or_else(|_| body::error_page(StatusCode::INTERNAL_SERVER_ERROR))
     }
 }
 
@@ -185,8 +167,8 @@ async fn stream_file(mut file: tokio::fs::File, start: u64, length: u64) -> std:
     if start > 0 {
         file.seek(std::io::SeekFrom::Start(start)).await?;
     }
-    let frames = ReaderStream::with_capacity(file.take(length), 64 * 1024)
-        .map(|piece| piece.map(Frame::data));
+    let frames =
+        ReaderStream::with_capacity(file.take(length), 64 * 1024).map(|piece| piece.map(Frame::data));
     Ok(BodyExt::boxed(StreamBody::new(frames)))
 }
 
@@ -198,9 +180,7 @@ pub fn safe_relative_path(raw_path: &str) -> Option<PathBuf> {
     }
     let mut relative = PathBuf::new();
     for segment in raw_path.split('/') {
-        let decoded = percent_encoding::percent_decode_str(segment)
-            .decode_utf8()
-            .ok()?;
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8().ok()?;
         if decoded.contains(['/', '\\', '\0']) || decoded == ".." || decoded == "." {
             return None;
         }
@@ -210,10 +190,7 @@ pub fn safe_relative_path(raw_path: &str) -> Option<PathBuf> {
         relative.push(decoded.as_ref());
     }
     // Belt and braces: the result must be plain names only.
-    relative
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)))
-        .then_some(relative)
+    relative.components().all(|c| matches!(c, Component::Normal(_))).then_some(relative)
 }
 
 fn redirect_to_directory(raw_path: &str) -> Response<Body> {
@@ -248,10 +225,7 @@ mod tests {
         ] {
             assert_eq!(safe_relative_path(bad), None, "{bad}");
         }
-        assert_eq!(
-            safe_relative_path("/a/b%20c.html"),
-            Some(PathBuf::from("a/b c.html"))
-        );
+        assert_eq!(safe_relative_path("/a/b%20c.html"), Some(PathBuf::from("a/b c.html")));
         assert_eq!(safe_relative_path("/"), Some(PathBuf::new()));
         assert_eq!(safe_relative_path(&format!("/{}", "a".repeat(5000))), None);
     }

@@ -54,10 +54,8 @@ pub fn server_config(tls: &Tls, options: &TlsOptions) -> Result<Arc<ServerConfig
             reason: "no PEM certificate in the file".to_string(),
         });
     }
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|error| TlsError::Key {
-        path: key_path.display().to_string(),
-        reason: error.to_string(),
-    })?;
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|error| TlsError::Key { path: key_path.display().to_string(), reason: error.to_string() })?;
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
     if options.versions.tls13 {
         versions.push(&rustls::version::TLS13);
@@ -71,11 +69,8 @@ pub fn server_config(tls: &Tls, options: &TlsOptions) -> Result<Arc<ServerConfig
         mode => builder.with_client_cert_verifier(client_verifier(options, mode)?),
     };
     let mut config = builder.with_single_cert(certs, key)?;
-    config.alpn_protocols = if options.alpn_h2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
+    config.alpn_protocols =
+        if options.alpn_h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     if options.session_tickets {
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     }
@@ -87,17 +82,11 @@ fn client_verifier(
     options: &TlsOptions,
     mode: VerifyClient,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
-    let path = options
-        .client_ca_file
-        .as_ref()
-        .ok_or_else(|| TlsError::ClientCa {
-            path: String::new(),
-            reason: "SSLVerifyClient needs SSLCACertificateFile".to_string(),
-        })?;
-    let fail = |reason: String| TlsError::ClientCa {
-        path: path.display().to_string(),
-        reason,
-    };
+    let path = options.client_ca_file.as_ref().ok_or_else(|| TlsError::ClientCa {
+        path: String::new(),
+        reason: "SSLVerifyClient needs SSLCACertificateFile".to_string(),
+    })?;
+    let fail = |reason: String| TlsError::ClientCa { path: path.display().to_string(), reason };
     let mut roots = rustls::RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
@@ -109,25 +98,14 @@ fn client_verifier(
         return Err(fail("no CA certificate in the file".to_string()));
     }
     let builder = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots));
-    let builder = if mode == VerifyClient::Optional {
-        builder.allow_unauthenticated()
-    } else {
-        builder
-    };
+    let builder = if mode == VerifyClient::Optional { builder.allow_unauthenticated() } else { builder };
     builder.build().map_err(|e| fail(e.to_string()))
 }
 
 /// Writes a self-signed ECDSA P-256 pair for localhost and 127.0.0.1, key mode 0600.
 fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
-    let fail = |reason: String| TlsError::Generate {
-        path: cert_path.display().to_string(),
-        reason,
-    };
-    let names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
+    let fail = |reason: String| TlsError::Generate { path: cert_path.display().to_string(), reason };
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     let pair = rcgen::generate_simple_self_signed(names).map_err(|e| fail(e.to_string()))?;
     if let Some(dir) = cert_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
@@ -135,8 +113,7 @@ fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
     if let Some(dir) = key_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     }
-    write_private(key_path, pair.signing_key.serialize_pem().as_bytes())
-        .map_err(|e| fail(e.to_string()))?;
+    write_private(key_path, pair.signing_key.serialize_pem().as_bytes()).map_err(|e| fail(e.to_string()))?;
     std::fs::write(cert_path, pair.cert.pem()).map_err(|e| fail(e.to_string()))?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed certificate for localhost");
     Ok(())
@@ -145,11 +122,7 @@ fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(bytes)
 }
 
@@ -159,12 +132,10 @@ pub fn subject_dn(der: &[u8]) -> Option<String> {
     let mut parts = Vec::new();
     for rdn in certificate.subject().iter_rdn() {
         for attribute in rdn.iter() {
-            let key = x509_parser::objects::oid2abbrev(
-                attribute.attr_type(),
-                x509_parser::objects::oid_registry(),
-            )
-            .map(str::to_string)
-            .unwrap_or_else(|_| attribute.attr_type().to_id_string());
+            let key =
+                x509_parser::objects::oid2abbrev(attribute.attr_type(), x509_parser::objects::oid_registry())
+                    .map(str::to_string)
+                    .unwrap_or_else(|_| attribute.attr_type().to_id_string());
             let value = attribute.as_str().ok()?;
             parts.push(format!("{key}={}", escape_dn(value)));
         }
@@ -177,8 +148,7 @@ pub fn subject_dn(der: &[u8]) -> Option<String> {
 fn escape_dn(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for (i, c) in value.chars().enumerate() {
-        let edge =
-            (i == 0 && (c == ' ' || c == '#')) || (i + 1 == value.chars().count() && c == ' ');
+        let edge = (i == 0 && (c == ' ' || c == '#')) || (i + 1 == value.chars().count() && c == ' ');
         if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') {
             out.push('\\');
         }

@@ -74,17 +74,13 @@ pub fn fork_child(role: Role, keep: &[RawFd], role_main: impl FnOnce()) -> Resul
 }
 
 fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|dir| dir.count())
-        .unwrap_or(usize::MAX)
+    std::fs::read_dir("/proc/self/task").map(|dir| dir.count()).unwrap_or(usize::MAX)
 }
 
 /// Closes every descriptor above 2 that is not in `keep`.
 fn close_all_except(keep: &[RawFd]) {
     let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(dir) => dir
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-            .collect(),
+        Ok(dir) => dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok()).collect(),
         Err(_) => return,
     };
     // The directory's own descriptor is closed by now; closing it again fails harmlessly.

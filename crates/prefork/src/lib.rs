@@ -11,12 +11,11 @@
 pub mod fork;
 pub mod master;
 pub mod privileges;
-pub mod scoreboard;
 pub mod signals;
 pub mod title;
 pub mod worker;
 
 pub use fork::{fork_child, Role};
 pub use master::PoolSettings;
-pub use scoreboard::{Scoreboard, Slot, State};
+pub use weir_scoreboard::{Scoreboard, Slot, State};
 pub use worker::{AfterConnection, ConnectionHandler};

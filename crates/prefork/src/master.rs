@@ -15,9 +15,9 @@ use weir_conf::RLimits;
 
 use crate::fork::{fork_child, Role};
 use crate::privileges::{self, Account};
-use crate::scoreboard::{now_us, Scoreboard, State};
 use crate::signals::{self, SignalReader};
 use crate::worker::{self, ConnectionHandler, WorkerSettings};
+use weir_scoreboard::{now_us, Recycle, Scoreboard, State};
 
 /// The pool's settings, in Apache's terms.
 #[derive(Debug, Clone)]
@@ -191,10 +191,7 @@ impl Master<'_> {
     }
 
     fn begin_stop(&mut self) {
-        tracing::info!(
-            workers = self.workers.len(),
-            "pool master stopping its workers"
-        );
+        tracing::info!(workers = self.workers.len(), "pool master stopping its workers");
         self.stopping = Some(Instant::now());
         for (pid, worker) in &self.workers {
             if let Some(slot) = self.scoreboard.slot(worker.slot) {
@@ -220,10 +217,7 @@ impl Master<'_> {
                 }
                 Ok(WaitStatus::Signaled(pid, signal, core)) => {
                     let asked = self.stopping.is_some()
-                        || self
-                            .workers
-                            .get(&pid)
-                            .is_some_and(|w| w.terminated.is_some());
+                        || self.workers.get(&pid).is_some_and(|w| w.terminated.is_some());
                     if !asked {
                         let core = if core { ", possible coredump" } else { "" };
                         tracing::warn!(
@@ -244,6 +238,7 @@ impl Master<'_> {
                 }
             }
             if crashed {
+                self.scoreboard.counters().recycle(Recycle::Crash);
                 self.note_crash();
             }
         }
@@ -254,11 +249,7 @@ impl Master<'_> {
     fn note_crash(&mut self) {
         let now = Instant::now();
         self.crashes.push_back(now);
-        while self
-            .crashes
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
-        {
+        while self.crashes.front().is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW) {
             self.crashes.pop_front();
         }
         if self.in_crash_storm() {
@@ -288,9 +279,7 @@ impl Master<'_> {
             return;
         }
         if census.total >= self.settings.max_request_workers {
-            let due = self
-                .busy_logged_at
-                .is_none_or(|t| t.elapsed() >= BUSY_LOG_EVERY);
+            let due = self.busy_logged_at.is_none_or(|t| t.elapsed() >= BUSY_LOG_EVERY);
             if due {
                 tracing::error!(
                     "AH00161: server reached MaxRequestWorkers setting, consider raising the MaxRequestWorkers setting"
@@ -316,15 +305,8 @@ impl Master<'_> {
             self.retire_longest_idle();
             self.spawn_rate = 1;
         } else if idle < self.settings.min_spare_servers {
-            let room = self
-                .settings
-                .max_request_workers
-                .saturating_sub(census.total);
-            let count = if self.in_crash_storm() {
-                1
-            } else {
-                self.spawn_rate
-            };
+            let room = self.settings.max_request_workers.saturating_sub(census.total);
+            let count = if self.in_crash_storm() { 1 } else { self.spawn_rate };
             let count = count.min(room).min(self.settings.min_spare_servers - idle);
             if count >= 8 {
                 tracing::info!(
@@ -358,17 +340,14 @@ impl Master<'_> {
             })
             .min_by_key(|(_, last, forked)| (*last, *forked));
         if let Some((pid, _, _)) = candidate {
+            self.scoreboard.counters().recycle(Recycle::Spare);
             self.retire(pid);
         }
     }
 
     /// Asks a worker to exit after its current request (at once, if idle).
     fn retire(&self, pid: Pid) {
-        if let Some(slot) = self
-            .workers
-            .get(&pid)
-            .and_then(|w| self.scoreboard.slot(w.slot))
-        {
+        if let Some(slot) = self.workers.get(&pid).and_then(|w| self.scoreboard.slot(w.slot)) {
             slot.request_retire();
             let _ = kill(pid, Signal::SIGUSR1);
         }
@@ -380,11 +359,7 @@ impl Master<'_> {
         let asking: Vec<Pid> = self
             .workers
             .iter()
-            .filter(|(_, w)| {
-                self.scoreboard
-                    .slot(w.slot)
-                    .is_some_and(|s| s.wants_recycle())
-            })
+            .filter(|(_, w)| self.scoreboard.slot(w.slot).is_some_and(|s| s.wants_recycle()))
             .map(|(pid, _)| *pid)
             .collect();
         if asking.is_empty() {
@@ -393,25 +368,15 @@ impl Master<'_> {
         let in_flight = self
             .workers
             .values()
-            .filter(|w| {
-                self.scoreboard
-                    .slot(w.slot)
-                    .is_some_and(|s| s.recycle_granted())
-            })
+            .filter(|w| self.scoreboard.slot(w.slot).is_some_and(|s| s.recycle_granted()))
             .count();
-        for pid in asking
-            .into_iter()
-            .take(MAX_RECYCLES_IN_FLIGHT.saturating_sub(in_flight))
-        {
+        for pid in asking.into_iter().take(MAX_RECYCLES_IN_FLIGHT.saturating_sub(in_flight)) {
             if self.workers.len() < self.settings.max_request_workers {
                 self.spawn_worker();
             }
-            if let Some(slot) = self
-                .workers
-                .get(&pid)
-                .and_then(|w| self.scoreboard.slot(w.slot))
-            {
+            if let Some(slot) = self.workers.get(&pid).and_then(|w| self.scoreboard.slot(w.slot)) {
                 slot.grant_recycle();
+                self.scoreboard.counters().recycle(Recycle::Connections);
                 let _ = kill(pid, Signal::SIGUSR1);
             }
         }
@@ -444,6 +409,7 @@ impl Master<'_> {
             );
             let _ = kill(*pid, Signal::SIGTERM);
             worker.terminated = Some(Instant::now());
+            self.scoreboard.counters().recycle(Recycle::Hung);
         }
     }
 
@@ -473,6 +439,7 @@ impl Master<'_> {
                 limit / 1024
             );
             self.retire(pid);
+            self.scoreboard.counters().recycle(Recycle::Memory);
             if let Some(worker) = self.workers.get_mut(&pid) {
                 worker.memory_retired = true;
             }
@@ -480,9 +447,7 @@ impl Master<'_> {
     }
 
     fn spawn_worker(&mut self) {
-        if Instant::now() < self.next_fork_at
-            || self.workers.len() >= self.settings.max_request_workers
-        {
+        if Instant::now() < self.next_fork_at || self.workers.len() >= self.settings.max_request_workers {
             return;
         }
         let Some(index) = self.scoreboard.claim_free_slot(self.settings.generation) else {
@@ -497,19 +462,12 @@ impl Master<'_> {
         };
         let listener = self.listener;
         let handler = &mut *self.handler;
-        match fork_child(Role::Worker, &[listener, 2], || {
-            worker::run(listener, handler, slot, settings)
-        }) {
+        match fork_child(Role::Worker, &[listener, 2], || worker::run(listener, handler, slot, settings)) {
             Ok(pid) => {
                 slot.set_pid(pid.as_raw());
                 self.workers.insert(
                     pid,
-                    Worker {
-                        slot: index,
-                        forked: Instant::now(),
-                        terminated: None,
-                        memory_retired: false,
-                    },
+                    Worker { slot: index, forked: Instant::now(), terminated: None, memory_retired: false },
                 );
                 if self.in_crash_storm() {
                     self.next_fork_at = Instant::now() + FORK_RETRY;
@@ -537,11 +495,7 @@ fn jittered(limit: u64) -> u64 {
     let mut bytes = [0u8; 8];
     // SAFETY: getrandom writes at most `bytes.len()` bytes into the buffer we own.
     let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    let random = if got == 8 {
-        u64::from_ne_bytes(bytes)
-    } else {
-        now_us()
-    };
+    let random = if got == 8 { u64::from_ne_bytes(bytes) } else { now_us() };
     limit + random % (spread + 1)
 }
 

@@ -32,10 +32,7 @@ impl Account {
     /// Resolves `User`/`Group` when running as root. Started as root without `User`, weir runs
     /// its roles as `nobody`, never as root. Started as anyone else, `None`: roles run as the
     /// invoking user, as Apache does.
-    pub fn resolve(
-        user: Option<&str>,
-        group: Option<&str>,
-    ) -> Result<Option<Account>, PrivilegeError> {
+    pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Option<Account>, PrivilegeError> {
         if !Uid::effective().is_root() {
             return Ok(None);
         }
@@ -45,11 +42,7 @@ impl Account {
             Some(name) => lookup_group(name)?,
             None => found.gid,
         };
-        Ok(Some(Account {
-            name: user_name.to_string(),
-            uid: found.uid,
-            gid,
-        }))
+        Ok(Some(Account { name: user_name.to_string(), uid: found.uid, gid }))
     }
 }
 
@@ -59,9 +52,7 @@ fn lookup_user(name: &str) -> Result<User, PrivilegeError> {
         .strip_prefix('#')
         .and_then(|id| id.parse().ok())
         .and_then(|id| User::from_uid(Uid::from_raw(id)).ok().flatten());
-    by_name
-        .or(by_id)
-        .ok_or_else(|| PrivilegeError::NoSuchUser(name.to_string()))
+    by_name.or(by_id).ok_or_else(|| PrivilegeError::NoSuchUser(name.to_string()))
 }
 
 fn lookup_group(name: &str) -> Result<Gid, PrivilegeError> {
@@ -79,10 +70,7 @@ fn lookup_group(name: &str) -> Result<Gid, PrivilegeError> {
 /// `no_new_privs` so nothing exec'd later can regain privileges.
 pub fn drop_to(account: Option<&Account>) -> Result<(), PrivilegeError> {
     if let Some(account) = account {
-        let switch = |source| PrivilegeError::Switch {
-            user: account.name.clone(),
-            source,
-        };
+        let switch = |source| PrivilegeError::Switch { user: account.name.clone(), source };
         // Supplementary groups cleared: the account's primary group is all the roles keep.
         nix::unistd::setgroups(&[]).map_err(switch)?;
         nix::unistd::setresgid(account.gid, account.gid, account.gid).map_err(switch)?;

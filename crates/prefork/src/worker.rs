@@ -10,7 +10,7 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::socket::SockFlag;
 use weir_conf::{RLimit, RLimitValue, RLimits};
 
-use crate::scoreboard::{Slot, State};
+use weir_scoreboard::{Slot, State};
 
 /// What runs a connection inside a worker. The object is built once in the supervisor and copied
 /// into every worker by `fork`, so each worker has its own, never shared with another process.
@@ -57,12 +57,7 @@ const RECYCLE_WAIT: Duration = Duration::from_secs(2);
 
 /// The worker's entry point: serves connections until told to stop, retired by the master, or
 /// recycled after its MaxConnectionsPerChild, then exits.
-pub fn run(
-    listener: RawFd,
-    handler: &mut dyn ConnectionHandler,
-    slot: &Slot,
-    settings: WorkerSettings,
-) -> ! {
+pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, slot: &Slot, settings: WorkerSettings) -> ! {
     slot.set_pid(std::process::id() as i32);
     // A process that changed its user is not "dumpable", and its /proc files then belong to root,
     // so the master (which dropped privileges too) could not read the worker's memory figures for
@@ -129,11 +124,7 @@ fn wait_for_recycle(slot: &Slot) {
 
 fn install_signal_handling() {
     // No SA_RESTART: the signal must interrupt a blocking accept().
-    let stop = SigAction::new(
-        SigHandler::Handler(request_stop),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
+    let stop = SigAction::new(SigHandler::Handler(request_stop), SaFlags::empty(), SigSet::empty());
     // Ctrl-C and a terminal hang-up reach the whole process group; the master decides for workers.
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
@@ -145,12 +136,7 @@ fn install_signal_handling() {
         // Rust's runtime catches SIGSEGV and SIGBUS to report stack overflows, and a handler that
         // returns lets a signal sent by kill(2) pass unnoticed. A worker dies of them, as in C.
         let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-        for signal in [
-            Signal::SIGCHLD,
-            Signal::SIGSEGV,
-            Signal::SIGBUS,
-            Signal::SIGUSR2,
-        ] {
+        for signal in [Signal::SIGCHLD, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGUSR2] {
             let _ = nix::sys::signal::sigaction(signal, &default);
         }
     }
@@ -159,10 +145,7 @@ fn install_signal_handling() {
 
 /// RLimitMEM (address space) and RLimitNPROC hold for the worker's whole life.
 fn apply_static_rlimits(limits: &RLimits) {
-    for (resource, limit) in [
-        (libc::RLIMIT_AS, limits.mem),
-        (libc::RLIMIT_NPROC, limits.nproc),
-    ] {
+    for (resource, limit) in [(libc::RLIMIT_AS, limits.mem), (libc::RLIMIT_NPROC, limits.nproc)] {
         if let Some(limit) = limit {
             set_limit(resource, limit, 0);
         }
@@ -182,22 +165,12 @@ fn apply_cpu_limit(limits: &RLimits) {
     // SAFETY: getrusage returned 0, so the struct is initialised.
     let usage = unsafe { usage.assume_init() };
     let used = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + 1).max(0) as u64;
-    set_limit(
-        libc::RLIMIT_CPU,
-        RLimit {
-            soft: limit.soft,
-            hard: None,
-        },
-        used,
-    );
+    set_limit(libc::RLIMIT_CPU, RLimit { soft: limit.soft, hard: None }, used);
 }
 
 /// Sets a limit, `offset` added to the soft value; `max` means the current hard limit.
 fn set_limit(resource: libc::__rlimit_resource_t, limit: RLimit, offset: u64) {
-    let mut current = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes one struct we own.
     if unsafe { libc::getrlimit(resource, &mut current) } != 0 {
         return;
@@ -207,10 +180,7 @@ fn set_limit(resource: libc::__rlimit_resource_t, limit: RLimit, offset: u64) {
         RLimitValue::Value(n) => n.saturating_add(offset).min(current.rlim_max),
     };
     let hard = limit.hard.map_or(current.rlim_max, value);
-    let wanted = libc::rlimit {
-        rlim_cur: value(limit.soft).min(hard),
-        rlim_max: hard,
-    };
+    let wanted = libc::rlimit { rlim_cur: value(limit.soft).min(hard), rlim_max: hard };
     // SAFETY: setrlimit reads one struct we own.
     if unsafe { libc::setrlimit(resource, &wanted) } != 0 {
         tracing::warn!(

@@ -39,9 +39,7 @@ pub fn tls_config(cert_pem: &str) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("certificate PEM");
     roots.add(cert).expect("trust anchor");
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Arc::new(config)
 }
@@ -76,11 +74,7 @@ pub async fn tls_connect_with(
 
 /// A plain TCP connection to `addr`, within a deadline.
 pub async fn tcp_connect_with(addr: SocketAddr, dial: Dial) -> io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     if let Some(ip) = dial.from {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
@@ -207,10 +201,7 @@ impl RawReply {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().skip(1).find_map(|line| {
             let (field, value) = line.split_once(':')?;
-            field
-                .trim()
-                .eq_ignore_ascii_case(name)
-                .then_some(value.trim())
+            field.trim().eq_ignore_ascii_case(name).then_some(value.trim())
         })
     }
 }
@@ -241,32 +232,21 @@ where
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "closed before a whole response head: {:?}",
-                    String::from_utf8_lossy(&bytes)
-                ),
+                format!("closed before a whole response head: {:?}", String::from_utf8_lossy(&bytes)),
             ));
         }
         bytes.extend_from_slice(&buf[..n]);
     };
     let head = String::from_utf8_lossy(&bytes[..head_end]).into_owned();
-    let status = status_of(&bytes).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("no status: {head:?}"))
-    })?;
-    let mut reply = RawReply {
-        status,
-        head,
-        body: bytes[head_end..].to_vec(),
-    };
+    let status = status_of(&bytes)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("no status: {head:?}")))?;
+    let mut reply = RawReply { status, head, body: bytes[head_end..].to_vec() };
     match reply.header("content-length").map(str::parse::<usize>) {
         Some(Ok(length)) => {
             while reply.body.len() < length {
                 let n = stream.read(&mut buf).await?;
                 if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "closed inside the body",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed inside the body"));
                 }
                 reply.body.extend_from_slice(&buf[..n]);
             }
@@ -291,11 +271,8 @@ pub const TCP_ESTABLISHED: u8 = 0x01;
 /// no entry. Either way it is no longer ESTABLISHED, though the client cannot tell yet.
 pub fn server_side_states(server_port: u16) -> HashMap<u16, u8> {
     let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let port_of = |field: &str| {
-        field
-            .rsplit_once(':')
-            .and_then(|(_, port)| u16::from_str_radix(port, 16).ok())
-    };
+    let port_of =
+        |field: &str| field.rsplit_once(':').and_then(|(_, port)| u16::from_str_radix(port, 16).ok());
     text.lines()
         .skip(1)
         .filter_map(|line| {
@@ -306,6 +283,62 @@ pub fn server_side_states(server_port: u16) -> HashMap<u16, u8> {
             (local == server_port && remote != 0).then_some((remote, state))
         })
         .collect()
+}
+
+/// Notes when the server's side of chosen connections stops being ESTABLISHED, by polling
+/// /proc/net/tcp: how a client that never reads can tell that the server gave up on it.
+#[derive(Default)]
+pub struct CloseWatch {
+    ports: std::sync::Mutex<HashMap<u16, Watch>>,
+}
+
+#[derive(Default)]
+struct Watch {
+    closed: Option<Instant>,
+    /// Polls in a row that did not list the connection, and when that began.
+    misses: u32,
+    missing_since: Option<Instant>,
+}
+
+/// Polls in a row a connection must be missing from /proc/net/tcp to count as gone: the file is
+/// not a snapshot, and a read can skip entries while thousands of sockets come and go.
+const MISSES_FOR_GONE: u32 = 5;
+
+impl CloseWatch {
+    /// Starts watching the connection from client port `port`.
+    pub fn watch(&self, port: u16) {
+        self.ports.lock().unwrap().insert(port, Watch::default());
+    }
+
+    /// When the server's side of `port` was first seen closed, if it has been.
+    pub fn closed(&self, port: u16) -> Option<Instant> {
+        self.ports.lock().unwrap().get(&port)?.closed
+    }
+
+    /// One look at /proc/net/tcp for connections to local port `server_port`. A listed
+    /// connection in any state but ESTABLISHED (FIN_WAIT1: closed with data unsent) is closed
+    /// now; one missing several polls in a row (reset) was closed when it first went missing.
+    pub fn poll(&self, server_port: u16) {
+        let states = server_side_states(server_port);
+        let now = Instant::now();
+        let mut ports = self.ports.lock().unwrap();
+        for (port, watch) in ports.iter_mut().filter(|(_, w)| w.closed.is_none()) {
+            match states.get(port) {
+                Some(&TCP_ESTABLISHED) => {
+                    watch.misses = 0;
+                    watch.missing_since = None;
+                }
+                Some(_) => watch.closed = Some(now),
+                None => {
+                    watch.misses += 1;
+                    let since = *watch.missing_since.get_or_insert(now);
+                    if watch.misses >= MISSES_FOR_GONE {
+                        watch.closed = Some(since);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Percentile of sorted durations (`p` in 0..=100).

@@ -53,17 +53,12 @@ impl Client {
         let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("certificate PEM");
         roots.add(cert).expect("trust anchor");
         let build = |alpn: &[u8]| {
-            let mut config = rustls::ClientConfig::builder()
-                .with_root_certificates(roots.clone())
-                .with_no_client_auth();
+            let mut config =
+                rustls::ClientConfig::builder().with_root_certificates(roots.clone()).with_no_client_auth();
             config.alpn_protocols = vec![alpn.to_vec()];
             Arc::new(config)
         };
-        Client {
-            addr,
-            tls: build(b"http/1.1"),
-            tls_h2: build(b"h2"),
-        }
+        Client { addr, tls: build(b"http/1.1"), tls_h2: build(b"h2") }
     }
 
     pub fn get(&self, path: &str) -> Result<Reply, String> {
@@ -74,24 +69,18 @@ impl Client {
     /// server sends until it closes. For requests a well-behaved client library would refuse.
     pub fn raw(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
         runtime.block_on(async {
             tokio::time::timeout(DEADLINE, async {
-                let tcp = tokio::net::TcpStream::connect(self.addr)
-                    .await
-                    .map_err(|e| format!("connect: {e}"))?;
+                let tcp =
+                    tokio::net::TcpStream::connect(self.addr).await.map_err(|e| format!("connect: {e}"))?;
                 let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
                 let mut stream = tokio_rustls::TlsConnector::from(self.tls.clone())
                     .connect(name, tcp)
                     .await
                     .map_err(|e| format!("TLS: {e}"))?;
-                stream
-                    .write_all(bytes)
-                    .await
-                    .map_err(|e| format!("write: {e}"))?;
+                stream.write_all(bytes).await.map_err(|e| format!("write: {e}"))?;
                 let mut out = Vec::new();
                 // A reset after the answer still leaves the answer.
                 let _ = stream.read_to_end(&mut out).await;
@@ -103,17 +92,9 @@ impl Client {
     }
 
     /// One request on a new connection.
-    pub fn request(
-        &self,
-        proto: Proto,
-        method: &str,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<Reply, String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+    pub fn request(&self, proto: Proto, method: &str, path: &str, body: Vec<u8>) -> Result<Reply, String> {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
         runtime.block_on(async {
             tokio::time::timeout(DEADLINE, self.exchange(proto, method, path, body))
                 .await
@@ -121,16 +102,8 @@ impl Client {
         })
     }
 
-    async fn exchange(
-        &self,
-        proto: Proto,
-        method: &str,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<Reply, String> {
-        let tcp = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+    async fn exchange(&self, proto: Proto, method: &str, path: &str, body: Vec<u8>) -> Result<Reply, String> {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.map_err(|e| format!("connect: {e}"))?;
         let config = match proto {
             Proto::H1 => self.tls.clone(),
             Proto::H2 => self.tls_h2.clone(),
@@ -153,14 +126,10 @@ impl Client {
             .map_err(|e| e.to_string())?;
         let response = match proto {
             Proto::H1 => {
-                let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
                 tokio::spawn(conn);
-                sender
-                    .send_request(request)
-                    .await
-                    .map_err(|e| format!("send: {e}"))?
+                sender.send_request(request).await.map_err(|e| format!("send: {e}"))?
             }
             Proto::H2 => {
                 if negotiated.as_deref() != Some(b"h2") {
@@ -173,24 +142,11 @@ impl Client {
                 tokio::spawn(conn);
                 let mut request = request;
                 request.headers_mut().remove("host");
-                sender
-                    .send_request(request)
-                    .await
-                    .map_err(|e| format!("send: {e}"))?
+                sender.send_request(request).await.map_err(|e| format!("send: {e}"))?
             }
         };
         let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes()
-            .to_vec();
-        Ok(Reply {
-            status: parts.status.as_u16(),
-            version: parts.version,
-            headers: parts.headers,
-            body,
-        })
+        let body = body.collect().await.map_err(|e| format!("body: {e}"))?.to_bytes().to_vec();
+        Ok(Reply { status: parts.status.as_u16(), version: parts.version, headers: parts.headers, body })
     }
 }

@@ -45,35 +45,22 @@ impl Site {
     /// A fresh site with a generated certificate, an index page and an empty script directory.
     pub fn new() -> Site {
         // Short path under /tmp: Unix socket paths are limited to 108 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("weir")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("weir").tempdir_in("/tmp").expect("temp dir");
         // Readable by the account weir drops to when the tests run as root.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         let pair = rcgen::generate_simple_self_signed(names).expect("certificate");
         let cert_pem = pair.cert.pem();
         let key_pem = pair.signing_key.serialize_pem();
         std::fs::write(dir.path().join("cert.pem"), &cert_pem).expect("write cert");
         std::fs::write(dir.path().join("key.pem"), &key_pem).expect("write key");
-        std::fs::set_permissions(
-            dir.path().join("key.pem"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .expect("chmod key");
+        std::fs::set_permissions(dir.path().join("key.pem"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod key");
         for sub in ["htdocs", "cgi-bin"] {
             std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
         }
         std::fs::write(dir.path().join("htdocs/index.html"), "<h1>index</h1>\n").expect("index");
-        Site {
-            dir,
-            cert_pem,
-            key_pem,
-            binary: PathBuf::from(env!("CARGO_BIN_EXE_weir")),
-            env: Vec::new(),
-        }
+        Site { dir, cert_pem, key_pem, binary: PathBuf::from(env!("CARGO_BIN_EXE_weir")), env: Vec::new() }
     }
 
     /// Runs the example application `name` (built by `cargo test` beside the tests) instead of
@@ -152,12 +139,8 @@ impl Site {
         std::fs::write(&conf_path, conf).expect("write conf");
         let child = program_command(&self.binary, &["run", "-f"], &conf_path)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::from(
-                std::fs::File::create(self.path().join("stdout.log")).expect("log"),
-            ))
-            .stderr(Stdio::from(
-                std::fs::File::create(self.path().join("stderr.log")).expect("log"),
-            ))
+            .stdout(Stdio::from(std::fs::File::create(self.path().join("stdout.log")).expect("log")))
+            .stderr(Stdio::from(std::fs::File::create(self.path().join("stderr.log")).expect("log")))
             .spawn()
             .expect("spawn weir");
         let mut weir = Weir {
@@ -181,11 +164,7 @@ pub fn weir_command(args: &[&str], conf: &Path) -> Command {
 /// `program` with its arguments, in a process group of its own.
 pub fn program_command(program: &Path, args: &[&str], conf: &Path) -> Command {
     let mut command = Command::new(program);
-    command
-        .args(args)
-        .arg(conf)
-        .stdin(Stdio::null())
-        .process_group(0);
+    command.args(args).arg(conf).stdin(Stdio::null()).process_group(0);
     command
 }
 
@@ -210,11 +189,7 @@ impl Weir {
             }
             found.is_some()
         });
-        assert!(
-            up,
-            "expected one pool master and one edge under the supervisor\n{}",
-            self.logs()
-        );
+        assert!(up, "expected one pool master and one edge under the supervisor\n{}", self.logs());
         found.expect("checked above")
     }
 
@@ -261,11 +236,7 @@ impl Weir {
                     panic!("weir exited before it was ready: {status}\n{}", self.logs());
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "weir was not ready in time\n{}",
-                self.logs()
-            );
+            assert!(Instant::now() < deadline, "weir was not ready in time\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -295,11 +266,7 @@ impl Weir {
         }
         let _ = child.kill();
         let _ = child.wait();
-        assert!(
-            leftovers.is_empty(),
-            "processes left behind after stop: {leftovers:?}\n{}",
-            self.logs()
-        );
+        assert!(leftovers.is_empty(), "processes left behind after stop: {leftovers:?}\n{}", self.logs());
         took
     }
 }

@@ -15,9 +15,7 @@ pub fn all() -> Vec<Proc> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(read)
-        .collect()
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok()).filter_map(read).collect()
 }
 
 /// One process, if it still exists.
@@ -32,17 +30,9 @@ pub fn read(pid: i32) -> Option<Proc> {
     let ppid = fields.get(1)?.parse().ok()?;
     let pgid = fields.get(2)?.parse().ok()?;
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let cmdline = String::from_utf8_lossy(&raw)
-        .split('\0')
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    Some(Proc {
-        pid,
-        ppid,
-        pgid,
-        cmdline,
-    })
+    let cmdline =
+        String::from_utf8_lossy(&raw).split('\0').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+    Some(Proc { pid, ppid, pgid, cmdline })
 }
 
 /// Live processes in a process group.
@@ -57,10 +47,7 @@ pub fn children(pid: i32) -> Vec<Proc> {
 
 /// Children of `pid` whose title is `title`.
 pub fn children_titled(pid: i32, title: &str) -> Vec<Proc> {
-    children(pid)
-        .into_iter()
-        .filter(|p| p.cmdline == title)
-        .collect()
+    children(pid).into_iter().filter(|p| p.cmdline == title).collect()
 }
 
 /// A field of /proc/PID/status, such as `Uid` or `NoNewPrivs`.
@@ -89,8 +76,7 @@ pub fn memory_contains(pid: i32, needle: &[u8]) -> std::io::Result<bool> {
         let Some((start, end)) = range.split_once('-') else {
             continue;
         };
-        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
-        else {
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16)) else {
             continue;
         };
         let mut region = vec![0u8; (end - start) as usize];

@@ -25,9 +25,7 @@ pub fn tls_config(
     roots.add(cert).expect("trust anchor");
     let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
     let mut config = match client_auth {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain, key)
-            .expect("client certificate and key"),
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).expect("client certificate and key"),
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -79,10 +77,7 @@ pub fn exchange(
     request: &[u8],
     deadline: Duration,
 ) -> Exchange {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let started = Instant::now();
         let end_at = tokio::time::Instant::now() + deadline;
@@ -92,12 +87,11 @@ pub fn exchange(
             end: End::Eof,
             elapsed: started.elapsed(),
         };
-        let mut tcp =
-            match tokio::time::timeout_at(end_at, tokio::net::TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => tcp,
-                Ok(Err(e)) => return failed(format!("connect: {e}")),
-                Err(_) => return failed("connect timed out".to_string()),
-            };
+        let mut tcp = match tokio::time::timeout_at(end_at, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return failed(format!("connect: {e}")),
+            Err(_) => return failed("connect timed out".to_string()),
+        };
         if !preface.is_empty() {
             match tokio::time::timeout_at(end_at, tcp.write_all(preface)).await {
                 Ok(Ok(())) => {}
@@ -127,12 +121,7 @@ pub fn exchange(
                 Err(_) => break End::Timeout,
             }
         };
-        Exchange {
-            handshake: Ok(()),
-            bytes,
-            end,
-            elapsed: started.elapsed(),
-        }
+        Exchange { handshake: Ok(()), bytes, end, elapsed: started.elapsed() }
     })
 }
 
@@ -149,19 +138,12 @@ pub struct Response {
 impl Response {
     /// The first value of `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name` (lowercase).
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
     }
 
     pub fn text(&self) -> String {
@@ -195,17 +177,10 @@ pub fn responses(mut bytes: &[u8]) -> Result<Vec<Response>, String> {
             .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
         let rest = &bytes[head_end + 4..];
-        let mut response = Response {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        let chunked = response
-            .header("transfer-encoding")
-            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"));
-        let length = response
-            .header("content-length")
-            .and_then(|v| v.parse::<usize>().ok());
+        let mut response = Response { status, headers, body: Vec::new() };
+        let chunked =
+            response.header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked"));
+        let length = response.header("content-length").and_then(|v| v.parse::<usize>().ok());
         let used = if (100..200).contains(&status) || status == 204 || status == 304 {
             0
         } else if chunked {
@@ -233,22 +208,18 @@ fn dechunk(bytes: &[u8]) -> Result<(Vec<u8>, usize), String> {
     let mut out = Vec::new();
     let mut pos = 0;
     loop {
-        let line_end = bytes[pos..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("chunk size line cut short")?;
+        let line_end =
+            bytes[pos..].windows(2).position(|w| w == b"\r\n").ok_or("chunk size line cut short")?;
         let size_text = String::from_utf8_lossy(&bytes[pos..pos + line_end]).into_owned();
         let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        let size =
+            usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size {size_text:?}"))?;
         pos += line_end + 2;
         if size == 0 {
             // Trailer lines, then the empty line.
             loop {
-                let end = bytes[pos..]
-                    .windows(2)
-                    .position(|w| w == b"\r\n")
-                    .ok_or("trailer section cut short")?;
+                let end =
+                    bytes[pos..].windows(2).position(|w| w == b"\r\n").ok_or("trailer section cut short")?;
                 pos += end + 2;
                 if end == 0 {
                     return Ok((out, pos));

@@ -191,10 +191,7 @@ impl ChunkedDecoder {
             b'\n' => return Err(ChunkError::Malformed("bare LF in chunk size line")),
             _ => return Err(ChunkError::Malformed("invalid chunk size")),
         };
-        self.announced = self
-            .announced
-            .checked_add(self.remaining)
-            .ok_or(ChunkError::TooLarge)?;
+        self.announced = self.announced.checked_add(self.remaining).ok_or(ChunkError::TooLarge)?;
         self.digits = 0;
         Ok(next)
     }
@@ -216,9 +213,7 @@ impl ChunkedDecoder {
                 Ext::Quoted | Ext::QuotedEscape => {
                     Err(ChunkError::Malformed("unterminated quoted chunk extension"))
                 }
-                Ext::NameStart | Ext::ValueStart => {
-                    Err(ChunkError::Malformed("incomplete chunk extension"))
-                }
+                Ext::NameStart | Ext::ValueStart => Err(ChunkError::Malformed("incomplete chunk extension")),
             };
         }
         self.ext_len += 1;
@@ -369,79 +364,29 @@ mod tests {
         let cases: Vec<(&str, &[u8], &[u8], usize)> = vec![
             ("empty body", b"0\r\n\r\n", b"", 0),
             ("single chunk", b"5\r\nhello\r\n0\r\n\r\n", b"hello", 0),
-            (
-                "multiple chunks",
-                b"5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n",
-                b"hello world",
-                0,
-            ),
+            ("multiple chunks", b"5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n", b"hello world", 0),
             (
                 "hex sizes in both cases",
                 b"a\r\n0123456789\r\nB\r\nabcdefghijk\r\n0\r\n\r\n",
                 b"0123456789abcdefghijk",
                 0,
             ),
-            (
-                "leading zeros",
-                b"0005\r\nhello\r\n0000\r\n\r\n",
-                b"hello",
-                0,
-            ),
-            (
-                "sixteen digits",
-                b"0000000000000005\r\nhello\r\n0000000000000000\r\n\r\n",
-                b"hello",
-                0,
-            ),
-            (
-                "data containing CRLF and digits",
-                b"7\r\n\r\n0\r\n\r\n\r\n0\r\n\r\n",
-                b"\r\n0\r\n\r\n",
-                0,
-            ),
-            (
-                "token extension",
-                b"5;ext\r\nhello\r\n0\r\n\r\n",
-                b"hello",
-                0,
-            ),
-            (
-                "token extensions with values",
-                b"5;a=b;c;d=1.0\r\nhello\r\n0\r\n\r\n",
-                b"hello",
-                0,
-            ),
+            ("leading zeros", b"0005\r\nhello\r\n0000\r\n\r\n", b"hello", 0),
+            ("sixteen digits", b"0000000000000005\r\nhello\r\n0000000000000000\r\n\r\n", b"hello", 0),
+            ("data containing CRLF and digits", b"7\r\n\r\n0\r\n\r\n\r\n0\r\n\r\n", b"\r\n0\r\n\r\n", 0),
+            ("token extension", b"5;ext\r\nhello\r\n0\r\n\r\n", b"hello", 0),
+            ("token extensions with values", b"5;a=b;c;d=1.0\r\nhello\r\n0\r\n\r\n", b"hello", 0),
             (
                 "quoted extension with escapes",
                 b"5;a=\"x y;\\\"z\\\\\t\xff\"\r\nhello\r\n0\r\n\r\n",
                 b"hello",
                 0,
             ),
-            (
-                "quoted extension followed by another",
-                b"5;a=\"\";b=c\r\nhello\r\n0\r\n\r\n",
-                b"hello",
-                0,
-            ),
+            ("quoted extension followed by another", b"5;a=\"\";b=c\r\nhello\r\n0\r\n\r\n", b"hello", 0),
             ("extension on the last chunk", b"0;x=y\r\n\r\n", b"", 0),
-            (
-                "trailers",
-                b"5\r\nhello\r\n0\r\nX-T: 1\r\nX-U:  two \t\r\nX-E:\r\n\r\n",
-                b"hello",
-                0,
-            ),
-            (
-                "bytes after the end",
-                b"5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n",
-                b"hello",
-                16,
-            ),
-            (
-                "bytes after the end of an empty body",
-                b"0\r\n\r\n0\r\n\r\n",
-                b"",
-                5,
-            ),
+            ("trailers", b"5\r\nhello\r\n0\r\nX-T: 1\r\nX-U:  two \t\r\nX-E:\r\n\r\n", b"hello", 0),
+            ("bytes after the end", b"5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n", b"hello", 16),
+            ("bytes after the end of an empty body", b"0\r\n\r\n0\r\n\r\n", b"", 5),
             ("longest extension", long_ext.as_bytes(), b"x", 0),
             ("largest trailer section", big_trailer.as_bytes(), b"", 0),
         ];
@@ -496,228 +441,61 @@ mod tests {
             ("non-hex size", b"g\r\n", "invalid chunk size"),
             ("hex then non-hex", b"5g\r\nhello\r\n", "invalid chunk size"),
             ("negative size", b"-1\r\n", "invalid chunk size"),
-            (
-                "plus sign",
-                b"+5\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk size",
-            ),
-            (
-                "0x prefix",
-                b"0x5\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk size",
-            ),
-            (
-                "space before size",
-                b" 5\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk size",
-            ),
-            (
-                "space after size",
-                b"5 \r\nhello\r\n0\r\n\r\n",
-                "invalid chunk size",
-            ),
-            (
-                "tab after size",
-                b"5\t\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk size",
-            ),
-            (
-                "BWS before extension",
-                b"5 ;ext\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk size",
-            ),
-            (
-                "empty size",
-                b"\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk size",
-            ),
-            (
-                "empty size before extension",
-                b";a\r\n",
-                "invalid chunk size",
-            ),
-            (
-                "17 hex digits",
-                b"00000000000000005\r\nhello\r\n0\r\n\r\n",
-                "chunk size too long",
-            ),
+            ("plus sign", b"+5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+            ("0x prefix", b"0x5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+            ("space before size", b" 5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+            ("space after size", b"5 \r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+            ("tab after size", b"5\t\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+            ("BWS before extension", b"5 ;ext\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+            ("empty size", b"\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+            ("empty size before extension", b";a\r\n", "invalid chunk size"),
+            ("17 hex digits", b"00000000000000005\r\nhello\r\n0\r\n\r\n", "chunk size too long"),
             ("overflow", b"10000000000000000\r\n", "chunk size too long"),
-            (
-                "max 17 digits",
-                b"fffffffffffffffff\r\n",
-                "chunk size too long",
-            ),
-            (
-                "bare LF after size",
-                b"5\nhello\r\n0\r\n\r\n",
-                "bare LF in chunk size line",
-            ),
-            (
-                "bare LF after extension",
-                b"5;a\nhello\r\n0\r\n\r\n",
-                "bare LF in chunk size line",
-            ),
-            (
-                "bare CR after size",
-                b"5\rhello\r\n0\r\n\r\n",
-                "bare CR in chunk size line",
-            ),
-            (
-                "bare LF after data",
-                b"5\r\nhello\n0\r\n\r\n",
-                "missing CRLF after chunk data",
-            ),
-            (
-                "missing CRLF after data",
-                b"5\r\nhelloX\r\n",
-                "missing CRLF after chunk data",
-            ),
-            (
-                "data longer than announced",
-                b"3\r\nhello\r\n0\r\n\r\n",
-                "missing CRLF after chunk data",
-            ),
-            (
-                "CR without LF after data",
-                b"5\r\nhello\rX",
-                "missing CRLF after chunk data",
-            ),
-            (
-                "too-long extension",
-                long_ext.as_bytes(),
-                "chunk extensions too long",
-            ),
-            (
-                "extension without a name",
-                b"5;=x\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk extension",
-            ),
-            (
-                "empty extension",
-                b"5;\r\nhello\r\n0\r\n\r\n",
-                "incomplete chunk extension",
-            ),
-            (
-                "empty extension value",
-                b"5;a=\r\nhello\r\n0\r\n\r\n",
-                "incomplete chunk extension",
-            ),
-            (
-                "double semicolon",
-                b"5;;a\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk extension",
-            ),
-            (
-                "space after semicolon",
-                b"5; a\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk extension",
-            ),
-            (
-                "space before equals",
-                b"5;a =b\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk extension",
-            ),
-            (
-                "space after equals",
-                b"5;a= b\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk extension",
-            ),
-            (
-                "space after value",
-                b"5;a=b \r\nhello\r\n0\r\n\r\n",
-                "invalid chunk extension",
-            ),
-            (
-                "separator in token",
-                b"5;a=b/c\r\nhello\r\n0\r\n\r\n",
-                "invalid chunk extension",
-            ),
+            ("max 17 digits", b"fffffffffffffffff\r\n", "chunk size too long"),
+            ("bare LF after size", b"5\nhello\r\n0\r\n\r\n", "bare LF in chunk size line"),
+            ("bare LF after extension", b"5;a\nhello\r\n0\r\n\r\n", "bare LF in chunk size line"),
+            ("bare CR after size", b"5\rhello\r\n0\r\n\r\n", "bare CR in chunk size line"),
+            ("bare LF after data", b"5\r\nhello\n0\r\n\r\n", "missing CRLF after chunk data"),
+            ("missing CRLF after data", b"5\r\nhelloX\r\n", "missing CRLF after chunk data"),
+            ("data longer than announced", b"3\r\nhello\r\n0\r\n\r\n", "missing CRLF after chunk data"),
+            ("CR without LF after data", b"5\r\nhello\rX", "missing CRLF after chunk data"),
+            ("too-long extension", long_ext.as_bytes(), "chunk extensions too long"),
+            ("extension without a name", b"5;=x\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+            ("empty extension", b"5;\r\nhello\r\n0\r\n\r\n", "incomplete chunk extension"),
+            ("empty extension value", b"5;a=\r\nhello\r\n0\r\n\r\n", "incomplete chunk extension"),
+            ("double semicolon", b"5;;a\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+            ("space after semicolon", b"5; a\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+            ("space before equals", b"5;a =b\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+            ("space after equals", b"5;a= b\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+            ("space after value", b"5;a=b \r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+            ("separator in token", b"5;a=b/c\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
             (
                 "unterminated quoted string",
                 b"5;a=\"unterminated\r\nhello\r\n",
                 "unterminated quoted chunk extension",
             ),
-            (
-                "escape before CR",
-                b"5;a=\"x\\\r\n",
-                "unterminated quoted chunk extension",
-            ),
-            (
-                "NUL in quoted string",
-                b"5;a=\"x\0\"\r\nhello\r\n",
-                "invalid chunk extension",
-            ),
-            (
-                "LF in quoted string",
-                b"5;a=\"x\ny\"\r\nhello\r\n",
-                "bare LF in chunk size line",
-            ),
-            (
-                "escaped NUL",
-                b"5;a=\"\\\0\"\r\nhello\r\n",
-                "invalid chunk extension",
-            ),
-            (
-                "junk after quoted string",
-                b"5;a=\"x\"y\r\nhello\r\n",
-                "invalid chunk extension",
-            ),
-            (
-                "quote in a name",
-                b"5;\"a\"\r\nhello\r\n",
-                "invalid chunk extension",
-            ),
-            (
-                "trailer without colon",
-                b"0\r\nX-T\r\n\r\n",
-                "field line without a colon",
-            ),
-            (
-                "trailer space before colon",
-                b"0\r\nX-T : 1\r\n\r\n",
-                "whitespace before the colon",
-            ),
-            (
-                "trailer obs-fold",
-                b"0\r\nX-T: 1\r\n 2\r\n\r\n",
-                "obsolete line folding",
-            ),
-            (
-                "trailer NUL",
-                b"0\r\nX-T: a\0b\r\n\r\n",
-                "invalid byte in field value",
-            ),
-            (
-                "trailer control in name",
-                b"0\r\nX\x01: a\r\n\r\n",
-                "invalid byte in field name",
-            ),
-            (
-                "trailer bare LF",
-                b"0\r\nX-T: 1\n\r\n",
-                "bare LF in trailer section",
-            ),
+            ("escape before CR", b"5;a=\"x\\\r\n", "unterminated quoted chunk extension"),
+            ("NUL in quoted string", b"5;a=\"x\0\"\r\nhello\r\n", "invalid chunk extension"),
+            ("LF in quoted string", b"5;a=\"x\ny\"\r\nhello\r\n", "bare LF in chunk size line"),
+            ("escaped NUL", b"5;a=\"\\\0\"\r\nhello\r\n", "invalid chunk extension"),
+            ("junk after quoted string", b"5;a=\"x\"y\r\nhello\r\n", "invalid chunk extension"),
+            ("quote in a name", b"5;\"a\"\r\nhello\r\n", "invalid chunk extension"),
+            ("trailer without colon", b"0\r\nX-T\r\n\r\n", "field line without a colon"),
+            ("trailer space before colon", b"0\r\nX-T : 1\r\n\r\n", "whitespace before the colon"),
+            ("trailer obs-fold", b"0\r\nX-T: 1\r\n 2\r\n\r\n", "obsolete line folding"),
+            ("trailer NUL", b"0\r\nX-T: a\0b\r\n\r\n", "invalid byte in field value"),
+            ("trailer control in name", b"0\r\nX\x01: a\r\n\r\n", "invalid byte in field name"),
+            ("trailer bare LF", b"0\r\nX-T: 1\n\r\n", "bare LF in trailer section"),
             ("final bare LF", b"0\r\n\n", "bare LF in trailer section"),
-            (
-                "trailer bare CR",
-                b"0\r\nX-T: 1\rx\r\n\r\n",
-                "bare CR in trailer section",
-            ),
-            (
-                "trailer section too large",
-                big_trailer.as_bytes(),
-                "trailer section too large",
-            ),
+            ("trailer bare CR", b"0\r\nX-T: 1\rx\r\n\r\n", "bare CR in trailer section"),
+            ("trailer section too large", big_trailer.as_bytes(), "trailer section too large"),
             (
                 "missing final CRLF, data follows",
                 b"5\r\nhello\r\n0\r\nhello\r\n",
                 "field line without a colon",
             ),
         ];
-        cases
-            .into_iter()
-            .map(|(name, input, reason)| (name, input.to_vec(), reason))
-            .collect()
+        cases.into_iter().map(|(name, input, reason)| (name, input.to_vec(), reason)).collect()
     }
 
     #[test]
@@ -725,11 +503,7 @@ mod tests {
         for (name, input, reason) in malformed_cases() {
             for pieces in splits(&input) {
                 let (result, _, done) = decode_pieces(0, &pieces);
-                assert_eq!(
-                    result,
-                    Err(ChunkError::Malformed(reason)),
-                    "{name}: {pieces:?}"
-                );
+                assert_eq!(result, Err(ChunkError::Malformed(reason)), "{name}: {pieces:?}");
                 assert!(!done, "{name}");
             }
         }
@@ -752,12 +526,7 @@ mod tests {
             ("size alone already over", 4, b"5", b""),
             ("huge size with many digits", 100, b"fffffff", b""),
             ("second chunk over", 5, b"3\r\nabc\r\n3\r\n", b"abc"),
-            (
-                "second chunk over, with extension",
-                5,
-                b"3\r\nabc\r\n3;a\r\n",
-                b"abc",
-            ),
+            ("second chunk over, with extension", 5, b"3\r\nabc\r\n3;a\r\n", b"abc"),
         ];
         for &(name, limit, input, decoded) in cases {
             for pieces in splits(input) {
@@ -772,10 +541,7 @@ mod tests {
         assert_eq!(decoder.feed(input, &mut Vec::new()), Ok(input.len()));
         let mut wrapped = ChunkedDecoder::new(0);
         wrapped.announced = u64::MAX;
-        assert_eq!(
-            wrapped.feed(b"1\r\n", &mut Vec::new()),
-            Err(ChunkError::TooLarge)
-        );
+        assert_eq!(wrapped.feed(b"1\r\n", &mut Vec::new()), Err(ChunkError::TooLarge));
     }
 
     #[test]

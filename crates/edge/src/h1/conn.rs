@@ -63,8 +63,7 @@ pub async fn serve<IO>(
             // a request may already be on its way: it answers that one with `Connection: close`
             // (or lets KeepAliveTimeout end the connection as usual).
             let first =
-                tokio::time::timeout(settings.keep_alive_timeout, read_more(&mut io, &mut buffer))
-                    .await;
+                tokio::time::timeout(settings.keep_alive_timeout, read_more(&mut io, &mut buffer)).await;
             match first {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return,
@@ -72,21 +71,14 @@ pub async fn serve<IO>(
         }
         let head = match read_head(&mut io, &mut buffer, site, facts, settings).await {
             Some(head) => head,
-            None => return,
+            None => {
+                // TLS close_notify after an error answer, so strict clients see a clean end.
+                let _ = io.shutdown().await;
+                return;
+            }
         };
         served += 1;
-        match serve_request(
-            &mut io,
-            &mut buffer,
-            site,
-            facts,
-            settings,
-            head,
-            served,
-            draining,
-        )
-        .await
-        {
+        match serve_request(&mut io, &mut buffer, site, facts, settings, head, served, draining).await {
             Next::KeepGoing => {}
             Next::Close => {
                 let _ = io.shutdown().await;
@@ -118,18 +110,11 @@ where
     let mut parsed_at = 0usize;
     loop {
         let since = &buffer[parsed_at.min(buffer.len())..];
-        let partial = buffer.len()
-            - buffer
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
+        let partial = buffer.len() - buffer.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let worth_parsing = parsed_at == 0 || since.contains(&b'\n') || partial > longest_line;
         parsed_at = buffer.len();
-        let parsed = if worth_parsing {
-            head::parse(buffer, &settings.limits)
-        } else {
-            Err(HeadError::Incomplete)
-        };
+        let parsed =
+            if worth_parsing { head::parse(buffer, &settings.limits) } else { Err(HeadError::Incomplete) };
         match parsed {
             Ok((head, used)) => {
                 buffer.drain(..used);
@@ -153,13 +138,9 @@ where
                         // A client that sent nothing of a request gets no answer, as in Apache.
                         if !buffer.is_empty() {
                             let line = first_line(buffer);
-                            let response = site.refuse(
-                                facts,
-                                &line,
-                                body::error_page(StatusCode::REQUEST_TIMEOUT),
-                            );
-                            let _ =
-                                write_response(io, response, Version::HTTP_11, false, false).await;
+                            let response =
+                                site.refuse(facts, &line, body::error_page(StatusCode::REQUEST_TIMEOUT));
+                            let _ = write_response(io, response, Version::HTTP_11, false, false).await;
                         }
                         return None;
                     }
@@ -202,22 +183,12 @@ where
     }
     if let Framing::Length(n) = head.framing {
         if settings.limit_request_body > 0 && n > settings.limit_request_body {
-            let response = site.refuse(
-                facts,
-                &request_line,
-                body::error_page(StatusCode::PAYLOAD_TOO_LARGE),
-            );
+            let response = site.refuse(facts, &request_line, body::error_page(StatusCode::PAYLOAD_TOO_LARGE));
             let _ = write_response(io, response, version, false, false).await;
             return Next::Close;
         }
     }
-    if head.expect_continue
-        && has_body
-        && io
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .await
-            .is_err()
-    {
+    if head.expect_continue && has_body && io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
         return Next::Close;
     }
     let body = match read_body(io, buffer, &head.framing, settings, facts).await {
@@ -234,11 +205,7 @@ where
         && (settings.max_keep_alive_requests == 0 || served < settings.max_keep_alive_requests);
     let is_head = head.method == Method::HEAD;
     let Some(parts) = into_parts(head) else {
-        let response = site.refuse(
-            facts,
-            &request_line,
-            body::error_page(StatusCode::BAD_REQUEST),
-        );
+        let response = site.refuse(facts, &request_line, body::error_page(StatusCode::BAD_REQUEST));
         let _ = write_response(io, response, version, false, false).await;
         return Next::Close;
     };
@@ -246,10 +213,7 @@ where
     // A draining edge says so on this last response: the client may reuse nothing, and knows it.
     let keep_alive = keep_alive
         && !draining.is_cancelled()
-        && response
-            .headers()
-            .get(header::CONNECTION)
-            .is_none_or(|v| v != "close");
+        && response.headers().get(header::CONNECTION).is_none_or(|v| v != "close");
     match write_response(io, response, version, is_head, keep_alive).await {
         Ok(true) => Next::KeepGoing,
         _ => Next::Close,
@@ -285,9 +249,7 @@ where
                 }
                 let n = read_in_stage(io, buffer, &mut clock, facts).await?;
                 if n == 0 {
-                    return Err(BodyError::Malformed(
-                        "connection closed inside the body".into(),
-                    ));
+                    return Err(BodyError::Malformed("connection closed inside the body".into()));
                 }
             }
         }
@@ -295,12 +257,10 @@ where
             let mut decoder = ChunkedDecoder::new(settings.limit_request_body);
             let mut decoded = Vec::new();
             loop {
-                let used = decoder
-                    .feed(buffer, &mut decoded)
-                    .map_err(|error| match error {
-                        ChunkError::TooLarge => BodyError::TooLarge,
-                        ChunkError::Malformed(reason) => BodyError::Malformed(reason.to_string()),
-                    })?;
+                let used = decoder.feed(buffer, &mut decoded).map_err(|error| match error {
+                    ChunkError::TooLarge => BodyError::TooLarge,
+                    ChunkError::Malformed(reason) => BodyError::Malformed(reason.to_string()),
+                })?;
                 buffer.drain(..used);
                 stored.push(&decoded)?;
                 decoded.clear();
@@ -309,9 +269,7 @@ where
                 }
                 let n = read_in_stage(io, buffer, &mut clock, facts).await?;
                 if n == 0 {
-                    return Err(BodyError::Malformed(
-                        "connection closed inside the body".into(),
-                    ));
+                    return Err(BodyError::Malformed("connection closed inside the body".into()));
                 }
             }
         }
@@ -327,15 +285,13 @@ async fn read_in_stage<IO: AsyncRead + Unpin>(
     facts: &ClientFacts,
 ) -> Result<usize, BodyError> {
     let n = match clock {
-        Some(running) => {
-            match tokio::time::timeout_at(running.deadline(), read_more(io, buffer)).await {
-                Ok(read) => read,
-                Err(_) => {
-                    log_expiry(running, facts.peer);
-                    return Err(BodyError::Timeout);
-                }
+        Some(running) => match tokio::time::timeout_at(running.deadline(), read_more(io, buffer)).await {
+            Ok(read) => read,
+            Err(_) => {
+                log_expiry(running, facts.peer);
+                return Err(BodyError::Timeout);
             }
-        }
+        },
         None => read_more(io, buffer).await,
     }
     .map_err(|e| BodyError::Malformed(e.to_string()))?;
@@ -345,10 +301,7 @@ async fn read_in_stage<IO: AsyncRead + Unpin>(
     Ok(n)
 }
 
-async fn read_more<IO: AsyncRead + Unpin>(
-    io: &mut IO,
-    buffer: &mut Vec<u8>,
-) -> std::io::Result<usize> {
+async fn read_more<IO: AsyncRead + Unpin>(io: &mut IO, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
     let start = buffer.len();
     buffer.resize(start + READ_CHUNK, 0);
     let result = io.read(&mut buffer[start..]).await;
@@ -378,11 +331,7 @@ fn into_parts(head: RequestHead) -> Option<http::request::Parts> {
 
 /// The first line of what the client sent, for the access log of a refused request.
 fn first_line(buffer: &[u8]) -> String {
-    let end = buffer
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(buffer.len())
-        .min(256);
+    let end = buffer.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(buffer.len()).min(256);
     String::from_utf8_lossy(&buffer[..end]).into_owned()
 }
 
@@ -400,8 +349,7 @@ where
 {
     let (parts, mut body) = response.into_parts();
     let status = parts.status;
-    let bodiless =
-        is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let bodiless = is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     // A streamed file knows its length though its body cannot say so: trust the producer's
     // Content-Length then (only edge code makes responses; pool responses are read whole).
     let declared = parts
@@ -426,10 +374,7 @@ where
         // computed here from the body actually sent.
         let framing = name == header::CONTENT_LENGTH && !is_head;
         if framing
-            || matches!(
-                name,
-                &header::CONNECTION | &header::TRANSFER_ENCODING | &header::DATE
-            )
+            || matches!(name, &header::CONNECTION | &header::TRANSFER_ENCODING | &header::DATE)
             || name.as_str() == "keep-alive"
         {
             continue;
@@ -439,9 +384,7 @@ where
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    head.extend_from_slice(
-        format!("Date: {}\r\n", httpdate::fmt_http_date(SystemTime::now())).as_bytes(),
-    );
+    head.extend_from_slice(format!("Date: {}\r\n", httpdate::fmt_http_date(SystemTime::now())).as_bytes());
     match length {
         Some(n) if !bodiless => {
             head.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
@@ -471,17 +414,12 @@ where
     Ok(keep_alive)
 }
 
-async fn write_data<IO: AsyncWrite + Unpin>(
-    io: &mut IO,
-    data: &Bytes,
-    chunked: bool,
-) -> std::io::Result<()> {
+async fn write_data<IO: AsyncWrite + Unpin>(io: &mut IO, data: &Bytes, chunked: bool) -> std::io::Result<()> {
     if data.is_empty() {
         return Ok(());
     }
     if chunked {
-        io.write_all(format!("{:x}\r\n", data.len()).as_bytes())
-            .await?;
+        io.write_all(format!("{:x}\r\n", data.len()).as_bytes()).await?;
         io.write_all(data).await?;
         io.write_all(b"\r\n").await
     } else {

@@ -33,11 +33,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            request_line: 8190,
-            field_size: 8190,
-            fields: 100,
-        }
+        Limits { request_line: 8190, field_size: 8190, fields: 100 }
     }
 }
 
@@ -46,9 +42,7 @@ impl Limits {
     /// `Incomplete`: a caller holding this much without a result has a bug. Useful to size read
     /// buffers.
     pub fn max_head_len(&self) -> usize {
-        let field_lines = self
-            .fields
-            .saturating_mul(self.field_size.saturating_add(2));
+        let field_lines = self.fields.saturating_mul(self.field_size.saturating_add(2));
         (MAX_LEADING_EMPTY_LINES * 2)
             .saturating_add(self.request_line)
             .saturating_add(2)
@@ -138,9 +132,7 @@ impl HeadError {
 pub fn head_end(buf: &[u8]) -> Option<usize> {
     let start = skip_leading_empty_lines(buf);
     let rest = buf.get(start..)?;
-    rest.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| start + i + 4)
+    rest.windows(4).position(|w| w == b"\r\n\r\n").map(|i| start + i + 4)
 }
 
 /// Parses the request head at the start of `buf`.
@@ -190,12 +182,7 @@ fn skip_leading_empty_lines(buf: &[u8]) -> usize {
 /// Only CRLF ends a line: a bare LF or a CR not followed by LF is `Malformed`, because other
 /// parsers split lines there differently. A line longer than `max` fails with `too_long` as soon
 /// as that is certain, complete or not, so an unterminated line cannot grow without bound.
-fn next_line(
-    buf: &[u8],
-    start: usize,
-    max: usize,
-    too_long: HeadError,
-) -> Result<(&[u8], usize), HeadError> {
+fn next_line(buf: &[u8], start: usize, max: usize, too_long: HeadError) -> Result<(&[u8], usize), HeadError> {
     let rest = buf.get(start..).unwrap_or_default();
     match rest.iter().position(|&b| b == b'\r' || b == b'\n') {
         Some(i) if rest[i] == b'\n' => Err(HeadError::Malformed("bare LF line ending")),
@@ -221,18 +208,14 @@ struct RequestLine<'a> {
 /// else: no tabs, no leading or trailing whitespace (RFC 9112 section 3).
 fn parse_request_line(line: &[u8]) -> Result<RequestLine<'_>, HeadError> {
     if line.is_empty() {
-        return Err(HeadError::Malformed(
-            "too many empty lines before the request line",
-        ));
+        return Err(HeadError::Malformed("too many empty lines before the request line"));
     }
     if line.contains(&b'\t') {
         return Err(HeadError::Malformed("tab in request line"));
     }
-    let (method, rest) =
-        split_at_space(line).ok_or(HeadError::Malformed("request line without a target"))?;
-    let (target, version) = split_at_space(rest).ok_or(HeadError::Malformed(
-        "request line without an HTTP version (HTTP/0.9 is not supported)",
-    ))?;
+    let (method, rest) = split_at_space(line).ok_or(HeadError::Malformed("request line without a target"))?;
+    let (target, version) = split_at_space(rest)
+        .ok_or(HeadError::Malformed("request line without an HTTP version (HTTP/0.9 is not supported)"))?;
     if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
         return Err(HeadError::Malformed("invalid method"));
     }
@@ -249,13 +232,9 @@ fn parse_request_line(line: &[u8]) -> Result<RequestLine<'_>, HeadError> {
     // Last, so that a well-formed line with an unknown version gets its 505.
     let version = parse_version(version)?;
     let method = Method::from_bytes(method).map_err(|_| HeadError::Malformed("invalid method"))?;
-    let target = std::str::from_utf8(target)
-        .map_err(|_| HeadError::Malformed("invalid byte in request target"))?;
-    Ok(RequestLine {
-        method,
-        target,
-        version,
-    })
+    let target =
+        std::str::from_utf8(target).map_err(|_| HeadError::Malformed("invalid byte in request target"))?;
+    Ok(RequestLine { method, target, version })
 }
 
 /// Splits at the first SP, dropping it.
@@ -308,10 +287,7 @@ pub(crate) fn split_field_line(line: &[u8]) -> Result<(&[u8], &[u8]), &'static s
     if matches!(line.first(), Some(b' ' | b'\t')) {
         return Err("obsolete line folding");
     }
-    let colon = line
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or("field line without a colon")?;
+    let colon = line.iter().position(|&b| b == b':').ok_or("field line without a colon")?;
     let (name, value) = (&line[..colon], &line[colon + 1..]);
     if name.is_empty() {
         return Err("empty field name");
@@ -356,8 +332,8 @@ fn build_head(line: RequestLine<'_>, fields: &[(&[u8], &[u8])]) -> Result<Reques
 fn header_map(fields: &[(&[u8], &[u8])]) -> Result<HeaderMap, HeadError> {
     let mut headers = HeaderMap::with_capacity(fields.len());
     for &(name, value) in fields {
-        let name = HeaderName::from_bytes(name)
-            .map_err(|_| HeadError::Malformed("invalid byte in field name"))?;
+        let name =
+            HeaderName::from_bytes(name).map_err(|_| HeadError::Malformed("invalid byte in field name"))?;
         let value = HeaderValue::from_bytes(value)
             .map_err(|_| HeadError::Malformed("invalid byte in field value"))?;
         headers.append(name, value);
@@ -367,10 +343,7 @@ fn header_map(fields: &[(&[u8], &[u8])]) -> Result<HeaderMap, HeadError> {
 
 /// Checks the request-target form against the method (RFC 9112 section 3.2) and returns the
 /// origin-form path and query plus, for absolute-form, the authority.
-fn classify_target<'a>(
-    method: &Method,
-    target: &'a str,
-) -> Result<(String, Option<&'a str>), &'static str> {
+fn classify_target<'a>(method: &Method, target: &'a str) -> Result<(String, Option<&'a str>), &'static str> {
     if method == Method::CONNECT {
         // authority-form only exists for CONNECT, and weir is not a forward proxy.
         return Err("CONNECT is not supported");
@@ -384,9 +357,7 @@ fn classify_target<'a>(
         }
         return Err("asterisk-form target with a method other than OPTIONS");
     }
-    let (scheme, rest) = target
-        .split_once("://")
-        .ok_or("unsupported request-target form")?;
+    let (scheme, rest) = target.split_once("://").ok_or("unsupported request-target form")?;
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return Err("unsupported scheme in absolute-form target");
     }
@@ -416,9 +387,7 @@ fn checked_path_and_query(path_and_query: &str) -> Result<String, &'static str> 
 fn validate_authority(authority: &str) -> Result<(), &'static str> {
     let port = if let Some(rest) = authority.strip_prefix('[') {
         let (address, after) = rest.split_once(']').ok_or("unterminated IPv6 literal")?;
-        address
-            .parse::<Ipv6Addr>()
-            .map_err(|_| "invalid IPv6 literal")?;
+        address.parse::<Ipv6Addr>().map_err(|_| "invalid IPv6 literal")?;
         match after.strip_prefix(':') {
             Some(port) => Some(port),
             None if after.is_empty() => None,
@@ -432,10 +401,7 @@ fn validate_authority(authority: &str) -> Result<(), &'static str> {
         if host.is_empty() {
             return Err("empty host");
         }
-        if !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-        {
+        if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
             return Err("invalid host");
         }
         port
@@ -448,9 +414,7 @@ fn validate_authority(authority: &str) -> Result<(), &'static str> {
 
 /// 1 to 5 digits, at most 65535. An empty port is legal in RFC 3986 but never needed.
 fn is_valid_port(port: &str) -> bool {
-    (1..=5).contains(&port.len())
-        && port.bytes().all(|b| b.is_ascii_digit())
-        && port.parse::<u16>().is_ok()
+    (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()
 }
 
 /// The authority the request is for. HTTP/1.1 requires exactly one Host (RFC 9112 section 3.2);
@@ -468,9 +432,7 @@ fn request_host(
     }
     let header = match header {
         Some(value) => {
-            let value = value
-                .to_str()
-                .map_err(|_| HeadError::Malformed("invalid Host"))?;
+            let value = value.to_str().map_err(|_| HeadError::Malformed("invalid Host"))?;
             validate_authority(value).map_err(|_| HeadError::Malformed("invalid Host"))?;
             Some(value)
         }
@@ -480,9 +442,9 @@ fn request_host(
         None => None,
     };
     match (target_authority, header) {
-        (Some(target), Some(host)) if !target.eq_ignore_ascii_case(host) => Err(
-            HeadError::Malformed("Host differs from the absolute-form target"),
-        ),
+        (Some(target), Some(host)) if !target.eq_ignore_ascii_case(host) => {
+            Err(HeadError::Malformed("Host differs from the absolute-form target"))
+        }
         (Some(target), _) => Ok(Some(target.to_owned())),
         (None, host) => Ok(host.map(str::to_owned)),
     }
@@ -492,25 +454,17 @@ fn request_host(
 /// parser could frame differently: that is how requests are smuggled.
 fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, HeadError> {
     let content_length = single_field(headers, &CONTENT_LENGTH, "more than one Content-Length")?;
-    let transfer_encoding = single_field(
-        headers,
-        &TRANSFER_ENCODING,
-        "more than one Transfer-Encoding",
-    )?;
+    let transfer_encoding = single_field(headers, &TRANSFER_ENCODING, "more than one Transfer-Encoding")?;
     match (transfer_encoding, content_length) {
-        (Some(_), Some(_)) => Err(HeadError::Malformed(
-            "both Transfer-Encoding and Content-Length",
-        )),
-        (Some(_), None) if version == Version::HTTP_10 => Err(HeadError::Malformed(
-            "Transfer-Encoding in an HTTP/1.0 request",
-        )),
+        (Some(_), Some(_)) => Err(HeadError::Malformed("both Transfer-Encoding and Content-Length")),
+        (Some(_), None) if version == Version::HTTP_10 => {
+            Err(HeadError::Malformed("Transfer-Encoding in an HTTP/1.0 request"))
+        }
         (Some(te), None) if te.as_bytes().eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
-        (Some(_), None) => Err(HeadError::Malformed(
-            "Transfer-Encoding other than exactly chunked",
-        )),
-        (None, Some(cl)) => parse_content_length(cl.as_bytes())
-            .map(Framing::Length)
-            .map_err(HeadError::Malformed),
+        (Some(_), None) => Err(HeadError::Malformed("Transfer-Encoding other than exactly chunked")),
+        (None, Some(cl)) => {
+            parse_content_length(cl.as_bytes()).map(Framing::Length).map_err(HeadError::Malformed)
+        }
         (None, None) => Ok(Framing::None),
     }
 }
@@ -540,9 +494,7 @@ fn parse_content_length(value: &[u8]) -> Result<u64, &'static str> {
     }
     value
         .iter()
-        .try_fold(0u64, |n, &d| {
-            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        })
+        .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
         .ok_or("Content-Length overflows")
 }
 
@@ -589,11 +541,7 @@ fn cross_check(
 ) -> Result<(), HeadError> {
     let mut headers = vec![httparse::EMPTY_HEADER; fields.len()];
     let mut request = httparse::Request::new(&mut headers);
-    let minor = if head.version == Version::HTTP_11 {
-        1
-    } else {
-        0
-    };
+    let minor = if head.version == Version::HTTP_11 { 1 } else { 0 };
     let agrees = match request.parse(buf.get(..consumed).unwrap_or_default()) {
         Ok(httparse::Status::Complete(n)) => {
             n == consumed
@@ -612,9 +560,7 @@ fn cross_check(
     if agrees {
         Ok(())
     } else {
-        Err(HeadError::Malformed(
-            "request head read differently by httparse",
-        ))
+        Err(HeadError::Malformed("request head read differently by httparse"))
     }
 }
 
@@ -658,11 +604,7 @@ mod tests {
 
     fn valid_cases() -> Vec<(&'static str, &'static [u8], Expect)> {
         vec![
-            (
-                "simple GET",
-                b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
-                Expect::get("/", "example.com"),
-            ),
+            ("simple GET", b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", Expect::get("/", "example.com")),
             (
                 "GET with query, port and several fields",
                 b"GET /a/b?c=d&e HTTP/1.1\r\nHost: example.com:8443\r\nAccept: */*\r\nUser-Agent: t\r\n\r\n",
@@ -691,11 +633,7 @@ mod tests {
             (
                 "Content-Length with leading zeros, 19 digits",
                 b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0000000000000000042\r\n\r\n",
-                Expect {
-                    method: Method::PUT,
-                    framing: Framing::Length(42),
-                    ..Expect::get("/x", "h")
-                },
+                Expect { method: Method::PUT, framing: Framing::Length(42), ..Expect::get("/x", "h") },
             ),
             (
                 "HTTP/1.0 without Host closes by default",
@@ -710,28 +648,17 @@ mod tests {
             (
                 "HTTP/1.0 with keep-alive",
                 b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: h\r\n\r\n",
-                Expect {
-                    version: Version::HTTP_10,
-                    ..Expect::get("/", "h")
-                },
+                Expect { version: Version::HTTP_10, ..Expect::get("/", "h") },
             ),
             (
                 "HTTP/1.0 with keep-alive and close",
                 b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
-                Expect {
-                    version: Version::HTTP_10,
-                    host: None,
-                    keep_alive: false,
-                    ..Expect::get("/", "")
-                },
+                Expect { version: Version::HTTP_10, host: None, keep_alive: false, ..Expect::get("/", "") },
             ),
             (
                 "HTTP/1.1 Connection: close among other options",
                 b"GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nConnection: ,  CLOSE ,\r\n\r\n",
-                Expect {
-                    keep_alive: false,
-                    ..Expect::get("/", "h")
-                },
+                Expect { keep_alive: false, ..Expect::get("/", "h") },
             ),
             (
                 "absolute-form with matching Host",
@@ -744,18 +671,12 @@ mod tests {
             (
                 "absolute-form with an empty path",
                 b"GET http://h HTTP/1.1\r\nHost: h\r\n\r\n",
-                Expect {
-                    path_and_query: "/",
-                    ..Expect::get("http://h", "h")
-                },
+                Expect { path_and_query: "/", ..Expect::get("http://h", "h") },
             ),
             (
                 "absolute-form with only a query",
                 b"GET http://h?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
-                Expect {
-                    path_and_query: "/?x=1",
-                    ..Expect::get("http://h?x=1", "h")
-                },
+                Expect { path_and_query: "/?x=1", ..Expect::get("http://h?x=1", "h") },
             ),
             (
                 "absolute-form on HTTP/1.0 without Host",
@@ -770,21 +691,10 @@ mod tests {
             (
                 "OPTIONS *",
                 b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
-                Expect {
-                    method: Method::OPTIONS,
-                    ..Expect::get("*", "h")
-                },
+                Expect { method: Method::OPTIONS, ..Expect::get("*", "h") },
             ),
-            (
-                "one leading CRLF",
-                b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
-                Expect::get("/", "h"),
-            ),
-            (
-                "two leading CRLFs",
-                b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
-                Expect::get("/", "h"),
-            ),
+            ("one leading CRLF", b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", Expect::get("/", "h")),
+            ("two leading CRLFs", b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", Expect::get("/", "h")),
             (
                 "Expect: 100-continue",
                 b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
@@ -815,18 +725,12 @@ mod tests {
             (
                 "extension method",
                 b"PURGE /cache HTTP/1.1\r\nHost: h\r\n\r\n",
-                Expect {
-                    method: Method::from_bytes(b"PURGE").unwrap(),
-                    ..Expect::get("/cache", "h")
-                },
+                Expect { method: Method::from_bytes(b"PURGE").unwrap(), ..Expect::get("/cache", "h") },
             ),
             (
                 "next pipelined request is not consumed",
                 b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\n",
-                Expect {
-                    trailing: 17,
-                    ..Expect::get("/", "h")
-                },
+                Expect { trailing: 17, ..Expect::get("/", "h") },
             ),
         ]
     }
@@ -977,50 +881,23 @@ mod tests {
         for (name, input, reason) in malformed_cases() {
             let error = parse_default(input).err();
             assert_eq!(error, Some(HeadError::Malformed(reason)), "{name}");
-            assert_eq!(
-                error.map(|e| e.status()),
-                Some(StatusCode::BAD_REQUEST),
-                "{name}"
-            );
+            assert_eq!(error.map(|e| e.status()), Some(StatusCode::BAD_REQUEST), "{name}");
         }
     }
 
     #[test]
     fn connect_has_its_own_reason() {
         let input = b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n";
-        assert_eq!(
-            parse_default(input).err(),
-            Some(HeadError::Malformed("CONNECT is not supported"))
-        );
+        assert_eq!(parse_default(input).err(), Some(HeadError::Malformed("CONNECT is not supported")));
     }
 
     #[test]
     fn other_errors_and_their_statuses() {
         let cases: &[(&str, &[u8], HeadError, u16)] = &[
-            (
-                "HTTP/2.0",
-                b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
-                HeadError::VersionNotSupported,
-                505,
-            ),
-            (
-                "HTTP/1.2",
-                b"GET / HTTP/1.2\r\nHost: h\r\n\r\n",
-                HeadError::VersionNotSupported,
-                505,
-            ),
-            (
-                "HTTP/0.9 spelled out",
-                b"GET / HTTP/0.9\r\n\r\n",
-                HeadError::VersionNotSupported,
-                505,
-            ),
-            (
-                "h2 preface",
-                b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-                HeadError::VersionNotSupported,
-                505,
-            ),
+            ("HTTP/2.0", b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", HeadError::VersionNotSupported, 505),
+            ("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: h\r\n\r\n", HeadError::VersionNotSupported, 505),
+            ("HTTP/0.9 spelled out", b"GET / HTTP/0.9\r\n\r\n", HeadError::VersionNotSupported, 505),
+            ("h2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", HeadError::VersionNotSupported, 505),
             (
                 "Expect: foo",
                 b"POST / HTTP/1.1\r\nHost: h\r\nExpect: foo\r\n\r\n",
@@ -1057,27 +934,17 @@ mod tests {
         assert_eq!(HeadError::Incomplete.status().as_u16(), 400);
     }
 
-    const SMALL: Limits = Limits {
-        request_line: 20,
-        field_size: 10,
-        fields: 2,
-    };
+    const SMALL: Limits = Limits { request_line: 20, field_size: 10, fields: 2 };
 
     #[test]
     fn limits_on_complete_heads() {
         // "GET /aaaaaaaa HTTP/1.1" is 22 bytes, one per 'a' below.
         let line = |n: usize| format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(n));
         assert!(parse(line(6).as_bytes(), &SMALL).is_ok(), "exactly 20");
-        assert_eq!(
-            parse(line(7).as_bytes(), &SMALL).err(),
-            Some(HeadError::LineTooLong)
-        );
+        assert_eq!(parse(line(7).as_bytes(), &SMALL).err(), Some(HeadError::LineTooLong));
         let field = |n: usize| format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "v".repeat(n));
         assert!(parse(field(7).as_bytes(), &SMALL).is_ok(), "exactly 10");
-        assert_eq!(
-            parse(field(8).as_bytes(), &SMALL).err(),
-            Some(HeadError::FieldTooLarge)
-        );
+        assert_eq!(parse(field(8).as_bytes(), &SMALL).err(), Some(HeadError::FieldTooLarge));
         let fields = |n: usize| {
             let mut s = String::from("GET / HTTP/1.1\r\nHost: h\r\n");
             for i in 1..n {
@@ -1086,91 +953,38 @@ mod tests {
             s + "\r\n"
         };
         assert!(parse(fields(2).as_bytes(), &SMALL).is_ok(), "exactly 2");
-        assert_eq!(
-            parse(fields(3).as_bytes(), &SMALL).err(),
-            Some(HeadError::TooManyFields)
-        );
+        assert_eq!(parse(fields(3).as_bytes(), &SMALL).err(), Some(HeadError::TooManyFields));
         let defaults = Limits::default();
-        assert_eq!(
-            (defaults.request_line, defaults.field_size, defaults.fields),
-            (8190, 8190, 100)
-        );
+        assert_eq!((defaults.request_line, defaults.field_size, defaults.fields), (8190, 8190, 100));
         let long = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(8190));
-        assert_eq!(
-            parse_default(long.as_bytes()).err(),
-            Some(HeadError::LineTooLong)
-        );
+        assert_eq!(parse_default(long.as_bytes()).err(), Some(HeadError::LineTooLong));
     }
 
     #[test]
     fn limits_fail_early_on_incomplete_heads() {
         let cases: &[(&str, &[u8], HeadError)] = &[
-            (
-                "request line at the limit",
-                b"GET /aaaaaa HTTP/1.1",
-                HeadError::Incomplete,
-            ),
-            (
-                "request line at the limit plus CR",
-                b"GET /aaaaaa HTTP/1.1\r",
-                HeadError::Incomplete,
-            ),
-            (
-                "request line over the limit",
-                b"GET /aaaaaa HTTP/1.1x",
-                HeadError::LineTooLong,
-            ),
-            (
-                "request line over, ends in CR",
-                b"GET /aaaaaaa HTTP/1.1\r",
-                HeadError::LineTooLong,
-            ),
+            ("request line at the limit", b"GET /aaaaaa HTTP/1.1", HeadError::Incomplete),
+            ("request line at the limit plus CR", b"GET /aaaaaa HTTP/1.1\r", HeadError::Incomplete),
+            ("request line over the limit", b"GET /aaaaaa HTTP/1.1x", HeadError::LineTooLong),
+            ("request line over, ends in CR", b"GET /aaaaaaa HTTP/1.1\r", HeadError::LineTooLong),
             ("no CRLF at all", &[b'A'; 64], HeadError::LineTooLong),
-            (
-                "field at the limit",
-                b"GET / HTTP/1.1\r\nHost: h\r\nX: vvvvvvv",
-                HeadError::Incomplete,
-            ),
-            (
-                "field over the limit",
-                b"GET / HTTP/1.1\r\nHost: h\r\nX: vvvvvvvv",
-                HeadError::FieldTooLarge,
-            ),
-            (
-                "blank line may still come",
-                b"GET / HTTP/1.1\r\nHost: h\r\nX: v\r\n\r",
-                HeadError::Incomplete,
-            ),
-            (
-                "one field too many",
-                b"GET / HTTP/1.1\r\nHost: h\r\nX: v\r\nY",
-                HeadError::TooManyFields,
-            ),
+            ("field at the limit", b"GET / HTTP/1.1\r\nHost: h\r\nX: vvvvvvv", HeadError::Incomplete),
+            ("field over the limit", b"GET / HTTP/1.1\r\nHost: h\r\nX: vvvvvvvv", HeadError::FieldTooLarge),
+            ("blank line may still come", b"GET / HTTP/1.1\r\nHost: h\r\nX: v\r\n\r", HeadError::Incomplete),
+            ("one field too many", b"GET / HTTP/1.1\r\nHost: h\r\nX: v\r\nY", HeadError::TooManyFields),
             (
                 "bad request line fails at once",
                 b"GET  / HTTP/1.1\r\n",
                 HeadError::Malformed("empty request target"),
             ),
-            (
-                "HTTP/2.0 fails at once",
-                b"GET / HTTP/2.0\r\n",
-                HeadError::VersionNotSupported,
-            ),
+            ("HTTP/2.0 fails at once", b"GET / HTTP/2.0\r\n", HeadError::VersionNotSupported),
             (
                 "bad field fails at once",
                 b"GET / HTTP/1.1\r\nX : v\r\n",
                 HeadError::Malformed("whitespace before the colon"),
             ),
-            (
-                "bare LF fails at once",
-                b"GET / HTTP/1.1\n",
-                HeadError::Malformed("bare LF line ending"),
-            ),
-            (
-                "bare CR fails at once",
-                b"GET / HTTP/1.1\r\nX: a\rb",
-                HeadError::Malformed("bare CR"),
-            ),
+            ("bare LF fails at once", b"GET / HTTP/1.1\n", HeadError::Malformed("bare LF line ending")),
+            ("bare CR fails at once", b"GET / HTTP/1.1\r\nX: a\rb", HeadError::Malformed("bare CR")),
         ];
         for &(name, input, want) in cases {
             assert_eq!(parse(input, &SMALL).err(), Some(want), "{name}");
@@ -1196,10 +1010,7 @@ mod tests {
                     }
                 };
                 assert!(
-                    matches!(
-                        result,
-                        Err(HeadError::TooManyFields | HeadError::FieldTooLarge)
-                    ),
+                    matches!(result, Err(HeadError::TooManyFields | HeadError::FieldTooLarge)),
                     "{limits:?} {result:?}"
                 );
             }

@@ -1,9 +1,5 @@
-//! The scoreboard: one anonymous shared mapping, made by the supervisor before it forks, with a
-//! slot per possible worker (`ServerLimit`). Each worker writes its own slot; the pool master and
-//! the edge read them. Every field is an atomic, so no process ever takes a lock another could
-//! die holding.
+//! One worker's slot: its state with Apache's characters, counts, and the request in hand.
 
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -56,10 +52,7 @@ impl State {
 
     /// Busy in Apache's sense: serving a request.
     pub fn is_busy(self) -> bool {
-        matches!(
-            self,
-            State::Reading | State::Sending | State::KeepAlive | State::Logging | State::Graceful
-        )
+        matches!(self, State::Reading | State::Sending | State::KeepAlive | State::Logging | State::Graceful)
     }
 }
 
@@ -68,7 +61,7 @@ impl State {
 pub struct Slot {
     pid: AtomicI32,
     generation: AtomicU32,
-    state: AtomicU8,
+    pub(crate) state: AtomicU8,
     /// Set by the master: finish the current request, then exit.
     retire: AtomicU8,
     /// Set by the worker: it has reached MaxConnectionsPerChild and wants a replacement.
@@ -103,9 +96,7 @@ pub struct SlotView {
 
 /// Microseconds since the epoch, now.
 pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 impl Slot {
@@ -115,6 +106,20 @@ impl Slot {
 
     pub fn state(&self) -> State {
         State::from_byte(self.state.load(Ordering::Acquire))
+    }
+
+    /// Takes an open slot, atomically: `false` if another master took it first.
+    pub(crate) fn try_open_claim(&self) -> bool {
+        self.pid() == 0
+            && self
+                .state
+                .compare_exchange(
+                    State::Open as u8,
+                    State::Starting as u8,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
     }
 
     /// Claims the slot for a new worker (master, before fork; the child writes its pid too, so
@@ -156,8 +161,7 @@ impl Slot {
             cell.store(*byte, Ordering::Relaxed);
         }
         self.line_len.store(n as u32, Ordering::Relaxed);
-        self.line_seq
-            .store(seq.wrapping_add(2) & !1, Ordering::Release);
+        self.line_seq.store(seq.wrapping_add(2) & !1, Ordering::Release);
         self.request_started_us.store(now_us(), Ordering::Release);
         self.state.store(State::Sending as u8, Ordering::Release);
     }
@@ -183,8 +187,7 @@ impl Slot {
     }
 
     pub fn wants_recycle(&self) -> bool {
-        self.wants_recycle.load(Ordering::Acquire) != 0
-            && self.recycle_granted.load(Ordering::Acquire) == 0
+        self.wants_recycle.load(Ordering::Acquire) != 0 && self.recycle_granted.load(Ordering::Acquire) == 0
     }
 
     pub fn grant_recycle(&self) {
@@ -205,10 +208,7 @@ impl Slot {
         for _ in 0..4 {
             let before = self.line_seq.load(Ordering::Acquire);
             let len = (self.line_len.load(Ordering::Relaxed) as usize).min(REQUEST_LINE);
-            let bytes: Vec<u8> = self.line[..len]
-                .iter()
-                .map(|c| c.load(Ordering::Relaxed))
-                .collect();
+            let bytes: Vec<u8> = self.line[..len].iter().map(|c| c.load(Ordering::Relaxed)).collect();
             let after = self.line_seq.load(Ordering::Acquire);
             if before == after && before % 2 == 0 {
                 line = String::from_utf8_lossy(&bytes).into_owned();
@@ -226,79 +226,5 @@ impl Slot {
             request_line: line,
             retiring: self.retire_requested(),
         }
-    }
-}
-
-/// The shared mapping: `slots` worker slots.
-#[derive(Clone, Copy)]
-pub struct Scoreboard {
-    base: NonNull<Slot>,
-    slots: usize,
-}
-
-// SAFETY: the mapping is never unmapped while the process runs, and every field in it is an
-// atomic, so sharing the pointer between threads (the edge's) is sound.
-unsafe impl Send for Scoreboard {}
-// SAFETY: as above.
-unsafe impl Sync for Scoreboard {}
-
-impl Scoreboard {
-    /// Maps a zeroed scoreboard of `slots` slots, shared with every process forked afterwards.
-    pub fn create(slots: usize) -> std::io::Result<Scoreboard> {
-        let slots = slots.max(1);
-        let len = std::mem::size_of::<Slot>() * slots;
-        let size = std::num::NonZeroUsize::new(len).ok_or(std::io::ErrorKind::InvalidInput)?;
-        // SAFETY: a new anonymous mapping aliases nothing; zeroed memory is a valid `Slot` (all
-        // atomics, zero meaning "open"), and it stays mapped for the life of the process.
-        let base = unsafe {
-            nix::sys::mman::mmap_anonymous(
-                None,
-                size,
-                nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE,
-                nix::sys::mman::MapFlags::MAP_SHARED,
-            )
-        }
-        .map_err(std::io::Error::from)?;
-        let scoreboard = Scoreboard {
-            base: base.cast(),
-            slots,
-        };
-        for slot in scoreboard.slots() {
-            slot.release();
-        }
-        Ok(scoreboard)
-    }
-
-    /// Every slot.
-    pub fn slots(&self) -> &[Slot] {
-        // SAFETY: `base` points at `slots` initialised `Slot`s for the life of the process.
-        unsafe { std::slice::from_raw_parts(self.base.as_ptr(), self.slots) }
-    }
-
-    /// One slot.
-    pub fn slot(&self, index: usize) -> Option<&'static Slot> {
-        // SAFETY: as above; the mapping is never unmapped, so a 'static borrow is sound.
-        let slots: &'static [Slot] =
-            unsafe { std::slice::from_raw_parts(self.base.as_ptr(), self.slots) };
-        slots.get(index)
-    }
-
-    /// Claims the first slot with no worker in it for a new worker of `generation`. The claim is
-    /// a compare-and-swap: during a reload two pool masters claim slots at once.
-    pub fn claim_free_slot(&self, generation: u32) -> Option<usize> {
-        let index = self.slots().iter().position(|slot| {
-            slot.pid() == 0
-                && slot
-                    .state
-                    .compare_exchange(
-                        State::Open as u8,
-                        State::Starting as u8,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-        })?;
-        self.slots()[index].claim(generation);
-        Some(index)
     }
 }
