@@ -105,7 +105,12 @@ impl Server {
 
     /// Runs until SIGTERM or SIGINT. Returns the process exit status.
     pub fn run(self) -> i32 {
-        errorlog::init(tracing::Level::INFO);
+        errorlog::init(match self.config.log_level {
+            weir_conf::LogLevel::Error => tracing::Level::ERROR,
+            weir_conf::LogLevel::Warn => tracing::Level::WARN,
+            weir_conf::LogLevel::Notice => tracing::Level::INFO,
+            weir_conf::LogLevel::Debug => tracing::Level::DEBUG,
+        });
         let config = self.config;
         if let Some(path) = &config.error_log {
             if let Err(error) = errorlog::redirect_stderr(path) {

@@ -57,6 +57,7 @@ pub fn edge(
     listeners: &[BoundListener],
     pool_socket: PathBuf,
     handler_paths: Vec<String>,
+    scoreboard: Scoreboard,
     account: Option<Account>,
     ready: OwnedFd,
 ) -> ! {
@@ -82,7 +83,7 @@ pub fn edge(
             Err(error) => tracing::error!(%error, "edge could not take a listening socket"),
         }
     }
-    match weir_edge::run(config, prepared, inherited, pool_socket, handler_paths, Some(ready)) {
+    match weir_edge::run(config, prepared, inherited, pool_socket, handler_paths, scoreboard, Some(ready)) {
         Ok(()) => std::process::exit(0),
         Err(error) => {
             tracing::error!("edge stopped: {error}");

@@ -116,6 +116,8 @@ struct Running {
     draining: Vec<Generation>,
     /// A stop that arrived while a reload was waiting for its new generation.
     stop_requested: bool,
+    /// A SIGHUP that arrived during a reload: another reload follows.
+    reload_again: bool,
 }
 
 impl Supervisor {
@@ -142,6 +144,7 @@ impl Supervisor {
             },
             draining: Vec::new(),
             stop_requested: false,
+            reload_again: false,
         };
         if let Err(error) = running.start_generation_roles() {
             tracing::error!("{error}");
@@ -174,7 +177,7 @@ impl Supervisor {
                 running.announce();
                 notify::send("READY=1");
             }
-            if reload {
+            if reload || std::mem::take(&mut running.reload_again) {
                 running.reload(signals);
                 if running.stop_requested {
                     tracing::info!("AH00169: caught SIGTERM, shutting down");
@@ -229,6 +232,7 @@ impl Running {
                         &generation.listeners,
                         generation.pool_socket.clone(),
                         self.handler_paths.clone(),
+                        self.scoreboard,
                         self.account.clone(),
                         ready_write,
                     )
@@ -421,6 +425,7 @@ impl Running {
         let listeners =
             sockets::rebind(&config.listeners, &self.current.listeners).map_err(|e| e.to_string())?;
         let number = self.current.number + 1;
+        self.scoreboard.counters().generation.store(number, std::sync::atomic::Ordering::Relaxed);
         let (pool_listener, pool_socket) = sockets::pool_listener(
             &config.runtime_dir,
             &format!("pool-{number}.sock"),
@@ -471,10 +476,15 @@ impl Running {
             }
             self.wait_for_events(signals);
             while let Some(signal) = signals.pending() {
-                // A stop wins over a reload in progress; another SIGHUP adds nothing.
-                if matches!(signal, Signal::SIGTERM | Signal::SIGINT) {
-                    self.stop_requested = true;
-                    return Err("a stop was requested while the new generation was starting".to_string());
+                // A stop wins over a reload in progress; another SIGHUP means the file may have
+                // changed again since it was read, so one more reload follows this one.
+                match signal {
+                    Signal::SIGTERM | Signal::SIGINT => {
+                        self.stop_requested = true;
+                        return Err("a stop was requested while the new generation was starting".to_string());
+                    }
+                    Signal::SIGHUP => self.reload_again = true,
+                    _ => {}
                 }
             }
             self.reap();

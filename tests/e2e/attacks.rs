@@ -101,7 +101,8 @@ fn slowloris_slow_bodies_and_slow_readers_never_reach_the_pool() {
     let legit = {
         let client = Client::new(addr, &weir.cert_pem);
         let (established, attacking) = (established.clone(), attacking.clone());
-        std::thread::spawn(move || -> Result<Vec<Duration>, String> {
+        // Each request's start and latency.
+        std::thread::spawn(move || -> Result<Vec<(Instant, Duration)>, String> {
             wait_until(Duration::from_secs(60), || {
                 established.load(Ordering::SeqCst) >= SLOWLORIS / 4 || !attacking.load(Ordering::SeqCst)
             });
@@ -113,7 +114,7 @@ fn slowloris_slow_bodies_and_slow_readers_never_reach_the_pool() {
                 if reply.status != 200 {
                     return Err(format!("legitimate request got {}: {}", reply.status, reply.text()));
                 }
-                latencies.push(took);
+                latencies.push((started, took));
                 // A person's pace, not a benchmark's.
                 if let Some(rest) = Duration::from_millis(100).checked_sub(took) {
                     std::thread::sleep(rest);
@@ -180,10 +181,11 @@ fn slowloris_slow_bodies_and_slow_readers_never_reach_the_pool() {
     attacking.store(false, Ordering::SeqCst);
     let attack_took = attack_started.elapsed();
     let (loris, bodies, readers, handshakes_done) = outcome;
-    let latencies = legit
+    let legit = legit
         .join()
         .expect("legitimate client thread")
         .unwrap_or_else(|error| panic!("a legitimate request failed under attack: {error}"));
+    let latencies: Vec<Duration> = legit.iter().map(|(_, took)| *took).collect();
 
     // The legitimate client was served throughout, promptly.
     let mut sorted = latencies.clone();
@@ -210,6 +212,11 @@ fn slowloris_slow_bodies_and_slow_readers_never_reach_the_pool() {
         .into_iter()
         .collect::<Result<_, _>>()
         .unwrap_or_else(|error| panic!("a Slowloris connection: {error}"));
+    // And the legitimate requests really ran while Slowloris connections were open.
+    let last_loris = loris.iter().map(|s| s.closed.at).max().expect("Slowloris connections");
+    let during = legit.iter().filter(|(started, took)| *started + *took <= last_loris).count();
+    eprintln!("{during} legitimate requests completed while Slowloris connections were open");
+    assert!(during >= 30, "only {during} legitimate requests ran during the Slowloris attack");
     let loris_times: Vec<Duration> = loris.iter().map(|s| s.closed.at - s.started).collect();
     let resets = loris.iter().filter(|s| s.closed.error.is_some()).count();
     eprintln!(
@@ -249,8 +256,8 @@ fn slowloris_slow_bodies_and_slow_readers_never_reach_the_pool() {
     let reader_times: Vec<Duration> = readers.iter().map(|(t, _)| *t).collect();
     let most_read = readers.iter().map(|(_, n)| *n).max().unwrap_or(0);
     eprintln!(
-        "slow readers: server side closed after {}; at most {most_read} of {BIG} body bytes \
-         delivered",
+        "slow readers: server side closed after {}; at most {most_read} response bytes of a \
+         {BIG}-byte file delivered",
         spread(reader_times.clone())
     );
     assert!(
@@ -326,7 +333,8 @@ async fn slow_body(
 
 /// Asks for the big file with a small receive window and reads nothing, until the server's
 /// side of the connection closes (seen in /proc/net/tcp); then drains what was sent, to show the
-/// response was cut short. Returns how long the server held on, and the body bytes delivered.
+/// response was cut short. Returns how long the server held on, and the response bytes
+/// delivered.
 async fn slow_reader(
     addr: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
@@ -603,7 +611,7 @@ fn rate_limit_is_per_client_address() {
         let other = attack::exchange(&mut stream, request).await.unwrap();
         (statuses, refusal, other)
     });
-    let refusal = refusal.expect("a 429");
+    let refusal = refusal.unwrap_or_else(|| panic!("no 429 among {statuses:?}"));
     let retry: u64 = refusal
         .header("retry-after")
         .and_then(|v| v.parse().ok())

@@ -33,6 +33,9 @@ impl<W: Write> ResponseWriter<W> {
             head.extend_from_slice(value);
             head.extend_from_slice(b"\r\n");
         }
+        head.extend_from_slice(
+            format!("{}: {}\r\n", weir_conf::wire::WORKER_PID, std::process::id()).as_bytes(),
+        );
         head.extend_from_slice(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
         self.out.write_all(&head)?;
         self.head_sent = true;
@@ -110,9 +113,11 @@ mod tests {
             .unwrap();
         writer.body(b"abc").unwrap();
         writer.finish().unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let pid_line = format!("x-weir-worker-pid: {}\r\n", std::process::id());
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "HTTP/1.1 201 Created\r\nX-A: b\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+            text,
+            format!("HTTP/1.1 201 Created\r\nX-A: b\r\n{pid_line}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
         );
     }
 }

@@ -1,6 +1,6 @@
 //! The table of bad configurations: each must be refused with its message and its line.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::config::{Config, Source};
 
@@ -72,12 +72,7 @@ const CASES: &[(&str, usize, &str)] = &[
 fn load(text: &str) -> Result<Config, crate::ConfigErrors> {
     let dir = std::env::temp_dir().join("weir-bad-configs");
     let _ = std::fs::create_dir_all(dir.join("conf.d"));
-    Config::from_text(
-        text,
-        Path::new("/etc/weir/weir.conf"),
-        Source::File("/etc/weir/weir.conf".into()),
-        PathBuf::from(dir),
-    )
+    Config::from_text(text, Path::new("/etc/weir/weir.conf"), Source::File("/etc/weir/weir.conf".into()), dir)
 }
 
 #[test]

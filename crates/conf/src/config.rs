@@ -150,6 +150,28 @@ pub struct RLimits {
     pub nproc: Option<RLimit>,
 }
 
+/// `LogLevel`, in Apache's words; weir's lines are error, warn, notice (lifecycle) and debug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Notice,
+    Debug,
+}
+
+/// The access log's line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Combined Log Format (Apache's "combined").
+    #[default]
+    Combined,
+    /// Common Log Format.
+    Common,
+    /// One JSON object per line, with weir's extra figures.
+    Json,
+}
+
 /// `ScriptAlias URL-path directory`: requests under the URL path run scripts from the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptAlias {
@@ -189,8 +211,12 @@ pub struct Config {
     pub runtime_dir: PathBuf,
     /// Error log file; `None` means standard error.
     pub error_log: Option<PathBuf>,
+    /// `LogLevel`: the least severe error-log lines written.
+    pub log_level: LogLevel,
     /// Access log file; `None` means no access log.
     pub custom_log: Option<PathBuf>,
+    /// `CustomLog FILE combined|common|json`.
+    pub custom_log_format: LogFormat,
     /// How long a worker may take over one request, and other I/O waits.
     pub timeout: Duration,
     /// How long a stop or reload waits for requests in flight before killing what is left.
@@ -210,6 +236,8 @@ pub struct Config {
     pub locations: Vec<Location>,
     /// What the edge enforces on clients.
     pub edge: EdgeLimits,
+    /// `SizingReserve` (weir): memory the sizing advice keeps back for everything but workers.
+    pub sizing_reserve: u64,
     /// TLS versions, client certificates, tickets, ALPN.
     pub tls_options: TlsOptions,
     /// Settings that were corrected or look risky: printed by configtest, logged at start.
@@ -234,7 +262,9 @@ impl Config {
             pid_file: server_root.join("run/weir.pid"),
             runtime_dir: server_root.join("run"),
             error_log: None,
+            log_level: LogLevel::Notice,
             custom_log: None,
+            custom_log_format: LogFormat::Combined,
             timeout: Duration::from_secs(60),
             graceful_shutdown_timeout: Duration::from_secs(30),
             limit_request_body: 1 << 30,
@@ -244,6 +274,7 @@ impl Config {
             rlimits: RLimits::default(),
             locations: Vec::new(),
             edge: EdgeLimits::default(),
+            sizing_reserve: 512 << 20,
             tls_options: TlsOptions::default(),
             warnings: Vec::new(),
             pool_input: PoolInput::default(),

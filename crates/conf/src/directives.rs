@@ -169,6 +169,15 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "SizingReserve",
+        args: (1, 1),
+        help: "memory kept for everything but workers in the suggested MaxRequestWorkers, such as 512M",
+        apply: |config, args| {
+            config.sizing_reserve = values::size("SizingReserve", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
         name: "User",
         args: (1, 1),
         help: "Effective user id for this server",
@@ -224,6 +233,31 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "LogLevel",
+        args: (1, 8),
+        help: "Level of verbosity in error logging: emerg, alert, crit, error, warn, notice, info or debug",
+        apply: |config, args| {
+            use crate::config::LogLevel;
+            // Per-module levels ("ssl:warn") are accepted and the overall level applies.
+            let Some(level) = args.iter().find(|a| !a.contains(':')) else { return Ok(()) };
+            config.log_level = match level.to_ascii_lowercase().as_str() {
+                "emerg" | "alert" | "crit" | "error" => LogLevel::Error,
+                "warn" => LogLevel::Warn,
+                "notice" | "info" => LogLevel::Notice,
+                "debug" => LogLevel::Debug,
+                t if t.starts_with("trace") => LogLevel::Debug,
+                _ => {
+                    return Err(Problem::BadValue {
+                        directive: "LogLevel",
+                        value: level.clone(),
+                        reason: "expected emerg, alert, crit, error, warn, notice, info, debug or trace1-8".to_string(),
+                    })
+                }
+            };
+            Ok(())
+        },
+    },
+    Directive {
         name: "CustomLog",
         args: (1, 2),
         help: "a file name and an optional format: combined, common or json",
@@ -245,6 +279,11 @@ pub const DIRECTIVES: &[Directive] = &[
                 });
             }
             config.custom_log = Some(config.resolve(&args[0]));
+            config.custom_log_format = match args.get(1).map(String::as_str) {
+                Some("common") => crate::config::LogFormat::Common,
+                Some("json") => crate::config::LogFormat::Json,
+                _ => crate::config::LogFormat::Combined,
+            };
             Ok(())
         },
     },

@@ -22,8 +22,8 @@ mod bad_configs;
 pub mod wire;
 
 pub use config::{
-    Config, ListenScheme, Listener, Pool, RLimit, RLimitValue, RLimits, ScriptAlias, ServerTokens, Source,
-    Tls,
+    Config, ListenScheme, Listener, LogFormat, LogLevel, Pool, RLimit, RLimitValue, RLimits, ScriptAlias,
+    ServerTokens, Source, Tls,
 };
 pub use error::{ConfigError, ConfigErrors, Problem};
 

@@ -12,7 +12,9 @@ pub enum Require {
     AllGranted,
     /// `Require all denied`.
     AllDenied,
-    /// `Require local`: loopback addresses (and the server's own).
+    /// `Require local`: 127.0.0.1, ::1, or a client on the server's own address. Stricter than
+    /// Apache, which admits all of 127.0.0.0/8: on an appliance, other loopback addresses are
+    /// often proxies, containers or tunnels speaking for remote clients.
     Local,
     /// `Require ip 10.1.0.0/16 192.168.1.7 …`.
     Ip(Vec<IpNet>),
@@ -43,13 +45,18 @@ impl IpNet {
 }
 
 impl Require {
-    /// Whether a client at `ip` is let in by this line.
-    pub fn allows(&self, ip: IpAddr) -> bool {
+    /// Whether a client at `peer`, connected to the server's address `local`, is let in.
+    pub fn allows(&self, peer: IpAddr, local: IpAddr) -> bool {
+        let peer = peer.to_canonical();
         match self {
             Require::AllGranted => true,
             Require::AllDenied => false,
-            Require::Local => ip.is_loopback() || ip.to_canonical().is_loopback(),
-            Require::Ip(nets) => nets.iter().any(|net| net.contains(ip.to_canonical())),
+            Require::Local => {
+                peer == IpAddr::from([127, 0, 0, 1])
+                    || peer == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+                    || peer == local.to_canonical()
+            }
+            Require::Ip(nets) => nets.iter().any(|net| net.contains(peer)),
         }
     }
 }
@@ -71,8 +78,8 @@ impl Location {
     }
 
     /// Whether a client may reach this location. With no `Require`, everyone may (Apache).
-    pub fn allows(&self, ip: IpAddr) -> bool {
-        self.require.is_empty() || self.require.iter().any(|r| r.allows(ip))
+    pub fn allows(&self, peer: IpAddr, local: IpAddr) -> bool {
+        self.require.is_empty() || self.require.iter().any(|r| r.allows(peer, local))
     }
 }
 
@@ -128,14 +135,18 @@ mod tests {
     fn require_forms() {
         assert_eq!(require(&args("all granted")), Ok(Require::AllGranted));
         assert_eq!(require(&args("local")), Ok(Require::Local));
+        let server: IpAddr = "192.0.2.10".parse().unwrap();
+        let at = |text: &str| text.parse::<IpAddr>().unwrap();
         let ip = require(&args("ip 10.0.0.0/8 192.168.1.7 ::1")).unwrap();
-        assert!(ip.allows("10.2.3.4".parse().unwrap()));
-        assert!(ip.allows("192.168.1.7".parse().unwrap()));
-        assert!(!ip.allows("192.168.1.8".parse().unwrap()));
-        assert!(ip.allows("::1".parse().unwrap()));
-        assert!(Require::Local.allows("127.0.0.1".parse().unwrap()));
-        assert!(Require::Local.allows("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(!Require::Local.allows("127.0.0.2".parse::<IpAddr>().unwrap().to_canonical()) || true);
+        assert!(ip.allows(at("10.2.3.4"), server));
+        assert!(ip.allows(at("192.168.1.7"), server));
+        assert!(!ip.allows(at("192.168.1.8"), server));
+        assert!(ip.allows(at("::1"), server));
+        assert!(Require::Local.allows(at("127.0.0.1"), server));
+        assert!(Require::Local.allows(at("::ffff:127.0.0.1"), server));
+        assert!(Require::Local.allows(at("192.0.2.10"), server), "the server's own address");
+        assert!(!Require::Local.allows(at("127.0.0.2"), at("127.0.0.1")));
+        assert!(!Require::Local.allows(at("10.1.1.1"), server));
         assert!(require(&args("ip 10.0.0.0/33")).is_err());
         assert!(require(&args("user bob")).is_err());
     }

@@ -16,6 +16,8 @@ pub const SSL_CIPHER: &str = "x-weir-ssl-cipher";
 pub const SSL_CLIENT_VERIFY: &str = "x-weir-ssl-client-verify";
 /// The verified client certificate's subject DN.
 pub const SSL_CLIENT_S_DN: &str = "x-weir-ssl-client-s-dn";
+/// Sent by a worker on every response: its pid, for the access log.
+pub const WORKER_PID: &str = "x-weir-worker-pid";
 /// Sent by a worker instead of a body: the edge answers with a GET of this local URL
 /// (RFC 3875 6.2.2 local redirect).
 pub const LOCAL_REDIRECT: &str = "x-weir-local-redirect";

@@ -1,16 +1,26 @@
-//! The access log in Combined Log Format, which goaccess, fail2ban and every log analyser read.
+//! The access log: Combined Log Format (what goaccess, fail2ban and every log analyser read),
+//! Common, or JSON with weir's extra figures. Lines go to a writer thread through a bounded
+//! queue, so a slow disk never stalls the edge's runtime; if the queue is ever full a line is
+//! dropped and counted rather than blocking a client.
 
-use std::fs::File;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::time::{Duration, SystemTime};
+
+use weir_conf::LogFormat;
+
+/// Lines that may wait for the writer.
+const QUEUE: usize = 16 * 1024;
 
 /// An open access log.
 pub struct AccessLog {
-    /// One line per write; the lock keeps lines whole.
-    file: Mutex<File>,
+    format: LogFormat,
+    lines: SyncSender<String>,
+    /// Lines dropped because the writer fell behind.
+    pub dropped: AtomicU64,
 }
 
 /// What one line records.
@@ -22,25 +32,94 @@ pub struct Entry<'a> {
     pub bytes: Option<u64>,
     pub referer: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// JSON only: how long the request took, microseconds.
+    pub duration_us: u64,
+    /// JSON only: how long it waited for a worker, microseconds.
+    pub queue_wait_us: Option<u64>,
+    /// JSON only: `TLSv1.3`, or none for plain HTTP.
+    pub tls: Option<&'a str>,
+    /// JSON only: `HTTP/1.1`, `HTTP/2.0`.
+    pub protocol: &'a str,
+    /// JSON only: the worker that answered, when one did.
+    pub worker_pid: Option<i32>,
+    pub request_id: Option<&'a str>,
 }
 
 impl AccessLog {
-    /// Opens (creating, appending) the log. Called before privileges are dropped.
-    pub fn open(path: &Path) -> std::io::Result<AccessLog> {
+    /// Opens (creating, appending) the log and starts its writer thread. Called in the edge, before
+    /// privileges are dropped; the edge is the one role allowed threads.
+    pub fn open(path: &Path, format: LogFormat) -> std::io::Result<AccessLog> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(AccessLog { file: Mutex::new(file) })
+        let (lines, queue) = mpsc::sync_channel::<String>(QUEUE);
+        std::thread::Builder::new().name("weir-access-log".to_string()).spawn(move || {
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
+            loop {
+                match queue.recv_timeout(Duration::from_millis(200)) {
+                    Ok(line) => {
+                        let _ = out.write_all(line.as_bytes());
+                    }
+                    // Quiet for a moment: what is buffered goes to the file, so tail -f and
+                    // fail2ban see lines within a fraction of a second.
+                    Err(RecvTimeoutError::Timeout) => {
+                        let _ = out.flush();
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        let _ = out.flush();
+                        return;
+                    }
+                }
+            }
+        })?;
+        Ok(AccessLog { format, lines, dropped: AtomicU64::new(0) })
     }
 
-    /// Writes one line. A failed write is not the client's problem and is dropped.
+    /// Queues one line. A full queue drops the line (counted), never the client.
     pub fn write(&self, entry: &Entry<'_>) {
-        let line = format_combined(entry);
-        if let Ok(mut file) = self.file.lock() {
-            let _ = file.write_all(line.as_bytes());
+        let line = match self.format {
+            LogFormat::Combined => format_combined(entry),
+            LogFormat::Common => format_common(entry),
+            LogFormat::Json => format_json(entry),
+        };
+        if self.lines.try_send(line).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// `%h %l %u %t "%r" %>s %b`.
+pub fn format_common(entry: &Entry<'_>) -> String {
+    let bytes = entry.bytes.filter(|b| *b > 0).map_or("-".to_string(), |b| b.to_string());
+    format!(
+        "{} - - [{}] \"{}\" {} {}\n",
+        entry.client.ip(),
+        clf_time(entry.time),
+        escape(entry.request_line),
+        entry.status,
+        bytes
+    )
+}
+
+/// One JSON object per line.
+pub fn format_json(entry: &Entry<'_>) -> String {
+    let value = serde_json::json!({
+        "time": clf_time(entry.time),
+        "client": entry.client.ip().to_string(),
+        "request": entry.request_line,
+        "status": entry.status,
+        "bytes": entry.bytes.unwrap_or(0),
+        "referer": entry.referer,
+        "user_agent": entry.user_agent,
+        "duration_us": entry.duration_us,
+        "queue_wait_us": entry.queue_wait_us,
+        "tls": entry.tls,
+        "protocol": entry.protocol,
+        "worker_pid": entry.worker_pid,
+        "request_id": entry.request_id,
+    });
+    format!("{value}\n")
 }
 
 /// `%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`, with Apache's escaping of quotes,
@@ -105,7 +184,6 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn combined_line() {
@@ -117,7 +195,17 @@ mod tests {
             bytes: Some(1024),
             referer: None,
             user_agent: Some("curl/8"),
+            duration_us: 1500,
+            queue_wait_us: None,
+            tls: Some("TLSv1.3"),
+            protocol: "HTTP/1.1",
+            worker_pid: None,
+            request_id: Some("r-1"),
         };
+        let json: serde_json::Value = serde_json::from_str(&format_json(&entry)).unwrap();
+        assert_eq!(json["status"], 200);
+        assert_eq!(json["tls"], "TLSv1.3");
+        assert!(format_common(&entry).ends_with("\" 200 1024\n"));
         assert_eq!(
             format_combined(&entry),
             "192.0.2.1 - - [26/Nov/2026:13:33:20 +0000] \"GET /a\\\"b HTTP/1.1\" 200 1024 \"-\" \"curl/8\"\n"

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use weir_scoreboard::Counters;
 
 /// How often Apache's "reached MaxRequestWorkers" line may repeat.
 const LOG_EVERY: Duration = Duration::from_secs(60);
@@ -46,8 +47,8 @@ impl Admission {
         }
     }
 
-    /// Waits for a place in the pool.
-    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, Refused> {
+    /// Waits for a place in the pool, keeping the queue's figures in `counters`.
+    pub async fn admit(&self, counters: &Counters) -> Result<OwnedSemaphorePermit, Refused> {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             return Ok(permit);
         }
@@ -56,7 +57,12 @@ impl Admission {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Refused::QueueFull);
         }
+        counters.queued.fetch_add(1, Ordering::Relaxed);
+        counters.queue_length.fetch_add(1, Ordering::Relaxed);
+        let waited = Instant::now();
         let result = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned()).await;
+        counters.queue_length.fetch_sub(1, Ordering::Relaxed);
+        counters.queue_wait_us.fetch_add(waited.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match result {
             Ok(Ok(permit)) => Ok(permit),
@@ -93,12 +99,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn queue_then_timeout() {
+        let board = weir_scoreboard::Scoreboard::create(1).unwrap();
+        let counters = board.counters();
         let admission = Admission::new(1, Duration::from_secs(2));
-        let first = admission.admit().await.unwrap();
+        let first = admission.admit(counters).await.unwrap();
         let started = Instant::now();
-        assert_eq!(admission.admit().await.unwrap_err(), Refused::Timeout);
+        assert_eq!(admission.admit(counters).await.unwrap_err(), Refused::Timeout);
         assert!(started.elapsed() >= Duration::from_secs(2));
+        assert_eq!(counters.queued.load(Ordering::Relaxed), 1);
         drop(first);
-        assert!(admission.admit().await.is_ok());
+        assert!(admission.admit(counters).await.is_ok());
     }
 }

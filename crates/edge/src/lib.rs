@@ -65,7 +65,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
     let tls = if https { Some(tls::server_config(&config.tls, &config.tls_options)?) } else { None };
     let access_log = match &config.custom_log {
         Some(path) => Some(
-            access_log::AccessLog::open(path)
+            access_log::AccessLog::open(path, config.custom_log_format)
                 .map_err(|source| EdgeError::AccessLog { path: path.display().to_string(), source })?,
         ),
         None => None,
@@ -81,6 +81,7 @@ pub fn run(
     listeners: Vec<InheritedListener>,
     pool_socket: std::path::PathBuf,
     handler_paths: Vec<String>,
+    scoreboard: weir_scoreboard::Scoreboard,
     ready: Option<OwnedFd>,
 ) -> Result<(), EdgeError> {
     let root = static_files::canonical_root(&config.document_root).map_err(|source| {
@@ -105,6 +106,11 @@ pub fn run(
         trace_enable: limits.trace_enable,
         limit_request_body: config.limit_request_body,
         access_log: prepared.access_log,
+        scoreboard,
+        locations: with_default_status(&config.locations),
+        status_host: config.server_name.clone().unwrap_or_else(|| "localhost".to_string()),
+        sizing_reserve: config.sizing_reserve,
+        max_request_workers: config.pool.max_request_workers,
     });
     let h1 = h1::conn::H1Settings {
         limits: h1::head::Limits {
@@ -178,6 +184,21 @@ pub fn run(
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(())
+}
+
+/// The configured `<Location>`s, with `/server-status` for loopback clients added when none
+/// names the status handler (as Debian's status.conf does for Apache).
+fn with_default_status(locations: &[weir_conf::location::Location]) -> Vec<weir_conf::location::Location> {
+    use weir_conf::location::{Location, Require};
+    let mut all = locations.to_vec();
+    if !all.iter().any(|l| l.handler.as_deref() == Some("server-status")) {
+        all.push(Location {
+            path: "/server-status".to_string(),
+            handler: Some("server-status".to_string()),
+            require: vec![Require::Local],
+        });
+    }
+    all
 }
 
 fn unblock_signals() {

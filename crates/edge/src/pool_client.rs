@@ -91,6 +91,10 @@ fn openssl_name(suite: rustls::CipherSuite) -> &'static str {
     }
 }
 
+/// The pid of the worker that answered (a response extension, for the access log).
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerPid(pub i32);
+
 /// What the pool answered.
 pub enum PoolAnswer {
     /// A response for the client.
@@ -183,9 +187,18 @@ impl PoolClient {
         parts.headers.remove(header::SERVER);
         let local_redirect =
             parts.headers.get(wire::LOCAL_REDIRECT).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let worker = parts
+            .headers
+            .get(wire::WORKER_PID)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(WorkerPid);
         remove_internal(&mut parts.headers);
         parts.version = Version::HTTP_11;
-        let response = Response::from_parts(parts, body::full(bytes));
+        let mut response = Response::from_parts(parts, body::full(bytes));
+        if let Some(worker) = worker {
+            response.extensions_mut().insert(worker);
+        }
         Ok(match local_redirect {
             Some(target) => PoolAnswer::LocalRedirect(target),
             None => PoolAnswer::Response(response),
@@ -246,7 +259,7 @@ fn normalize(parts: &http::request::Parts, body_len: u64, client: &ClientFacts) 
 
 /// The request id the worker sees: the client's own `X-Request-Id` when it is a plain token (so
 /// a device can use it as an idempotency key across retries), otherwise one made here.
-fn request_id(headers: &HeaderMap) -> String {
+pub fn request_id(headers: &HeaderMap) -> String {
     let client = headers.get("x-request-id").and_then(|v| v.to_str().ok()).filter(|id| {
         (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
     });

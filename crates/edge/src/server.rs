@@ -26,6 +26,7 @@ use crate::reqtimeout::{Stage, StageClock};
 use crate::request_body;
 use crate::site::Site;
 use crate::stall_guard::StallGuard;
+use weir_scoreboard::Reject;
 
 /// After an accept error (EMFILE and the like), wait this long instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -122,6 +123,7 @@ async fn accept_loop(listener: Listener, edge: Arc<Edge>) {
             Ok(slot) => slot,
             Err(over) => {
                 tracing::debug!(%peer, ?over, "connection refused by MaxConnections/MaxConnectionsPerIP");
+                edge.site.scoreboard.counters().reject(Reject::ConnectionLimit);
                 continue;
             }
         };
@@ -178,6 +180,7 @@ async fn connection(
             Ok(ProxiedAddress::Local) => {}
             Err(error) => {
                 tracing::debug!(%peer, %error, "no valid PROXY protocol header; closing");
+                edge.site.scoreboard.counters().reject(Reject::ProxyHeader);
                 return Some(slot);
             }
         }
@@ -210,10 +213,12 @@ async fn connection(
         Ok(tls_stream) => tls_stream,
         Err(error) => {
             tracing::debug!(%peer, %error, "TLS handshake failed");
+            edge.site.scoreboard.counters().reject(Reject::Handshake);
             return Some(slot);
         }
     };
     drop(_permit);
+    edge.site.scoreboard.counters().handshakes.fetch_add(1, Ordering::Relaxed);
     let connection = tls_stream.get_ref().1;
     let h2 = connection.alpn_protocol() == Some(b"h2");
     let facts = ClientFacts { peer, local, tls: Some(TlsInfo::of(connection)) };

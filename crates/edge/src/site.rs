@@ -17,6 +17,9 @@ use crate::pool_client::{ClientFacts, PoolAnswer, PoolClient};
 use crate::request_body::RequestBody;
 use crate::routes::PoolRoutes;
 use crate::static_files::{Served, StaticFiles};
+use crate::status::{self, StatusContext};
+use weir_conf::location::Location;
+use weir_scoreboard::{Reject, Scoreboard};
 
 /// Local redirects followed for one request before it is refused, as Apache's
 /// LimitInternalRecursion.
@@ -42,6 +45,15 @@ pub struct Site {
     /// LimitRequestBody; 0 means no limit.
     pub limit_request_body: u64,
     pub access_log: Option<AccessLog>,
+    /// Shared with the pool: server-status reads it, and the edge keeps its figures there.
+    pub scoreboard: Scoreboard,
+    /// `<Location>` sections; server-status is one.
+    pub locations: Vec<Location>,
+    /// The first line of `?auto`: ServerName, or "localhost".
+    pub status_host: String,
+    /// `SizingReserve`: memory kept back from workers in the sizing advice.
+    pub sizing_reserve: u64,
+    pub max_request_workers: usize,
 }
 
 impl Site {
@@ -56,15 +68,25 @@ impl Site {
     }
 
     /// Answers one complete request. Never fails: every error becomes a status here.
-    pub async fn handle(&self, facts: &ClientFacts, parts: Parts, body: RequestBody) -> Response<Body> {
+    pub async fn handle(&self, facts: &ClientFacts, mut parts: Parts, body: RequestBody) -> Response<Body> {
         let started = SystemTime::now();
-        let request_line = request_line(&parts);
-        let referer = header_text(&parts, header::REFERER);
-        let user_agent = header_text(&parts, header::USER_AGENT);
+        // Every request gets its id here (the client's own when it is a plain token), so the
+        // access log and the worker see the same one.
+        let id = crate::pool_client::request_id(&parts.headers);
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            parts.headers.insert("x-request-id", value);
+        }
+        let line = LogLine {
+            request_line: request_line(&parts),
+            referer: header_text(&parts, header::REFERER),
+            user_agent: header_text(&parts, header::USER_AGENT),
+            protocol: format!("{:?}", parts.version),
+            request_id: Some(id),
+        };
         // RateLimit was checked where the head was read (h1 and h2 both), before the body.
         let response = self.route(facts, parts, body).await;
         let response = self.apply_policy(response);
-        self.log(facts, started, &request_line, &response, referer.as_deref(), user_agent.as_deref());
+        self.log(facts, started, &line, &response);
         response
     }
 
@@ -76,12 +98,43 @@ impl Site {
         request_line: &str,
         response: Response<Body>,
     ) -> Response<Body> {
+        let why = match response.status() {
+            StatusCode::REQUEST_TIMEOUT => Reject::Timeout,
+            StatusCode::PAYLOAD_TOO_LARGE => Reject::TooLarge,
+            StatusCode::TOO_MANY_REQUESTS => Reject::RateLimited,
+            StatusCode::SERVICE_UNAVAILABLE => Reject::QueueFull,
+            _ => Reject::Malformed,
+        };
+        self.scoreboard.counters().reject(why);
         let response = self.apply_policy(response);
-        self.log(facts, SystemTime::now(), request_line, &response, None, None);
+        let line = LogLine {
+            request_line: request_line.to_string(),
+            referer: None,
+            user_agent: None,
+            protocol: "HTTP/1.1".to_string(),
+            request_id: None,
+        };
+        self.log(facts, SystemTime::now(), &line, &response);
         response
     }
 
     async fn route(&self, facts: &ClientFacts, mut parts: Parts, body: RequestBody) -> Response<Body> {
+        if let Some(location) = self.locations.iter().find(|l| l.matches(parts.uri.path())) {
+            if location.handler.as_deref() == Some("server-status") {
+                // The address is the connection's (or the PROXY header's): no request header
+                // can make a remote client look local.
+                if !location.allows(facts.peer.ip(), facts.local.ip()) {
+                    return body::error_page(StatusCode::FORBIDDEN);
+                }
+                let context = StatusContext {
+                    scoreboard: &self.scoreboard,
+                    host: &self.status_host,
+                    sizing_reserve: self.sizing_reserve,
+                    max_request_workers: self.max_request_workers,
+                };
+                return status::page(&context, parts.uri.query());
+            }
+        }
         if parts.method == Method::TRACE {
             return if self.trace_enable {
                 trace_echo(&parts)
@@ -135,10 +188,12 @@ impl Site {
         parts: &Parts,
         body: RequestBody,
     ) -> Result<PoolAnswer, Response<Body>> {
-        let _permit = match self.admission.admit().await {
+        let waiting = std::time::Instant::now();
+        let _permit = match self.admission.admit(self.scoreboard.counters()).await {
             Ok(permit) => permit,
             Err(refused) => {
                 tracing::debug!(?refused, uri = %parts.uri, "no worker free in time");
+                self.scoreboard.counters().reject(Reject::QueueFull);
                 let mut response = body::error_page(StatusCode::SERVICE_UNAVAILABLE);
                 response
                     .headers_mut()
@@ -149,9 +204,17 @@ impl Site {
                 return Err(response);
             }
         };
-        self.pool.send(parts, body, facts).await.map_err(|error| {
+        let waited = QueueWait(waiting.elapsed().as_micros() as u64);
+        let answer = self.pool.send(parts, body, facts).await.map_err(|error| {
             tracing::warn!(%error, uri = %parts.uri, "request to the pool failed");
             body::error_page(error.status())
+        });
+        answer.map(|answer| match answer {
+            PoolAnswer::Response(mut response) => {
+                response.extensions_mut().insert(waited);
+                PoolAnswer::Response(response)
+            }
+            other => other,
         })
     }
 
@@ -198,27 +261,55 @@ impl Site {
         response
     }
 
-    fn log(
-        &self,
-        facts: &ClientFacts,
-        time: SystemTime,
-        request_line: &str,
-        response: &Response<Body>,
-        referer: Option<&str>,
-        user_agent: Option<&str>,
-    ) {
+    fn log(&self, facts: &ClientFacts, time: SystemTime, line: &LogLine, response: &Response<Body>) {
+        let bytes = response_bytes(response);
+        let duration = time.elapsed().unwrap_or_default();
+        self.scoreboard.counters().served(bytes, duration.as_micros() as u64);
         if let Some(log) = &self.access_log {
+            let extensions = response.extensions();
             log.write(&Entry {
                 client: facts.peer,
                 time,
-                request_line,
+                request_line: &line.request_line,
                 status: response.status().as_u16(),
-                bytes: response.body().size_hint().exact(),
-                referer,
-                user_agent,
+                bytes: Some(bytes),
+                referer: line.referer.as_deref(),
+                user_agent: line.user_agent.as_deref(),
+                duration_us: duration.as_micros() as u64,
+                queue_wait_us: extensions.get::<QueueWait>().map(|w| w.0),
+                tls: facts.tls.as_ref().map(|t| t.protocol),
+                protocol: &line.protocol,
+                worker_pid: extensions.get::<crate::pool_client::WorkerPid>().map(|w| w.0),
+                request_id: line.request_id.as_deref(),
             });
         }
     }
+}
+
+/// What the access log needs from the request, taken before the request is consumed.
+struct LogLine {
+    request_line: String,
+    referer: Option<String>,
+    user_agent: Option<String>,
+    protocol: String,
+    request_id: Option<String>,
+}
+
+/// How long a request waited for a worker, microseconds (a response extension, for the log).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueWait(pub u64);
+
+/// The body bytes a response carries: its exact size, or the Content-Length a streamed file
+/// declared.
+fn response_bytes(response: &Response<Body>) -> u64 {
+    response.body().size_hint().exact().unwrap_or_else(|| {
+        response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 /// `GET /path HTTP/1.1`, as the access log and the scoreboard show it.
