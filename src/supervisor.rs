@@ -383,6 +383,23 @@ impl Running {
         {
             tracing::error!(%error, "could not write the address file in RuntimeDir");
         }
+        let config = &self.current.config;
+        let pool = &config.pool;
+        tracing::info!(
+            "configuration {}: StartServers {}, MinSpareServers {}, MaxSpareServers {}, MaxRequestWorkers {}, Timeout {}s, LimitRequestBody {}",
+            config.source_name(),
+            pool.start_servers,
+            pool.min_spare_servers,
+            pool.max_spare_servers,
+            pool.max_request_workers,
+            config.timeout.as_secs(),
+            config.limit_request_body
+        );
+        if let Some((subject, expiry)) =
+            config.tls.cert_file.as_deref().and_then(weir_edge::tls::certificate_summary)
+        {
+            tracing::info!("certificate {subject}, valid until {expiry}");
+        }
         tracing::info!(
             "AH00163: weir/{} (Unix) configured -- resuming normal operations",
             env!("CARGO_PKG_VERSION")

@@ -100,10 +100,24 @@ pub async fn serve(
     }
     edge.draining.cancel();
     edge.connections.close();
-    if tokio::time::timeout(drain, edge.connections.wait()).await.is_err() {
-        tracing::warn!(
+    let deadline = Instant::now() + drain;
+    loop {
+        let tick = Instant::now() + Duration::from_secs(1);
+        if tokio::time::timeout_at(tick.min(deadline), edge.connections.wait()).await.is_ok() {
+            tracing::info!("edge drained: every connection has finished");
+            break;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                open = edge.limits.total(),
+                "connections still open after GracefulShutdownTimeout; closing them"
+            );
+            break;
+        }
+        tracing::info!(
             open = edge.limits.total(),
-            "connections still open after GracefulShutdownTimeout; closing them"
+            "draining: {} connections still open",
+            edge.limits.total()
         );
     }
 }

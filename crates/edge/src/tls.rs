@@ -156,3 +156,13 @@ fn escape_dn(value: &str) -> String {
     }
     out
 }
+
+/// The subject and expiry of the first certificate in a PEM file, for the start-up summary.
+/// Reads the certificate only, never the key.
+pub fn certificate_summary(path: &Path) -> Option<(String, String)> {
+    let der = CertificateDer::pem_file_iter(path).ok()?.next()?.ok()?;
+    let subject = subject_dn(der.as_ref())?;
+    let (_, certificate) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let expiry = certificate.validity().not_after.to_rfc2822().unwrap_or_else(|_| "unknown".to_string());
+    Some((subject, expiry))
+}
