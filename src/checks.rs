@@ -87,6 +87,30 @@ pub fn risk_warnings(config: &Config, measured_worker_bytes: Option<u64>) -> Vec
     warnings
 }
 
+/// The average PSS of the running server's workers (found through the PidFile), when one runs.
+pub fn measured_worker_pss(config: &Config) -> Option<u64> {
+    let pid: i32 = std::fs::read_to_string(&config.pid_file).ok()?.trim().parse().ok()?;
+    let children = |pid: i32| -> Vec<i32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let title = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let sizes: Vec<u64> = children(pid)
+        .into_iter()
+        .flat_map(children)
+        .filter(|worker| title(*worker).starts_with("weir: worker"))
+        .filter_map(|worker| {
+            let text = std::fs::read_to_string(format!("/proc/{worker}/smaps_rollup")).ok()?;
+            let line = text.lines().find(|l| l.starts_with("Pss:"))?;
+            Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+        })
+        .collect();
+    (!sizes.is_empty()).then(|| sizes.iter().sum::<u64>() / sizes.len() as u64)
+}
+
 /// A worker's proportional set size when nothing is known about it (an idle weir worker with a
 /// CGI script or a small handler, rounded up).
 pub const ESTIMATED_WORKER_BYTES: u64 = 4 << 20;

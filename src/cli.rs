@@ -134,7 +134,8 @@ fn configtest(file: Option<&Path>) -> i32 {
         Ok(config) => config,
         Err(code) => return code,
     };
-    for warning in config.warnings.iter().chain(&checks::risk_warnings(&config, None)) {
+    let measured = checks::measured_worker_pss(&config);
+    for warning in config.warnings.iter().chain(&checks::risk_warnings(&config, measured)) {
         eprintln!("{warning}");
     }
     if let Err(problems) = checks::full(&config) {
