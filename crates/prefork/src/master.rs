@@ -60,8 +60,6 @@ const CRASH_STORM: usize = 10;
 const CRASH_WINDOW: Duration = Duration::from_secs(10);
 /// A failed fork is retried after this long instead of storming the kernel.
 const FORK_RETRY: Duration = Duration::from_secs(1);
-/// How often the MaxRequestWorkers warning may repeat.
-const BUSY_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// One live worker, as the master knows it.
 struct Worker {
@@ -85,7 +83,6 @@ struct Master<'a> {
     spawn_rate: usize,
     crashes: VecDeque<Instant>,
     storm_logged: bool,
-    busy_logged_at: Option<Instant>,
 }
 
 /// The pool master's entry point. `ready` gets one byte once StartServers workers are forked.
@@ -120,7 +117,6 @@ pub fn run(
         spawn_rate: 1,
         crashes: VecDeque::new(),
         storm_logged: false,
-        busy_logged_at: None,
     };
     for _ in 0..start {
         master.spawn_worker();
@@ -279,13 +275,8 @@ impl Master<'_> {
             return;
         }
         if census.total >= self.settings.max_request_workers {
-            let due = self.busy_logged_at.is_none_or(|t| t.elapsed() >= BUSY_LOG_EVERY);
-            if due {
-                tracing::error!(
-                    "AH00161: server reached MaxRequestWorkers setting, consider raising the MaxRequestWorkers setting"
-                );
-                self.busy_logged_at = Some(Instant::now());
-            }
+            // Apache's AH00161 line is written by the edge, where requests queue for the pool:
+            // one place, once per interval, not twice.
             return;
         }
         let room = self.settings.max_request_workers - census.total;

@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Helpers for benches/run.sh (Python 3 standard library only).
+
+Subcommands:
+  freeport                      print a free TCP port on 127.0.0.1
+  tree PID...                   print PID and every descendant, one per line
+  pss [--workers KIND] PID...   JSON: total PSS (KiB) of the process trees, per-process list
+  hold HOST PORT N READY        open N idle TLS connections, write READY with the count, hold
+  probe URL SECONDS OUT         a legitimate client: one new HTTPS request every 100 ms
+  burst URL N OUT [--pids ...]  N concurrent requests at once; records when each completes
+  parse-wrk FILE | parse-h2load FILE | parse-ab FILE...   JSON figures from a client's output
+  record OUT KEY=VALUE...       append one JSON line to the results file
+  report RESULTS META OUT       write RESULTS.md from the results and run metadata
+
+Everything talks to 127.0.0.1 only.
+"""
+
+import asyncio
+import http.client
+import json
+import os
+import re
+import socket
+import ssl
+import statistics
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+
+# --------------------------------------------------------------------------------------------
+# Processes and memory
+
+
+def children_map():
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The comm field may hold spaces and parentheses: split after the last ')'.
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def tree(roots):
+    kids = children_map()
+    seen, stack = [], list(roots)
+    while stack:
+        pid = stack.pop()
+        if pid in seen or not os.path.exists(f"/proc/{pid}"):
+            continue
+        seen.append(pid)
+        stack.extend(kids.get(pid, []))
+    return sorted(seen)
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def is_worker(pid, kind, roots):
+    """Whether pid is one of the stack's request workers (the pool's processes)."""
+    if kind == "weir":
+        return cmdline(pid).startswith("weir: worker")
+    if kind == "apache":
+        # Apache's children: apache2 processes whose parent is the root apache2.
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        except OSError:
+            return False
+        return comm(pid) == "apache2" and ppid in roots
+    if kind == "nginx":
+        return cmdline(pid).startswith("nginx: worker")
+    return False
+
+
+def cmd_pss(args):
+    kind = None
+    if args and args[0] == "--workers":
+        kind, args = args[1], args[2:]
+    roots = [int(a) for a in args]
+    procs = []
+    for pid in tree(roots):
+        pss = pss_kib(pid)
+        if pss is None:
+            continue
+        procs.append({"pid": pid, "cmd": cmdline(pid)[:60], "pss_kib": pss, "worker": bool(kind and is_worker(pid, kind, roots))})
+    workers = [p["pss_kib"] for p in procs if p["worker"]]
+    out = {
+        "total_kib": sum(p["pss_kib"] for p in procs),
+        "processes": len(procs),
+        "workers": len(workers),
+        "worker_avg_kib": (sum(workers) / len(workers)) if workers else None,
+        "list": procs,
+    }
+    print(json.dumps(out))
+
+
+def count_workers(kind, roots):
+    return sum(1 for pid in tree(roots) if is_worker(pid, kind, roots))
+
+
+# --------------------------------------------------------------------------------------------
+# Clients
+
+
+def client_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def cmd_hold(args):
+    """Opens N TLS connections (handshake done, no request sent) and holds them."""
+    host, port, n, ready = args[0], int(args[1]), int(args[2]), args[3]
+    hold_seconds = float(args[4]) if len(args) > 4 else 120.0
+    ctx = client_context()
+    # No session resumption across our own connections: each is a full handshake, as from
+    # separate devices.
+    writers = []
+    failures = 0
+
+    async def one(sem):
+        nonlocal failures
+        async with sem:
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port, ssl=ctx, server_hostname="localhost"), 30
+                )
+                writers.append(writer)
+            except Exception:
+                failures += 1
+
+    async def main():
+        sem = asyncio.Semaphore(64)
+        started = time.monotonic()
+        await asyncio.gather(*(one(sem) for _ in range(n)))
+        took = time.monotonic() - started
+        with open(ready + ".tmp", "w") as f:
+            json.dump({"held": len(writers), "failed": failures, "open_seconds": round(took, 2)}, f)
+        os.rename(ready + ".tmp", ready)
+        await asyncio.sleep(hold_seconds)
+        for w in writers:
+            w.close()
+
+    asyncio.run(main())
+
+
+def one_request(url, timeout, method="GET", body=None):
+    """One request on a new TLS connection; (ok, seconds, status)."""
+    parts = urlsplit(url)
+    started = time.monotonic()
+    try:
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=client_context())
+        path = parts.path + ("?" + parts.query if parts.query else "")
+        conn.request(method, path, body=body, headers={"Connection": "close"})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        return resp.status == 200, time.monotonic() - started, resp.status
+    except Exception as error:  # timeouts, resets, refused
+        return False, time.monotonic() - started, type(error).__name__
+
+
+def percentile(values, p):
+    if not values:
+        return None
+    values = sorted(values)
+    k = (len(values) - 1) * p / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def cmd_probe(args):
+    """Every 100 ms, one new HTTPS request in its own thread; timeout 5 s each."""
+    url, seconds, out = args[0], float(args[1]), args[2]
+    interval = float(os.environ.get("PROBE_INTERVAL", "0.1"))
+    timeout = float(os.environ.get("PROBE_TIMEOUT", "5"))
+    results, lock, threads = [], threading.Lock(), []
+
+    def run():
+        r = one_request(url, timeout)
+        with lock:
+            results.append(r)
+
+    end = time.monotonic() + seconds
+    nxt = time.monotonic()
+    while time.monotonic() < end:
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        threads.append(t)
+        nxt += interval
+        time.sleep(max(0.0, nxt - time.monotonic()))
+    for t in threads:
+        t.join(timeout + 1)
+    ok = [r for r in results if r[0]]
+    lat = [r[1] * 1000 for r in ok]
+    errors = {}
+    for r in results:
+        if not r[0]:
+            errors[str(r[2])] = errors.get(str(r[2]), 0) + 1
+    summary = {
+        "sent": len(threads),
+        "done": len(results),
+        "ok": len(ok),
+        "success_pct": 100.0 * len(ok) / len(threads) if threads else 0.0,
+        "p50_ms": percentile(lat, 50),
+        "p99_ms": percentile(lat, 99),
+        "max_ms": max(lat) if lat else None,
+        "errors": errors,
+    }
+    with open(out, "w") as f:
+        json.dump(summary, f)
+    print(json.dumps(summary))
+
+
+def cmd_burst(args):
+    """N requests at once, each on its own new connection; also polls the worker count."""
+    url, n, out = args[0], int(args[1]), args[2]
+    kind, roots = None, []
+    if len(args) > 3 and args[3] == "--pids":
+        kind, roots = args[4], [int(a) for a in args[5:]]
+    timeout = float(os.environ.get("BURST_TIMEOUT", "60"))
+    results, lock = [], threading.Lock()
+    barrier = threading.Barrier(n + 1)
+
+    def run():
+        barrier.wait()
+        r = one_request(url, timeout)
+        with lock:
+            results.append((r[0], time.monotonic(), r[2]))
+
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    before = count_workers(kind, roots) if kind else None
+    samples = []
+    barrier.wait()
+    t0 = time.monotonic()
+    while any(t.is_alive() for t in threads) and time.monotonic() - t0 < timeout + 2:
+        if kind:
+            samples.append((time.monotonic() - t0, count_workers(kind, roots)))
+        time.sleep(0.02)
+    for t in threads:
+        t.join(1)
+    done = sorted(r[1] - t0 for r in results)
+    ok = sum(1 for r in results if r[0])
+    peak = max((c for _, c in samples), default=None)
+    # When the pool first had one worker per request of the burst (or its peak, if less).
+    target = min(n, peak) if peak else None
+    reached = next((s for s, c in samples if target and c >= target), None)
+    summary = {
+        "n": n,
+        "ok": ok,
+        "workers_before": before,
+        "workers_peak": peak,
+        "seconds_to_peak_workers": reached,
+        "first_done_s": done[0] if done else None,
+        "median_done_s": percentile(done, 50),
+        "last_done_s": done[-1] if done else None,
+    }
+    with open(out, "w") as f:
+        json.dump(summary, f)
+    print(json.dumps(summary))
+
+
+# --------------------------------------------------------------------------------------------
+# Client output parsers
+
+
+def _num(pattern, text, cast=float, default=None):
+    m = re.search(pattern, text, re.M)
+    return cast(m.group(1)) if m else default
+
+
+def _dur_ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(text):
+    out = {"rps": _num(r"^Requests/sec:\s+([\d.]+)", text)}
+    total = _num(r"^\s+(\d+) requests in", text, int, 0)
+    non2xx = _num(r"Non-2xx or 3xx responses: (\d+)", text, int, 0)
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    sock = sum(int(x) for x in m.groups()) if m else 0
+    out["requests"] = total
+    out["errors"] = non2xx + sock
+    for p in ("50", "99"):
+        m = re.search(rf"^\s+{p}(?:\.000)?%\s+([\d.]+)(us|ms|s|m)\b", text, re.M)
+        if m:
+            out[f"p{p}_ms"] = _dur_ms(m.group(1), m.group(2))
+    m = re.search(r"^Transfer/sec:\s+([\d.]+)([KMG]?B)", text, re.M)
+    if m:
+        out["mib_s"] = float(m.group(1)) * {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1, "GB": 1024}[m.group(2)]
+    return out
+
+
+def parse_h2load(text):
+    out = {"rps": _num(r"finished in [\d.]+\w+, ([\d.]+) req/s", text)}
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", text)
+    if m:
+        total, started, done, ok, failed, errored = (int(x) for x in m.groups())
+        out["requests"] = done
+        out["errors"] = failed + errored
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if m:
+        out["errors"] = out.get("errors", 0) + int(m.group(3)) + int(m.group(4))
+    if out["rps"] is None or not out.get("requests"):
+        out["rps"] = None
+    out["protocol"] = _num(r"Application protocol: (\S+)", text, str)
+    return out
+
+
+def parse_ab(texts):
+    """Sums the figures of several ab processes run side by side."""
+    rps, total, failed, non2xx = 0.0, 0, 0, 0
+    for text in texts:
+        r = _num(r"^Requests per second:\s+([\d.]+)", text)
+        if r is None:
+            return {"rps": None, "errors": 1}
+        rps += r
+        total += _num(r"^Complete requests:\s+(\d+)", text, int, 0)
+        failed += _num(r"^Failed requests:\s+(\d+)", text, int, 0)
+        non2xx += _num(r"^Non-2xx responses:\s+(\d+)", text, int, 0)
+    return {"rps": rps, "requests": total, "errors": failed + non2xx}
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+def cmd_record(args):
+    out, pairs = args[0], args[1:]
+    row = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if value.startswith("@"):
+            with open(value[1:]) as f:
+                value = json.load(f)
+        else:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        row[key] = value
+    with open(out, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        sys.exit(2)
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "freeport":
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+        s.close()
+    elif cmd == "tree":
+        print("\n".join(str(p) for p in tree([int(a) for a in args])))
+    elif cmd == "pss":
+        cmd_pss(args)
+    elif cmd == "hold":
+        cmd_hold(args)
+    elif cmd == "probe":
+        cmd_probe(args)
+    elif cmd == "burst":
+        cmd_burst(args)
+    elif cmd == "parse-wrk":
+        print(json.dumps(parse_wrk(open(args[0]).read())))
+    elif cmd == "parse-h2load":
+        print(json.dumps(parse_h2load(open(args[0]).read())))
+    elif cmd == "parse-ab":
+        print(json.dumps(parse_ab([open(a).read() for a in args])))
+    elif cmd == "record":
+        cmd_record(args)
+    elif cmd == "report":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import report
+
+        report.main(args)
+    else:
+        print(__doc__)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
