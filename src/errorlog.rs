@@ -89,24 +89,18 @@ fn level_word(level: Level) -> &'static str {
 
 /// `Thu Nov 26 12:00:00.123456 2026`, in UTC.
 pub fn apache_time(time: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let days = secs / 86_400;
-    let (year, month, day) = weir_edge::access_log::civil_from_days(days as i64);
-    let rem = secs % 86_400;
+    let t = weir_edge::utc::Utc::from_unix(since.as_secs());
     format!(
         "{} {} {:02} {:02}:{:02}:{:02}.{:06} {}",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
+        t.weekday_abbr(),
+        t.month_abbr(),
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
         since.subsec_micros(),
-        year
+        t.year
     )
 }
 

@@ -21,6 +21,7 @@ pub mod stall_guard;
 pub mod static_files;
 pub mod status;
 pub mod tls;
+pub mod utc;
 
 use std::io::Write;
 use std::os::fd::OwnedFd;

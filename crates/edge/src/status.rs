@@ -355,20 +355,16 @@ pub fn g(value: f64) -> String {
 
 /// `Thursday, 26-Nov-2026 12:00:00 UTC`, Apache's status date.
 fn apache_date(us: u64) -> String {
-    const DAYS: [&str; 7] = ["Thursday", "Friday", "Saturday", "Sunday", "Monday", "Tuesday", "Wednesday"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let secs = us / 1_000_000;
-    let days = secs / 86_400;
-    let (year, month, day) = crate::access_log::civil_from_days(days as i64);
-    let rem = secs % 86_400;
+    let t = crate::utc::Utc::from_unix(us / 1_000_000);
     format!(
-        "{}, {day:02}-{}-{year} {:02}:{:02}:{:02} UTC",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
+        "{}, {:02}-{}-{} {:02}:{:02}:{:02} UTC",
+        t.weekday_name(),
+        t.day,
+        t.month_abbr(),
+        t.year,
+        t.hour,
+        t.minute,
+        t.second
     )
 }
 
