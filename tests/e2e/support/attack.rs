@@ -273,16 +273,23 @@ pub fn server_side_states(server_port: u16) -> HashMap<u16, u8> {
     let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
     let port_of =
         |field: &str| field.rsplit_once(':').and_then(|(_, port)| u16::from_str_radix(port, 16).ok());
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace().skip(1);
-            let local = port_of(fields.next()?)?;
-            let remote = port_of(fields.next()?)?;
-            let state = u8::from_str_radix(fields.next()?, 16).ok()?;
-            (local == server_port && remote != 0).then_some((remote, state))
-        })
-        .collect()
+    let entries = text.lines().skip(1).filter_map(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        let local = port_of(fields.next()?)?;
+        let remote = port_of(fields.next()?)?;
+        let state = u8::from_str_radix(fields.next()?, 16).ok()?;
+        (local == server_port && remote != 0).then_some((remote, state))
+    });
+    // A client port is reused across thousands of connections: an older one still in
+    // TIME_WAIT or FIN_WAIT must not hide the live, ESTABLISHED one.
+    let mut states = HashMap::new();
+    for (remote, state) in entries {
+        let entry = states.entry(remote).or_insert(state);
+        if state == TCP_ESTABLISHED {
+            *entry = state;
+        }
+    }
+    states
 }
 
 /// Notes when the server's side of chosen connections stops being ESTABLISHED, by polling
@@ -300,9 +307,10 @@ struct Watch {
     missing_since: Option<Instant>,
 }
 
-/// Polls in a row a connection must be missing from /proc/net/tcp to count as gone: the file is
+/// Polls in a row (and at least 2 s) a connection must be missing from /proc/net/tcp to count as
+/// gone, since under load the file skips live entries. The file is
 /// not a snapshot, and a read can skip entries while thousands of sockets come and go.
-const MISSES_FOR_GONE: u32 = 5;
+const MISSES_FOR_GONE: u32 = 40;
 
 impl CloseWatch {
     /// Starts watching the connection from client port `port`.
@@ -332,7 +340,8 @@ impl CloseWatch {
                 None => {
                     watch.misses += 1;
                     let since = *watch.missing_since.get_or_insert(now);
-                    if watch.misses >= MISSES_FOR_GONE {
+                    if watch.misses >= MISSES_FOR_GONE && now.duration_since(since) >= Duration::from_secs(2)
+                    {
                         watch.closed = Some(since);
                     }
                 }
