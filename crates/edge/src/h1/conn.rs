@@ -54,9 +54,13 @@ pub async fn serve<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut buffer: Vec<u8> = Vec::with_capacity(4096);
+    let mut buffer: Vec<u8> = Vec::new();
     let mut served = 0u64;
     loop {
+        if buffer.is_empty() && buffer.capacity() > 0 {
+            // Nothing pipelined: give the memory back while the connection idles.
+            buffer = Vec::new();
+        }
         if served > 0 && buffer.is_empty() {
             // Between requests: KeepAliveTimeout until the first byte; the header stage starts
             // with that byte. A draining edge does not close an idle connection at once, since
@@ -301,9 +305,14 @@ async fn read_in_stage<IO: AsyncRead + Unpin>(
     Ok(n)
 }
 
+/// Reads more of the request. An idle connection waits with no buffer at all: the first byte of
+/// a request is awaited with a one-byte read (cheap: it happens once per request), and only then
+/// is room made for the rest. Thousands of idle keep-alive or Slowloris connections then cost a
+/// few hundred bytes each here, not a read buffer each.
 async fn read_more<IO: AsyncRead + Unpin>(io: &mut IO, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
     let start = buffer.len();
-    buffer.resize(start + READ_CHUNK, 0);
+    let chunk = if start == 0 { 1 } else { READ_CHUNK.min(start.max(1024)) };
+    buffer.resize(start + chunk, 0);
     let result = io.read(&mut buffer[start..]).await;
     buffer.truncate(start + *result.as_ref().unwrap_or(&0));
     result
