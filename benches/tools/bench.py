@@ -484,6 +484,7 @@ def main():
         cmd_record(args)
     elif cmd == "report":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        sys.dont_write_bytecode = True  # no __pycache__ in the source tree
         import report
 
         report.main(args)

@@ -35,8 +35,8 @@ pub struct H1Settings {
     pub limit_request_body: u64,
 }
 
-/// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes read from the socket at a time for a body (a head grows from 1 KiB reads).
+const READ_CHUNK: usize = 64 * 1024;
 
 /// How a request ended for the connection.
 enum Next {
@@ -289,14 +289,16 @@ async fn read_in_stage<IO: AsyncRead + Unpin>(
     facts: &ClientFacts,
 ) -> Result<usize, BodyError> {
     let n = match clock {
-        Some(running) => match tokio::time::timeout_at(running.deadline(), read_more(io, buffer)).await {
-            Ok(read) => read,
-            Err(_) => {
-                log_expiry(running, facts.peer);
-                return Err(BodyError::Timeout);
+        Some(running) => {
+            match tokio::time::timeout_at(running.deadline(), read_body_more(io, buffer)).await {
+                Ok(read) => read,
+                Err(_) => {
+                    log_expiry(running, facts.peer);
+                    return Err(BodyError::Timeout);
+                }
             }
-        },
-        None => read_more(io, buffer).await,
+        }
+        None => read_body_more(io, buffer).await,
     }
     .map_err(|e| BodyError::Malformed(e.to_string()))?;
     if let Some(running) = clock.as_mut() {
@@ -305,7 +307,16 @@ async fn read_in_stage<IO: AsyncRead + Unpin>(
     Ok(n)
 }
 
-/// Reads more of the request. An idle connection waits with no buffer at all: the first byte of
+/// Reads more of a body: large reads, since the bytes are known to be coming.
+async fn read_body_more<IO: AsyncRead + Unpin>(io: &mut IO, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
+    let start = buffer.len();
+    buffer.resize(start + READ_CHUNK, 0);
+    let result = io.read(&mut buffer[start..]).await;
+    buffer.truncate(start + *result.as_ref().unwrap_or(&0));
+    result
+}
+
+/// Reads more of a request head. An idle connection waits with no buffer at all: the first byte of
 /// a request is awaited with a one-byte read (cheap: it happens once per request), and only then
 /// is room made for the rest. Thousands of idle keep-alive or Slowloris connections then cost a
 /// few hundred bytes each here, not a read buffer each.
