@@ -55,7 +55,7 @@ pub fn full(config: &Config) -> Result<(), Vec<String>> {
 pub fn risk_warnings(config: &Config, measured_worker_bytes: Option<u64>) -> Vec<String> {
     let mut warnings = Vec::new();
     let worker = measured_worker_bytes.unwrap_or(ESTIMATED_WORKER_BYTES);
-    if let Some(total) = mem_total_bytes() {
+    if let Some(total) = weir_prefork::memory::mem_total() {
         let need = worker.saturating_mul(config.pool.max_request_workers as u64);
         if need > total {
             warnings.push(format!(
@@ -102,11 +102,7 @@ pub fn measured_worker_pss(config: &Config) -> Option<u64> {
         .into_iter()
         .flat_map(children)
         .filter(|worker| title(*worker).starts_with("weir: worker"))
-        .filter_map(|worker| {
-            let text = std::fs::read_to_string(format!("/proc/{worker}/smaps_rollup")).ok()?;
-            let line = text.lines().find(|l| l.starts_with("Pss:"))?;
-            Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-        })
+        .filter_map(weir_prefork::memory::pss)
         .collect();
     (!sizes.is_empty()).then(|| sizes.iter().sum::<u64>() / sizes.len() as u64)
 }
@@ -114,12 +110,6 @@ pub fn measured_worker_pss(config: &Config) -> Option<u64> {
 /// A worker's proportional set size when nothing is known about it (an idle weir worker with a
 /// CGI script or a small handler, rounded up).
 pub const ESTIMATED_WORKER_BYTES: u64 = 4 << 20;
-
-fn mem_total_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-}
 
 fn nofile_hard_limit() -> Option<u64> {
     nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).ok().map(|(_, hard)| hard)

@@ -34,8 +34,8 @@ from urllib.parse import urlsplit
 # Processes and memory
 
 
-def children_map():
-    kids = {}
+def proc_stats():
+    """Every process as (pid, comm, fields after comm) from /proc/PID/stat."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -45,8 +45,13 @@ def children_map():
         except OSError:
             continue
         # The comm field may hold spaces and parentheses: split after the last ')'.
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        kids.setdefault(ppid, []).append(int(entry))
+        yield int(entry), stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+
+
+def children_map():
+    kids = {}
+    for pid, _, rest in proc_stats():
+        kids.setdefault(int(rest[1]), []).append(pid)
     return kids
 
 
@@ -376,19 +381,10 @@ def parse_ab(texts):
 
 def cpu_ticks():
     ticks = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        rest = stat[stat.rindex(")") + 2 :].split()
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    for pid, name, rest in proc_stats():
         # utime + stime. Not cutime/cstime: a daemon of ours reaped by init would count as
         # init's. So processes that start and end between two samples are missed: a lower bound.
-        ticks[int(entry)] = (name, int(rest[11]) + int(rest[12]))
+        ticks[pid] = (name, int(rest[11]) + int(rest[12]))
     return ticks
 
 

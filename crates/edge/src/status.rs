@@ -67,14 +67,14 @@ fn figures(context: &StatusContext<'_>) -> Figures {
                 children_user += user;
                 children_system += system;
             }
-            let (rss, pss) = memory(view.pid);
+            let (rss, pss) = weir_scoreboard::memory::rss_pss(view.pid);
             workers.push((view, rss, pss));
         }
     }
     let pss: Vec<u64> = workers.iter().filter_map(|(_, _, pss)| *pss).collect();
     let average_pss = (!pss.is_empty()).then(|| pss.iter().sum::<u64>() / pss.len() as u64);
     let suggested_workers = average_pss.and_then(|avg| {
-        let total = mem_total()?;
+        let total = weir_scoreboard::memory::mem_total()?;
         Some(total.saturating_sub(context.sizing_reserve) / avg.max(1))
     });
     let (cpu_user, cpu_system) = cpu_seconds(std::process::id() as i32).unwrap_or((0.0, 0.0));
@@ -408,27 +408,6 @@ fn cpu_seconds(pid: i32) -> Option<(f64, f64)> {
     let user: f64 = fields.get(11)?.parse().ok()?;
     let system: f64 = fields.get(12)?.parse().ok()?;
     Some((user / ticks, system / ticks))
-}
-
-/// RSS and PSS of a process, bytes.
-fn memory(pid: i32) -> (Option<u64>, Option<u64>) {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
-        return (None, None);
-    };
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kib| kib.parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-    };
-    (field("Rss:"), field("Pss:"))
-}
-
-fn mem_total() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
 
 /// How long since a time, for logs.

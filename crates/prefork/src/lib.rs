@@ -17,5 +17,5 @@ pub mod worker;
 
 pub use fork::{fork_child, Role};
 pub use master::PoolSettings;
-pub use weir_scoreboard::{Scoreboard, Slot, State};
+pub use weir_scoreboard::{memory, Scoreboard, Slot, State};
 pub use worker::{AfterConnection, ConnectionHandler};

@@ -415,7 +415,7 @@ impl Master<'_> {
             if worker.memory_retired {
                 continue;
             }
-            if let Some(pss) = pss_bytes(pid.as_raw()) {
+            if let Some(pss) = weir_scoreboard::memory::pss(pid.as_raw()) {
                 if pss > limit {
                     over.push((*pid, pss));
                 }
@@ -490,14 +490,6 @@ fn jittered(limit: u64) -> u64 {
     limit + random % (spread + 1)
 }
 
-/// A process's proportional set size, from /proc/PID/smaps_rollup.
-pub fn pss_bytes(pid: i32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    let line = text.lines().find(|line| line.starts_with("Pss:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,10 +502,5 @@ mod tests {
         }
         assert_eq!(jittered(0), 0);
         assert_eq!(jittered(5), 5);
-    }
-
-    #[test]
-    fn own_pss_is_readable() {
-        assert!(pss_bytes(std::process::id() as i32).is_some_and(|b| b > 0));
     }
 }

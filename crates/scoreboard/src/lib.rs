@@ -8,6 +8,7 @@
 //! nothing.
 
 mod counters;
+pub mod memory;
 mod slots;
 
 use std::ptr::NonNull;
