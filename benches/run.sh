@@ -613,7 +613,9 @@ phase_serve() {
     [[ " $STACKS " == *" weir "* ]] && start_stack testapp "${SERVE_WORKERS:-150}"
     for s in "${!PORT[@]}"; do echo "$s https://127.0.0.1:${PORT[$s]}/ pids $(roots_of "$s")"; done >"$W/serving"
     cat "$W/serving" >&2
-    sleep "${SERVE_SECONDS:-3600}"
+    # In the background and waited for, so that Ctrl-C (or kill) runs the cleanup at once.
+    sleep "${SERVE_SECONDS:-3600}" &
+    wait $!
     exit 0
 }
 

@@ -177,8 +177,6 @@ impl PoolClient {
         let driver = tokio::spawn(connection);
         let response = sender.send_request(request).await.map_err(PoolError::Worker)?;
         let (mut parts, incoming) = response.into_parts();
-        // Read it all now: the worker is released when its response is in hand, whatever the
-        // client's pace. A chunked body cut short by a crash is an error here, never a response.
         let bytes = incoming.collect().await.map_err(PoolError::Worker)?.to_bytes();
         driver.abort();
         strip_hop_by_hop(&mut parts.headers);
@@ -276,7 +274,9 @@ fn new_request_id() -> String {
     let micros =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{:x}-{micros:x}-{n:x}", std::process::id())
+    // The pid, read once: a getpid() per request is a system call for a constant.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    format!("{:x}-{micros:x}-{n:x}", PID.get_or_init(std::process::id))
 }
 
 /// Removes every `x-weir-*` header: they are weir's own, never a client's or a script's.

@@ -148,7 +148,7 @@ impl Site {
             let to_pool = if self.routes.to_pool(&path) {
                 path
             } else {
-                match self.static_files.serve(&parts.method, &path, &parts.headers).await {
+                match self.static_files.serve(&parts.method, &path, &parts.headers) {
                     Served::Response(response) => return response,
                     Served::Code(index) => index,
                 }

@@ -1,13 +1,22 @@
 //! Static files under DocumentRoot, served by the edge itself: they need no isolation, and a trip
 //! to a worker would cost two process wake-ups for nothing.
+//!
+//! Resolving, `stat`ing and opening a file are done right on the runtime thread, as nginx does on
+//! its event loop: they are dentry- and page-cache lookups of a few microseconds, where a hand-off
+//! to tokio's blocking pool costs two thread wake-ups each (measured: the hand-offs took about
+//! 40 % of the edge's CPU for a 1 KiB file). Small files are read whole the same way and sent
+//! from memory with their head; only large files are streamed, through the blocking pool, where
+//! one hand-off per 64 KiB is cheap next to the copy.
 
 use std::path::{Component, Path, PathBuf};
+
+use std::io::{Read, Seek};
 
 use futures_util::StreamExt;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
 use crate::body::{self, Body};
@@ -36,18 +45,21 @@ pub enum Served {
 /// Longest URL path accepted for a file lookup.
 const MAX_PATH: usize = 4096;
 
+/// Files (or ranges) up to this size are read whole on the runtime thread and sent from memory.
+const IN_MEMORY: u64 = 64 * 1024;
+
 impl StaticFiles {
     /// Answers a GET or HEAD for `raw_path` (still percent-encoded).
-    pub async fn serve(&self, method: &Method, raw_path: &str, headers: &HeaderMap) -> Served {
+    pub fn serve(&self, method: &Method, raw_path: &str, headers: &HeaderMap) -> Served {
         let mut index_name = None;
-        let response = self.respond(method, raw_path, headers, &mut index_name).await;
+        let response = self.respond(method, raw_path, headers, &mut index_name);
         match index_name {
             Some(name) if self.routes.is_code(&name) => Served::Code(format!("{raw_path}{name}")),
             _ => Served::Response(response),
         }
     }
 
-    async fn respond(
+    fn respond(
         &self,
         method: &Method,
         raw_path: &str,
@@ -63,14 +75,14 @@ impl StaticFiles {
             return body::error_page(StatusCode::NOT_FOUND);
         };
         let mut path = self.root.join(&relative);
-        let Ok(mut real) = tokio::fs::canonicalize(&path).await else {
+        let Ok(mut real) = std::fs::canonicalize(&path) else {
             return body::error_page(StatusCode::NOT_FOUND);
         };
         // A symlink may lead anywhere; only what resolves inside the root is served.
         if !real.starts_with(&self.root) {
             return body::error_page(StatusCode::NOT_FOUND);
         }
-        let Ok(mut meta) = tokio::fs::metadata(&real).await else {
+        let Ok(mut meta) = std::fs::metadata(&real) else {
             return body::error_page(StatusCode::NOT_FOUND);
         };
         if meta.is_dir() {
@@ -80,9 +92,9 @@ impl StaticFiles {
             let mut found = None;
             for name in &self.index {
                 path = real.join(name);
-                if let Ok(candidate) = tokio::fs::canonicalize(&path).await {
+                if let Ok(candidate) = std::fs::canonicalize(&path) {
                     if candidate.starts_with(&self.root) {
-                        if let Ok(m) = tokio::fs::metadata(&candidate).await {
+                        if let Ok(m) = std::fs::metadata(&candidate) {
                             if m.is_file() {
                                 found = Some((candidate, m));
                                 *index_name = Some(name.clone());
@@ -111,7 +123,7 @@ impl StaticFiles {
             // Code reached through another name (a symlink): its source is never sent.
             return body::error_page(StatusCode::FORBIDDEN);
         }
-        let Ok(file) = tokio::fs::File::open(&real).await else {
+        let Ok(file) = std::fs::File::open(&real) else {
             return body::error_page(StatusCode::FORBIDDEN);
         };
         let size = meta.len();
@@ -152,7 +164,7 @@ impl StaticFiles {
         let body = if method == Method::HEAD {
             body::empty()
         } else {
-            match stream_file(file, *range.start(), length).await {
+            match file_body(file, *range.start(), length) {
                 Ok(body) => body,
                 Err(_) => return body::error_page(StatusCode::INTERNAL_SERVER_ERROR),
             }
@@ -161,12 +173,22 @@ impl StaticFiles {
     }
 }
 
-/// Streams `length` bytes from `start` in 64 KiB pieces: large files are never read whole into
-/// memory.
-async fn stream_file(mut file: tokio::fs::File, start: u64, length: u64) -> std::io::Result<Body> {
+/// `length` bytes from `start`: read whole now if small, else streamed in 64 KiB pieces (large
+/// files are never read whole into memory).
+fn file_body(mut file: std::fs::File, start: u64, length: u64) -> std::io::Result<Body> {
     if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start)).await?;
+        file.seek(std::io::SeekFrom::Start(start))?;
     }
+    if length <= IN_MEMORY {
+        let mut bytes = Vec::with_capacity(length as usize);
+        file.take(length).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 != length {
+            // The file shrank since its size was read: the promised length cannot be kept.
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        return Ok(body::full(bytes));
+    }
+    let file = tokio::fs::File::from_std(file);
     let frames =
         ReaderStream::with_capacity(file.take(length), 64 * 1024).map(|piece| piece.map(Frame::data));
     Ok(BodyExt::boxed(StreamBody::new(frames)))

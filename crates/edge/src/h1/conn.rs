@@ -38,6 +38,9 @@ pub struct H1Settings {
 /// Bytes read from the socket at a time for a body (a head grows from 1 KiB reads).
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Largest head-plus-body written as one piece (one TLS record holds 16 KiB).
+const COALESCE: usize = 16 * 1024;
+
 /// How a request ended for the connection.
 enum Next {
     KeepGoing,
@@ -418,7 +421,24 @@ where
         head.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    io.write_all(&head).await?;
+    if !bodiless && !chunked {
+        // A small body goes out with its head: one TLS record and one write instead of two.
+        if let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                if head.len() + data.len() <= COALESCE {
+                    head.extend_from_slice(&data);
+                    io.write_all(&head).await?;
+                } else {
+                    io.write_all(&head).await?;
+                    io.write_all(&data).await?;
+                }
+                head.clear();
+            }
+        }
+    }
+    if !head.is_empty() {
+        io.write_all(&head).await?;
+    }
     if !bodiless {
         while let Some(frame) = body.frame().await {
             let Ok(data) = frame?.into_data() else {
