@@ -148,6 +148,13 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 
 impl PoolClient {
     /// Sends a complete request to a worker and reads its complete response.
+    ///
+    /// A request without a body is sent once more, to another worker, when the first one reset
+    /// the connection before answering: a worker killed while idle in `accept()` (a signal
+    /// racing a new connection) dies with the connection queued and unread, and the reset says
+    /// it read none of the request (a worker that read a whole request and then died would
+    /// have closed cleanly). A request with a body is never sent twice: part of it may have
+    /// been read and acted on.
     pub async fn send(
         &self,
         parts: &http::request::Parts,
@@ -155,6 +162,7 @@ impl PoolClient {
         client: &ClientFacts,
     ) -> Result<PoolAnswer, PoolError> {
         let head = normalize(parts, body.len(), client);
+        let mut resend = body.is_empty().then(|| copy_head(&head));
         let body: Body = match body {
             RequestBody::Memory(bytes) => body::full(bytes),
             RequestBody::File { file, .. } => {
@@ -163,10 +171,20 @@ impl PoolClient {
                 BodyExt::boxed(StreamBody::new(frames))
             }
         };
-        let request = Request::from_parts(head, body);
-        match tokio::time::timeout(self.timeout, self.exchange(request)).await {
-            Ok(result) => result,
-            Err(_) => Err(PoolError::Timeout),
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut request = Request::from_parts(head, body);
+        loop {
+            match tokio::time::timeout_at(deadline, self.exchange(request)).await {
+                Err(_) => return Err(PoolError::Timeout),
+                Ok(Err(PoolError::Worker(error))) if reset_unread(&error) => match resend.take() {
+                    Some(head) => {
+                        tracing::info!(%error, "a worker reset the connection without reading the request; sending it to another");
+                        request = Request::from_parts(head, body::empty());
+                    }
+                    None => return Err(PoolError::Worker(error)),
+                },
+                Ok(result) => return result,
+            }
         }
     }
 
@@ -206,6 +224,29 @@ impl PoolClient {
             None => PoolAnswer::Response(response),
         })
     }
+}
+
+/// A copy of a request head (`Parts` holds extensions, which do not clone; a worker's request
+/// has none).
+fn copy_head(head: &http::request::Parts) -> http::request::Parts {
+    let mut request = Request::new(());
+    *request.method_mut() = head.method.clone();
+    *request.uri_mut() = head.uri.clone();
+    *request.version_mut() = head.version;
+    *request.headers_mut() = head.headers.clone();
+    request.into_parts().0
+}
+
+/// Whether the worker reset the connection (rather than closing it after reading).
+fn reset_unread(error: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe);
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Builds the request a worker sees: origin-form target, Host, exactly one Content-Length,

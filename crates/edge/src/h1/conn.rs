@@ -85,7 +85,12 @@ pub async fn serve<IO>(
             }
         };
         served += 1;
-        match serve_request(&mut io, &mut buffer, site, facts, settings, head, served, draining).await {
+        // Boxed, like the refusals in `read_head`: a request's path (routing, the pool, files) is
+        // a large future, and an idle connection, which most connections are, should not carry
+        // room for it in its task.
+        let request =
+            Box::pin(serve_request(&mut io, &mut buffer, site, facts, settings, head, served, draining));
+        match request.await {
             Next::KeepGoing => {}
             Next::Close => {
                 let _ = io.shutdown().await;
@@ -116,24 +121,26 @@ where
     let longest_line = settings.limits.request_line.max(settings.limits.field_size) + 2;
     let mut parsed_at = 0usize;
     loop {
-        let since = &buffer[parsed_at.min(buffer.len())..];
-        let partial = buffer.len() - buffer.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let worth_parsing = parsed_at == 0 || since.contains(&b'\n') || partial > longest_line;
-        parsed_at = buffer.len();
-        let parsed =
-            if worth_parsing { head::parse(buffer, &settings.limits) } else { Err(HeadError::Incomplete) };
-        match parsed {
-            Ok((head, used)) => {
-                buffer.drain(..used);
-                return Some(head);
-            }
-            Err(HeadError::Incomplete) => {}
-            Err(error) => {
-                tracing::debug!(client = %facts.peer, ?error, "malformed request refused");
-                let line = first_line(buffer);
-                let response = site.refuse(facts, &line, body::error_page(error.status()));
-                let _ = write_response(io, response, Version::HTTP_11, false, false).await;
-                return None;
+        // In a block of its own, so that nothing of a parse (a head is a few hundred bytes)
+        // stays in the future while it waits for the socket.
+        {
+            let since = &buffer[parsed_at.min(buffer.len())..];
+            let partial = buffer.len() - buffer.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let worth_parsing = parsed_at == 0 || since.contains(&b'\n') || partial > longest_line;
+            parsed_at = buffer.len();
+            if worth_parsing {
+                match head::parse(buffer, &settings.limits) {
+                    Ok((head, used)) => {
+                        buffer.drain(..used);
+                        return Some(head);
+                    }
+                    Err(HeadError::Incomplete) => {}
+                    Err(error) => {
+                        tracing::debug!(client = %facts.peer, ?error, "malformed request refused");
+                        refuse(io, buffer, site, facts, error.status()).await;
+                        return None;
+                    }
+                }
             }
         }
         let read = match &clock {
@@ -144,10 +151,7 @@ where
                         log_expiry(running, facts.peer);
                         // A client that sent nothing of a request gets no answer, as in Apache.
                         if !buffer.is_empty() {
-                            let line = first_line(buffer);
-                            let response =
-                                site.refuse(facts, &line, body::error_page(StatusCode::REQUEST_TIMEOUT));
-                            let _ = write_response(io, response, Version::HTTP_11, false, false).await;
+                            refuse(io, buffer, site, facts, StatusCode::REQUEST_TIMEOUT).await;
                         }
                         return None;
                     }
@@ -164,6 +168,18 @@ where
             }
         }
     }
+}
+
+/// Answers a request whose head could not be taken with an error page (the connection closes
+/// after it). Boxed: the refusal's future is larger than a waiting head's, and most
+/// connections never need it.
+async fn refuse<IO>(io: &mut IO, buffer: &[u8], site: &Site, facts: &ClientFacts, status: StatusCode)
+where
+    IO: AsyncWrite + Unpin,
+{
+    let line = first_line(buffer);
+    let response = site.refuse(facts, &line, body::error_page(status));
+    let _ = Box::pin(write_response(io, response, Version::HTTP_11, false, false)).await;
 }
 
 #[allow(clippy::too_many_arguments)]
