@@ -234,3 +234,38 @@ fn a_crash_storm_is_logged_and_slows_spawning_instead_of_fork_looping() {
     // Spawning slows to one a second, but the pool still serves.
     assert!(wait_until(Duration::from_secs(5), || client.get("/app/x").is_ok_and(|r| r.status == 200)));
 }
+
+/// Resident KiB of a process's `[heap]` mapping.
+fn heap_kib(pid: i32) -> Option<u64> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let mut in_heap = false;
+    for line in smaps.lines() {
+        if line.contains('-') && line.split_whitespace().count() >= 5 && !line.ends_with("kB") {
+            in_heap = line.ends_with("[heap]");
+        } else if in_heap && line.starts_with("Rss:") {
+            return line.split_whitespace().nth(1)?.parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn an_idle_worker_gives_back_the_heap_its_requests_grew() {
+    let site = Site::new();
+    site.script("big", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nhead -c 300000 /dev/zero\n");
+    let weir = site.start("StartServers 1\nMinSpareServers 1\nMaxSpareServers 1\nMaxRequestWorkers 1\n");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let worker = weir.workers()[0].pid;
+    let fresh = heap_kib(worker).expect("worker heap");
+    for _ in 0..20 {
+        let reply = client.get("/cgi-bin/big").unwrap();
+        assert_eq!(reply.status, 200);
+    }
+    let grown = heap_kib(worker).expect("worker heap");
+    assert!(grown > fresh + 32, "requests did not grow the heap ({fresh} to {grown} KiB): nothing to check");
+    assert!(
+        wait_until(Duration::from_secs(6), || heap_kib(worker).is_some_and(|kib| kib <= fresh + 16)),
+        "worker {worker} kept {:?} KiB of heap after 6 s idle (fresh {fresh}, grown {grown} KiB)",
+        heap_kib(worker)
+    );
+}

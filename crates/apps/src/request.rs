@@ -55,13 +55,21 @@ pub enum ReadError {
     Malformed(String),
 }
 
+/// Bytes asked of the socket per read of a request head.
+const READ_CHUNK: usize = 8192;
+
 impl Request {
     /// Reads one request: the head, then its Content-Length body.
     pub fn read_from(stream: &mut impl Read) -> Result<Request, ReadError> {
-        let mut buffer = Vec::with_capacity(4096);
-        let mut chunk = [0u8; 8192];
+        // Read straight into the heap buffer: a stack array would leave its pages touched for
+        // the worker's whole life.
+        let mut buffer: Vec<u8> = Vec::new();
         loop {
-            let n = match stream.read(&mut chunk) {
+            let start = buffer.len();
+            buffer.resize(start + READ_CHUNK, 0);
+            let read = stream.read(&mut buffer[start..]);
+            buffer.truncate(start + *read.as_ref().unwrap_or(&0));
+            let n = match read {
                 Ok(n) => n,
                 // The master's SIGUSR1 (retire after this request) interrupts reads; go on.
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -70,7 +78,6 @@ impl Request {
             if n == 0 {
                 return Err(ReadError::Truncated);
             }
-            buffer.extend_from_slice(&chunk[..n]);
             let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
             let mut parsed = httparse::Request::new(&mut fields);
             match parsed.parse(&buffer) {
