@@ -269,3 +269,99 @@ fn an_idle_worker_gives_back_the_heap_its_requests_grew() {
         heap_kib(worker)
     );
 }
+
+/// The scoreboard line of server-status?auto (one character a slot, Apache's letters).
+fn scoreboard(client: &Client) -> String {
+    let text = client.get("/server-status?auto").map(|reply| reply.text()).unwrap_or_default();
+    text.lines().find_map(|line| line.strip_prefix("Scoreboard: ")).unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_edge_keeps_its_worker_connection_and_a_worker_gone_meanwhile_costs_no_request() {
+    let weir = Site::new()
+        .with_example("testapp")
+        .start("StartServers 3\nMinSpareServers 3\nMaxSpareServers 6\nMaxRequestWorkers 10\n");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    // Back to back, the same worker answers on the connection the edge kept, and waits for
+    // the next request in Apache's keep-alive state.
+    let first = pid_of(&client.get("/app/x").unwrap().text());
+    let second = pid_of(&client.get("/app/x").unwrap().text());
+    assert_eq!(first, second, "the second request went to a new connection");
+    let board = scoreboard(&client);
+    assert_eq!(board.matches('K').count(), 1, "one worker waits on the kept connection: {board}");
+    // Left alone, it goes back to accept() after WORKER_KEEPALIVE (1 s).
+    assert!(
+        wait_until(Duration::from_secs(5), || !scoreboard(&client).contains('K')),
+        "a worker still waits on a kept connection: {}",
+        scoreboard(&client)
+    );
+
+    // A worker that leaves while the edge keeps its connection (stopped, retired, killed)
+    // costs no request: the next one goes to another worker.
+    for signal in [libc::SIGTERM, libc::SIGKILL, libc::SIGUSR1] {
+        let parked = pid_of(&client.get("/app/x").unwrap().text());
+        // SAFETY: kill takes plain integers.
+        unsafe { libc::kill(parked, signal) };
+        let reply = client.get("/app/x").unwrap();
+        assert_eq!(reply.status, 200, "after signal {signal} to the kept worker: {}", reply.text());
+        assert_ne!(pid_of(&reply.text()), parked, "signal {signal}");
+    }
+}
+
+#[test]
+fn workers_stopped_between_kept_requests_lose_no_request_with_or_without_a_body() {
+    let weir = Site::new()
+        .with_example("testapp")
+        .start("StartServers 4\nMinSpareServers 4\nMaxSpareServers 8\nMaxRequestWorkers 12\n");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let done = Arc::new(AtomicBool::new(false));
+    // Tells a worker to stop every 15 ms (up to 20 of them), whatever it is doing: one that is
+    // answering finishes first, one that waits on a kept connection closes it, perhaps just as
+    // the edge sends the next request on it.
+    let stopper = {
+        let done = done.clone();
+        let (master, _) = weir.roles();
+        std::thread::spawn(move || {
+            let mut stopped = HashSet::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while stopped.len() < 20 && Instant::now() < deadline {
+                let workers = procs::children_titled(master.pid, "weir: worker");
+                if let Some(worker) = workers.into_iter().find(|w| !stopped.contains(&w.pid)) {
+                    // SAFETY: kill takes plain integers.
+                    unsafe { libc::kill(worker.pid, libc::SIGTERM) };
+                    stopped.insert(worker.pid);
+                }
+                std::thread::sleep(Duration::from_millis(15));
+            }
+            done.store(true, Ordering::SeqCst);
+            stopped.len()
+        })
+    };
+    let clients: Vec<_> = (0..3)
+        .map(|n| {
+            let (client, done) = (client.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !done.load(Ordering::SeqCst) {
+                    i += 1;
+                    let body = if (n + i) % 2 == 0 { Vec::new() } else { vec![b'x'; 3000 + i] };
+                    let len = body.len();
+                    let method = if len == 0 { "GET" } else { "POST" };
+                    let reply = client
+                        .request(crate::support::client::Proto::H1, method, "/app/x", body)
+                        .unwrap_or_else(|e| panic!("request {i} of client {n}: {e}"));
+                    assert_eq!(reply.status, 200, "request {i} of client {n}: {}", reply.text());
+                    assert!(reply.text().contains(&format!("body_len={len}\n")), "{}", reply.text());
+                }
+                i
+            })
+        })
+        .collect();
+    let mut requests = 0;
+    for client in clients {
+        requests += client.join().expect("a request was lost");
+    }
+    let stopped = stopper.join().unwrap();
+    assert!(stopped >= 20, "only {stopped} workers were stopped in 30 s: the test proved little");
+    assert!(requests >= 60, "only {requests} requests while workers were stopped");
+}

@@ -12,10 +12,12 @@ pub mod handler;
 pub mod request;
 pub mod response;
 
+use std::cell::Cell;
 use std::os::unix::net::UnixStream;
 use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 
-use weir_prefork::{AfterConnection, ConnectionHandler, Slot};
+use weir_prefork::{AfterRequest, ConnectionHandler, Slot};
 
 pub use crate::handler::{Handler, Response};
 pub use crate::request::{Request, TlsFacts};
@@ -52,30 +54,40 @@ impl ConnectionHandler for HttpWorker {
         }
     }
 
-    fn serve(&mut self, stream: UnixStream, slot: &Slot) -> AfterConnection {
+    fn serve(&mut self, stream: &UnixStream, slot: &Slot, keep_alive: bool) -> AfterRequest {
         let _ = stream.set_read_timeout(Some(self.cgi.timeout));
-        let mut reader = &stream;
+        let mut reader = stream;
         let request = match Request::read_from(&mut reader) {
             Ok(request) => request,
             Err(error) => {
                 tracing::debug!(%error, "worker dropped a request it could not read");
-                return AfterConnection::Continue;
+                return AfterRequest::Close;
             }
         };
         slot.begin_request(&format!("{} {} {}", request.method, request.target, request.protocol));
-        let counted = CountingWriter::new(&stream);
+        let keep_alive =
+            keep_alive && !request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let counted = CountingWriter::new(stream);
         let sent = counted.counter();
         // 32 KiB: below glibc's 64 KiB threshold at which a free() consolidates the whole heap,
         // which a 64 KiB buffer made happen on every request.
-        let out = ResponseWriter::new(std::io::BufWriter::with_capacity(32 * 1024, counted));
+        let buffered = std::io::BufWriter::with_capacity(32 * 1024, counted);
+        let whole = Rc::new(Cell::new(false));
+        let out = match keep_alive {
+            true => ResponseWriter::keeping_alive(buffered, whole.clone()),
+            false => ResponseWriter::new(buffered),
+        };
         let after = self.dispatch(&request, out);
         slot.end_request(sent.get());
-        after
+        match after {
+            AfterRequest::KeepAlive if !whole.get() => AfterRequest::Close,
+            after => after,
+        }
     }
 }
 
 impl HttpWorker {
-    fn dispatch<W: std::io::Write>(&mut self, request: &Request, out: ResponseWriter<W>) -> AfterConnection {
+    fn dispatch<W: std::io::Write>(&mut self, request: &Request, out: ResponseWriter<W>) -> AfterRequest {
         let path = request.path().to_string();
         if let Some((_, handler)) =
             self.handlers.iter_mut().find(|(route, _)| handler::route_matches(route, &path))
@@ -91,7 +103,7 @@ impl HttpWorker {
                 let _ = out.simple(404, reason(404), "Not Found\n");
             }
         }
-        AfterConnection::Continue
+        AfterRequest::KeepAlive
     }
 }
 
@@ -129,7 +141,7 @@ fn run_handler<W: std::io::Write>(
     handler: &mut dyn Handler,
     request: &Request,
     mut out: ResponseWriter<W>,
-) -> AfterConnection {
+) -> AfterRequest {
     match std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(request))) {
         Ok(response) => {
             let reason = reason(response.status);
@@ -140,12 +152,12 @@ fn run_handler<W: std::io::Write>(
             if let Err(error) = sent {
                 tracing::debug!(%error, "the edge went away before the response was sent");
             }
-            AfterConnection::Continue
+            AfterRequest::KeepAlive
         }
         Err(_) => {
             tracing::error!(target = %request.target, "handler panicked; retiring this worker");
             let _ = out.simple(500, reason(500), "Internal Server Error\n");
-            AfterConnection::Retire
+            AfterRequest::Retire
         }
     }
 }

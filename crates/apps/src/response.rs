@@ -2,17 +2,30 @@
 //! mid-response leaves a visibly unfinished message (the edge answers 502) instead of one that
 //! looks complete.
 
+use std::cell::Cell;
 use std::io::{self, Write};
+use std::rc::Rc;
 
 /// Writes a response to the edge in HTTP/1.1 chunked framing.
 pub struct ResponseWriter<W: Write> {
     out: W,
     head_sent: bool,
+    /// Set when the response has gone out whole, for a writer that offers keep-alive.
+    kept: Option<Rc<Cell<bool>>>,
 }
 
 impl<W: Write> ResponseWriter<W> {
+    /// A response after which the worker closes the connection (`Connection: close`).
     pub fn new(out: W) -> Self {
-        ResponseWriter { out, head_sent: false }
+        ResponseWriter { out, head_sent: false, kept: None }
+    }
+
+    /// A response that offers the edge another request on this connection
+    /// (`Connection: keep-alive`). `whole` is set once the response has been sent complete:
+    /// only then may the worker wait for the next request, since the edge reads a response to
+    /// its end before it sends another.
+    pub fn keeping_alive(out: W, whole: Rc<Cell<bool>>) -> Self {
+        ResponseWriter { out, head_sent: false, kept: Some(whole) }
     }
 
     /// Whether the head has gone out (after which an error can only cut the body short).
@@ -36,7 +49,11 @@ impl<W: Write> ResponseWriter<W> {
         head.extend_from_slice(
             format!("{}: {}\r\n", weir_conf::wire::WORKER_PID, std::process::id()).as_bytes(),
         );
-        head.extend_from_slice(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        head.extend_from_slice(match self.kept {
+            Some(_) => b"Connection: keep-alive\r\n\r\n",
+            None => b"Connection: close\r\n\r\n",
+        });
         self.out.write_all(&head)?;
         self.head_sent = true;
         Ok(())
@@ -55,7 +72,11 @@ impl<W: Write> ResponseWriter<W> {
     /// Ends the body; only now does the edge take the response as complete.
     pub fn finish(mut self) -> io::Result<()> {
         self.out.write_all(b"0\r\n\r\n")?;
-        self.out.flush()
+        self.out.flush()?;
+        if let Some(whole) = &self.kept {
+            whole.set(true);
+        }
+        Ok(())
     }
 
     /// A whole small response, for errors the worker itself decides.
@@ -119,5 +140,24 @@ mod tests {
             text,
             format!("HTTP/1.1 201 Created\r\nX-A: b\r\n{pid_line}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
         );
+    }
+
+    #[test]
+    fn keep_alive_is_offered_and_counts_only_a_whole_response() {
+        let whole = Rc::new(Cell::new(false));
+        let mut out = Vec::new();
+        let mut writer = ResponseWriter::keeping_alive(&mut out, whole.clone());
+        writer.head(200, "OK", &[]).unwrap();
+        writer.body(b"abc").unwrap();
+        assert!(!whole.get(), "not before the last chunk");
+        writer.finish().unwrap();
+        assert!(whole.get());
+        assert!(String::from_utf8(out).unwrap().contains("Connection: keep-alive\r\n\r\n"));
+
+        let cut = Rc::new(Cell::new(false));
+        let mut writer = ResponseWriter::keeping_alive(Vec::new(), cut.clone());
+        writer.head(200, "OK", &[]).unwrap();
+        drop(writer);
+        assert!(!cut.get(), "a response left unfinished keeps nothing");
     }
 }

@@ -22,6 +22,11 @@ pub const WORKER_PID: &str = "x-weir-worker-pid";
 /// (RFC 3875 6.2.2 local redirect).
 pub const LOCAL_REDIRECT: &str = "x-weir-local-redirect";
 
+/// How long a worker that answered with `Connection: keep-alive` waits for the edge's next
+/// request on that connection before closing it and going back to `accept()`. The edge reuses a
+/// connection only well within this time.
+pub const WORKER_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Whether a header name is one of weir's internal ones.
 pub fn is_internal(name: &str) -> bool {
     name.len() >= PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)

@@ -22,6 +22,7 @@ pub mod static_files;
 pub mod status;
 pub mod tls;
 pub mod utc;
+pub mod worker_connections;
 
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -96,7 +97,7 @@ pub fn run(
             index: config.directory_index.clone(),
             routes: routes.clone(),
         },
-        pool: pool_client::PoolClient { socket: pool_socket, timeout: config.timeout },
+        pool: pool_client::PoolClient::new(pool_socket, config.timeout, config.pool.max_request_workers),
         routes,
         admission: admission::Admission::new(config.pool.max_request_workers, limits.queue_timeout),
         rate: limits.rate_limit.and_then(client_limits::RequestRate::new),

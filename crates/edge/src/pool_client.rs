@@ -1,8 +1,11 @@
-//! The trip to the prefork pool: one normalized HTTP/1.1 request per Unix connection, the whole
-//! response read back at once so the worker is free again before the client has read a byte.
+//! The trip to the prefork pool: one normalized HTTP/1.1 request at a time per Unix connection
+//! (kept for the next request while its worker offers to wait for one), the whole response read
+//! back at once so the worker is free again before the client has read a byte.
 
+use std::io::Seek;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderName};
@@ -14,6 +17,7 @@ use weir_conf::wire;
 use crate::body::{self, Body};
 use crate::h1::chunked::{ChunkError, ChunkedDecoder};
 use crate::request_body::RequestBody;
+use crate::worker_connections::IdleWorkers;
 
 /// How the edge reaches the pool.
 #[derive(Debug, Clone)]
@@ -22,6 +26,8 @@ pub struct PoolClient {
     pub socket: PathBuf,
     /// A worker that takes longer than this answers 504.
     pub timeout: Duration,
+    /// Connections whose worker waits for another request.
+    idle: Arc<IdleWorkers>,
 }
 
 /// Facts about the client connection that the worker must learn from the edge alone.
@@ -141,15 +147,24 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// How many times a request goes to another worker after one reset the connection unread.
+const RESENDS: usize = 3;
+
 impl PoolClient {
+    /// `most_idle`: how many idle worker connections to keep (MaxRequestWorkers).
+    pub fn new(socket: PathBuf, timeout: Duration, most_idle: usize) -> PoolClient {
+        PoolClient { socket, timeout, idle: Arc::new(IdleWorkers::new(most_idle)) }
+    }
+
     /// Sends a complete request to a worker and reads its complete response.
     ///
-    /// A request without a body is sent once more, to another worker, when the first one reset
-    /// the connection before answering: a worker killed while idle in `accept()` (a signal
-    /// racing a new connection) dies with the connection queued and unread, and the reset says
-    /// it read none of the request (a worker that read a whole request and then died would
-    /// have closed cleanly). A request with a body is never sent twice: part of it may have
-    /// been read and acted on.
+    /// A request goes to another worker (up to [`RESENDS`] times) when the worker reset the
+    /// connection before answering. A worker acts on a request only once it has read it whole
+    /// (head and Content-Length body), and a Unix socket closed with bytes still unread resets
+    /// the connection, so a reset means the worker never acted on it: it was retired or stopped
+    /// while waiting on a kept connection, or killed while idle in `accept()` with the
+    /// connection queued. A worker that read a whole request and then died closes cleanly, and
+    /// that is a 502, never a resend.
     pub async fn send(
         &self,
         parts: &http::request::Parts,
@@ -157,94 +172,120 @@ impl PoolClient {
         client: &ClientFacts,
     ) -> Result<PoolAnswer, PoolError> {
         let head = worker_head(&normalize(parts, body.len(), client));
-        let mut resend = body.is_empty();
         let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut resends = 0;
         loop {
-            match tokio::time::timeout_at(deadline, self.exchange(&head, &mut body)).await {
+            let mut stream = match self.idle.take() {
+                Some(stream) => stream,
+                None => tokio::time::timeout_at(deadline, tokio::net::UnixStream::connect(&self.socket))
+                    .await
+                    .map_err(|_| PoolError::Timeout)?
+                    .map_err(PoolError::Connect)?,
+            };
+            match tokio::time::timeout_at(deadline, exchange(&mut stream, &head, &mut body)).await {
                 Err(_) => return Err(PoolError::Timeout),
-                Ok(Err(PoolError::Worker(error))) if resend && reset_unread(&error) => {
-                    tracing::info!(%error, "a worker reset the connection without reading the request; sending it to another");
-                    resend = false;
+                Ok(Err(PoolError::Worker(error))) if resends < RESENDS && reset_unread(&error) => {
+                    tracing::debug!(%error, "a worker closed the connection without reading the request; sending it to another");
+                    resends += 1;
                 }
-                Ok(result) => return result,
+                Ok(Ok((answer, keep))) => {
+                    if keep {
+                        self.idle.put(stream);
+                    }
+                    return Ok(answer);
+                }
+                Ok(Err(error)) => return Err(error),
             }
         }
     }
+}
 
-    /// One request on a new connection to the pool, and its whole response.
-    ///
-    /// Written by hand rather than with hyper's client: both ends are weir's own (the worker
-    /// always answers with a head, a chunked body and a close), and the exchange is then one
-    /// write and a few reads in this task. hyper's client needs a connection task and channels
-    /// between the two, which cost about a fifth of the requests a minimal Handler serves (measured side by side
-    /// with wrk: ~12,300 against ~15,100 req/s).
-    async fn exchange(&self, head: &[u8], body: &mut RequestBody) -> Result<PoolAnswer, PoolError> {
-        let mut stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(PoolError::Connect)?;
-        match body {
-            RequestBody::Memory(bytes) if head.len() + bytes.len() <= COALESCE => {
-                let mut all = Vec::with_capacity(head.len() + bytes.len());
-                all.extend_from_slice(head);
-                all.extend_from_slice(bytes);
-                stream.write_all(&all).await.map_err(PoolError::Worker)?;
-            }
-            RequestBody::Memory(bytes) => {
-                stream.write_all(head).await.map_err(PoolError::Worker)?;
-                stream.write_all(bytes).await.map_err(PoolError::Worker)?;
-            }
-            RequestBody::File { file, .. } => {
-                stream.write_all(head).await.map_err(PoolError::Worker)?;
-                let mut file = tokio::fs::File::from_std(file.try_clone().map_err(PoolError::Worker)?);
-                tokio::io::copy(&mut file, &mut stream).await.map_err(PoolError::Worker)?;
-            }
+/// One request on a connection to the pool, and its whole response; also whether the worker
+/// waits for another request on this connection.
+///
+/// Written by hand rather than with hyper's client: both ends are weir's own (the worker always
+/// answers with a head and a chunked body), and the exchange is then one write and a few reads
+/// in this task. hyper's client needs a connection task and channels between the two, which
+/// cost about a fifth of the requests a minimal Handler serves (measured side by side with wrk:
+/// ~12,300 against ~15,100 req/s).
+async fn exchange(
+    stream: &mut tokio::net::UnixStream,
+    head: &[u8],
+    body: &mut RequestBody,
+) -> Result<(PoolAnswer, bool), PoolError> {
+    match body {
+        RequestBody::Memory(bytes) if head.len() + bytes.len() <= COALESCE => {
+            let mut all = Vec::with_capacity(head.len() + bytes.len());
+            all.extend_from_slice(head);
+            all.extend_from_slice(bytes);
+            stream.write_all(&all).await.map_err(PoolError::Worker)?;
         }
-        // Read it all now: the worker is released when its response is in hand, whatever the
-        // client's pace. A chunked body cut short by a crash is an error here, never a response.
-        let mut buffer = Vec::with_capacity(READ_CHUNK);
-        let (mut parts, head_len) = loop {
-            if read_some(&mut stream, &mut buffer).await? == 0 {
-                return Err(early("the connection closed before a response head"));
-            }
-            if let Some(parsed) = parse_response_head(&buffer)? {
-                break parsed;
-            }
-            if buffer.len() > MAX_RESPONSE_HEAD {
-                return Err(early("response head too large"));
-            }
-        };
-        let mut decoder = ChunkedDecoder::new(0);
-        let mut bytes = Vec::new();
-        let mut used = decoder.feed(&buffer[head_len..], &mut bytes).map_err(chunk_error)?;
-        buffer.drain(..head_len + used);
-        while !decoder.is_done() {
-            if read_some(&mut stream, &mut buffer).await? == 0 {
-                return Err(early("the connection closed inside the response body"));
-            }
-            used = decoder.feed(&buffer, &mut bytes).map_err(chunk_error)?;
-            buffer.drain(..used);
+        RequestBody::Memory(bytes) => {
+            stream.write_all(head).await.map_err(PoolError::Worker)?;
+            stream.write_all(bytes).await.map_err(PoolError::Worker)?;
         }
-        strip_hop_by_hop(&mut parts.headers);
-        parts.headers.remove(header::CONTENT_LENGTH);
-        parts.headers.remove("x-powered-by");
-        parts.headers.remove(header::SERVER);
-        let local_redirect =
-            parts.headers.get(wire::LOCAL_REDIRECT).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let worker = parts
-            .headers
-            .get(wire::WORKER_PID)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .map(WorkerPid);
-        remove_internal(&mut parts.headers);
-        parts.version = Version::HTTP_11;
-        let mut response = Response::from_parts(parts, body::full(bytes));
-        if let Some(worker) = worker {
-            response.extensions_mut().insert(worker);
+        RequestBody::File { file, .. } => {
+            // From the start: an earlier attempt may have sent part of it.
+            file.rewind().map_err(PoolError::Worker)?;
+            stream.write_all(head).await.map_err(PoolError::Worker)?;
+            let mut file = tokio::fs::File::from_std(file.try_clone().map_err(PoolError::Worker)?);
+            tokio::io::copy(&mut file, stream).await.map_err(PoolError::Worker)?;
         }
-        Ok(match local_redirect {
-            Some(target) => PoolAnswer::LocalRedirect(target),
-            None => PoolAnswer::Response(response),
-        })
     }
+    // Read it all now: the worker is released when its response is in hand, whatever the
+    // client's pace. A chunked body cut short by a crash is an error here, never a response.
+    let mut buffer = Vec::with_capacity(READ_CHUNK);
+    let (mut parts, head_len) = loop {
+        if read_some(stream, &mut buffer).await? == 0 {
+            return Err(early("the connection closed before a response head"));
+        }
+        if let Some(parsed) = parse_response_head(&buffer)? {
+            break parsed;
+        }
+        if buffer.len() > MAX_RESPONSE_HEAD {
+            return Err(early("response head too large"));
+        }
+    };
+    let mut decoder = ChunkedDecoder::new(0);
+    let mut bytes = Vec::new();
+    let mut used = decoder.feed(&buffer[head_len..], &mut bytes).map_err(chunk_error)?;
+    buffer.drain(..head_len + used);
+    while !decoder.is_done() {
+        if read_some(stream, &mut buffer).await? == 0 {
+            return Err(early("the connection closed inside the response body"));
+        }
+        used = decoder.feed(&buffer, &mut bytes).map_err(chunk_error)?;
+        buffer.drain(..used);
+    }
+    // Kept only when the worker offered it and sent nothing past the response.
+    let keep = buffer.is_empty()
+        && parts
+            .headers
+            .get(header::CONNECTION)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"keep-alive"));
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove("x-powered-by");
+    parts.headers.remove(header::SERVER);
+    let local_redirect =
+        parts.headers.get(wire::LOCAL_REDIRECT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let worker = parts
+        .headers
+        .get(wire::WORKER_PID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .map(WorkerPid);
+    remove_internal(&mut parts.headers);
+    parts.version = Version::HTTP_11;
+    let mut response = Response::from_parts(parts, body::full(bytes));
+    if let Some(worker) = worker {
+        response.extensions_mut().insert(worker);
+    }
+    let answer = match local_redirect {
+        Some(target) => PoolAnswer::LocalRedirect(target),
+        None => PoolAnswer::Response(response),
+    };
+    Ok((answer, keep))
 }
 
 /// Bytes asked of the worker's socket per read.
@@ -331,7 +372,7 @@ fn reset_unread(error: &std::io::Error) -> bool {
 }
 
 /// Builds the request a worker sees: origin-form target, Host, exactly one Content-Length,
-/// `Connection: close`, the forwarding headers, and none of the client's hop-by-hop headers.
+/// `Connection: keep-alive`, the forwarding headers, and none of the client's hop-by-hop headers.
 fn normalize(parts: &http::request::Parts, body_len: u64, client: &ClientFacts) -> http::request::Parts {
     let target = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
     let host = parts
@@ -359,7 +400,7 @@ fn normalize(parts: &http::request::Parts, body_len: u64, client: &ClientFacts) 
         set("x-forwarded-host", host.clone());
     }
     set("content-length", body_len.to_string());
-    set("connection", "close".to_string());
+    set("connection", "keep-alive".to_string());
     set("x-forwarded-for", client.peer.ip().to_string());
     set("x-forwarded-proto", proto.to_string());
     set("x-forwarded-port", client.local.port().to_string());
@@ -498,7 +539,7 @@ mod tests {
         assert_eq!(h["host"], "example.com");
         assert_eq!(h["x-forwarded-for"], "10.0.0.7");
         assert_eq!(h["content-length"], "3");
-        assert_eq!(h["connection"], "close");
+        assert_eq!(h["connection"], "keep-alive");
         assert_eq!(h["forwarded"], "for=\"10.0.0.7:5555\";proto=https");
         assert_eq!(h["x-app"], "kept");
         assert!(h.get("x-secret").is_none());
@@ -510,5 +551,82 @@ mod tests {
         let mut bad = HeaderMap::new();
         bad.insert("x-request-id", HeaderValue::from_static("has space"));
         assert_ne!(request_id(&bad), "has space");
+    }
+
+    /// A worker end on a real Unix socket: answers the first request on a connection with
+    /// keep-alive, then closes the connection with the next request unread; answers on the
+    /// second connection normally. Returns the number of connections it saw.
+    fn worker_that_leaves_a_kept_connection(listener: std::os::unix::net::UnixListener) -> usize {
+        use std::io::{Read, Write};
+        let answer = |stream: &mut std::os::unix::net::UnixStream, keep: &str| {
+            let mut buffer = [0u8; 65536];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buffer).unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buffer[..n]);
+            }
+            let text = String::from_utf8_lossy(&got).to_string();
+            let length: usize = text
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let head_len = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            while got.len() < head_len + length {
+                let n = stream.read(&mut buffer).unwrap();
+                got.extend_from_slice(&buffer[..n]);
+            }
+            let body = format!("{}", length);
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: {keep}\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                body.len()
+            )
+            .unwrap();
+        };
+        let (mut first, _) = listener.accept().unwrap();
+        answer(&mut first, "keep-alive");
+        // The edge's next request arrives on the kept connection, and the worker leaves.
+        let mut byte = 0u8;
+        // SAFETY: a one-byte buffer we own, on a descriptor this thread holds.
+        let peeked = unsafe {
+            use std::os::fd::AsRawFd;
+            libc::recv(first.as_raw_fd(), std::ptr::addr_of_mut!(byte).cast(), 1, libc::MSG_PEEK)
+        };
+        assert_eq!(peeked, 1);
+        drop(first);
+        let (mut second, _) = listener.accept().unwrap();
+        answer(&mut second, "close");
+        2
+    }
+
+    #[tokio::test]
+    async fn a_request_the_worker_left_unread_on_a_kept_connection_goes_to_another() {
+        for body in [bytes::Bytes::new(), bytes::Bytes::from(vec![b'x'; 5000])] {
+            let dir =
+                std::env::temp_dir().join(format!("weir-pool-client-{}-{}", std::process::id(), body.len()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let socket = dir.join("pool.sock");
+            let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+            let worker = std::thread::spawn(move || worker_that_leaves_a_kept_connection(listener));
+            let client = PoolClient::new(socket, Duration::from_secs(5), 4);
+            let facts = ClientFacts {
+                peer: "127.0.0.1:5555".parse().unwrap(),
+                local: "127.0.0.1:8443".parse().unwrap(),
+                tls: None,
+            };
+            let parts = Request::builder().method("POST").uri("/x").body(()).unwrap().into_parts().0;
+            for _ in 0..2 {
+                let answer = client.send(&parts, RequestBody::Memory(body.clone()), &facts).await;
+                let Ok(PoolAnswer::Response(response)) = answer else {
+                    panic!("no response with a {}-byte body: {:?}", body.len(), answer.err());
+                };
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+            assert_eq!(worker.join().unwrap(), 2);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }

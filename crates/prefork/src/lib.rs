@@ -18,4 +18,4 @@ pub mod worker;
 pub use fork::{fork_child, Role};
 pub use master::PoolSettings;
 pub use weir_scoreboard::{memory, Scoreboard, Slot, State};
-pub use worker::{AfterConnection, ConnectionHandler};
+pub use worker::{AfterRequest, ConnectionHandler};

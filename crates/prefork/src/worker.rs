@@ -1,14 +1,15 @@
-//! A worker: blocks in `accept()` on the pool's Unix listener and serves one connection at a time,
-//! keeping its scoreboard slot up to date.
+//! A worker: blocks in `accept()` on the pool's Unix listener and serves one connection at a time
+//! (one request after another while the edge keeps it), keeping its scoreboard slot up to date.
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::socket::SockFlag;
-use weir_conf::{RLimit, RLimitValue, RLimits};
+use weir_conf::{wire, RLimit, RLimitValue, RLimits};
 
 use weir_scoreboard::{Slot, State};
 
@@ -17,19 +18,22 @@ use weir_scoreboard::{Slot, State};
 pub trait ConnectionHandler {
     /// Called once in each new worker, before its first connection (open a C library here).
     fn worker_init(&mut self) {}
-    /// Serves one connection from the edge, from its first byte to its close, recording the
-    /// request in `slot` ([`Slot::begin_request`], [`Slot::end_request`]), and says whether this
-    /// worker may serve another.
-    fn serve(&mut self, stream: UnixStream, slot: &Slot) -> AfterConnection;
+    /// Reads one request from the edge and answers it, recording it in `slot`
+    /// ([`Slot::begin_request`], [`Slot::end_request`]). `keep_alive`: whether the response may
+    /// offer the edge another request on this connection (`Connection: keep-alive`); it must
+    /// say `close` otherwise.
+    fn serve(&mut self, stream: &UnixStream, slot: &Slot, keep_alive: bool) -> AfterRequest;
     /// Called once when the worker leaves its loop normally.
     fn worker_exit(&mut self) {}
 }
 
-/// What a worker does after a connection.
+/// What a worker does after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterConnection {
-    /// Go back to `accept()`.
-    Continue,
+pub enum AfterRequest {
+    /// Wait for another request on the same connection: the response was whole and offered it.
+    KeepAlive,
+    /// Close the connection and go back to `accept()`.
+    Close,
     /// Exit and let the master fork a fresh worker (the handler's state may be damaged, for
     /// example after a panic).
     Retire,
@@ -74,7 +78,7 @@ pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, slot: &Slot, se
     let mut used_memory = false;
     let mut state_on_exit = State::IdleCleanup;
     loop {
-        if STOP.load(Ordering::SeqCst) || slot.retire_requested() {
+        if stopping(slot) {
             break;
         }
         slot.set_state(State::Waiting);
@@ -101,24 +105,22 @@ pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, slot: &Slot, se
         slot.set_state(State::Reading);
         // SAFETY: accept4 returned a new descriptor that nothing else owns.
         let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        served += 1;
-        if limit > 0 && served == limit {
-            // Ask for the replacement before this last connection, so it is ready (or nearly)
-            // when this worker stops accepting.
-            slot.ask_recycle();
-            let _ = nix::sys::signal::kill(nix::unistd::getppid(), Signal::SIGUSR2);
-        }
-        apply_cpu_limit(&settings.rlimits);
-        used_memory = true;
-        let after = handler.serve(stream, slot);
-        if after == AfterConnection::Retire {
-            break;
+        let end = serve_connection(&stream, handler, slot, &settings, &mut served);
+        drop(stream);
+        match end {
+            ConnectionEnd::Retire => break,
+            ConnectionEnd::Closed => used_memory = true,
+            ConnectionEnd::Idle => {
+                // Waited WORKER_KEEPALIVE for a request that did not come: as idle as accept().
+                release_idle_memory();
+                used_memory = false;
+            }
         }
         if limit > 0 && served >= limit {
             wait_for_recycle(slot);
             break;
         }
-        if STOP.load(Ordering::SeqCst) || slot.retire_requested() {
+        if stopping(slot) {
             state_on_exit = State::Graceful;
             break;
         }
@@ -126,6 +128,84 @@ pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, slot: &Slot, se
     slot.set_state(state_on_exit);
     handler.worker_exit();
     std::process::exit(0)
+}
+
+/// How a connection from the edge ended.
+enum ConnectionEnd {
+    /// The handler asked to retire this worker.
+    Retire,
+    /// Closed after a request, or by the edge.
+    Closed,
+    /// No request came within WORKER_KEEPALIVE.
+    Idle,
+}
+
+/// Serves requests on one connection until either end closes it. Each request counts toward
+/// MaxConnectionsPerChild as a connection did when every request had its own: the limit
+/// bounds what a worker serves, whatever the edge does with its connections.
+fn serve_connection(
+    stream: &UnixStream,
+    handler: &mut dyn ConnectionHandler,
+    slot: &Slot,
+    settings: &WorkerSettings,
+    served: &mut u64,
+) -> ConnectionEnd {
+    let limit = settings.max_connections;
+    loop {
+        *served += 1;
+        if limit > 0 && *served == limit {
+            // Ask for the replacement before this last request, so it is ready (or nearly)
+            // when this worker stops accepting.
+            slot.ask_recycle();
+            let _ = nix::sys::signal::kill(nix::unistd::getppid(), Signal::SIGUSR2);
+        }
+        apply_cpu_limit(&settings.rlimits);
+        let last = limit > 0 && *served >= limit;
+        match handler.serve(stream, slot, !last && !stopping(slot)) {
+            AfterRequest::Retire => return ConnectionEnd::Retire,
+            AfterRequest::Close => return ConnectionEnd::Closed,
+            AfterRequest::KeepAlive if last || stopping(slot) => return ConnectionEnd::Closed,
+            AfterRequest::KeepAlive => {}
+        }
+        slot.set_state(State::KeepAlive);
+        match wait_for_request(stream, wire::WORKER_KEEPALIVE) {
+            NextRequest::Arrived => slot.set_state(State::Reading),
+            NextRequest::Closed => return ConnectionEnd::Closed,
+            NextRequest::Idle => return ConnectionEnd::Idle,
+        }
+    }
+}
+
+/// Told to stop (SIGTERM, SIGUSR1) or retired by the master.
+fn stopping(slot: &Slot) -> bool {
+    STOP.load(Ordering::SeqCst) || slot.retire_requested()
+}
+
+enum NextRequest {
+    Arrived,
+    /// The edge closed the connection, or this worker was told to stop while waiting.
+    Closed,
+    Idle,
+}
+
+/// Waits for the edge's next request on a kept connection. A signal (no SA_RESTART) ends the
+/// wait at once, so a worker told to stop does not sit out the timeout.
+fn wait_for_request(stream: &UnixStream, idle: Duration) -> NextRequest {
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::try_from(idle).unwrap_or(PollTimeout::MAX)) {
+        Ok(0) => NextRequest::Idle,
+        Ok(_) => {
+            let events = fds[0].revents().unwrap_or(PollFlags::empty());
+            if events.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                NextRequest::Closed
+            } else {
+                NextRequest::Arrived
+            }
+        }
+        // EINTR: STOP or a retirement; either way this connection ends here.
+        Err(_) => NextRequest::Closed,
+    }
 }
 
 /// How long `accept()` waits before an idle worker gives memory back (and waits again).

@@ -20,7 +20,7 @@ pub enum State {
     Reading = b'R',
     /// `W`: running the handler and sending the reply.
     Sending = b'W',
-    /// `K`: keep-alive (never used by weir's workers: one request per edge connection).
+    /// `K`: keep-alive: waiting for the edge's next request on the connection it kept.
     KeepAlive = b'K',
     /// `L`: logging.
     Logging = b'L',
