@@ -129,6 +129,9 @@ def cmd_pss(args):
         "processes": len(procs),
         "workers": len(workers),
         "worker_avg_kib": (sum(workers) / len(workers)) if workers else None,
+        # Requests need not spread evenly (the edge reuses the worker that answered last), so the
+        # largest worker is the honest figure for "a worker after use".
+        "worker_max_kib": max(workers) if workers else None,
         "list": procs,
     }
     print(json.dumps(out))
