@@ -26,6 +26,7 @@ ATTACK_RATE=${ATTACK_RATE:-500}              # slowhttptest -r (new connections 
 ATTACK_PROCS=${ATTACK_PROCS:-2}              # slowhttptest processes sharing -c and -r
 ATTACK_PROBE_SECONDS=${ATTACK_PROBE_SECONDS:-10}
 ATTACK_WORKERS=${ATTACK_WORKERS:-8}          # MaxRequestWorkers during the attacks
+ATTACK_MODES=${ATTACK_MODES:-"H B X"}        # slowhttptest modes run: Slowloris, slow body, slow read
 MEM_CONNS=${MEM_CONNS:-10000}                # idle TLS connections held for the memory figure
 MEM_CONNS_APACHE=${MEM_CONNS_APACHE:-100}    # Apache needs a child per connection (< 150)
 BURST=${BURST:-64}                           # concurrent requests of the burst
@@ -596,7 +597,7 @@ run_attack() { # STACK MODE(H|B|X)
 
 phase_attack() {
     local s mode
-    for mode in H B X; do
+    for mode in $ATTACK_MODES; do
         for s in $STACKS; do
             log "attack -$mode: $ATTACK_CONNS connections against $s (MaxRequestWorkers $ATTACK_WORKERS)"
             start_stack "$s" "$ATTACK_WORKERS"

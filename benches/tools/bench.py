@@ -228,11 +228,13 @@ def cmd_probe(args):
     interval = float(os.environ.get("PROBE_INTERVAL", "0.1"))
     timeout = float(os.environ.get("PROBE_TIMEOUT", "5"))
     results, lock, threads = [], threading.Lock(), []
+    started = time.monotonic()
 
     def run():
+        sent_at = time.monotonic() - started
         r = one_request(url, timeout)
         with lock:
-            results.append(r)
+            results.append(r + (sent_at,))
 
     end = time.monotonic() + seconds
     nxt = time.monotonic()
@@ -259,6 +261,9 @@ def cmd_probe(args):
         "p99_ms": percentile(lat, 99),
         "max_ms": max(lat) if lat else None,
         "errors": errors,
+        # When each probe left (seconds into the probe) and how long it took (ms; None: failed),
+        # to tell a steady tail from a moment when the server was busy with something else.
+        "samples": sorted([round(r[-1], 3), round(r[1] * 1000, 2) if r[0] else None] for r in results),
     }
     with open(out, "w") as f:
         json.dump(summary, f)
