@@ -158,7 +158,7 @@ impl PoolClient {
 
     /// Sends a complete request to a worker and reads its complete response.
     ///
-    /// A request goes to another worker (up to [`RESENDS`] times) when the worker reset the
+    /// A request goes to another worker (up to `RESENDS` times) when the worker reset the
     /// connection before answering. A worker acts on a request only once it has read it whole
     /// (head and Content-Length body), and a Unix socket closed with bytes still unread resets
     /// the connection, so a reset means the worker never acted on it: it was retired or stopped
@@ -185,7 +185,7 @@ impl PoolClient {
             match tokio::time::timeout_at(deadline, exchange(&mut stream, &head, &mut body)).await {
                 Err(_) => return Err(PoolError::Timeout),
                 Ok(Err(PoolError::Worker(error))) if resends < RESENDS && reset_unread(&error) => {
-                    tracing::debug!(%error, "a worker closed the connection without reading the request; sending it to another");
+                    tracing::debug!(%error, "a worker left the request unread; sending it to another");
                     resends += 1;
                 }
                 Ok(Ok((answer, keep))) => {
