@@ -42,6 +42,9 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 WEIR_BIN=${WEIR_BIN:-$TARGET_DIR/release/weir}
 TESTAPP_BIN=${TESTAPP_BIN:-$TARGET_DIR/release/examples/testapp}
 OUT_MD=${BENCH_OUT:-$BENCH_DIR/RESULTS.md}
+# The raw figures go beside the report: results.jsonl for RESULTS.md, NAME.jsonl for NAME.md.
+OUT_JSONL=$BENCH_DIR/results.jsonl
+[[ -n ${BENCH_OUT:-} ]] && OUT_JSONL=${BENCH_OUT%.md}.jsonl
 RUN_USER=${BENCH_USER:-www-data}
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -569,7 +572,7 @@ run_attack() { # STACK MODE(H|B|X)
     esac
     SLOW_PIDS=
     for i in $(seq "$ATTACK_PROCS"); do
-        slowhttptest "${args[@]}" -p 3 -l "$length" >"$f.$i.log" 2>&1 &
+        nice -n 10 slowhttptest "${args[@]}" -p 3 -l "$length" >"$f.$i.log" 2>&1 &
         SLOW_PIDS+=" $!"
     done
     # The probe starts once the server holds 95 % of the attack's connections, or once their
@@ -674,5 +677,5 @@ RUN_SECONDS=$(($(date +%s) - RUN_START))
 kill "$BGCPU_PID" 2>/dev/null || true
 BGCPU_PID=
 $PY report "$RESULTS" "$W/meta.txt" "$OUT_MD" "$W/bgcpu.jsonl" "$W/out/perf.txt"
-cp "$RESULTS" "$BENCH_DIR/results.jsonl"
-log "wrote $OUT_MD in $((RUN_SECONDS / 60)) min $((RUN_SECONDS % 60)) s (raw figures: benches/results.jsonl, client output: $W/out)"
+cp "$RESULTS" "$OUT_JSONL"
+log "wrote $OUT_MD in $((RUN_SECONDS / 60)) min $((RUN_SECONDS % 60)) s (raw figures: $OUT_JSONL, client output: $W/out)"

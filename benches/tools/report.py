@@ -418,7 +418,7 @@ def main(args):
     w(f"slowhttptest -H -c {ac} -r {ar} -i 10 -x 24 -t GET -u https://127.0.0.1:PORT/1k.bin -p 3 -l SECONDS")
     w(f"slowhttptest -B -c {ac} -r {ar} -i 10 -x 10 -s 8192 -t POST -u https://127.0.0.1:PORT/cgi-bin/post -p 3 -l SECONDS")
     w(f"slowhttptest -X -c {ac} -r {ar} -w 512 -y 1024 -n 5 -z 32 -k 3 -u https://127.0.0.1:PORT/128k.bin -p 3 -l SECONDS")
-    w(f"# (each slowhttptest command × {procs} processes side by side)")
+    w(f"# (each slowhttptest command × {procs} processes side by side, at nice -n 10)")
     w("python3 benches/tools/bench.py probe https://127.0.0.1:PORT/cgi-bin/hello SECONDS OUT   # during each attack")
     w(f"python3 benches/tools/bench.py hold 127.0.0.1 PORT {meta.get('mem_conns')} READY          # idle TLS connections")
     w(f"python3 benches/tools/bench.py burst https://127.0.0.1:PORT/cgi-bin/sleep {meta.get('burst')} OUT")
