@@ -97,7 +97,12 @@ pub fn run(
             index: config.directory_index.clone(),
             routes: routes.clone(),
         },
-        pool: pool_client::PoolClient::new(pool_socket, config.timeout, config.pool.max_request_workers),
+        pool: pool_client::PoolClient::new(
+            pool_socket,
+            config.timeout,
+            config.pool.max_request_workers,
+            Some(scoreboard),
+        ),
         routes,
         admission: admission::Admission::new(config.pool.max_request_workers, limits.queue_timeout),
         rate: limits.rate_limit.and_then(client_limits::RequestRate::new),

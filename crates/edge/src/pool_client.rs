@@ -2,7 +2,6 @@
 //! (kept for the next request while its worker offers to wait for one), the whole response read
 //! back at once so the worker is free again before the client has read a byte.
 
-use std::io::Seek;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -151,9 +150,15 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 const RESENDS: usize = 3;
 
 impl PoolClient {
-    /// `most_idle`: how many idle worker connections to keep (MaxRequestWorkers).
-    pub fn new(socket: PathBuf, timeout: Duration, most_idle: usize) -> PoolClient {
-        PoolClient { socket, timeout, idle: Arc::new(IdleWorkers::new(most_idle)) }
+    /// `most_idle`: how many idle worker connections to keep (MaxRequestWorkers); `scoreboard`:
+    /// the pool's, whose workers say when they wait in `accept()`.
+    pub fn new(
+        socket: PathBuf,
+        timeout: Duration,
+        most_idle: usize,
+        scoreboard: Option<weir_scoreboard::Scoreboard>,
+    ) -> PoolClient {
+        PoolClient { socket, timeout, idle: Arc::new(IdleWorkers::new(most_idle, scoreboard)) }
     }
 
     /// Sends a complete request to a worker and reads its complete response.
@@ -175,14 +180,19 @@ impl PoolClient {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut resends = 0;
         loop {
-            let mut stream = match self.idle.take() {
+            // After a reset, a new connection: a stop or a reload ends many kept ones at once.
+            let kept = if resends == 0 { self.idle.take() } else { None };
+            let connecting = kept.is_none().then(|| self.idle.connecting());
+            let mut stream = match kept {
                 Some(stream) => stream,
                 None => tokio::time::timeout_at(deadline, tokio::net::UnixStream::connect(&self.socket))
                     .await
                     .map_err(|_| PoolError::Timeout)?
                     .map_err(PoolError::Connect)?,
             };
-            match tokio::time::timeout_at(deadline, exchange(&mut stream, &head, &mut body)).await {
+            let exchanged = tokio::time::timeout_at(deadline, exchange(&mut stream, &head, &mut body)).await;
+            drop(connecting);
+            match exchanged {
                 Err(_) => return Err(PoolError::Timeout),
                 Ok(Err(PoolError::Worker(error))) if resends < RESENDS && reset_unread(&error) => {
                     tracing::debug!(%error, "a worker left the request unread; sending it to another");
@@ -224,12 +234,9 @@ async fn exchange(
             stream.write_all(head).await.map_err(PoolError::Worker)?;
             stream.write_all(bytes).await.map_err(PoolError::Worker)?;
         }
-        RequestBody::File { file, .. } => {
-            // From the start: an earlier attempt may have sent part of it.
-            file.rewind().map_err(PoolError::Worker)?;
+        RequestBody::File { file, len } => {
             stream.write_all(head).await.map_err(PoolError::Worker)?;
-            let mut file = tokio::fs::File::from_std(file.try_clone().map_err(PoolError::Worker)?);
-            tokio::io::copy(&mut file, stream).await.map_err(PoolError::Worker)?;
+            send_file(file, *len, stream).await?;
         }
     }
     // Read it all now: the worker is released when its response is in hand, whatever the
@@ -287,6 +294,34 @@ async fn exchange(
     };
     Ok((answer, keep))
 }
+
+/// Sends a spilled body by explicit offsets, from its start. Each attempt reads on its own:
+/// a read left over from an attempt the worker cut short (as tokio's file reads, which run on
+/// the blocking pool, would be) cannot move a shared file offset under the next one. The file
+/// was written moments ago, so its pages are in the page cache and a read takes microseconds,
+/// as for the static files the edge reads on this thread.
+async fn send_file(
+    file: &std::fs::File,
+    len: u64,
+    stream: &mut tokio::net::UnixStream,
+) -> Result<(), PoolError> {
+    use std::os::unix::fs::FileExt;
+    let mut chunk = vec![0u8; SEND_CHUNK];
+    let mut offset = 0u64;
+    while offset < len {
+        let want = usize::try_from(len - offset).unwrap_or(SEND_CHUNK).min(SEND_CHUNK);
+        let n = file.read_at(&mut chunk[..want], offset).map_err(PoolError::Worker)?;
+        if n == 0 {
+            return Err(PoolError::Worker(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        stream.write_all(&chunk[..n]).await.map_err(PoolError::Worker)?;
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Bytes of a spilled body read and sent at a time.
+const SEND_CHUNK: usize = 64 * 1024;
 
 /// Bytes asked of the worker's socket per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -611,7 +646,7 @@ mod tests {
             let socket = dir.join("pool.sock");
             let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
             let worker = std::thread::spawn(move || worker_that_leaves_a_kept_connection(listener));
-            let client = PoolClient::new(socket, Duration::from_secs(5), 4);
+            let client = PoolClient::new(socket, Duration::from_secs(5), 4, None);
             let facts = ClientFacts {
                 peer: "127.0.0.1:5555".parse().unwrap(),
                 local: "127.0.0.1:8443".parse().unwrap(),

@@ -12,6 +12,7 @@
 //! [`crate::pool_client::PoolClient::send`].
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -24,15 +25,44 @@ const REUSE_WITHIN: Duration = weir_conf::wire::WORKER_KEEPALIVE.saturating_sub(
 /// Idle connections, newest last, at most `most` of them: each holds a worker out of `accept()`,
 /// and the pool never runs more requests at once than MaxRequestWorkers, so more than that
 /// would never be reused.
-#[derive(Debug)]
 pub struct IdleWorkers {
     idle: Mutex<VecDeque<(UnixStream, Instant)>>,
     most: usize,
+    /// Requests on new connections, which need a worker in `accept()`.
+    connecting: AtomicUsize,
+    /// Where workers say whether they wait in `accept()`.
+    scoreboard: Option<weir_scoreboard::Scoreboard>,
+}
+
+impl std::fmt::Debug for IdleWorkers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdleWorkers").field("most", &self.most).field("connecting", &self.connecting).finish()
+    }
+}
+
+/// Held by a request on a new connection until its answer is in.
+pub struct Connecting<'a>(&'a AtomicUsize);
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl IdleWorkers {
-    pub fn new(most: usize) -> IdleWorkers {
-        IdleWorkers { idle: Mutex::new(VecDeque::new()), most }
+    /// `scoreboard`: the pool's, to see whether any worker waits in `accept()` (without one,
+    /// connections are kept only while no request needs a new one).
+    pub fn new(most: usize, scoreboard: Option<weir_scoreboard::Scoreboard>) -> IdleWorkers {
+        IdleWorkers { idle: Mutex::new(VecDeque::new()), most, connecting: AtomicUsize::new(0), scoreboard }
+    }
+
+    /// Marks a request as needing a worker in `accept()`. While one does and no worker waits
+    /// there, no connection is kept, so the next worker to finish goes back to `accept()`:
+    /// otherwise a pool at MaxRequestWorkers whose workers were all reused back to back would
+    /// leave that request in the listen backlog until Timeout.
+    pub fn connecting(&self) -> Connecting<'_> {
+        self.connecting.fetch_add(1, Ordering::AcqRel);
+        Connecting(&self.connecting)
     }
 
     /// The connection whose worker answered most recently, if one is still fresh and open.
@@ -62,6 +92,9 @@ impl IdleWorkers {
     /// Keeps a connection whose worker offered another request, and lets go of those too old
     /// to be reused (their workers have gone back to `accept()` or soon will).
     pub fn put(&self, stream: UnixStream) {
+        if self.connecting.load(Ordering::Acquire) > 0 && !self.a_worker_accepts() {
+            return;
+        }
         let mut stale = Vec::new();
         {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -73,6 +106,14 @@ impl IdleWorkers {
             }
         }
         drop(stale);
+    }
+}
+
+impl IdleWorkers {
+    fn a_worker_accepts(&self) -> bool {
+        self.scoreboard.is_some_and(|board| {
+            board.slots().iter().any(|slot| slot.state() == weir_scoreboard::State::Waiting)
+        })
     }
 }
 
@@ -89,7 +130,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_or_stale_connection_is_never_handed_out() {
-        let idle = IdleWorkers::new(2);
+        let idle = IdleWorkers::new(2, None);
         let (open, _open_peer) = UnixStream::pair().unwrap();
         let (closed, closed_peer) = UnixStream::pair().unwrap();
         drop(closed_peer);
@@ -100,6 +141,12 @@ mod tests {
         idle.put(extra);
         assert!(idle.take().is_some(), "the open one, below the closed one");
         assert!(idle.take().is_none(), "the closed one was dropped, the third never kept");
+
+        let waiting = idle.connecting();
+        let (while_waiting, _peer) = UnixStream::pair().unwrap();
+        idle.put(while_waiting);
+        drop(waiting);
+        assert!(idle.take().is_none(), "kept while a request waited for accept()");
 
         let (aging, _aging_peer) = UnixStream::pair().unwrap();
         idle.put(aging);
