@@ -22,6 +22,15 @@ pub const WORKER_PID: &str = "x-weir-worker-pid";
 /// (RFC 3875 6.2.2 local redirect).
 pub const LOCAL_REDIRECT: &str = "x-weir-local-redirect";
 
+/// Largest request body the edge sends together with its head. A larger body is announced with
+/// `Expect: 100-continue` and sent only after the worker's `HTTP/1.1 100 Continue`, which the
+/// worker writes once it has taken the request and before it acts on it. So a connection that
+/// closes before any response byte means the request was not acted on (it may go to another
+/// worker), and a body is never sent to a worker that will refuse it. The edge reads the
+/// response while it sends the body, so a script may answer before it has read its stdin; a
+/// worker that has sent a whole response may close without reading the rest of the body.
+pub const INLINE_BODY: u64 = 64 * 1024;
+
 /// How long a worker that answered with `Connection: keep-alive` waits for the edge's next
 /// request on that connection before closing it and going back to `accept()`. The edge reuses a
 /// connection only well within this time.
