@@ -3,6 +3,52 @@
 //! new generation.
 
 use weir_conf::{Config, ListenScheme};
+use weir_prefork::privileges::Identities;
+
+/// A line of the privilege report: what the operator should know, or act on.
+pub enum Report {
+    Notice(String),
+    Warning(String),
+}
+
+/// Which identity each role takes, and which protections are off: logged at start and printed by
+/// configtest, so no one runs without privilege separation unawares.
+pub fn privilege_report(identities: Option<&Identities>) -> Vec<Report> {
+    let Some(ids) = identities else {
+        let uid = nix::unistd::Uid::effective();
+        let name =
+            nix::unistd::User::from_uid(uid).ok().flatten().map_or_else(|| uid.to_string(), |u| u.name);
+        return vec![Report::Warning(format!(
+            "weir runs as {name} (uid {uid}), not root: without privilege separation. The edge, the pool \
+             master, workers and every script share this one identity, so a script can signal the edge \
+             and the pool master, connect to the pool socket, replace files in RuntimeDir and PidFile, \
+             and read the TLS private key file. Kept on: workers and the edge are not dumpable (no \
+             ptrace or /proc memory reads between them), scripts inherit no descriptors, no_new_privs. \
+             Start weir as root for the rest (docs/processes.md)"
+        ))];
+    };
+    let mut report = vec![Report::Notice(format!(
+        "privilege separation: workers and their scripts run as {} (uid {}, gid {}); the edge as {} (uid {}, gid {}); the supervisor and the pool master stay root and serve nothing",
+        ids.workers.name, ids.workers.uid, ids.workers.gid, ids.edge.name, ids.edge.uid, ids.edge.gid
+    ))];
+    if ids.edge_fallback {
+        report.push(Report::Notice(format!(
+            "EdgeUser: no account {} on this system, so the edge runs as uid and gid {}, which owns no file; \
+             create the account with `adduser --system --group --no-create-home {}` or set EdgeUser",
+            weir_prefork::privileges::EDGE_ACCOUNT,
+            weir_prefork::privileges::EDGE_FALLBACK_ID,
+            weir_prefork::privileges::EDGE_ACCOUNT
+        )));
+    }
+    if ids.edge_shares_worker_uid() {
+        report.push(Report::Warning(format!(
+            "EdgeUser and User are the same account ({}): code in workers can signal and trace the edge, \
+             which holds the TLS key and every client's connection; give the edge an account of its own",
+            ids.edge.name
+        )));
+    }
+    report
+}
 
 /// Files the configuration names exist and can be read. Never reads key material: the
 /// supervisor runs this on reload, and must not hold a key its pool masters could inherit.
@@ -31,6 +77,30 @@ pub fn files_readable(config: &Config) -> Result<(), Vec<String>> {
     for alias in &config.script_aliases {
         if !alias.dir.is_dir() {
             problems.push(format!("ScriptAlias directory '{}' is not a directory", alias.dir.display()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Started as root: RuntimeDir (when it exists) and PidFile's directory are closed to the roles'
+/// identities, as `weir run` will require.
+pub fn runtime_paths(config: &Config, identities: Option<&Identities>) -> Result<(), Vec<String>> {
+    let Some(untrusted) = crate::runtime_files::Untrusted::of(identities) else {
+        return Ok(());
+    };
+    let mut problems = Vec::new();
+    if config.runtime_dir.exists() {
+        if let Err(error) = crate::runtime_files::check_runtime_dir(&config.runtime_dir, untrusted) {
+            problems.push(error.to_string());
+        }
+    }
+    if let Some(dir) = config.pid_file.parent().filter(|d| d.exists()) {
+        if let Err(error) = crate::runtime_files::check_pid_dir(dir, untrusted) {
+            problems.push(error.to_string());
         }
     }
     if problems.is_empty() {

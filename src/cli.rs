@@ -138,7 +138,21 @@ fn configtest(file: Option<&Path>) -> i32 {
     for warning in config.warnings.iter().chain(&checks::risk_warnings(&config, measured)) {
         eprintln!("{warning}");
     }
-    if let Err(problems) = checks::full(&config) {
+    let identities = match crate::resolve_identities(&config) {
+        Ok(identities) => identities,
+        Err(problem) => {
+            eprintln!("{}: {problem}", config.source_name());
+            return EXIT_CONFIG;
+        }
+    };
+    for line in checks::privilege_report(identities.as_ref()) {
+        match line {
+            checks::Report::Notice(text) | checks::Report::Warning(text) => eprintln!("{text}"),
+        }
+    }
+    if let Err(problems) =
+        checks::full(&config).and_then(|()| checks::runtime_paths(&config, identities.as_ref()))
+    {
         for problem in problems {
             eprintln!("{}: {problem}", config.source_name());
         }
@@ -235,15 +249,17 @@ fn signal_running(file: Option<&Path>, signal: libc::c_int) -> i32 {
         },
     };
     let pid_file = &config.pid_file;
-    let pid = match std::fs::read_to_string(pid_file)
-        .ok()
-        .and_then(|text| text.trim().parse::<i32>().ok())
-        .filter(|pid| *pid > 0 && alive(*pid))
-    {
-        Some(pid) => pid,
-        None => {
+    let pid = match crate::runtime_files::trusted_pid(pid_file).and_then(|pid| {
+        if alive(pid) {
+            Ok(pid)
+        } else {
+            Err(format!("no live process {pid}"))
+        }
+    }) {
+        Ok(pid) => pid,
+        Err(reason) => {
             eprintln!(
-                "weir is not running: no live process in PidFile {} (from {})",
+                "weir is not running: {reason} (PidFile {} from {})",
                 pid_file.display(),
                 config.source_name()
             );

@@ -51,6 +51,7 @@ pub mod cli;
 mod errorlog;
 mod notify;
 mod roles;
+mod runtime_files;
 mod sockets;
 mod supervisor;
 
@@ -59,7 +60,7 @@ use std::sync::Arc;
 
 pub use weir_apps::{Handler, Request, Response, TlsFacts};
 pub use weir_conf::{Config, ConfigErrors};
-use weir_prefork::privileges::Account;
+use weir_prefork::privileges::Identities;
 use weir_prefork::signals::SignalReader;
 use weir_prefork::Scoreboard;
 
@@ -130,16 +131,19 @@ impl Server {
 
 fn prepare_and_run(config: Arc<Config>, handlers: Vec<(String, Box<dyn Handler>)>) -> Result<i32, String> {
     raise_nofile_limit();
-    let account =
-        Account::resolve(config.user.as_deref(), config.group.as_deref()).map_err(|e| e.to_string())?;
+    let identities = resolve_identities(&config)?;
+    report_protections(identities.as_ref());
+    let untrusted = runtime_files::Untrusted::of(identities.as_ref());
     if config.source == weir_conf::Source::BuiltIn {
         materialize_default_site(&config).map_err(|e| format!("could not create the default site: {e}"))?;
     }
+    runtime_files::prepare_runtime_dir(&config.runtime_dir, untrusted).map_err(|e| e.to_string())?;
+    let pid_file = runtime_files::write_pid_file(&config.pid_file, untrusted).map_err(|e| e.to_string())?;
     let listeners = sockets::bind_all(&config.listeners).map_err(|e| e.to_string())?;
+    let edge_account = identities.as_ref().map(|ids| &ids.edge);
     let (pool_listener, pool_socket) =
-        sockets::pool_listener(&config.runtime_dir, "pool-1.sock", account.as_ref())
+        sockets::pool_listener(&config.runtime_dir, "pool-1.sock", edge_account)
             .map_err(|e| e.to_string())?;
-    write_pid_file(&config.pid_file).map_err(|e| format!("PidFile {}: {e}", config.pid_file.display()))?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -156,20 +160,36 @@ fn prepare_and_run(config: Arc<Config>, handlers: Vec<(String, Box<dyn Handler>)
         config,
         handler_paths: handlers.iter().map(|(path, _)| path.clone()).collect(),
         handlers,
-        account,
+        identities,
         listeners,
         pool_listener,
         pool_socket,
         scoreboard,
+        pid_file,
     };
     Ok(supervisor.run(&mut signals))
 }
 
-fn write_pid_file(path: &Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// The roles' accounts from `User`, `Group`, `EdgeUser` and `EdgeGroup`; `None` when weir does
+/// not run as root.
+pub(crate) fn resolve_identities(config: &Config) -> Result<Option<Identities>, String> {
+    Identities::resolve(
+        config.user.as_deref(),
+        config.group.as_deref(),
+        config.edge_user.as_deref(),
+        config.edge_group.as_deref(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Says at start which identity each role takes, and which protections are off.
+fn report_protections(identities: Option<&Identities>) {
+    for line in checks::privilege_report(identities) {
+        match line {
+            checks::Report::Notice(text) => tracing::info!("{text}"),
+            checks::Report::Warning(text) => tracing::warn!("{text}"),
+        }
     }
-    std::fs::write(path, format!("{}\n", std::process::id()))
 }
 
 /// The built-in default serves out of the box: its document root and example script are created

@@ -41,8 +41,6 @@ pub enum SocketError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("could not create the pool socket {path}: {source}")]
     Pool { path: PathBuf, source: std::io::Error },
-    #[error("could not prepare RuntimeDir {path}: {source}")]
-    RuntimeDir { path: PathBuf, source: std::io::Error },
 }
 
 /// Binds every `Listen` line.
@@ -103,17 +101,14 @@ pub fn rebind(wanted: &[Listener], open: &[BoundListener]) -> Result<Vec<BoundLi
         .collect()
 }
 
-/// Creates RuntimeDir (owned by the run-as account) and a pool's Unix listener `name` in it,
-/// mode 0600.
+/// Creates a pool's Unix listener `name` in RuntimeDir (already prepared, see runtime_files):
+/// mode 0600, owned by the edge's account, so the edge is the only process besides root that may
+/// connect to it. Workers never need its path: they inherit the listening descriptor.
 pub fn pool_listener(
     runtime_dir: &Path,
     name: &str,
-    account: Option<&Account>,
+    edge: Option<&Account>,
 ) -> Result<(UnixListener, PathBuf), SocketError> {
-    let dir_fail = |source| SocketError::RuntimeDir { path: runtime_dir.to_path_buf(), source };
-    std::fs::create_dir_all(runtime_dir).map_err(dir_fail)?;
-    std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o755)).map_err(dir_fail)?;
-    privileges::chown_to(runtime_dir, account).map_err(dir_fail)?;
     let path = runtime_dir.join(name);
     let fail = |source| SocketError::Pool { path: path.clone(), source };
     match std::fs::remove_file(&path) {
@@ -121,9 +116,16 @@ pub fn pool_listener(
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(fail(error)),
     }
-    let listener = UnixListener::bind(&path).map_err(fail)?;
+    // The socket file takes the umask's mode at bind: closed from the first instant, not only
+    // once chmod has run.
+    // SAFETY: umask only swaps the process's file-creation mask; the supervisor is single-threaded.
+    let previous = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(&path);
+    // SAFETY: as above, restoring the mask.
+    unsafe { libc::umask(previous) };
+    let listener = bound.map_err(fail)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
-    privileges::chown_to(&path, account).map_err(fail)?;
+    privileges::chown_to(&path, edge).map_err(fail)?;
     Ok((listener, path))
 }
 
@@ -135,8 +137,6 @@ pub fn write_address_file(runtime_dir: &Path, listeners: &[BoundListener]) -> st
         text.push_str(&format!("{} {}\n", listener.scheme_name(), listener.local));
     }
     let path = runtime_dir.join("listen");
-    let partial = runtime_dir.join(".listen.partial");
-    std::fs::write(&partial, text)?;
-    std::fs::rename(&partial, &path)?;
+    crate::runtime_files::write_replacing(&path, text.as_bytes())?;
     Ok(path)
 }

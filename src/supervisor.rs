@@ -21,12 +21,13 @@ use nix::unistd::Pid;
 use weir_apps::Handler;
 use weir_conf::Config;
 use weir_prefork::fork::ForkError;
-use weir_prefork::privileges::Account;
+use weir_prefork::privileges::Identities;
 use weir_prefork::signals::{self, SignalReader};
 use weir_prefork::{fork_child, Role, Scoreboard};
 
 use crate::notify;
 use crate::roles;
+use crate::runtime_files::PidFile;
 use crate::sockets::{self, BoundListener};
 
 /// A role lost unexpectedly is restarted after this long, doubling up to [`MAX_BACKOFF`].
@@ -37,31 +38,66 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// How long a new generation may take to report ready before a reload is abandoned.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 
-/// One forked role.
+/// Where one forked role is in its life. A pid is held only while the process has not been
+/// reaped, so a pid weir signals is always its own child: never one the kernel may have reused.
+enum Phase {
+    /// Not running and not to be started again: never started, stopped, or abandoned.
+    Gone,
+    /// Forked; ready once its readiness byte arrives on `ready` (end-of-file instead means it
+    /// failed before it was ready: `ready` is then dropped and the exit is awaited).
+    Starting { pid: Pid, ready: Option<OwnedFd>, since: Instant },
+    /// Reported ready.
+    Running { pid: Pid, since: Instant },
+    /// Told to stop (SIGTERM); its generation's deadline bounds how long it may take.
+    Stopping { pid: Pid },
+    /// Died unexpectedly; to be forked again at `at`.
+    WaitingToRestart { at: Instant },
+}
+
+/// One role of a generation.
 struct Child {
     role: Role,
-    pid: Option<Pid>,
-    /// The read end of the role's readiness pipe until its byte arrives.
-    ready: Option<OwnedFd>,
-    started: Instant,
+    phase: Phase,
+    /// The wait before the next restart after an unexpected exit.
     backoff: Duration,
-    restart_at: Option<Instant>,
 }
 
 impl Child {
     fn new(role: Role) -> Self {
-        Child {
-            role,
-            pid: None,
-            ready: None,
-            started: Instant::now(),
-            backoff: FIRST_BACKOFF,
-            restart_at: None,
+        Child { role, phase: Phase::Gone, backoff: FIRST_BACKOFF }
+    }
+
+    /// The process, while it exists (not yet reaped).
+    fn pid(&self) -> Option<Pid> {
+        match self.phase {
+            Phase::Starting { pid, .. } | Phase::Running { pid, .. } | Phase::Stopping { pid, .. } => {
+                Some(pid)
+            }
+            Phase::Gone | Phase::WaitingToRestart { .. } => None,
         }
     }
 
     fn is_ready(&self) -> bool {
-        self.pid.is_some() && self.ready.is_none()
+        matches!(self.phase, Phase::Running { .. })
+    }
+
+    /// Sends SIGTERM once, moving a live role to Stopping.
+    fn stop(&mut self) {
+        match self.phase {
+            Phase::Starting { pid, .. } | Phase::Running { pid, .. } => {
+                let _ = kill(pid, Signal::SIGTERM);
+                self.phase = Phase::Stopping { pid };
+            }
+            Phase::WaitingToRestart { .. } => self.phase = Phase::Gone,
+            Phase::Stopping { .. } | Phase::Gone => {}
+        }
+    }
+
+    /// SIGKILL for a role that has not been reaped yet.
+    fn kill_now(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
     }
 }
 
@@ -83,8 +119,15 @@ impl Generation {
         [&mut self.pool, &mut self.edge]
     }
 
+    fn child(&mut self, role: Role) -> &mut Child {
+        match role {
+            Role::PoolMaster => &mut self.pool,
+            _ => &mut self.edge,
+        }
+    }
+
     fn is_gone(&self) -> bool {
-        self.pool.pid.is_none() && self.edge.pid.is_none()
+        self.pool.pid().is_none() && self.edge.pid().is_none()
     }
 }
 
@@ -97,19 +140,22 @@ pub struct Supervisor {
     pub handlers: Vec<(String, Box<dyn Handler>)>,
     /// Their paths, which the edge routes to the pool.
     pub handler_paths: Vec<String>,
-    pub account: Option<Account>,
+    /// The roles' accounts when started as root.
+    pub identities: Option<Identities>,
     pub listeners: Vec<BoundListener>,
     pub pool_listener: UnixListener,
     pub pool_socket: PathBuf,
     /// Shared with every process forked from here: workers write it, masters and edges read it.
     pub scoreboard: Scoreboard,
+    /// Held (locked) for the supervisor's life.
+    pub pid_file: PidFile,
 }
 
 /// The running state.
 struct Running {
     handlers: Vec<(String, Box<dyn Handler>)>,
     handler_paths: Vec<String>,
-    account: Option<Account>,
+    identities: Option<Identities>,
     config_path: Option<PathBuf>,
     scoreboard: Scoreboard,
     current: Generation,
@@ -123,13 +169,14 @@ struct Running {
 impl Supervisor {
     /// Runs the tree until it is told to stop. Returns the process exit code.
     pub fn run(self, signals: &mut SignalReader) -> i32 {
+        let _pid_file = self.pid_file;
         // Orphaned workers (a pool master that died) are re-parented here, reaped and stopped.
         // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and no pointers.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let mut running = Running {
             handlers: self.handlers,
             handler_paths: self.handler_paths,
-            account: self.account,
+            identities: self.identities,
             config_path: self.config_path,
             scoreboard: self.scoreboard,
             current: Generation {
@@ -206,8 +253,8 @@ impl Running {
             Role::PoolMaster => {
                 let keep = [generation.pool_listener.as_raw_fd(), ready_write.as_raw_fd()];
                 let handlers = &mut self.handlers;
-                let (config, scoreboard, account, number) =
-                    (&generation.config, self.scoreboard, self.account.clone(), generation.number);
+                let workers = self.identities.as_ref().map(|ids| ids.workers.clone());
+                let (config, scoreboard, number) = (&generation.config, self.scoreboard, generation.number);
                 let pool_listener = &generation.pool_listener;
                 fork_child(Role::PoolMaster, &keep, || {
                     // This runs in the child, on its own copy of the supervisor's memory: taking
@@ -218,7 +265,7 @@ impl Running {
                         scoreboard,
                         number,
                         pool_listener,
-                        account,
+                        workers,
                         ready_write,
                         handlers,
                     )
@@ -226,6 +273,7 @@ impl Running {
             }
             _ => {
                 let keep = roles::edge_fds(&generation.listeners, &ready_write);
+                let edge = self.identities.as_ref().map(|ids| ids.edge.clone());
                 fork_child(Role::Edge, &keep, || {
                     roles::edge(
                         generation.config.clone(),
@@ -233,20 +281,14 @@ impl Running {
                         generation.pool_socket.clone(),
                         self.handler_paths.clone(),
                         self.scoreboard,
-                        self.account.clone(),
+                        edge,
                         ready_write,
                     )
                 })?
             }
         };
-        let child = match role {
-            Role::PoolMaster => &mut self.current.pool,
-            _ => &mut self.current.edge,
-        };
-        child.pid = Some(pid);
-        child.ready = Some(ready_read);
-        child.started = Instant::now();
-        child.restart_at = None;
+        let child = self.current.child(role);
+        child.phase = Phase::Starting { pid, ready: Some(ready_read), since: Instant::now() };
         Ok(())
     }
 
@@ -254,7 +296,7 @@ impl Running {
     fn wait_for_events(&mut self, signals: &SignalReader) {
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         for child in [&self.current.pool, &self.current.edge] {
-            if let Some(ready) = &child.ready {
+            if let Phase::Starting { ready: Some(ready), .. } = &child.phase {
                 fds.push(PollFd::new(ready.as_fd(), PollFlags::POLLIN));
             }
         }
@@ -263,20 +305,25 @@ impl Running {
         drop(fds);
         let mut index = 0;
         for child in self.current.children() {
-            if child.ready.is_some() {
-                if fired[index] {
-                    if let Some(ready) = child.ready.take() {
-                        // A byte means ready; end-of-file means the role died first (reaped below).
-                        let mut byte = [0u8; 1];
-                        let _ = std::fs::File::from(ready).read(&mut byte);
-                    }
+            let Phase::Starting { pid, ready: ready @ Some(_), .. } = &mut child.phase else {
+                continue;
+            };
+            let pid = *pid;
+            if fired[index] {
+                let mut byte = [0u8; 1];
+                let got = ready.take().map(|fd| std::fs::File::from(fd).read(&mut byte));
+                // Ready only on the byte itself: end-of-file means the role exited (or closed its
+                // end) before it was ready, and its exit is reaped below.
+                if matches!(got, Some(Ok(1))) {
+                    child.phase = Phase::Running { pid, since: Instant::now() };
                 }
-                index += 1;
             }
+            index += 1;
         }
     }
 
-    /// Reaps exited children; schedules the restart of a lost role of the current generation.
+    /// Reaps exited children: a role of a draining generation is gone; a role of the current
+    /// one that was not asked to stop is scheduled for a restart with backoff.
     fn reap(&mut self) {
         loop {
             let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
@@ -287,49 +334,71 @@ impl Running {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue,
             };
-            if let Some(child) =
-                self.draining.iter_mut().flat_map(|g| g.children()).find(|c| c.pid == Some(pid))
-            {
-                child.pid = None;
-                continue;
-            }
-            let Some(child) = self.current.children().into_iter().find(|c| c.pid == Some(pid)) else {
-                // A worker orphaned by a lost pool master, re-parented to us.
-                tracing::warn!("AH00165: long lost child came home! (pid {pid})");
-                continue;
-            };
-            child.pid = None;
-            child.ready = None;
-            if child.started.elapsed() > STABLE_AFTER {
-                child.backoff = FIRST_BACKOFF;
-            }
-            tracing::error!(
-                role = child.role.title(),
-                pid = pid.as_raw(),
-                "{} (pid {pid}) {how}; restarting it in {:?}",
-                child.role.title(),
-                child.backoff
-            );
-            child.restart_at = Some(Instant::now() + child.backoff);
-            child.backoff = (child.backoff * 2).min(MAX_BACKOFF);
+            self.reaped(pid, &how);
         }
     }
 
-    fn restart_lost_roles(&mut self) {
-        for role in [Role::PoolMaster, Role::Edge] {
-            let child = match role {
-                Role::PoolMaster => &mut self.current.pool,
-                _ => &mut self.current.edge,
-            };
-            if child.restart_at.is_some_and(|at| Instant::now() >= at) {
-                if let Err(error) = self.start(role) {
-                    tracing::error!("{error}");
-                    let child = match role {
-                        Role::PoolMaster => &mut self.current.pool,
-                        _ => &mut self.current.edge,
-                    };
-                    child.restart_at = Some(Instant::now() + child.backoff);
+    /// Records that `pid` exited (`how`), whichever generation it belonged to.
+    fn reaped(&mut self, pid: Pid, how: &str) {
+        if let Some(child) =
+            self.draining.iter_mut().flat_map(|g| g.children()).find(|c| c.pid() == Some(pid))
+        {
+            child.phase = Phase::Gone;
+            return;
+        }
+        let Some(child) = self.current.children().into_iter().find(|c| c.pid() == Some(pid)) else {
+            // A worker orphaned by a lost pool master, re-parented to us.
+            tracing::warn!("AH00165: long lost child came home! (pid {pid})");
+            return;
+        };
+        let now = Instant::now();
+        match child.phase {
+            Phase::Stopping { .. } => child.phase = Phase::Gone,
+            Phase::Running { since, .. } | Phase::Starting { since, .. } => {
+                if now.duration_since(since) > STABLE_AFTER {
+                    child.backoff = FIRST_BACKOFF;
                 }
+                let failed_at_start = matches!(child.phase, Phase::Starting { .. });
+                tracing::error!(
+                    role = child.role.title(),
+                    pid = pid.as_raw(),
+                    "{} (pid {pid}) {how}{}; restarting it in {:?}",
+                    child.role.title(),
+                    if failed_at_start { " before it was ready" } else { "" },
+                    child.backoff
+                );
+                child.phase = Phase::WaitingToRestart { at: now + child.backoff };
+                child.backoff = (child.backoff * 2).min(MAX_BACKOFF);
+            }
+            Phase::Gone | Phase::WaitingToRestart { .. } => {}
+        }
+    }
+
+    /// Forks again each role of the current generation whose restart time has come, and stops
+    /// one that has been starting for too long (it is then restarted like a lost one).
+    fn restart_lost_roles(&mut self) {
+        let now = Instant::now();
+        for role in [Role::PoolMaster, Role::Edge] {
+            let child = self.current.child(role);
+            match child.phase {
+                Phase::WaitingToRestart { at } if now >= at => {
+                    if let Err(error) = self.start(role) {
+                        tracing::error!("{error}");
+                        let child = self.current.child(role);
+                        child.phase = Phase::WaitingToRestart { at: now + child.backoff };
+                    }
+                }
+                Phase::Starting { pid, since, .. } if now.duration_since(since) > READY_DEADLINE => {
+                    tracing::error!(
+                        pid = pid.as_raw(),
+                        "{} (pid {pid}) did not report ready within {}s; killing it",
+                        child.role.title(),
+                        READY_DEADLINE.as_secs()
+                    );
+                    // Reaped as a role that failed before it was ready, and restarted.
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
+                _ => {}
             }
         }
     }
@@ -339,25 +408,18 @@ impl Running {
     fn retire_drained(&mut self) {
         let now = Instant::now();
         for generation in &mut self.draining {
-            let late = generation.stop_deadline.is_some_and(|d| now >= d);
-            if generation.edge.pid.is_none() {
-                if let Some(pid) = generation.pool.pid {
-                    if generation.pool.restart_at.is_none() {
-                        let _ = kill(pid, Signal::SIGTERM);
-                        // Marks "told to stop" so the signal is sent once.
-                        generation.pool.restart_at = Some(now);
-                    }
-                }
+            if generation.edge.pid().is_none() {
+                generation.pool.stop();
             }
-            if late {
+            if generation.stop_deadline.is_some_and(|d| now >= d) {
                 for child in generation.children() {
-                    if let Some(pid) = child.pid {
+                    if let Some(pid) = child.pid() {
                         tracing::warn!(
                             pid = pid.as_raw(),
                             "{} of an old generation outlived GracefulShutdownTimeout; killing it",
                             child.role.title()
                         );
-                        let _ = kill(pid, Signal::SIGKILL);
+                        child.kill_now();
                     }
                 }
             }
@@ -432,25 +494,28 @@ impl Running {
             crate::errorlog::redirect_stderr(path)
                 .map_err(|e| format!("ErrorLog {}: {e}", path.display()))?;
         }
-        if config.pool.server_limit > self.scoreboard.slots().len() {
+        if config.pool.server_limit > self.scoreboard.len() {
             tracing::warn!(
                 "AH00179: changing ServerLimit to {} from original value of {} not allowed during restart",
                 config.pool.server_limit,
-                self.scoreboard.slots().len()
+                self.scoreboard.len()
             );
         }
         let listeners =
             sockets::rebind(&config.listeners, &self.current.listeners).map_err(|e| e.to_string())?;
         let number = self.current.number + 1;
         self.scoreboard.counters().generation.store(number, std::sync::atomic::Ordering::Relaxed);
+        let untrusted = crate::runtime_files::Untrusted::of(self.identities.as_ref());
+        crate::runtime_files::prepare_runtime_dir(&config.runtime_dir, untrusted)
+            .map_err(|e| e.to_string())?;
         let (pool_listener, pool_socket) = sockets::pool_listener(
             &config.runtime_dir,
             &format!("pool-{number}.sock"),
-            self.account.as_ref(),
+            self.identities.as_ref().map(|ids| &ids.edge),
         )
         .map_err(|e| e.to_string())?;
         let mut config = config;
-        let slots = self.scoreboard.slots().len();
+        let slots = self.scoreboard.len();
         if config.pool.max_request_workers > slots {
             config.pool.max_request_workers = slots;
         }
@@ -475,11 +540,13 @@ impl Running {
         }
         let mut old = old;
         old.stop_deadline = Some(Instant::now() + old.config.graceful_shutdown_timeout);
-        if let Some(pid) = old.edge.pid {
-            let _ = kill(pid, Signal::SIGTERM);
+        // The edge first: it stops accepting and drains, still using its pool, which
+        // `retire_drained` stops once the edge is gone. A role of the old generation waiting
+        // for a restart is simply not restarted.
+        old.edge.stop();
+        if matches!(old.pool.phase, Phase::WaitingToRestart { .. }) {
+            old.pool.phase = Phase::Gone;
         }
-        old.edge.restart_at = None;
-        old.pool.restart_at = None;
         self.draining.push(old);
         Ok(())
     }
@@ -504,8 +571,10 @@ impl Running {
                     _ => {}
                 }
             }
+            // Reaps the old generations too, so none of their pids is left to signal later.
             self.reap();
-            if self.current.pool.restart_at.is_some() || self.current.edge.restart_at.is_some() {
+            let lost = |child: &Child| matches!(child.phase, Phase::WaitingToRestart { .. } | Phase::Gone);
+            if lost(&self.current.pool) || lost(&self.current.edge) {
                 return Err(
                     "a role of the new generation exited while starting (see the lines above)".to_string()
                 );
@@ -517,11 +586,11 @@ impl Running {
     /// Stops a generation that never took over.
     fn abandon(&mut self, mut failed: Generation) {
         for child in failed.children() {
-            if let Some(pid) = child.pid {
+            if let Some(pid) = child.pid() {
                 let _ = kill(pid, Signal::SIGKILL);
                 let _ = waitpid(pid, None);
             }
-            child.pid = None;
+            child.phase = Phase::Gone;
         }
         let _ = std::fs::remove_file(&failed.pool_socket);
     }
@@ -530,21 +599,21 @@ impl Running {
     /// then the pools; anything left at GracefulShutdownTimeout is killed.
     fn stop_all(&mut self) {
         let deadline = Instant::now() + self.current.config.graceful_shutdown_timeout;
-        let mut generations: Vec<&mut Generation> = self.draining.iter_mut().collect();
-        generations.push(&mut self.current);
         for role in [Role::Edge, Role::PoolMaster] {
-            let pids: Vec<Pid> = generations
-                .iter()
-                .filter_map(|g| if role == Role::Edge { g.edge.pid } else { g.pool.pid })
-                .collect();
-            for pid in &pids {
-                let _ = kill(*pid, Signal::SIGTERM);
+            for generation in self.draining.iter_mut().chain(std::iter::once(&mut self.current)) {
+                generation.child(role).stop();
             }
-            for pid in pids {
-                if !wait_for_exit(pid, deadline) {
+            while self.any_alive(role) && Instant::now() < deadline {
+                self.reap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            for generation in self.draining.iter_mut().chain(std::iter::once(&mut self.current)) {
+                let child = generation.child(role);
+                if let Some(pid) = child.pid() {
                     tracing::warn!(pid = pid.as_raw(), "{} did not stop in time; killing it", role.title());
                     let _ = kill(pid, Signal::SIGKILL);
                     let _ = waitpid(pid, None);
+                    child.phase = Phase::Gone;
                 }
             }
         }
@@ -557,23 +626,13 @@ impl Running {
         let _ = std::fs::remove_file(&config.pid_file);
         tracing::info!("weir stopped");
     }
-}
 
-/// Waits for `pid` to exit until `deadline`, reaping any other child that exits meanwhile.
-fn wait_for_exit(pid: Pid, deadline: Instant) -> bool {
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(done, _)) | Ok(WaitStatus::Signaled(done, _, _)) if done == pid => {
-                return true
-            }
-            Ok(WaitStatus::StillAlive) => {}
-            Err(nix::Error::ECHILD) => return true,
-            Ok(_) | Err(_) => continue,
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    /// Whether a process of `role`, in any generation, has not been reaped yet.
+    fn any_alive(&mut self, role: Role) -> bool {
+        self.draining
+            .iter_mut()
+            .chain(std::iter::once(&mut self.current))
+            .any(|g| g.child(role).pid().is_some())
     }
 }
 

@@ -201,10 +201,15 @@ pub struct Config {
     pub tls: Tls,
     /// Pool sizing.
     pub pool: Pool,
-    /// Account the edge, pool master and workers run as when started as root.
+    /// `User`: the account workers (and so scripts and Handlers) run as when started as root.
     pub user: Option<String>,
-    /// Group for the same.
+    /// `Group`: the workers' group.
     pub group: Option<String>,
+    /// `EdgeUser` (weir): the edge's own account when started as root, distinct from `User`, so
+    /// code in workers can neither signal nor trace the process that holds the TLS key.
+    pub edge_user: Option<String>,
+    /// `EdgeGroup` (weir): the edge's group.
+    pub edge_group: Option<String>,
     /// Where the supervisor writes its pid.
     pub pid_file: PathBuf,
     /// Directory for the pool's Unix socket and the bound-address file.
@@ -259,6 +264,8 @@ impl Config {
             pool: Pool::default(),
             user: None,
             group: None,
+            edge_user: None,
+            edge_group: None,
             pid_file: server_root.join("run/weir.pid"),
             runtime_dir: server_root.join("run"),
             error_log: None,

@@ -196,6 +196,24 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "EdgeUser",
+        args: (1, 1),
+        help: "Account the edge runs as when started as root: a name or #uid, distinct from User",
+        apply: |config, args| {
+            config.edge_user = Some(args[0].clone());
+            Ok(())
+        },
+    },
+    Directive {
+        name: "EdgeGroup",
+        args: (1, 1),
+        help: "Group the edge runs as when started as root: a name or #gid",
+        apply: |config, args| {
+            config.edge_group = Some(args[0].clone());
+            Ok(())
+        },
+    },
+    Directive {
         name: "PidFile",
         args: (1, 1),
         help: "A file for logging the server process ID",

@@ -49,7 +49,7 @@ fn figures(context: &StatusContext<'_>) -> Figures {
     let now = now_us();
     let started = counters.started_us.load(Ordering::Relaxed);
     let uptime = now.saturating_sub(started) / 1_000_000;
-    let mut board = String::with_capacity(context.scoreboard.slots().len());
+    let mut board = String::with_capacity(context.scoreboard.len());
     let (mut busy, mut idle, mut graceful) = (0, 0, 0);
     let mut workers = Vec::new();
     let (mut children_user, mut children_system) = (0.0, 0.0);
@@ -67,7 +67,9 @@ fn figures(context: &StatusContext<'_>) -> Figures {
                 children_user += user;
                 children_system += system;
             }
-            let (rss, pss) = weir_scoreboard::memory::rss_pss(view.pid);
+            // The worker's own figures: it is not dumpable, so its /proc memory files are
+            // closed to the edge.
+            let (rss, pss) = (view.rss, view.pss);
             workers.push((view, rss, pss));
         }
     }

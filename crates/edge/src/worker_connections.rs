@@ -111,9 +111,8 @@ impl IdleWorkers {
 
 impl IdleWorkers {
     fn a_worker_accepts(&self) -> bool {
-        self.scoreboard.is_some_and(|board| {
-            board.slots().iter().any(|slot| slot.state() == weir_scoreboard::State::Waiting)
-        })
+        self.scoreboard
+            .is_some_and(|board| board.slots().any(|slot| slot.state() == weir_scoreboard::State::Waiting))
     }
 }
 

@@ -100,10 +100,11 @@ pub fn run(
             std::process::exit(1);
         }
     };
-    if let Err(error) = privileges::drop_to(settings.account.as_ref()) {
-        tracing::error!(%error, "pool master could not drop privileges");
-        std::process::exit(1);
-    }
+    // The pool master keeps the identity it was started with (root, when weir is started as
+    // root, as Apache's parent process does): it serves nothing and runs no application code,
+    // and it must be an identity that workers cannot signal or trace, yet one that may signal
+    // them. Each worker drops to `User` itself, right after the fork.
+    privileges::harden();
     let start = settings.start_servers.min(settings.max_request_workers);
     let mut master = Master {
         listener: listener.as_raw_fd(),
@@ -415,7 +416,9 @@ impl Master<'_> {
             if worker.memory_retired {
                 continue;
             }
-            if let Some(pss) = weir_scoreboard::memory::pss(pid.as_raw()) {
+            // The worker's own figure: it is not dumpable. A worker can only misreport itself,
+            // and the worst a low figure does is keep its own retirement away.
+            if let Some(pss) = self.scoreboard.slot(worker.slot).and_then(|slot| slot.pss()) {
                 if pss > limit {
                     over.push((*pid, pss));
                 }
@@ -453,7 +456,23 @@ impl Master<'_> {
         };
         let listener = self.listener;
         let handler = &mut *self.handler;
-        match fork_child(Role::Worker, &[listener, 2], || worker::run(listener, handler, slot, settings)) {
+        let (scoreboard, account) = (self.scoreboard, self.settings.account.as_ref());
+        let child = fork_child(Role::Worker, &[listener, 2], || {
+            // Before any application code runs: only its own slot stays mapped, then `User`.
+            let slot = match scoreboard.confine_to(index) {
+                Ok(slot) => slot,
+                Err(error) => {
+                    tracing::error!(%error, "worker could not confine itself to its scoreboard slot");
+                    std::process::exit(1);
+                }
+            };
+            if let Err(error) = privileges::drop_to(account) {
+                tracing::error!(%error, "worker could not drop privileges");
+                std::process::exit(1);
+            }
+            worker::run(listener, handler, slot, settings)
+        });
+        match child {
             Ok(pid) => {
                 slot.set_pid(pid.as_raw());
                 self.workers.insert(

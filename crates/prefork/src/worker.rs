@@ -61,16 +61,18 @@ const RECYCLE_WAIT: Duration = Duration::from_secs(2);
 
 /// The worker's entry point: serves connections until told to stop, retired by the master, or
 /// recycled after its MaxConnectionsPerChild, then exits.
-pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, slot: &Slot, settings: WorkerSettings) -> ! {
+pub fn run(
+    listener: RawFd,
+    handler: &mut dyn ConnectionHandler,
+    slot: &'static Slot,
+    settings: WorkerSettings,
+) -> ! {
     slot.set_pid(std::process::id() as i32);
-    // A process that changed its user is not "dumpable", and its /proc files then belong to root,
-    // so the master (which dropped privileges too) could not read the worker's memory figures for
-    // MaxMemoryPerChild. Workers never hold key material, so they may be dumpable again.
-    // SAFETY: PR_SET_DUMPABLE takes an integer flag and no pointers.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    detach_standard_streams();
     install_signal_handling();
     apply_static_rlimits(&settings.rlimits);
     handler.worker_init();
+    let mut memory = MemoryReport::new(slot);
     let limit = settings.max_connections;
     let mut served = 0u64;
     set_accept_timeout(listener, IDLE_AFTER);
@@ -93,6 +95,7 @@ pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, slot: &Slot, se
                 // pool at rest costs what a fresh one does.
                 if std::mem::take(&mut used_memory) {
                     release_idle_memory();
+                    memory.publish();
                 }
                 continue;
             }
@@ -105,7 +108,7 @@ pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, slot: &Slot, se
         slot.set_state(State::Reading);
         // SAFETY: accept4 returned a new descriptor that nothing else owns.
         let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        let end = serve_connection(&stream, handler, slot, &settings, &mut served);
+        let end = serve_connection(&stream, handler, slot, &settings, &mut served, &mut memory);
         drop(stream);
         match end {
             ConnectionEnd::Retire => break,
@@ -113,6 +116,7 @@ pub fn run(listener: RawFd, handler: &mut dyn ConnectionHandler, slot: &Slot, se
             ConnectionEnd::Idle => {
                 // Waited WORKER_KEEPALIVE for a request that did not come: as idle as accept().
                 release_idle_memory();
+                memory.publish();
                 used_memory = false;
             }
         }
@@ -149,6 +153,7 @@ fn serve_connection(
     slot: &Slot,
     settings: &WorkerSettings,
     served: &mut u64,
+    memory: &mut MemoryReport,
 ) -> ConnectionEnd {
     let limit = settings.max_connections;
     loop {
@@ -161,7 +166,9 @@ fn serve_connection(
         }
         apply_cpu_limit(&settings.rlimits);
         let last = limit > 0 && *served >= limit;
-        match handler.serve(stream, slot, !last && !stopping(slot)) {
+        let after = handler.serve(stream, slot, !last && !stopping(slot));
+        memory.publish_if_due();
+        match after {
             AfterRequest::Retire => return ConnectionEnd::Retire,
             AfterRequest::Close => return ConnectionEnd::Closed,
             AfterRequest::KeepAlive if last || stopping(slot) => return ConnectionEnd::Closed,
@@ -205,6 +212,52 @@ fn wait_for_request(stream: &UnixStream, idle: Duration) -> NextRequest {
         }
         // EINTR: STOP or a retirement; either way this connection ends here.
         Err(_) => NextRequest::Closed,
+    }
+}
+
+/// A worker's memory figures, published in its own slot: it is not dumpable, so neither the
+/// pool master (MaxMemoryPerChild) nor the edge (server-status) may read its /proc files.
+/// Read at start, when idle, and after a request at most once a second (reading smaps_rollup
+/// costs tens of microseconds, too much for every request).
+struct MemoryReport {
+    slot: &'static Slot,
+    last: Instant,
+}
+
+/// The longest a busy worker's published figures may lag.
+const MEMORY_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+impl MemoryReport {
+    fn new(slot: &'static Slot) -> MemoryReport {
+        let mut report = MemoryReport { slot, last: Instant::now() };
+        report.publish();
+        report
+    }
+
+    fn publish(&mut self) {
+        self.last = Instant::now();
+        if let (Some(rss), Some(pss)) = weir_scoreboard::memory::rss_pss(std::process::id() as i32) {
+            self.slot.publish_memory(rss, pss);
+        }
+    }
+
+    fn publish_if_due(&mut self) {
+        if self.last.elapsed() >= MEMORY_REPORT_EVERY {
+            self.publish();
+        }
+    }
+}
+
+/// Standard input and output become /dev/null: a worker reads and writes only its connection,
+/// and nothing of the supervisor's terminal or pipes is left for the code it runs. Standard
+/// error stays: it is the error log.
+fn detach_standard_streams() {
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        for fd in [0, 1] {
+            // SAFETY: dup2 onto the standard descriptors, which this process owns.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
     }
 }
 

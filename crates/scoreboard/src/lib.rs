@@ -4,6 +4,12 @@
 //! everything for server-status (so it answers even when every worker is busy). Every field is an
 //! atomic: no process ever takes a lock another could die holding.
 //!
+//! The counters and every slot each start on a page of their own, so that a worker can keep its
+//! own slot and unmap everything else ([`Scoreboard::confine_to`]): code in a worker then cannot
+//! read or forge another worker's slot or the edge's counters, and, the mapping being anonymous,
+//! has no way to map them again. What the master and the edge read from a slot is still written
+//! by a worker, so they treat it as untrusted: a worker can only misreport itself.
+//!
 //! Used by the supervisor, the pool master, workers and the edge. Starts no thread, forks
 //! nothing.
 
@@ -16,12 +22,22 @@ use std::ptr::NonNull;
 pub use counters::{Counters, Recycle, Reject};
 pub use slots::{now_us, Slot, SlotView, State, REQUEST_LINE};
 
+/// The page size: the counters and each slot take one page (or more), so one can be kept alone.
+fn page_size() -> usize {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096);
+    let need = std::mem::size_of::<Slot>().max(std::mem::size_of::<Counters>());
+    let page = usize::try_from(page).unwrap_or(4096).max(4096);
+    need.div_ceil(page) * page
+}
+
 /// The shared mapping.
 #[derive(Clone, Copy)]
 pub struct Scoreboard {
     counters: NonNull<Counters>,
     first_slot: NonNull<Slot>,
     slots: usize,
+    /// Bytes from one slot to the next (and from the counters to the first slot): whole pages.
+    stride: usize,
 }
 
 // SAFETY: the mapping is never unmapped while the process runs, and every field in it is an
@@ -32,12 +48,12 @@ unsafe impl Sync for Scoreboard {}
 
 impl Scoreboard {
     /// Maps a zeroed scoreboard of `slots` slots, shared with every process forked afterwards.
+    /// Pages are only backed once touched, so unused slots cost address space, not memory.
     pub fn create(slots: usize) -> std::io::Result<Scoreboard> {
         let slots = slots.max(1);
-        // Slots start at a multiple of their alignment after the counters.
-        let align = std::mem::align_of::<Slot>();
-        let offset = std::mem::size_of::<Counters>().div_ceil(align) * align;
-        let len = offset + std::mem::size_of::<Slot>() * slots;
+        let stride = page_size();
+        let offset = stride;
+        let len = offset + stride * slots;
         let size = std::num::NonZeroUsize::new(len).ok_or(std::io::ErrorKind::InvalidInput)?;
         // SAFETY: a new anonymous mapping aliases nothing; zeroed memory is a valid `Counters`
         // and valid `Slot`s (all atomics); it stays mapped for the life of the process.
@@ -50,12 +66,11 @@ impl Scoreboard {
             )
         }
         .map_err(std::io::Error::from)?;
-        // SAFETY: `offset` is inside the mapping (len > offset) and aligned for `Slot`.
+        // SAFETY: `offset` is inside the mapping (len > offset) and page-aligned, so aligned
+        // for `Slot`.
         let first_slot = unsafe { base.cast::<u8>().add(offset) }.cast::<Slot>();
-        let scoreboard = Scoreboard { counters: base.cast(), first_slot, slots };
-        for slot in scoreboard.slots() {
-            slot.release();
-        }
+        // Zeroed memory is an open slot (state 0 reads as Open, pid 0): nothing to touch.
+        let scoreboard = Scoreboard { counters: base.cast(), first_slot, slots, stride };
         let counters = scoreboard.counters();
         counters.started_us.store(now_us(), std::sync::atomic::Ordering::Relaxed);
         counters.generation.store(1, std::sync::atomic::Ordering::Relaxed);
@@ -68,23 +83,59 @@ impl Scoreboard {
         unsafe { self.counters.as_ref() }
     }
 
-    /// Every slot.
-    pub fn slots(&self) -> &'static [Slot] {
-        // SAFETY: `first_slot` points at `slots` initialised `Slot`s, mapped for the life of the
-        // process, so a 'static borrow is sound.
-        unsafe { std::slice::from_raw_parts(self.first_slot.as_ptr(), self.slots) }
+    /// The number of slots (ServerLimit).
+    pub fn len(&self) -> usize {
+        self.slots
+    }
+
+    /// Whether there are no slots (never: at least one is made).
+    pub fn is_empty(&self) -> bool {
+        self.slots == 0
+    }
+
+    /// Every slot, in order.
+    pub fn slots(&self) -> impl Iterator<Item = &'static Slot> + '_ {
+        (0..self.slots).filter_map(|index| self.slot(index))
     }
 
     /// One slot.
     pub fn slot(&self, index: usize) -> Option<&'static Slot> {
-        self.slots().get(index)
+        if index >= self.slots {
+            return None;
+        }
+        // SAFETY: slot `index` lies inside the mapping (index < slots), page-aligned, zeroed or
+        // written only through atomics, and mapped for the life of every process but a confined
+        // worker, which only ever holds its own slot (see `confine_to`).
+        Some(unsafe { &*self.first_slot.as_ptr().cast::<u8>().add(self.stride * index).cast::<Slot>() })
     }
 
     /// Claims the first slot with no worker in it for a new worker of `generation`. The claim is
     /// a compare-and-swap: during a reload two pool masters claim slots at once.
     pub fn claim_free_slot(&self, generation: u32) -> Option<usize> {
-        let index = self.slots().iter().position(|slot| slot.try_open_claim())?;
-        self.slots()[index].claim(generation);
+        let index = (0..self.slots).position(|index| self.slot(index).is_some_and(Slot::try_open_claim))?;
+        self.slot(index)?.claim(generation);
         Some(index)
+    }
+
+    /// In a new worker: unmaps the counters and every slot but `index`. Afterwards only that
+    /// slot may be used (through the `&'static Slot` taken before); this `Scoreboard` and its
+    /// copies must not be touched again in this process.
+    pub fn confine_to(&self, index: usize) -> std::io::Result<&'static Slot> {
+        let own = self.slot(index).ok_or(std::io::ErrorKind::InvalidInput)?;
+        let base = self.counters.cast::<u8>();
+        let stride = self.stride;
+        let own_start = stride + stride * index;
+        let total = stride + stride * self.slots;
+        for (start, end) in [(0, own_start), (own_start + stride, total)] {
+            if end > start {
+                // SAFETY: the range lies inside this mapping and is page-aligned; nothing in this
+                // process refers to it afterwards (the caller keeps only its own slot).
+                unsafe {
+                    let at = NonNull::new_unchecked(base.as_ptr().add(start)).cast();
+                    nix::sys::mman::munmap(at, end - start).map_err(std::io::Error::from)?;
+                }
+            }
+        }
+        Ok(own)
     }
 }

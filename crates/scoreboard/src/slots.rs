@@ -74,6 +74,11 @@ pub struct Slot {
     request_started_us: AtomicU64,
     /// Microseconds since the epoch when the last request ended.
     last_request_us: AtomicU64,
+    /// The worker's resident and proportional set sizes in bytes, as it last read them itself
+    /// (0: not yet): a worker is not dumpable, so no other process of its uid can read its /proc
+    /// files. Untrusted: a worker can only misreport itself.
+    rss: AtomicU64,
+    pss: AtomicU64,
     /// Seqlock over `line`: odd while it is being written.
     line_seq: AtomicU32,
     line_len: AtomicU32,
@@ -92,6 +97,9 @@ pub struct SlotView {
     pub last_request_us: u64,
     pub request_line: String,
     pub retiring: bool,
+    /// The worker's own figures, when it has published them.
+    pub rss: Option<u64>,
+    pub pss: Option<u64>,
 }
 
 /// Microseconds since the epoch, now.
@@ -108,17 +116,15 @@ impl Slot {
         State::from_byte(self.state.load(Ordering::Acquire))
     }
 
-    /// Takes an open slot, atomically: `false` if another master took it first.
+    /// Takes an open slot, atomically: `false` if another master took it first. A slot never
+    /// used is still zeroed (its pages untouched), which reads as Open too.
     pub(crate) fn try_open_claim(&self) -> bool {
+        let current = self.state.load(Ordering::Acquire);
         self.pid() == 0
+            && State::from_byte(current) == State::Open
             && self
                 .state
-                .compare_exchange(
-                    State::Open as u8,
-                    State::Starting as u8,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
+                .compare_exchange(current, State::Starting as u8, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
     }
 
@@ -133,6 +139,8 @@ impl Slot {
         self.request_started_us.store(0, Ordering::Release);
         self.last_request_us.store(0, Ordering::Release);
         self.line_len.store(0, Ordering::Release);
+        self.rss.store(0, Ordering::Release);
+        self.pss.store(0, Ordering::Release);
         self.generation.store(generation, Ordering::Release);
         self.state.store(State::Starting as u8, Ordering::Release);
     }
@@ -172,6 +180,17 @@ impl Slot {
         self.bytes.fetch_add(bytes, Ordering::AcqRel);
         self.request_started_us.store(0, Ordering::Release);
         self.last_request_us.store(now_us(), Ordering::Release);
+    }
+
+    /// Publishes this worker's memory figures (bytes).
+    pub fn publish_memory(&self, rss: u64, pss: u64) {
+        self.rss.store(rss, Ordering::Release);
+        self.pss.store(pss, Ordering::Release);
+    }
+
+    /// The proportional set size the worker last published.
+    pub fn pss(&self) -> Option<u64> {
+        Some(self.pss.load(Ordering::Acquire)).filter(|&b| b > 0)
     }
 
     pub fn request_retire(&self) {
@@ -225,6 +244,8 @@ impl Slot {
             last_request_us: self.last_request_us.load(Ordering::Acquire),
             request_line: line,
             retiring: self.retire_requested(),
+            rss: Some(self.rss.load(Ordering::Acquire)).filter(|&b| b > 0),
+            pss: self.pss(),
         }
     }
 }
