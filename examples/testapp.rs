@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use weir::{Handler, Request, Response};
 
+#[path = "intruder/probes.rs"]
+mod probes;
+
 /// Reports what a handler sees, and counts its own init calls.
 struct Probe {
     inits: u32,
@@ -47,6 +50,12 @@ impl Handler for Probe {
             "/app/grow" => {
                 let mb = query_number(request, "mb").unwrap_or(10) as usize;
                 self.hoard.push(vec![1u8; mb << 20]);
+            }
+            "/app/intrude" => {
+                // What compromised Handler code would try against the rest of weir.
+                let targets = probes::Targets::from_query(request.query());
+                let text = probes::run_all(&targets) + &probes::own_descriptors();
+                return Response::text(200, text);
             }
             "/app/open" => {
                 let path = request.query().strip_prefix("path=").unwrap_or("");

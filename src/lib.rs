@@ -131,6 +131,7 @@ impl Server {
 
 fn prepare_and_run(config: Arc<Config>, handlers: Vec<(String, Box<dyn Handler>)>) -> Result<i32, String> {
     raise_nofile_limit();
+    weir_prefork::privileges::harden_supervisor();
     let identities = resolve_identities(&config)?;
     report_protections(identities.as_ref());
     let untrusted = runtime_files::Untrusted::of(identities.as_ref());

@@ -10,6 +10,7 @@ mod edge_rules;
 mod observability;
 mod operations;
 mod pool;
+mod privileges;
 mod processes;
 mod serving;
 mod static_files;

@@ -204,14 +204,34 @@ fn as_root_workers_run_as_user_with_no_new_privs_and_cannot_read_the_key() {
     let weir = site.start("User nobody\nGroup nogroup\n");
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid.as_raw().to_string();
     let (master, edge) = weir.roles();
+    let uid = |pid: i32| procs::status_field(pid, "Uid").unwrap();
+    // Workers run as User; the edge as an account of its own; the pool master stays root, as
+    // Apache's parent does. Every one of them has no_new_privs.
+    for worker in weir.workers() {
+        assert!(
+            uid(worker.pid).split_whitespace().all(|id| id == nobody),
+            "a worker runs as {}",
+            uid(worker.pid)
+        );
+        let groups = procs::status_field(worker.pid, "Groups").unwrap_or_default();
+        assert!(groups.is_empty(), "a worker keeps supplementary groups {groups}");
+    }
+    let edge_uid = uid(edge.pid);
+    let edge_ids: Vec<&str> = edge_uid.split_whitespace().collect();
+    assert!(
+        edge_ids.iter().all(|id| *id == edge_ids[0] && *id != nobody && *id != "0"),
+        "the edge runs as {edge_uid}"
+    );
+    assert!(procs::status_field(edge.pid, "Groups").unwrap_or_default().is_empty());
+    assert!(
+        uid(master.pid).split_whitespace().all(|id| id == "0"),
+        "the pool master runs as {}",
+        uid(master.pid)
+    );
     let mut checked = vec![master, edge];
     checked.extend(weir.workers());
     for proc in &checked {
-        let uid = procs::status_field(proc.pid, "Uid").unwrap();
-        assert!(uid.split_whitespace().all(|id| id == nobody), "{} runs as {uid}", proc.cmdline);
         assert_eq!(procs::status_field(proc.pid, "NoNewPrivs").as_deref(), Some("1"), "{}", proc.cmdline);
-        let groups = procs::status_field(proc.pid, "Groups").unwrap_or_default();
-        assert!(groups.is_empty(), "{} keeps supplementary groups {groups}", proc.cmdline);
     }
     let client = Client::new(weir.addr(), &weir.cert_pem);
     let reply = client.get(&format!("/app/open?path={key}")).unwrap();

@@ -184,6 +184,16 @@ pub fn harden() {
     }
 }
 
+/// The supervisor's share of [`harden`]: not dumpable and `no_new_privs`, without a
+/// parent-death signal (its parent is a shell or systemd, whose exit must not stop weir).
+pub fn harden_supervisor() {
+    // SAFETY: these prctl options take integer arguments and no pointers.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    }
+}
+
 /// `chown` for a path weir has just created for a role (the pool socket, for the edge).
 pub fn chown_to(path: &std::path::Path, account: Option<&Account>) -> std::io::Result<()> {
     let Some(account) = account else {
