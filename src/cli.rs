@@ -193,6 +193,19 @@ fn version(file: Option<&Path>) -> i32 {
     println!("  ServerLimit            {}", pool.server_limit);
     println!("  MaxConnectionsPerChild {}", pool.max_connections_per_child);
     println!("  MaxMemoryPerChild      {}", pool.max_memory_per_child);
+    println!("Identities (when started as root):");
+    println!(
+        "  User/Group             {} / {} (workers, scripts, Handlers)",
+        config.user.as_deref().unwrap_or("nobody"),
+        config.group.as_deref().unwrap_or("(User's group)")
+    );
+    println!(
+        "  EdgeUser/EdgeGroup     {} / {} (the edge; uid and gid {} when the account is missing)",
+        config.edge_user.as_deref().unwrap_or(weir_prefork::privileges::EDGE_ACCOUNT),
+        config.edge_group.as_deref().unwrap_or("(EdgeUser's group)"),
+        weir_prefork::privileges::EDGE_FALLBACK_ID
+    );
+    println!("  supervisor, pool master root");
     let timeouts = &config.edge.read_timeout;
     println!("Edge:");
     println!("  RequestReadTimeout     {}", describe_timeouts(timeouts));

@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
@@ -54,7 +55,13 @@ impl AccessLog {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            // Never through a symlink at the last step: this is opened as root, and a link planted
+            // where the log should be would have root append to whatever it names.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
         let (lines, queue) = mpsc::sync_channel::<String>(QUEUE);
         std::thread::Builder::new().name("weir-access-log".to_string()).spawn(move || {
             let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
