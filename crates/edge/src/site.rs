@@ -2,6 +2,7 @@
 //! to the static files or, through admission, to the pool; every answer then gets the response
 //! policy (Server, Header rules, signature) and an access-log line.
 
+use std::future::Future;
 use std::time::SystemTime;
 
 use http::request::Parts;
@@ -14,7 +15,7 @@ use crate::admission::{Admission, Refused};
 use crate::body::{self, Body, EdgePage};
 use crate::client_limits::RequestRate;
 use crate::pool_client::{ClientFacts, PoolAnswer, PoolClient};
-use crate::request_body::RequestBody;
+use crate::request_body::{BodyError, RequestBody};
 use crate::routes::PoolRoutes;
 use crate::static_files::{Served, StaticFiles};
 use crate::status::{self, StatusContext};
@@ -67,8 +68,15 @@ impl Site {
         Some(response)
     }
 
-    /// Answers one complete request. Never fails: every error becomes a status here.
-    pub async fn handle(&self, facts: &ClientFacts, mut parts: Parts, body: RequestBody) -> Response<Body> {
+    /// Answers one request whose head has been read and checked. Never fails: every error
+    /// becomes a status here. The request is routed from its head alone; `read_body` is called
+    /// only when the request goes to the pool, so a body for a static file, server-status, a
+    /// refusal or an error is never stored (the caller discards or refuses it).
+    pub async fn handle<F, Fut>(&self, facts: &ClientFacts, mut parts: Parts, read_body: F) -> Response<Body>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<RequestBody, BodyError>>,
+    {
         let started = SystemTime::now();
         // Every request gets its id here (the client's own when it is a plain token), so the
         // access log and the worker see the same one.
@@ -84,7 +92,7 @@ impl Site {
             request_id: Some(id),
         };
         // RateLimit was checked where the head was read (h1 and h2 both), before the body.
-        let response = self.route(facts, parts, body).await;
+        let response = self.route(facts, parts, read_body).await;
         let response = self.apply_policy(response);
         self.log(facts, started, &line, &response);
         response
@@ -118,13 +126,15 @@ impl Site {
         response
     }
 
-    async fn route(&self, facts: &ClientFacts, mut parts: Parts, body: RequestBody) -> Response<Body> {
+    /// Where a request goes, decided from its head: an answer the edge makes itself
+    /// (server-status, TRACE, a static file or its 403/404/405), or the pool with this target.
+    pub fn decide(&self, facts: &ClientFacts, parts: &Parts) -> Decision {
         if let Some(location) = self.locations.iter().find(|l| l.matches(parts.uri.path())) {
             if location.handler.as_deref() == Some("server-status") {
                 // The address is the connection's (or the PROXY header's): no request header
                 // can make a remote client look local.
                 if !location.allows(facts.peer.ip(), facts.local.ip()) {
-                    return body::error_page(StatusCode::FORBIDDEN);
+                    return Decision::Answer(body::error_page(StatusCode::FORBIDDEN));
                 }
                 let context = StatusContext {
                     scoreboard: &self.scoreboard,
@@ -132,36 +142,55 @@ impl Site {
                     sizing_reserve: self.sizing_reserve,
                     max_request_workers: self.max_request_workers,
                 };
-                return status::page(&context, parts.uri.query());
+                return Decision::Answer(status::page(&context, parts.uri.query()));
             }
         }
         if parts.method == Method::TRACE {
-            return if self.trace_enable {
-                trace_echo(&parts)
+            return Decision::Answer(if self.trace_enable {
+                trace_echo(parts)
             } else {
                 body::error_page(StatusCode::METHOD_NOT_ALLOWED)
+            });
+        }
+        let path = parts.uri.path();
+        let to_pool = if self.routes.to_pool(path) {
+            path.to_string()
+        } else {
+            match self.static_files.serve(&parts.method, path, &parts.headers) {
+                Served::Response(response) => return Decision::Answer(response),
+                Served::Code(index) => index,
+            }
+        };
+        let mut pool_parts = parts.clone();
+        if to_pool != parts.uri.path() {
+            let query = parts.uri.query().map_or(String::new(), |q| format!("?{q}"));
+            pool_parts.uri = match format!("{to_pool}{query}").parse() {
+                Ok(uri) => uri,
+                Err(_) => return Decision::Answer(body::error_page(StatusCode::BAD_REQUEST)),
             };
         }
-        let mut body = Some(body);
+        Decision::Pool(Box::new(pool_parts))
+    }
+
+    async fn route<F, Fut>(&self, facts: &ClientFacts, mut parts: Parts, read_body: F) -> Response<Body>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<RequestBody, BodyError>>,
+    {
+        let mut read_body = Some(read_body);
         for _ in 0..=MAX_LOCAL_REDIRECTS {
-            let path = parts.uri.path().to_string();
-            let to_pool = if self.routes.to_pool(&path) {
-                path
-            } else {
-                match self.static_files.serve(&parts.method, &path, &parts.headers) {
-                    Served::Response(response) => return response,
-                    Served::Code(index) => index,
-                }
+            let pool_parts = match self.decide(facts, &parts) {
+                Decision::Answer(response) => return response,
+                Decision::Pool(pool_parts) => pool_parts,
             };
-            let mut pool_parts = parts.clone();
-            if to_pool != parts.uri.path() {
-                let query = parts.uri.query().map_or(String::new(), |q| format!("?{q}"));
-                pool_parts.uri = match format!("{to_pool}{query}").parse() {
-                    Ok(uri) => uri,
-                    Err(_) => return body::error_page(StatusCode::BAD_REQUEST),
-                };
-            }
-            let request_body = body.take().unwrap_or_else(RequestBody::empty);
+            // Only the first request has a body; a local redirect is a GET without one.
+            let request_body = match read_body.take() {
+                Some(read) => match read().await {
+                    Ok(request_body) => request_body,
+                    Err(error) => return self.body_refused(facts, &parts, &error),
+                },
+                None => RequestBody::empty(),
+            };
             match self.to_pool(facts, &pool_parts, request_body).await {
                 Ok(PoolAnswer::Response(response)) => return response,
                 Ok(PoolAnswer::LocalRedirect(target)) => {
@@ -179,6 +208,21 @@ impl Site {
         }
         tracing::error!(uri = %parts.uri, "AH00124: Request exceeded the limit of {MAX_LOCAL_REDIRECTS} internal redirects");
         body::error_page(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The answer to a body that could not be taken: the connection's state is unknown after
+    /// it, so it closes.
+    fn body_refused(&self, facts: &ClientFacts, parts: &Parts, error: &BodyError) -> Response<Body> {
+        tracing::debug!(client = %facts.peer, uri = %parts.uri, %error, "request body refused");
+        let why = match error {
+            BodyError::TooLarge => Reject::TooLarge,
+            BodyError::Timeout => Reject::Timeout,
+            _ => Reject::Malformed,
+        };
+        self.scoreboard.counters().reject(why);
+        let mut response = body::error_page(error.status());
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
     }
 
     /// Admission, then one exchange with a worker.
@@ -284,6 +328,14 @@ impl Site {
             });
         }
     }
+}
+
+/// Where a request goes, decided from its head.
+pub enum Decision {
+    /// The edge answers itself; a request body is not wanted.
+    Answer(Response<Body>),
+    /// The pool runs it, with this (possibly rewritten) target; its body is read first.
+    Pool(Box<Parts>),
 }
 
 /// What the access log needs from the request, taken before the request is consumed.
