@@ -349,7 +349,13 @@ async fn h2_request(
     // goes out at once and hyper resets the stream's unread body.
     let read_body = move || {
         let clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
-        request_body::read_incoming(incoming, settings.limit_request_body, clock, facts.peer)
+        request_body::read_incoming(
+            incoming,
+            settings.limit_request_body,
+            clock,
+            facts.peer,
+            site.spill.clone(),
+        )
     };
     site.handle(facts, parts, read_body).await
 }

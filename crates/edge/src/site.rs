@@ -3,6 +3,7 @@
 //! policy (Server, Header rules, signature) and an access-log line.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::request::Parts;
@@ -10,13 +11,15 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 use hyper::body::Body as _;
 use weir_conf::edge::{HeaderAction, HeaderRule, ServerSignature};
 
-use crate::access_log::{AccessLog, Entry};
+use crate::access_log::AccessLog;
 use crate::admission::{Admission, Refused};
 use crate::body::{self, Body, EdgePage};
 use crate::client_limits::RequestRate;
+use crate::logged_body::{LogLine, LoggedBody, Record};
 use crate::pool_client::{ClientFacts, PoolAnswer, PoolClient};
 use crate::request_body::{BodyError, RequestBody};
 use crate::routes::PoolRoutes;
+use crate::spill::SpillSpace;
 use crate::static_files::{Served, StaticFiles};
 use crate::status::{self, StatusContext};
 use weir_conf::location::Location;
@@ -45,7 +48,9 @@ pub struct Site {
     pub trace_enable: bool,
     /// LimitRequestBody; 0 means no limit.
     pub limit_request_body: u64,
-    pub access_log: Option<AccessLog>,
+    pub access_log: Option<Arc<AccessLog>>,
+    /// SpillDir and SpillLimit: where request bodies and slowly read responses wait.
+    pub spill: Arc<SpillSpace>,
     /// Shared with the pool: server-status reads it, and the edge keeps its figures there.
     pub scoreboard: Scoreboard,
     /// `<Location>` sections; server-status is one.
@@ -94,8 +99,7 @@ impl Site {
         // RateLimit was checked where the head was read (h1 and h2 both), before the body.
         let response = self.route(facts, parts, read_body).await;
         let response = self.apply_policy(response);
-        self.log(facts, started, &line, &response);
-        response
+        self.log(facts, started, &line, response)
     }
 
     /// Writes the access-log line for an answer the edge made before any routing (a malformed
@@ -122,8 +126,7 @@ impl Site {
             protocol: "HTTP/1.1".to_string(),
             request_id: None,
         };
-        self.log(facts, SystemTime::now(), &line, &response);
-        response
+        self.log(facts, SystemTime::now(), &line, response)
     }
 
     /// Where a request goes, decided from its head: an answer the edge makes itself
@@ -217,10 +220,15 @@ impl Site {
         let why = match error {
             BodyError::TooLarge => Reject::TooLarge,
             BodyError::Timeout => Reject::Timeout,
+            BodyError::SpillFull => Reject::QueueFull,
             _ => Reject::Malformed,
         };
         self.scoreboard.counters().reject(why);
         let mut response = body::error_page(error.status());
+        if matches!(error, BodyError::SpillFull) {
+            self.spill.log_full();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         response
     }
@@ -233,7 +241,7 @@ impl Site {
         body: RequestBody,
     ) -> Result<PoolAnswer, Response<Body>> {
         let waiting = std::time::Instant::now();
-        let _permit = match self.admission.admit(self.scoreboard.counters()).await {
+        let permit = match self.admission.admit(self.scoreboard.counters()).await {
             Ok(permit) => permit,
             Err(refused) => {
                 tracing::debug!(?refused, uri = %parts.uri, "no worker free in time");
@@ -249,7 +257,8 @@ impl Site {
             }
         };
         let waited = QueueWait(waiting.elapsed().as_micros() as u64);
-        let answer = self.pool.send(parts, body, facts).await.map_err(|error| {
+        // The permit stays with the worker's response until it has been read whole.
+        let answer = self.pool.send(parts, body, facts, permit).await.map_err(|error| {
             tracing::warn!(%error, uri = %parts.uri, "request to the pool failed");
             body::error_page(error.status())
         });
@@ -305,27 +314,43 @@ impl Site {
         response
     }
 
-    fn log(&self, facts: &ClientFacts, time: SystemTime, line: &LogLine, response: &Response<Body>) {
-        let bytes = response_bytes(response);
-        let duration = time.elapsed().unwrap_or_default();
-        self.scoreboard.counters().served(bytes, duration.as_micros() as u64);
-        if let Some(log) = &self.access_log {
-            let extensions = response.extensions();
-            log.write(&Entry {
-                client: facts.peer,
-                time,
-                request_line: &line.request_line,
-                status: response.status().as_u16(),
-                bytes: Some(bytes),
-                referer: line.referer.as_deref(),
-                user_agent: line.user_agent.as_deref(),
-                duration_us: duration.as_micros() as u64,
-                queue_wait_us: extensions.get::<QueueWait>().map(|w| w.0),
-                tls: facts.tls.as_ref().map(|t| t.protocol),
-                protocol: &line.protocol,
-                worker_pid: extensions.get::<crate::pool_client::WorkerPid>().map(|w| w.0),
-                request_id: line.request_id.as_deref(),
-            });
+    fn record(
+        &self,
+        facts: &ClientFacts,
+        time: SystemTime,
+        line: &LogLine,
+        response: &Response<Body>,
+    ) -> Record {
+        let extensions = response.extensions();
+        Record {
+            access_log: self.access_log.clone(),
+            scoreboard: self.scoreboard,
+            client: facts.peer,
+            time,
+            line: line.clone(),
+            status: response.status().as_u16(),
+            queue_wait_us: extensions.get::<QueueWait>().map(|w| w.0),
+            tls: facts.tls.as_ref().map(|t| t.protocol),
+            worker_pid: extensions.get::<crate::pool_client::WorkerPid>().map(|w| w.0),
+        }
+    }
+
+    /// Writes the request's access-log line now, or, for a body still streaming from a worker,
+    /// when that body ends (with the bytes the client was actually sent).
+    fn log(
+        &self,
+        facts: &ClientFacts,
+        time: SystemTime,
+        line: &LogLine,
+        response: Response<Body>,
+    ) -> Response<Body> {
+        let record = self.record(facts, time, line, &response);
+        match response_bytes(&response) {
+            Some(bytes) => {
+                record.write(bytes);
+                response
+            }
+            None => response.map(|body| http_body_util::BodyExt::boxed(LoggedBody::new(body, record))),
         }
     }
 }
@@ -338,29 +363,19 @@ pub enum Decision {
     Pool(Box<Parts>),
 }
 
-/// What the access log needs from the request, taken before the request is consumed.
-struct LogLine {
-    request_line: String,
-    referer: Option<String>,
-    user_agent: Option<String>,
-    protocol: String,
-    request_id: Option<String>,
-}
-
 /// How long a request waited for a worker, microseconds (a response extension, for the log).
 #[derive(Debug, Clone, Copy)]
 pub struct QueueWait(pub u64);
 
 /// The body bytes a response carries: its exact size, or the Content-Length a streamed file
-/// declared.
-fn response_bytes(response: &Response<Body>) -> u64 {
-    response.body().size_hint().exact().unwrap_or_else(|| {
+/// declared; `None` for a body streamed from a worker, whose size is known only at its end.
+fn response_bytes(response: &Response<Body>) -> Option<u64> {
+    response.body().size_hint().exact().or_else(|| {
         response
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
     })
 }
 

@@ -230,7 +230,7 @@ where
             if expect_continue && has_body && io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
                 return Err(BodyError::Malformed("connection closed before the body".into()));
             }
-            read_body(io, buffer, framing, settings, facts).await
+            read_body(io, buffer, framing, settings, facts, site).await
         })
         .await
     };
@@ -342,12 +342,13 @@ async fn read_body<IO>(
     framing: &Framing,
     settings: &H1Settings,
     facts: &ClientFacts,
+    site: &Site,
 ) -> Result<RequestBody, BodyError>
 where
     IO: AsyncRead + Unpin,
 {
     let mut clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
-    let mut stored = BodyBuffer::new(settings.limit_request_body);
+    let mut stored = BodyBuffer::new(settings.limit_request_body, site.spill.clone());
     match framing {
         Framing::None => return Ok(RequestBody::empty()),
         Framing::Length(total) => {
