@@ -208,7 +208,7 @@ where
         && settings.keep_alive
         && (settings.max_keep_alive_requests == 0 || served < settings.max_keep_alive_requests);
     let is_head = head.method == Method::HEAD;
-    let framing = head.framing.clone();
+    let framing = head.framing;
     let expect_continue = head.expect_continue;
     let Some(parts) = into_parts(head) else {
         let response = site.refuse(facts, &request_line, body::error_page(StatusCode::BAD_REQUEST));
