@@ -57,7 +57,8 @@ impl ConnectionHandler for HttpWorker {
     fn serve(&mut self, stream: &UnixStream, slot: &Slot, keep_alive: bool) -> AfterRequest {
         let _ = stream.set_read_timeout(Some(self.cgi.timeout));
         let mut reader = stream;
-        let request = match Request::read_from(&mut reader) {
+        let mut continue_to = stream;
+        let request = match Request::read_from(&mut reader, &mut continue_to) {
             Ok(request) => request,
             Err(error) => {
                 tracing::debug!(%error, "worker dropped a request it could not read");

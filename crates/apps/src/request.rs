@@ -59,8 +59,13 @@ pub enum ReadError {
 const READ_CHUNK: usize = 8192;
 
 impl Request {
-    /// Reads one request: the head, then its Content-Length body.
-    pub fn read_from(stream: &mut impl Read) -> Result<Request, ReadError> {
+    /// Reads one request: the head, then its Content-Length body. A head with
+    /// `Expect: 100-continue` gets `HTTP/1.1 100 Continue` on `continue_to` before the body is
+    /// read: the edge sends a large body only after it.
+    pub fn read_from(
+        stream: &mut impl Read,
+        continue_to: &mut impl std::io::Write,
+    ) -> Result<Request, ReadError> {
         // Read straight into the heap buffer: a stack array would leave its pages touched for
         // the worker's whole life.
         let mut buffer: Vec<u8> = Vec::new();
@@ -84,6 +89,9 @@ impl Request {
                 Ok(httparse::Status::Complete(head_len)) => {
                     let mut request = Self::from_parsed(&parsed)?;
                     let length = request.content_length()?;
+                    if request.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+                        continue_to.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                    }
                     let mut body = buffer.split_off(head_len);
                     if body.len() > length {
                         return Err(ReadError::Malformed("more body than Content-Length".into()));
@@ -182,7 +190,7 @@ mod tests {
     #[test]
     fn reads_head_and_body() {
         let raw = b"POST /cgi-bin/x?a=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nForwarded: for=\"[::1]:4000\";proto=https\r\n\r\nhello";
-        let request = Request::read_from(&mut &raw[..]).unwrap();
+        let request = Request::read_from(&mut &raw[..], &mut std::io::sink()).unwrap();
         assert_eq!(request.method, "POST");
         assert_eq!(request.path(), "/cgi-bin/x");
         assert_eq!(request.query(), "a=1");
@@ -193,6 +201,6 @@ mod tests {
     #[test]
     fn short_body_is_truncated() {
         let raw = b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nhello";
-        assert!(matches!(Request::read_from(&mut &raw[..]), Err(ReadError::Truncated)));
+        assert!(matches!(Request::read_from(&mut &raw[..], &mut std::io::sink()), Err(ReadError::Truncated)));
     }
 }

@@ -21,6 +21,7 @@ const CASES: &[(&str, usize, &str)] = &[
     ("Listen 80\nTimeout soon\n", 2, "Timeout: invalid value 'soon'"),
     ("Listen 80\nKeepAlive maybe\n", 2, "KeepAlive: invalid value 'maybe': expected On or Off"),
     ("Listen 80\nLimitRequestBody -5\n", 2, "LimitRequestBody: invalid value '-5'"),
+    ("Listen 80\nSpillLimit lots\n", 2, "SpillLimit: invalid value 'lots'"),
     ("Listen 80\nLimitRequestLine 10\n", 2, "LimitRequestLine: invalid value '10': must be from 64"),
     ("Listen 80\nLimitRequestFields many\n", 2, "LimitRequestFields: invalid value"),
     ("Listen localhost:80\n", 1, "Listen: invalid value 'localhost:80'"),

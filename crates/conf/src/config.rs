@@ -181,6 +181,17 @@ pub struct ScriptAlias {
     pub dir: PathBuf,
 }
 
+/// Default `LimitRequestBody`: 64 MiB. Apache's 1 GiB lets a few clients fill the spill space;
+/// nginx's 1 MiB refuses the firmware images and log bundles devices upload. A body costs the
+/// edge at most 256 KiB of memory (the rest goes to SpillDir), so this bounds disk and worker
+/// time per request, and sixteen bodies of this size fit in the default SpillLimit.
+pub const DEFAULT_LIMIT_REQUEST_BODY: u64 = 64 << 20;
+
+/// Default `SpillLimit`: 1 GiB, room for sixteen largest default bodies or slow-read responses
+/// at once, a bounded share of an appliance's disk. When SpillDir is on tmpfs the spilled bytes
+/// are memory: then lower it or point SpillDir at a disk.
+pub const DEFAULT_SPILL_LIMIT: u64 = 1 << 30;
+
 /// A whole, validated configuration. Immutable once loaded; processes share it by `Arc`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -228,6 +239,11 @@ pub struct Config {
     pub graceful_shutdown_timeout: Duration,
     /// Largest request body accepted, in bytes; 0 means no limit.
     pub limit_request_body: u64,
+    /// `SpillDir` (weir): where request and response bodies too large for the edge's memory
+    /// are kept, in unnamed files; `None`: the system's temporary directory.
+    pub spill_dir: Option<PathBuf>,
+    /// `SpillLimit` (weir): most bytes of spilled bodies at once, across the edge.
+    pub spill_limit: u64,
     /// Script directories, longest URL prefix first.
     pub script_aliases: Vec<ScriptAlias>,
     /// `CGIInterpreter .ext /path/to/interpreter`: files with the extension, under DocumentRoot
@@ -274,7 +290,9 @@ impl Config {
             custom_log_format: LogFormat::Combined,
             timeout: Duration::from_secs(60),
             graceful_shutdown_timeout: Duration::from_secs(30),
-            limit_request_body: 1 << 30,
+            limit_request_body: DEFAULT_LIMIT_REQUEST_BODY,
+            spill_dir: None,
+            spill_limit: DEFAULT_SPILL_LIMIT,
             script_aliases: Vec::new(),
             cgi_interpreters: Vec::new(),
             server_tokens: ServerTokens::default(),

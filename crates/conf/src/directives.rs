@@ -335,6 +335,24 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "SpillDir",
+        args: (1, 1),
+        help: "directory for request and response bodies too large for memory (unnamed files); default: the system's temporary directory",
+        apply: |config, args| {
+            config.spill_dir = Some(config.resolve(&args[0]));
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SpillLimit",
+        args: (1, 1),
+        help: "most bytes of bodies kept in SpillDir at once, such as 1G; beyond it requests get 503 and responses wait for their clients",
+        apply: |config, args| {
+            config.spill_limit = values::size("SpillLimit", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
         name: "ScriptAlias",
         args: (2, 2),
         help: "a fakename and a realname",
@@ -943,6 +961,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.pool.start_servers, 2);
+    }
+
+    #[test]
+    fn spill_space_and_body_limit() {
+        let config = load("Listen 80\n").unwrap();
+        assert_eq!(config.limit_request_body, crate::config::DEFAULT_LIMIT_REQUEST_BODY);
+        assert_eq!(config.spill_dir, None);
+        assert_eq!(config.spill_limit, crate::config::DEFAULT_SPILL_LIMIT);
+        let config = load("Listen 80\nSpillDir spool\nSpillLimit 256M\nLimitRequestBody 0\n").unwrap();
+        assert_eq!(config.spill_dir, Some(PathBuf::from("/r/spool")));
+        assert_eq!(config.spill_limit, 256 << 20);
+        assert_eq!(config.limit_request_body, 0);
     }
 
     #[test]

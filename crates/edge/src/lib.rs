@@ -10,13 +10,16 @@ pub mod body;
 pub mod client_limits;
 pub mod conditional;
 pub mod h1;
+pub mod logged_body;
 pub mod pool_client;
 pub mod proxy_protocol;
 pub mod reqtimeout;
 pub mod request_body;
+pub mod response_spool;
 pub mod routes;
 pub mod server;
 pub mod site;
+pub mod spill;
 pub mod stall_guard;
 pub mod static_files;
 pub mod status;
@@ -91,6 +94,7 @@ pub fn run(
     })?;
     let routes = routes::PoolRoutes::new(&config, handler_paths);
     let limits = &config.edge;
+    let spill = spill::SpillSpace::new(config.spill_dir.clone(), config.spill_limit);
     let site = Arc::new(Site {
         static_files: static_files::StaticFiles {
             root,
@@ -102,6 +106,7 @@ pub fn run(
             config.timeout,
             config.pool.max_request_workers,
             Some(scoreboard),
+            spill.clone(),
         ),
         routes,
         admission: admission::Admission::new(config.pool.max_request_workers, limits.queue_timeout),
@@ -112,7 +117,8 @@ pub fn run(
         signature: limits.server_signature,
         trace_enable: limits.trace_enable,
         limit_request_body: config.limit_request_body,
-        access_log: prepared.access_log,
+        access_log: prepared.access_log.map(Arc::new),
+        spill,
         scoreboard,
         locations: with_default_status(&config.locations),
         status_host: config.server_name.clone().unwrap_or_else(|| "localhost".to_string()),

@@ -1,6 +1,8 @@
 //! The trip to the prefork pool: one normalized HTTP/1.1 request at a time per Unix connection
-//! (kept for the next request while its worker offers to wait for one), the whole response read
-//! back at once so the worker is free again before the client has read a byte.
+//! (kept for the next request while its worker offers to wait for one), following the body
+//! contract of [`wire::INLINE_BODY`]. The response is read from the worker as fast as it comes,
+//! into a [`crate::response_spool`] the client drains at its own pace, so the worker is free
+//! again (and its admission permit dropped) as soon as the whole response is in.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,12 +12,17 @@ use std::time::Duration;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::task::JoinHandle;
 
 use weir_conf::wire;
 
 use crate::body::{self, Body};
 use crate::h1::chunked::{ChunkError, ChunkedDecoder};
 use crate::request_body::RequestBody;
+use crate::response_spool::{self, SpoolWriter};
+use crate::spill::SpillSpace;
 use crate::worker_connections::IdleWorkers;
 
 /// How the edge reaches the pool.
@@ -27,6 +34,8 @@ pub struct PoolClient {
     pub timeout: Duration,
     /// Connections whose worker waits for another request.
     idle: Arc<IdleWorkers>,
+    /// Where responses a client reads slower than the worker writes wait.
+    space: Arc<SpillSpace>,
 }
 
 /// Facts about the client connection that the worker must learn from the edge alone.
@@ -157,61 +166,162 @@ impl PoolClient {
         timeout: Duration,
         most_idle: usize,
         scoreboard: Option<weir_scoreboard::Scoreboard>,
+        space: Arc<SpillSpace>,
     ) -> PoolClient {
-        PoolClient { socket, timeout, idle: Arc::new(IdleWorkers::new(most_idle, scoreboard)) }
+        PoolClient { socket, timeout, idle: Arc::new(IdleWorkers::new(most_idle, scoreboard)), space }
     }
 
-    /// Sends a complete request to a worker and reads its complete response.
+    /// Sends a complete request to a worker and returns its response as soon as its head is in;
+    /// the body follows through a spool. `hold` (the admission permit) is kept until the whole
+    /// response has been read from the worker.
     ///
     /// A request goes to another worker (up to `RESENDS` times) when the worker reset the
-    /// connection before answering. A worker acts on a request only once it has read it whole
-    /// (head and Content-Length body), and a Unix socket closed with bytes still unread resets
-    /// the connection, so a reset means the worker never acted on it: it was retired or stopped
-    /// while waiting on a kept connection, or killed while idle in `accept()` with the
-    /// connection queued. A worker that read a whole request and then died closes cleanly, and
-    /// that is a 502, never a resend.
-    pub async fn send(
+    /// connection before any response byte, and either the body went with the head or no
+    /// `100 Continue` came: a worker acts on a request only once it has read it whole (or sent
+    /// 100 Continue), and a Unix socket closed with bytes still unread resets the connection, so
+    /// such a reset means the worker never acted on it: it was retired or stopped while waiting
+    /// on a kept connection, or killed while idle in `accept()` with the connection queued.
+    /// After a 100 Continue any failure is a 502, never a resend.
+    pub async fn send<H: Send + 'static>(
         &self,
         parts: &http::request::Parts,
-        mut body: RequestBody,
+        body: RequestBody,
         client: &ClientFacts,
+        hold: H,
     ) -> Result<PoolAnswer, PoolError> {
-        let head = worker_head(&normalize(parts, body.len(), client));
+        let inline = body.len() <= wire::INLINE_BODY;
+        let head = worker_head(&normalize(parts, body.len(), !inline, client));
         let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut body = Some(body);
         let mut resends = 0;
         loop {
             // After a reset, a new connection: a stop or a reload ends many kept ones at once.
             let kept = if resends == 0 { self.idle.take() } else { None };
             let connecting = kept.is_none().then(|| self.idle.connecting());
-            let mut stream = match kept {
+            let stream = match kept {
                 Some(stream) => stream,
-                None => tokio::time::timeout_at(deadline, tokio::net::UnixStream::connect(&self.socket))
+                None => tokio::time::timeout_at(deadline, UnixStream::connect(&self.socket))
                     .await
                     .map_err(|_| PoolError::Timeout)?
                     .map_err(PoolError::Connect)?,
             };
-            let exchanged = tokio::time::timeout_at(deadline, exchange(&mut stream, &head, &mut body)).await;
+            let exchanged =
+                tokio::time::timeout_at(deadline, exchange(stream, &head, &mut body, inline)).await;
             drop(connecting);
             match exchanged {
                 Err(_) => return Err(PoolError::Timeout),
-                Ok(Err(PoolError::Worker(error))) if resends < RESENDS && reset_unread(&error) => {
-                    tracing::debug!(%error, "a worker left the request unread; sending it to another");
+                Ok(Err(failure)) if failure.resend && resends < RESENDS => {
+                    tracing::debug!(error = %failure.error, "a worker left the request unread; sending it to another");
                     resends += 1;
                 }
-                Ok(Ok((answer, keep))) => {
-                    if keep {
-                        self.idle.put(stream);
-                    }
-                    return Ok(answer);
-                }
-                Ok(Err(error)) => return Err(error),
+                Ok(Err(failure)) => return Err(failure.error),
+                Ok(Ok(headed)) => return self.answer(headed, hold, deadline).await,
             }
         }
     }
+
+    /// The answer from a response whose head is in: the body whole when it came with the head,
+    /// else a spool filled by a task that owns the worker connection until the end.
+    async fn answer<H: Send + 'static>(
+        &self,
+        headed: Headed,
+        hold: H,
+        deadline: tokio::time::Instant,
+    ) -> Result<PoolAnswer, PoolError> {
+        let Headed { mut parts, reader, sending, mut buffer } = headed;
+        // Kept only when the worker offered it (and, below, sent nothing past the response).
+        let worker_keeps = parts
+            .headers
+            .get(header::CONNECTION)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"keep-alive"));
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.remove("x-powered-by");
+        parts.headers.remove(header::SERVER);
+        let local_redirect =
+            parts.headers.get(wire::LOCAL_REDIRECT).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let worker = parts
+            .headers
+            .get(wire::WORKER_PID)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(WorkerPid);
+        remove_internal(&mut parts.headers);
+        parts.version = Version::HTTP_11;
+        let mut decoder = ChunkedDecoder::new(0);
+        let mut decoded = Vec::new();
+        let used = decoder.feed(&buffer, &mut decoded).map_err(chunk_error)?;
+        buffer.drain(..used);
+        let rest = Rest { reader, sending, buffer, decoder, decoded, worker_keeps, timeout: self.timeout };
+        if let Some(target) = local_redirect {
+            // The body of a local redirect is not wanted: read and dropped, within Timeout.
+            let kept = tokio::time::timeout_at(deadline, rest.read(Sink::Discard)).await;
+            if let Ok(Some(stream)) = kept {
+                self.idle.put(stream);
+            }
+            drop(hold);
+            return Ok(PoolAnswer::LocalRedirect(target));
+        }
+        let body = if rest.decoder.is_done() {
+            // The usual case: the whole response came with its head.
+            let bytes = std::mem::take(&mut { rest.decoded });
+            let Rest { reader, sending, buffer, worker_keeps, .. } = rest;
+            if let Some(stream) = reusable(reader, sending, worker_keeps && buffer.is_empty()).await {
+                self.idle.put(stream);
+            }
+            drop(hold);
+            body::full(bytes)
+        } else {
+            let (writer, spooled) = response_spool::spool(self.space.clone());
+            let idle = self.idle.clone();
+            tokio::spawn(async move {
+                if let Some(stream) = rest.read(Sink::Spool(writer)).await {
+                    idle.put(stream);
+                }
+                drop(hold);
+            });
+            http_body_util::BodyExt::boxed(spooled)
+        };
+        let mut response = Response::from_parts(parts, body);
+        if let Some(worker) = worker {
+            response.extensions_mut().insert(worker);
+        }
+        Ok(PoolAnswer::Response(response))
+    }
 }
 
-/// One request on a connection to the pool, and its whole response; also whether the worker
-/// waits for another request on this connection.
+/// A response whose head is in, and the connection it came on.
+struct Headed {
+    parts: http::response::Parts,
+    reader: OwnedReadHalf,
+    sending: Sending,
+    /// Bytes read past the head.
+    buffer: Vec<u8>,
+}
+
+/// The request body's way to the worker.
+enum Sending {
+    /// Sent whole (or there was none).
+    Sent(OwnedWriteHalf),
+    /// Never sent: the worker refused the request before 100 Continue.
+    Withheld,
+    /// Being sent, beside the reading of the response.
+    Running(JoinHandle<(OwnedWriteHalf, std::io::Result<()>)>),
+}
+
+/// A failed attempt, and whether the request may go to another worker.
+struct Failure {
+    error: PoolError,
+    resend: bool,
+}
+
+impl From<PoolError> for Failure {
+    fn from(error: PoolError) -> Failure {
+        Failure { error, resend: false }
+    }
+}
+
+/// One request on a connection to the pool, up to its response head.
 ///
 /// Written by hand rather than with hyper's client: both ends are weir's own (the worker always
 /// answers with a head and a chunked body), and the exchange is then one write and a few reads
@@ -219,80 +329,172 @@ impl PoolClient {
 /// cost about a fifth of the requests a minimal Handler serves (measured side by side with wrk:
 /// ~12,300 against ~15,100 req/s).
 async fn exchange(
-    stream: &mut tokio::net::UnixStream,
+    stream: UnixStream,
     head: &[u8],
-    body: &mut RequestBody,
-) -> Result<(PoolAnswer, bool), PoolError> {
-    match body {
-        RequestBody::Memory(bytes) if head.len() + bytes.len() <= COALESCE => {
+    body: &mut Option<RequestBody>,
+    inline: bool,
+) -> Result<Headed, Failure> {
+    let (mut reader, mut writer) = stream.into_split();
+    let unread =
+        |error: std::io::Error| Failure { resend: reset_unread(&error), error: PoolError::Worker(error) };
+    match body.as_ref() {
+        Some(RequestBody::Memory(bytes)) if inline => {
             let mut all = Vec::with_capacity(head.len() + bytes.len());
             all.extend_from_slice(head);
             all.extend_from_slice(bytes);
-            stream.write_all(&all).await.map_err(PoolError::Worker)?;
+            writer.write_all(&all).await.map_err(unread)?;
         }
-        RequestBody::Memory(bytes) => {
-            stream.write_all(head).await.map_err(PoolError::Worker)?;
-            stream.write_all(bytes).await.map_err(PoolError::Worker)?;
+        Some(RequestBody::File { file, len }) if inline => {
+            writer.write_all(head).await.map_err(unread)?;
+            send_file(file, *len, &mut writer).await.map_err(unread)?;
         }
-        RequestBody::File { file, len } => {
-            stream.write_all(head).await.map_err(PoolError::Worker)?;
-            send_file(file, *len, stream).await?;
-        }
+        _ => writer.write_all(head).await.map_err(unread)?,
     }
-    // Read it all now: the worker is released when its response is in hand, whatever the
-    // client's pace. A chunked body cut short by a crash is an error here, never a response.
+    let mut writer = Some(writer);
+    let mut sending = None;
     let mut buffer = Vec::with_capacity(READ_CHUNK);
-    let (mut parts, head_len) = loop {
-        if read_some(stream, &mut buffer).await? == 0 {
-            return Err(early("the connection closed before a response head"));
-        }
-        if let Some(parsed) = parse_response_head(&buffer)? {
-            break parsed;
+    loop {
+        if let Some((parts, used)) = parse_response_head(&buffer)? {
+            buffer.drain(..used);
+            if parts.status == StatusCode::CONTINUE && !inline && sending.is_none() {
+                // The worker took the request: the body goes now, beside the reading of the
+                // response, so a script that answers before it reads stdin cannot deadlock.
+                let (Some(writer), Some(body)) = (writer.take(), body.take()) else {
+                    return Err(early("100 Continue without a body to send").into());
+                };
+                sending = Some(Sending::Running(tokio::spawn(send_body(writer, body))));
+                continue;
+            }
+            if parts.status.is_informational() {
+                return Err(early("an informational response from the worker").into());
+            }
+            let sending = match (sending, writer) {
+                (Some(sending), _) => sending,
+                (None, Some(writer)) if inline => Sending::Sent(writer),
+                (None, _) => Sending::Withheld,
+            };
+            return Ok(Headed { parts, reader, sending, buffer });
         }
         if buffer.len() > MAX_RESPONSE_HEAD {
-            return Err(early("response head too large"));
+            return Err(early("response head too large").into());
+        }
+        let nothing_yet = buffer.is_empty() && sending.is_none();
+        match read_some(&mut reader, &mut buffer).await {
+            Ok(0) => return Err(early("the connection closed before a response head").into()),
+            Ok(_) => {}
+            Err(error) => {
+                return Err(Failure {
+                    resend: nothing_yet && reset_unread(&error),
+                    error: PoolError::Worker(error),
+                })
+            }
+        }
+    }
+}
+
+/// Sends a body announced with Expect, after the worker's 100 Continue.
+async fn send_body(mut writer: OwnedWriteHalf, body: RequestBody) -> (OwnedWriteHalf, std::io::Result<()>) {
+    let result = match &body {
+        RequestBody::Memory(bytes) => writer.write_all(bytes).await,
+        RequestBody::File { file, len } => send_file(file, *len, &mut writer).await,
+    };
+    (writer, result)
+}
+
+/// Where the rest of a response body goes.
+enum Sink {
+    Spool(SpoolWriter),
+    Discard,
+}
+
+/// The rest of a response after its head: what is still to be read from the worker.
+struct Rest {
+    reader: OwnedReadHalf,
+    sending: Sending,
+    buffer: Vec<u8>,
+    decoder: ChunkedDecoder,
+    /// Decoded bytes not yet passed on.
+    decoded: Vec<u8>,
+    worker_keeps: bool,
+    /// Timeout: the longest wait for each read from the worker.
+    timeout: Duration,
+}
+
+impl Rest {
+    /// Reads the response to its end into `sink`; the connection, when it may be reused. A
+    /// worker that fails now cuts the client's response short (it must not look whole).
+    async fn read(mut self, mut sink: Sink) -> Option<UnixStream> {
+        loop {
+            if !self.decoded.is_empty() {
+                if let Sink::Spool(writer) = &mut sink {
+                    if writer.write(&self.decoded).await.is_err() {
+                        tracing::debug!("the client left before the end of a worker's response");
+                        return None;
+                    }
+                }
+                self.decoded.clear();
+            }
+            if self.decoder.is_done() {
+                break;
+            }
+            let read =
+                tokio::time::timeout(self.timeout, read_some(&mut self.reader, &mut self.buffer)).await;
+            let why = match read {
+                Ok(Ok(n)) if n > 0 => None,
+                Ok(Ok(_)) => Some("the worker closed the connection inside the response body".to_string()),
+                Ok(Err(error)) => Some(format!("worker connection failed inside the response body: {error}")),
+                Err(_) => Some("the worker did not send the rest of its response within Timeout".to_string()),
+            };
+            let why = why.or_else(|| match self.decoder.feed(&self.buffer, &mut self.decoded) {
+                Ok(used) => {
+                    self.buffer.drain(..used);
+                    None
+                }
+                Err(error) => Some(format!("malformed response body: {error:?}")),
+            });
+            if let Some(why) = why {
+                tracing::warn!(reason = %why, "response cut short");
+                if let Sink::Spool(writer) = sink {
+                    writer.fail(why);
+                }
+                if let Sending::Running(handle) = self.sending {
+                    handle.abort();
+                }
+                return None;
+            }
+        }
+        if let Sink::Spool(writer) = sink {
+            writer.finish();
+        }
+        let keep = self.worker_keeps && self.buffer.is_empty();
+        reusable(self.reader, self.sending, keep).await
+    }
+}
+
+/// The connection back in one piece when the worker offered to keep it and the body went
+/// whole; else it closes here.
+async fn reusable(reader: OwnedReadHalf, sending: Sending, keep: bool) -> Option<UnixStream> {
+    let writer = match sending {
+        Sending::Sent(writer) => Some(writer),
+        Sending::Withheld => None,
+        Sending::Running(handle) if !keep => {
+            // The worker answered without reading all its body: it closes, so does this end.
+            handle.abort();
+            None
+        }
+        Sending::Running(handle) => {
+            // A worker that keeps the connection has read the whole body, so the send is done
+            // or about to be.
+            match tokio::time::timeout(Duration::from_secs(1), handle).await {
+                Ok(Ok((writer, Ok(())))) => Some(writer),
+                _ => None,
+            }
         }
     };
-    let mut decoder = ChunkedDecoder::new(0);
-    let mut bytes = Vec::new();
-    let mut used = decoder.feed(&buffer[head_len..], &mut bytes).map_err(chunk_error)?;
-    buffer.drain(..head_len + used);
-    while !decoder.is_done() {
-        if read_some(stream, &mut buffer).await? == 0 {
-            return Err(early("the connection closed inside the response body"));
-        }
-        used = decoder.feed(&buffer, &mut bytes).map_err(chunk_error)?;
-        buffer.drain(..used);
+    if !keep {
+        return None;
     }
-    // Kept only when the worker offered it and sent nothing past the response.
-    let keep = buffer.is_empty()
-        && parts
-            .headers
-            .get(header::CONNECTION)
-            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"keep-alive"));
-    strip_hop_by_hop(&mut parts.headers);
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.remove("x-powered-by");
-    parts.headers.remove(header::SERVER);
-    let local_redirect =
-        parts.headers.get(wire::LOCAL_REDIRECT).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let worker = parts
-        .headers
-        .get(wire::WORKER_PID)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .map(WorkerPid);
-    remove_internal(&mut parts.headers);
-    parts.version = Version::HTTP_11;
-    let mut response = Response::from_parts(parts, body::full(bytes));
-    if let Some(worker) = worker {
-        response.extensions_mut().insert(worker);
-    }
-    let answer = match local_redirect {
-        Some(target) => PoolAnswer::LocalRedirect(target),
-        None => PoolAnswer::Response(response),
-    };
-    Ok((answer, keep))
+    reader.reunite(writer?).ok()
 }
 
 /// Sends a spilled body by explicit offsets, from its start. Each attempt reads on its own:
@@ -301,20 +503,19 @@ async fn exchange(
 /// was written moments ago, so its pages are in the page cache and a read takes microseconds,
 /// as for the static files the edge reads on this thread.
 async fn send_file(
-    file: &std::fs::File,
+    file: &crate::spill::SpillFile,
     len: u64,
-    stream: &mut tokio::net::UnixStream,
-) -> Result<(), PoolError> {
-    use std::os::unix::fs::FileExt;
+    stream: &mut OwnedWriteHalf,
+) -> std::io::Result<()> {
     let mut chunk = vec![0u8; SEND_CHUNK];
     let mut offset = 0u64;
     while offset < len {
         let want = usize::try_from(len - offset).unwrap_or(SEND_CHUNK).min(SEND_CHUNK);
-        let n = file.read_at(&mut chunk[..want], offset).map_err(PoolError::Worker)?;
+        let n = file.read_at(&mut chunk[..want], offset)?;
         if n == 0 {
-            return Err(PoolError::Worker(std::io::ErrorKind::UnexpectedEof.into()));
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        stream.write_all(&chunk[..n]).await.map_err(PoolError::Worker)?;
+        stream.write_all(&chunk[..n]).await?;
         offset += n as u64;
     }
     Ok(())
@@ -326,21 +527,18 @@ const SEND_CHUNK: usize = 64 * 1024;
 /// Bytes asked of the worker's socket per read.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Largest request head and body sent to a worker in one write.
-const COALESCE: usize = 64 * 1024;
-
 /// Largest response head taken from a worker.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Most header fields in a worker's response head.
 const MAX_RESPONSE_FIELDS: usize = 128;
 
-async fn read_some(stream: &mut tokio::net::UnixStream, buffer: &mut Vec<u8>) -> Result<usize, PoolError> {
+async fn read_some(stream: &mut OwnedReadHalf, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
     let start = buffer.len();
     buffer.resize(start + READ_CHUNK, 0);
     let read = stream.read(&mut buffer[start..]).await;
     buffer.truncate(start + *read.as_ref().unwrap_or(&0));
-    read.map_err(PoolError::Worker)
+    read
 }
 
 /// The response head at the start of `buffer` and its length, once it is complete.
@@ -359,7 +557,8 @@ fn parse_response_head(buffer: &[u8]) -> Result<Option<(http::response::Parts, u
     let chunked = parsed.headers.iter().any(|field| {
         field.name.eq_ignore_ascii_case("transfer-encoding") && field.value.eq_ignore_ascii_case(b"chunked")
     });
-    if !chunked {
+    // A 100 Continue has no body; every final response from a worker is chunked.
+    if !chunked && !status.is_informational() {
         return Err(early("response body not chunked"));
     }
     let mut response = Response::new(());
@@ -407,8 +606,14 @@ fn reset_unread(error: &std::io::Error) -> bool {
 }
 
 /// Builds the request a worker sees: origin-form target, Host, exactly one Content-Length,
-/// `Connection: keep-alive`, the forwarding headers, and none of the client's hop-by-hop headers.
-fn normalize(parts: &http::request::Parts, body_len: u64, client: &ClientFacts) -> http::request::Parts {
+/// `Connection: keep-alive`, `Expect: 100-continue` for a body sent only after the worker's
+/// 100 Continue, the forwarding headers, and none of the client's hop-by-hop headers.
+fn normalize(
+    parts: &http::request::Parts,
+    body_len: u64,
+    expect: bool,
+    client: &ClientFacts,
+) -> http::request::Parts {
     let target = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
     let host = parts
         .uri
@@ -424,6 +629,7 @@ fn normalize(parts: &http::request::Parts, body_len: u64, client: &ClientFacts) 
     headers.remove(header::CONTENT_LENGTH);
     headers.remove(header::HOST);
     headers.remove(header::UPGRADE);
+    headers.remove(header::EXPECT);
     let proto = if client.tls.is_some() { "https" } else { "http" };
     let mut set = |name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
@@ -436,6 +642,9 @@ fn normalize(parts: &http::request::Parts, body_len: u64, client: &ClientFacts) 
     }
     set("content-length", body_len.to_string());
     set("connection", "keep-alive".to_string());
+    if expect {
+        set("expect", "100-continue".to_string());
+    }
     set("x-forwarded-for", client.peer.ip().to_string());
     set("x-forwarded-proto", proto.to_string());
     set("x-forwarded-port", client.local.port().to_string());
@@ -568,7 +777,7 @@ mod tests {
                 client_subject: Some("CN=meter-7,O=Water".to_string()),
             }),
         };
-        let normalized = normalize(&parts, 3, &client);
+        let normalized = normalize(&parts, 3, false, &client);
         let h = &normalized.headers;
         assert_eq!(normalized.uri, "/cgi-bin/x?y=1");
         assert_eq!(h["host"], "example.com");
@@ -646,7 +855,8 @@ mod tests {
             let socket = dir.join("pool.sock");
             let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
             let worker = std::thread::spawn(move || worker_that_leaves_a_kept_connection(listener));
-            let client = PoolClient::new(socket, Duration::from_secs(5), 4, None);
+            let client =
+                PoolClient::new(socket, Duration::from_secs(5), 4, None, SpillSpace::new(None, 1 << 20));
             let facts = ClientFacts {
                 peer: "127.0.0.1:5555".parse().unwrap(),
                 local: "127.0.0.1:8443".parse().unwrap(),
@@ -654,7 +864,7 @@ mod tests {
             };
             let parts = Request::builder().method("POST").uri("/x").body(()).unwrap().into_parts().0;
             for _ in 0..2 {
-                let answer = client.send(&parts, RequestBody::Memory(body.clone()), &facts).await;
+                let answer = client.send(&parts, RequestBody::Memory(body.clone()), &facts, ()).await;
                 let Ok(PoolAnswer::Response(response)) = answer else {
                     panic!("no response with a {}-byte body: {:?}", body.len(), answer.err());
                 };

@@ -1,7 +1,8 @@
-//! Request bodies, read whole before any worker is contacted: small ones in memory, large ones
-//! spilled to an unlinked temporary file (so it is removed whatever happens to the process).
+//! Request bodies for the pool, read whole before any worker is contacted (a worker never waits
+//! on a slow client): small ones in memory, large ones spilled to an unnamed file in SpillDir,
+//! counted against SpillLimit.
 
-use std::io::Write;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -9,17 +10,19 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::reqtimeout::{log_expiry, StageClock};
+use crate::spill::{SpillError, SpillFile, SpillSpace};
 
-/// Bodies above this many bytes go to a temporary file.
-pub const SPILL_THRESHOLD: usize = 1 << 20;
+/// Bodies above this many bytes go to a spill file: the same bound as a response's memory (see
+/// [`crate::response_spool`]), so a request costs the edge at most this much of either.
+pub const SPILL_THRESHOLD: usize = 256 * 1024;
 
 /// A complete request body.
 #[derive(Debug)]
 pub enum RequestBody {
     Memory(Bytes),
-    /// An unlinked temporary file holding `len` bytes, positioned at its start.
+    /// A spill file holding `len` bytes from its start.
     File {
-        file: std::fs::File,
+        file: SpillFile,
         len: u64,
     },
 }
@@ -52,6 +55,17 @@ pub enum BodyError {
     Malformed(String),
     #[error("could not store the request body: {0}")]
     Storage(std::io::Error),
+    #[error("SpillLimit reached")]
+    SpillFull,
+}
+
+impl From<SpillError> for BodyError {
+    fn from(error: SpillError) -> BodyError {
+        match error {
+            SpillError::Full(_) => BodyError::SpillFull,
+            SpillError::Io(error) => BodyError::Storage(error),
+        }
+    }
 }
 
 impl BodyError {
@@ -61,40 +75,44 @@ impl BodyError {
             BodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
             BodyError::Malformed(_) => StatusCode::BAD_REQUEST,
             BodyError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            BodyError::SpillFull => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
 
-/// Collects body bytes, moving to a temporary file past [`SPILL_THRESHOLD`].
+/// Collects body bytes, moving to a spill file past [`SPILL_THRESHOLD`].
 pub struct BodyBuffer {
     memory: Vec<u8>,
-    file: Option<std::fs::File>,
+    file: Option<SpillFile>,
     len: u64,
     /// LimitRequestBody; 0: none.
     limit: u64,
+    space: Arc<SpillSpace>,
 }
 
 impl BodyBuffer {
-    pub fn new(limit: u64) -> BodyBuffer {
-        BodyBuffer { memory: Vec::new(), file: None, len: 0, limit }
+    pub fn new(limit: u64, space: Arc<SpillSpace>) -> BodyBuffer {
+        BodyBuffer { memory: Vec::new(), file: None, len: 0, limit, space }
     }
 
-    /// Appends bytes; fails as soon as the total passes the limit.
+    /// Appends bytes; fails as soon as the total passes the limit or the spill space is full.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), BodyError> {
         let len = self.len + bytes.len() as u64;
         if self.limit > 0 && len > self.limit {
             return Err(BodyError::TooLarge);
         }
-        self.len = len;
         if let Some(file) = &mut self.file {
-            return file.write_all(bytes).map_err(BodyError::Storage);
+            file.write_at(bytes, self.len)?;
+            self.len = len;
+            return Ok(());
         }
+        self.len = len;
         self.memory.extend_from_slice(bytes);
         if self.memory.len() > SPILL_THRESHOLD {
-            // Written synchronously: page-cache writes of a MiB do not stall the runtime
-            // noticeably, and the file never outlives the request (it has no name).
-            let mut file = tempfile::tempfile().map_err(BodyError::Storage)?;
-            file.write_all(&self.memory).map_err(BodyError::Storage)?;
+            // Written synchronously: page-cache writes of a few hundred KiB do not stall the
+            // runtime noticeably, and the file never outlives the request (it has no name).
+            let mut file = self.space.file().map_err(BodyError::Storage)?;
+            file.write_at(&self.memory, 0)?;
             self.memory = Vec::new();
             self.file = Some(file);
         }
@@ -103,11 +121,7 @@ impl BodyBuffer {
 
     pub fn finish(self) -> Result<RequestBody, BodyError> {
         match self.file {
-            Some(mut file) => {
-                use std::io::Seek;
-                file.rewind().map_err(BodyError::Storage)?;
-                Ok(RequestBody::File { file, len: self.len })
-            }
+            Some(file) => Ok(RequestBody::File { file, len: self.len }),
             None => Ok(RequestBody::Memory(Bytes::from(self.memory))),
         }
     }
@@ -120,12 +134,13 @@ pub async fn read_incoming(
     limit: u64,
     mut clock: Option<StageClock>,
     client: std::net::SocketAddr,
+    space: Arc<SpillSpace>,
 ) -> Result<RequestBody, BodyError> {
     use hyper::body::Body as _;
     if limit > 0 && incoming.size_hint().lower() > limit {
         return Err(BodyError::TooLarge);
     }
-    let mut buffer = BodyBuffer::new(limit);
+    let mut buffer = BodyBuffer::new(limit, space);
     loop {
         let frame = match &clock {
             Some(running) => match tokio::time::timeout_at(running.deadline(), incoming.frame()).await {
@@ -152,25 +167,30 @@ pub async fn read_incoming(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     #[test]
     fn spills_past_the_threshold_and_enforces_the_limit() {
-        let mut buffer = BodyBuffer::new(0);
+        let space = SpillSpace::new(None, 1 << 30);
+        let mut buffer = BodyBuffer::new(0, space.clone());
         buffer.push(&vec![7u8; SPILL_THRESHOLD]).unwrap();
         buffer.push(&[8u8; 10]).unwrap();
         match buffer.finish().unwrap() {
-            RequestBody::File { mut file, len } => {
+            RequestBody::File { file, len } => {
                 assert_eq!(len, SPILL_THRESHOLD as u64 + 10);
-                let mut all = Vec::new();
-                file.read_to_end(&mut all).unwrap();
-                assert_eq!(all.len() as u64, len);
-                assert_eq!(&all[all.len() - 10..], &[8u8; 10]);
+                assert_eq!(space.used(), len);
+                let mut all = vec![0u8; len as usize + 1];
+                assert_eq!(file.read_at(&mut all, 0).unwrap() as u64, len);
+                assert_eq!(&all[len as usize - 10..len as usize], &[8u8; 10]);
             }
             RequestBody::Memory(_) => panic!("expected a spill"),
         }
-        let mut limited = BodyBuffer::new(1000);
+        assert_eq!(space.used(), 0, "the file's bytes are given back with it");
+        let mut limited = BodyBuffer::new(1000, space.clone());
         limited.push(&[0u8; 1000]).unwrap();
         assert!(matches!(limited.push(&[0u8]), Err(BodyError::TooLarge)));
+        let small = SpillSpace::new(None, SPILL_THRESHOLD as u64 + 5);
+        let mut capped = BodyBuffer::new(0, small);
+        capped.push(&vec![1u8; SPILL_THRESHOLD + 1]).unwrap();
+        assert!(matches!(capped.push(&[0u8; 10]), Err(BodyError::SpillFull)));
     }
 }

@@ -332,7 +332,8 @@ where
     }
 }
 
-/// One h2 request: the rate limit, then the body under the body stage, then the site.
+/// One h2 request: the rate limit, then the site, which reads the body under the body stage only
+/// for the pool.
 async fn h2_request(
     site: &Site,
     facts: &ClientFacts,
@@ -344,9 +345,17 @@ async fn h2_request(
     if let Some(refused) = site.rate_limited(facts) {
         return site.refuse(facts, &line, refused);
     }
-    let clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
-    match request_body::read_incoming(incoming, settings.limit_request_body, clock, facts.peer).await {
-        Ok(body) => site.handle(facts, parts, body).await,
-        Err(error) => site.refuse(facts, &line, crate::body::error_page(error.status())),
-    }
+    // The body is read only if the site sends the request to the pool; otherwise the answer
+    // goes out at once and hyper resets the stream's unread body.
+    let read_body = move || {
+        let clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
+        request_body::read_incoming(
+            incoming,
+            settings.limit_request_body,
+            clock,
+            facts.peer,
+            site.spill.clone(),
+        )
+    };
+    site.handle(facts, parts, read_body).await
 }

@@ -2,6 +2,8 @@
 //! to the static files or, through admission, to the pool; every answer then gets the response
 //! policy (Server, Header rules, signature) and an access-log line.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::request::Parts;
@@ -9,13 +11,15 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 use hyper::body::Body as _;
 use weir_conf::edge::{HeaderAction, HeaderRule, ServerSignature};
 
-use crate::access_log::{AccessLog, Entry};
+use crate::access_log::AccessLog;
 use crate::admission::{Admission, Refused};
 use crate::body::{self, Body, EdgePage};
 use crate::client_limits::RequestRate;
+use crate::logged_body::{LogLine, LoggedBody, Record};
 use crate::pool_client::{ClientFacts, PoolAnswer, PoolClient};
-use crate::request_body::RequestBody;
+use crate::request_body::{BodyError, RequestBody};
 use crate::routes::PoolRoutes;
+use crate::spill::SpillSpace;
 use crate::static_files::{Served, StaticFiles};
 use crate::status::{self, StatusContext};
 use weir_conf::location::Location;
@@ -44,7 +48,9 @@ pub struct Site {
     pub trace_enable: bool,
     /// LimitRequestBody; 0 means no limit.
     pub limit_request_body: u64,
-    pub access_log: Option<AccessLog>,
+    pub access_log: Option<Arc<AccessLog>>,
+    /// SpillDir and SpillLimit: where request bodies and slowly read responses wait.
+    pub spill: Arc<SpillSpace>,
     /// Shared with the pool: server-status reads it, and the edge keeps its figures there.
     pub scoreboard: Scoreboard,
     /// `<Location>` sections; server-status is one.
@@ -67,8 +73,15 @@ impl Site {
         Some(response)
     }
 
-    /// Answers one complete request. Never fails: every error becomes a status here.
-    pub async fn handle(&self, facts: &ClientFacts, mut parts: Parts, body: RequestBody) -> Response<Body> {
+    /// Answers one request whose head has been read and checked. Never fails: every error
+    /// becomes a status here. The request is routed from its head alone; `read_body` is called
+    /// only when the request goes to the pool, so a body for a static file, server-status, a
+    /// refusal or an error is never stored (the caller discards or refuses it).
+    pub async fn handle<F, Fut>(&self, facts: &ClientFacts, mut parts: Parts, read_body: F) -> Response<Body>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<RequestBody, BodyError>>,
+    {
         let started = SystemTime::now();
         // Every request gets its id here (the client's own when it is a plain token), so the
         // access log and the worker see the same one.
@@ -84,10 +97,9 @@ impl Site {
             request_id: Some(id),
         };
         // RateLimit was checked where the head was read (h1 and h2 both), before the body.
-        let response = self.route(facts, parts, body).await;
+        let response = self.route(facts, parts, read_body).await;
         let response = self.apply_policy(response);
-        self.log(facts, started, &line, &response);
-        response
+        self.log(facts, started, &line, response)
     }
 
     /// Writes the access-log line for an answer the edge made before any routing (a malformed
@@ -114,17 +126,18 @@ impl Site {
             protocol: "HTTP/1.1".to_string(),
             request_id: None,
         };
-        self.log(facts, SystemTime::now(), &line, &response);
-        response
+        self.log(facts, SystemTime::now(), &line, response)
     }
 
-    async fn route(&self, facts: &ClientFacts, mut parts: Parts, body: RequestBody) -> Response<Body> {
+    /// Where a request goes, decided from its head: an answer the edge makes itself
+    /// (server-status, TRACE, a static file or its 403/404/405), or the pool with this target.
+    pub fn decide(&self, facts: &ClientFacts, parts: &Parts) -> Decision {
         if let Some(location) = self.locations.iter().find(|l| l.matches(parts.uri.path())) {
             if location.handler.as_deref() == Some("server-status") {
                 // The address is the connection's (or the PROXY header's): no request header
                 // can make a remote client look local.
                 if !location.allows(facts.peer.ip(), facts.local.ip()) {
-                    return body::error_page(StatusCode::FORBIDDEN);
+                    return Decision::Answer(body::error_page(StatusCode::FORBIDDEN));
                 }
                 let context = StatusContext {
                     scoreboard: &self.scoreboard,
@@ -132,36 +145,55 @@ impl Site {
                     sizing_reserve: self.sizing_reserve,
                     max_request_workers: self.max_request_workers,
                 };
-                return status::page(&context, parts.uri.query());
+                return Decision::Answer(status::page(&context, parts.uri.query()));
             }
         }
         if parts.method == Method::TRACE {
-            return if self.trace_enable {
-                trace_echo(&parts)
+            return Decision::Answer(if self.trace_enable {
+                trace_echo(parts)
             } else {
                 body::error_page(StatusCode::METHOD_NOT_ALLOWED)
+            });
+        }
+        let path = parts.uri.path();
+        let to_pool = if self.routes.to_pool(path) {
+            path.to_string()
+        } else {
+            match self.static_files.serve(&parts.method, path, &parts.headers) {
+                Served::Response(response) => return Decision::Answer(response),
+                Served::Code(index) => index,
+            }
+        };
+        let mut pool_parts = parts.clone();
+        if to_pool != parts.uri.path() {
+            let query = parts.uri.query().map_or(String::new(), |q| format!("?{q}"));
+            pool_parts.uri = match format!("{to_pool}{query}").parse() {
+                Ok(uri) => uri,
+                Err(_) => return Decision::Answer(body::error_page(StatusCode::BAD_REQUEST)),
             };
         }
-        let mut body = Some(body);
+        Decision::Pool(Box::new(pool_parts))
+    }
+
+    async fn route<F, Fut>(&self, facts: &ClientFacts, mut parts: Parts, read_body: F) -> Response<Body>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<RequestBody, BodyError>>,
+    {
+        let mut read_body = Some(read_body);
         for _ in 0..=MAX_LOCAL_REDIRECTS {
-            let path = parts.uri.path().to_string();
-            let to_pool = if self.routes.to_pool(&path) {
-                path
-            } else {
-                match self.static_files.serve(&parts.method, &path, &parts.headers) {
-                    Served::Response(response) => return response,
-                    Served::Code(index) => index,
-                }
+            let pool_parts = match self.decide(facts, &parts) {
+                Decision::Answer(response) => return response,
+                Decision::Pool(pool_parts) => pool_parts,
             };
-            let mut pool_parts = parts.clone();
-            if to_pool != parts.uri.path() {
-                let query = parts.uri.query().map_or(String::new(), |q| format!("?{q}"));
-                pool_parts.uri = match format!("{to_pool}{query}").parse() {
-                    Ok(uri) => uri,
-                    Err(_) => return body::error_page(StatusCode::BAD_REQUEST),
-                };
-            }
-            let request_body = body.take().unwrap_or_else(RequestBody::empty);
+            // Only the first request has a body; a local redirect is a GET without one.
+            let request_body = match read_body.take() {
+                Some(read) => match read().await {
+                    Ok(request_body) => request_body,
+                    Err(error) => return self.body_refused(facts, &parts, &error),
+                },
+                None => RequestBody::empty(),
+            };
             match self.to_pool(facts, &pool_parts, request_body).await {
                 Ok(PoolAnswer::Response(response)) => return response,
                 Ok(PoolAnswer::LocalRedirect(target)) => {
@@ -181,6 +213,26 @@ impl Site {
         body::error_page(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
+    /// The answer to a body that could not be taken: the connection's state is unknown after
+    /// it, so it closes.
+    fn body_refused(&self, facts: &ClientFacts, parts: &Parts, error: &BodyError) -> Response<Body> {
+        tracing::debug!(client = %facts.peer, uri = %parts.uri, %error, "request body refused");
+        let why = match error {
+            BodyError::TooLarge => Reject::TooLarge,
+            BodyError::Timeout => Reject::Timeout,
+            BodyError::SpillFull => Reject::QueueFull,
+            _ => Reject::Malformed,
+        };
+        self.scoreboard.counters().reject(why);
+        let mut response = body::error_page(error.status());
+        if matches!(error, BodyError::SpillFull) {
+            self.spill.log_full();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+
     /// Admission, then one exchange with a worker.
     async fn to_pool(
         &self,
@@ -189,7 +241,7 @@ impl Site {
         body: RequestBody,
     ) -> Result<PoolAnswer, Response<Body>> {
         let waiting = std::time::Instant::now();
-        let _permit = match self.admission.admit(self.scoreboard.counters()).await {
+        let permit = match self.admission.admit(self.scoreboard.counters()).await {
             Ok(permit) => permit,
             Err(refused) => {
                 tracing::debug!(?refused, uri = %parts.uri, "no worker free in time");
@@ -205,7 +257,8 @@ impl Site {
             }
         };
         let waited = QueueWait(waiting.elapsed().as_micros() as u64);
-        let answer = self.pool.send(parts, body, facts).await.map_err(|error| {
+        // The permit stays with the worker's response until it has been read whole.
+        let answer = self.pool.send(parts, body, facts, permit).await.map_err(|error| {
             tracing::warn!(%error, uri = %parts.uri, "request to the pool failed");
             body::error_page(error.status())
         });
@@ -261,38 +314,53 @@ impl Site {
         response
     }
 
-    fn log(&self, facts: &ClientFacts, time: SystemTime, line: &LogLine, response: &Response<Body>) {
-        let bytes = response_bytes(response);
-        let duration = time.elapsed().unwrap_or_default();
-        self.scoreboard.counters().served(bytes, duration.as_micros() as u64);
-        if let Some(log) = &self.access_log {
-            let extensions = response.extensions();
-            log.write(&Entry {
-                client: facts.peer,
-                time,
-                request_line: &line.request_line,
-                status: response.status().as_u16(),
-                bytes: Some(bytes),
-                referer: line.referer.as_deref(),
-                user_agent: line.user_agent.as_deref(),
-                duration_us: duration.as_micros() as u64,
-                queue_wait_us: extensions.get::<QueueWait>().map(|w| w.0),
-                tls: facts.tls.as_ref().map(|t| t.protocol),
-                protocol: &line.protocol,
-                worker_pid: extensions.get::<crate::pool_client::WorkerPid>().map(|w| w.0),
-                request_id: line.request_id.as_deref(),
-            });
+    fn record(
+        &self,
+        facts: &ClientFacts,
+        time: SystemTime,
+        line: &LogLine,
+        response: &Response<Body>,
+    ) -> Record {
+        let extensions = response.extensions();
+        Record {
+            access_log: self.access_log.clone(),
+            scoreboard: self.scoreboard,
+            client: facts.peer,
+            time,
+            line: line.clone(),
+            status: response.status().as_u16(),
+            queue_wait_us: extensions.get::<QueueWait>().map(|w| w.0),
+            tls: facts.tls.as_ref().map(|t| t.protocol),
+            worker_pid: extensions.get::<crate::pool_client::WorkerPid>().map(|w| w.0),
+        }
+    }
+
+    /// Writes the request's access-log line now, or, for a body still streaming from a worker,
+    /// when that body ends (with the bytes the client was actually sent).
+    fn log(
+        &self,
+        facts: &ClientFacts,
+        time: SystemTime,
+        line: &LogLine,
+        response: Response<Body>,
+    ) -> Response<Body> {
+        let record = self.record(facts, time, line, &response);
+        match response_bytes(&response) {
+            Some(bytes) => {
+                record.write(bytes);
+                response
+            }
+            None => response.map(|body| http_body_util::BodyExt::boxed(LoggedBody::new(body, record))),
         }
     }
 }
 
-/// What the access log needs from the request, taken before the request is consumed.
-struct LogLine {
-    request_line: String,
-    referer: Option<String>,
-    user_agent: Option<String>,
-    protocol: String,
-    request_id: Option<String>,
+/// Where a request goes, decided from its head.
+pub enum Decision {
+    /// The edge answers itself; a request body is not wanted.
+    Answer(Response<Body>),
+    /// The pool runs it, with this (possibly rewritten) target; its body is read first.
+    Pool(Box<Parts>),
 }
 
 /// How long a request waited for a worker, microseconds (a response extension, for the log).
@@ -300,15 +368,14 @@ struct LogLine {
 pub struct QueueWait(pub u64);
 
 /// The body bytes a response carries: its exact size, or the Content-Length a streamed file
-/// declared.
-fn response_bytes(response: &Response<Body>) -> u64 {
-    response.body().size_hint().exact().unwrap_or_else(|| {
+/// declared; `None` for a body streamed from a worker, whose size is known only at its end.
+fn response_bytes(response: &Response<Body>) -> Option<u64> {
+    response.body().size_hint().exact().or_else(|| {
         response
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
     })
 }
 

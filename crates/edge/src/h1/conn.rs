@@ -204,42 +204,134 @@ where
         let _ = write_response(io, response, version, head.method == Method::HEAD, false).await;
         return Next::Close;
     }
-    if let Framing::Length(n) = head.framing {
-        if settings.limit_request_body > 0 && n > settings.limit_request_body {
-            let response = site.refuse(facts, &request_line, body::error_page(StatusCode::PAYLOAD_TOO_LARGE));
-            let _ = write_response(io, response, version, false, false).await;
-            return Next::Close;
-        }
-    }
-    if head.expect_continue && has_body && io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
-        return Next::Close;
-    }
-    let body = match read_body(io, buffer, &head.framing, settings, facts).await {
-        Ok(body) => body,
-        Err(error) => {
-            tracing::debug!(client = %facts.peer, %error, "request body refused");
-            let response = site.refuse(facts, &request_line, body::error_page(error.status()));
-            let _ = write_response(io, response, version, false, false).await;
-            return Next::Close;
-        }
-    };
     let keep_alive = head.keep_alive
         && settings.keep_alive
         && (settings.max_keep_alive_requests == 0 || served < settings.max_keep_alive_requests);
     let is_head = head.method == Method::HEAD;
+    let framing = head.framing;
+    let expect_continue = head.expect_continue;
     let Some(parts) = into_parts(head) else {
         let response = site.refuse(facts, &request_line, body::error_page(StatusCode::BAD_REQUEST));
         let _ = write_response(io, response, version, false, false).await;
         return Next::Close;
     };
-    let response = site.handle(facts, parts, body).await;
+    // The site routes from the head and asks for the body only for the pool; the 100 Continue
+    // is sent only then, so a client that waits for it never sends a body nobody wants.
+    let mut body_taken = false;
+    let response = {
+        let (taken, io, buffer, framing) = (&mut body_taken, &mut *io, &mut *buffer, &framing);
+        site.handle(facts, parts, move || async move {
+            *taken = true;
+            if let Framing::Length(n) = framing {
+                if settings.limit_request_body > 0 && *n > settings.limit_request_body {
+                    return Err(BodyError::TooLarge);
+                }
+            }
+            if expect_continue && has_body && io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+                return Err(BodyError::Malformed("connection closed before the body".into()));
+            }
+            read_body(io, buffer, framing, settings, facts, site).await
+        })
+        .await
+    };
+    // A body nobody read: a small rest is read and dropped after the answer, so the connection
+    // stays usable; a larger one (or one whose size is unknown, or that the client may still
+    // be holding back for a 100 Continue) closes the connection after a lingering read, so the
+    // client sees the answer instead of a reset.
+    let unread = if body_taken { Unread::Nothing } else { unread_body(&framing, buffer, expect_continue) };
     // A draining edge says so on this last response: the client may reuse nothing, and knows it.
     let keep_alive = keep_alive
         && !draining.is_cancelled()
+        && !matches!(unread, Unread::Linger)
         && response.headers().get(header::CONNECTION).is_none_or(|v| v != "close");
-    match write_response(io, response, version, is_head, keep_alive).await {
-        Ok(true) => Next::KeepGoing,
+    let written = write_response(io, response, version, is_head, keep_alive).await;
+    match (written, unread) {
+        (Ok(true), Unread::Nothing) => Next::KeepGoing,
+        (Ok(true), Unread::Discard(left)) => match discard(io, buffer, left, settings, facts).await {
+            Ok(()) => Next::KeepGoing,
+            Err(_) => Next::Close,
+        },
+        (Ok(_), Unread::Linger) => {
+            linger(io).await;
+            Next::Close
+        }
         _ => Next::Close,
+    }
+}
+
+/// What is left of a request body the site did not read.
+enum Unread {
+    Nothing,
+    /// This many bytes, read and dropped after the answer.
+    Discard(u64),
+    /// Too much or unknown: close after the answer, reading for a while first.
+    Linger,
+}
+
+/// Most bytes of an unwanted body read and dropped to keep a connection, as nginx's
+/// discard of a body it does not need (it reads whatever comes, while a client keeps the
+/// connection): a small bound, since the bytes buy nothing but the connection.
+const DISCARD_BOUND: u64 = 64 * 1024;
+
+/// How long and how much a connection that closes with a body unread is still read from, so a
+/// client still sending gets the answer instead of a reset (nginx's lingering close; Apache
+/// reads for up to 2 s).
+const LINGER_FOR: Duration = Duration::from_secs(2);
+const LINGER_BYTES: u64 = 16 << 20;
+
+fn unread_body(framing: &Framing, buffer: &mut Vec<u8>, expect_continue: bool) -> Unread {
+    match framing {
+        Framing::None => Unread::Nothing,
+        Framing::Length(n) => {
+            let here = (buffer.len() as u64).min(*n);
+            let left = n - here;
+            if left == 0 {
+                buffer.drain(..here as usize);
+                Unread::Nothing
+            } else if left <= DISCARD_BOUND && !expect_continue {
+                buffer.drain(..here as usize);
+                Unread::Discard(left)
+            } else {
+                Unread::Linger
+            }
+        }
+        Framing::Chunked => Unread::Linger,
+    }
+}
+
+/// Reads and drops the rest of an unwanted body under the body stage's timeout.
+async fn discard<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    buffer: &mut Vec<u8>,
+    mut left: u64,
+    settings: &H1Settings,
+    facts: &ClientFacts,
+) -> Result<(), BodyError> {
+    let mut clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
+    while left > 0 {
+        let n = read_in_stage(io, buffer, &mut clock, facts).await?;
+        if n == 0 {
+            return Err(BodyError::Malformed("connection closed inside the body".into()));
+        }
+        let take = (buffer.len() as u64).min(left) as usize;
+        buffer.drain(..take);
+        left -= take as u64;
+    }
+    Ok(())
+}
+
+/// Lingering close: our side is shut for writing, and what the client still sends is read
+/// and dropped for at most [`LINGER_FOR`] and [`LINGER_BYTES`].
+async fn linger<IO: AsyncRead + AsyncWrite + Unpin>(io: &mut IO) {
+    let _ = io.shutdown().await;
+    let mut sink = vec![0u8; 16 * 1024];
+    let mut read = 0u64;
+    let until = tokio::time::Instant::now() + LINGER_FOR;
+    while read < LINGER_BYTES {
+        match tokio::time::timeout_at(until, io.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => read += n as u64,
+            _ => return,
+        }
     }
 }
 
@@ -250,12 +342,13 @@ async fn read_body<IO>(
     framing: &Framing,
     settings: &H1Settings,
     facts: &ClientFacts,
+    site: &Site,
 ) -> Result<RequestBody, BodyError>
 where
     IO: AsyncRead + Unpin,
 {
     let mut clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
-    let mut stored = BodyBuffer::new(settings.limit_request_body);
+    let mut stored = BodyBuffer::new(settings.limit_request_body, site.spill.clone());
     match framing {
         Framing::None => return Ok(RequestBody::empty()),
         Framing::Length(total) => {
