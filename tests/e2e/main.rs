@@ -4,6 +4,7 @@ mod support;
 
 mod apps;
 mod attacks;
+mod bodies;
 mod cgi;
 mod config;
 mod edge_rules;
