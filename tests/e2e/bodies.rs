@@ -284,3 +284,88 @@ fn a_script_that_reads_half_its_body_works_and_the_next_request_is_fine() {
     }
     assert_eq!(only_worker(&weir), worker, "the same worker served every request");
 }
+
+/// A connection straight to the pool's Unix socket, as the edge has (the tests run as root),
+/// to speak the edge–worker contract to a worker directly.
+fn pool_connection(weir: &Weir) -> std::os::unix::net::UnixStream {
+    let run = weir.path().join("run");
+    let socket = std::fs::read_dir(&run)
+        .expect("RuntimeDir")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .find(|path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("pool-")))
+        .unwrap_or_else(|| panic!("no pool socket in {}", run.display()));
+    let stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect to the pool");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("read timeout");
+    stream.set_write_timeout(Some(Duration::from_secs(20))).expect("write timeout");
+    stream
+}
+
+/// Reads until `done` holds for what was read, the worker closes, or the read times out.
+fn read_until(stream: &mut std::os::unix::net::UnixStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    while !done(&bytes) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
+    bytes
+}
+
+#[test]
+fn a_worker_asks_for_an_announced_body_only_for_a_request_it_will_run() {
+    use std::io::Write;
+    let site = Site::new();
+    site.script("count", COUNT_SCRIPT);
+    let weir = site.start(ONE_WORKER);
+    let announced = |path: &str| {
+        format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+    };
+
+    // A refusal: the final answer at once, no 100, and the connection closes (no body follows).
+    let mut refused = pool_connection(&weir);
+    refused.write_all(announced("/cgi-bin/missing").as_bytes()).expect("head");
+    let answer = String::from_utf8_lossy(&read_until(&mut refused, |_| false)).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(answer.contains("Connection: close\r\n"), "{answer}");
+
+    // A script: 100 Continue first, then the body is read and the script answers.
+    let mut taken = pool_connection(&weir);
+    taken.write_all(announced("/cgi-bin/count").as_bytes()).expect("head");
+    let interim = read_until(&mut taken, |b| b.ends_with(b"\r\n\r\n"));
+    assert_eq!(String::from_utf8_lossy(&interim), "HTTP/1.1 100 Continue\r\n\r\n");
+    taken.write_all(&[b'z'; 100_000]).expect("body");
+    let answer = read_until(&mut taken, |b| b.ends_with(b"\r\n0\r\n\r\n"));
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("100000\n"), "the script read the whole body: {answer}");
+}
+
+#[test]
+fn a_handler_gets_a_large_body_whole_after_100_continue() {
+    use std::io::Write;
+    let weir = Site::new().with_example("testapp").start(ONE_WORKER);
+
+    // Through the edge, a body above the inline limit.
+    let reply = exchange(&weir, "POST", "/app/echo", 1_000_000).expect("POST to a Handler");
+    assert_eq!(reply.status, 200, "{}\n{}", reply.head, weir.logs());
+    assert!(reply.start.contains("body_len=1000000\n"), "{}", reply.start);
+
+    // Announced, straight to the worker: 100 Continue once routed to the Handler, then the
+    // Handler sees the whole body.
+    let mut pool = pool_connection(&weir);
+    pool.write_all(
+        b"PUT /app/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 200000\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .expect("head");
+    let interim = read_until(&mut pool, |b| b.ends_with(b"\r\n\r\n"));
+    assert_eq!(String::from_utf8_lossy(&interim), "HTTP/1.1 100 Continue\r\n\r\n");
+    pool.write_all(&[b'h'; 200_000]).expect("body");
+    let answer =
+        String::from_utf8_lossy(&read_until(&mut pool, |b| b.ends_with(b"\r\n0\r\n\r\n"))).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("body_len=200000\n"), "{answer}");
+}

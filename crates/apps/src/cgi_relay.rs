@@ -269,3 +269,132 @@ pub(crate) fn kill_group(child: &mut Child) {
     let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     let _ = child.wait();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+
+    /// A shell script as the CGI child, spawned as `cgi::spawn` does.
+    fn script(text: &str) -> Child {
+        Command::new("/bin/sh")
+            .args(["-c", text])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    /// An edge that sends `len` bytes of body (`head -c` from /dev/zero) on its end of a socket
+    /// pair, and the worker's end.
+    fn edge_sending(len: u64) -> (Child, UnixStream) {
+        let (edge, worker) = UnixStream::pair().unwrap();
+        let sender = Command::new("head")
+            .args(["-c", &len.to_string(), "/dev/zero"])
+            .stdout(Stdio::from(OwnedFd::from(edge)))
+            .spawn()
+            .unwrap();
+        (sender, worker)
+    }
+
+    /// Relays `text`'s script with a body of `len` bytes; the response as written to the edge,
+    /// and whether the body was taken whole.
+    fn relay_with_body(text: &str, len: u64) -> (String, bool) {
+        let (mut sender, worker) = edge_sending(len);
+        let mut body = RequestBody::new(&worker, Vec::new(), len, false);
+        let mut sent = Vec::new();
+        let settings = Script { name: "test", nph: false, timeout: Duration::from_secs(30) };
+        relay(&settings, script(text), &mut body, ResponseWriter::new(&mut sent));
+        let _ = sender.kill();
+        let _ = sender.wait();
+        (String::from_utf8_lossy(&sent).into_owned(), body.is_consumed())
+    }
+
+    const HEAD: &str = "printf 'Content-Type: text/plain\\r\\n\\r\\n'";
+
+    #[test]
+    fn a_script_that_reads_nothing_answers_and_the_body_is_discarded() {
+        let (response, consumed) = relay_with_body(&format!("{HEAD}; echo early"), 3_000_000);
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.contains("\r\n6\r\nearly\n\r\n0\r\n\r\n"), "{response}");
+        assert!(consumed, "the unread body was discarded before the response ended");
+    }
+
+    #[test]
+    fn a_script_that_reads_half_gets_half_and_the_rest_is_discarded() {
+        let (response, consumed) = relay_with_body(&format!("{HEAD}; head -c 1500000 | wc -c"), 3_000_000);
+        assert!(response.contains("1500000\n"), "{response}");
+        assert!(response.ends_with("0\r\n\r\n"), "a whole response: {response}");
+        assert!(consumed);
+    }
+
+    #[test]
+    fn a_script_that_writes_before_it_reads_gets_its_whole_body() {
+        // 300 KB of output first: more than its stdout pipe holds, so the worker must relay
+        // output while the body still waits to go in.
+        let text = format!("{HEAD}; head -c 300000 /dev/zero | tr '\\0' Q; echo; wc -c");
+        let (response, consumed) = relay_with_body(&text, 5_000_000);
+        assert!(response.contains("5000000\n"), "{}", &response[response.len().saturating_sub(200)..]);
+        assert_eq!(response.matches('Q').count(), 300_000);
+        assert!(consumed);
+    }
+
+    #[test]
+    fn the_body_goes_to_the_script_whole_and_its_stdin_then_ends() {
+        let (response, consumed) = relay_with_body(&format!("{HEAD}; wc -c"), 20_000_000);
+        assert!(response.contains("20000000\n"), "{response}");
+        assert!(consumed);
+    }
+
+    #[test]
+    fn a_body_cut_short_by_the_edge_kills_the_script_and_answers_nothing() {
+        let (mut sender, worker) = edge_sending(1000);
+        let mut body = RequestBody::new(&worker, Vec::new(), 1_000_000, false);
+        let mut sent = Vec::new();
+        let settings = Script { name: "test", nph: false, timeout: Duration::from_secs(30) };
+        relay(&settings, script(&format!("{HEAD}; wc -c")), &mut body, ResponseWriter::new(&mut sent));
+        let _ = sender.wait();
+        assert!(!String::from_utf8_lossy(&sent).contains("1000"), "the script never saw an end of file");
+        assert!(!body.is_consumed());
+    }
+
+    #[test]
+    fn the_worker_takes_no_more_body_than_one_piece_beyond_what_the_pipe_holds() {
+        let len = 10_000_000;
+        let (mut sender, worker) = edge_sending(len);
+        let mut body = RequestBody::new(&worker, Vec::new(), len, false);
+        // A script that never reads its stdin.
+        let mut child = script("sleep 30");
+        let mut feed = Feed::new(child.stdin.take()).unwrap();
+        let pipe_size =
+            nix::fcntl::fcntl(feed.pipe.as_ref().unwrap(), nix::fcntl::FcntlArg::F_GETPIPE_SZ).unwrap();
+        // Feed as the relay does, until the pipe stays full.
+        loop {
+            if feed.wants_body(&body) {
+                feed.fill(&mut body).unwrap();
+                continue;
+            }
+            let pipe = feed.waiting_pipe().unwrap();
+            let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLOUT)];
+            if poll(&mut fds, PollTimeout::from(200u16)).unwrap() == 0 {
+                break;
+            }
+            feed.flush();
+        }
+        let taken = len - body.left();
+        assert!(taken > 0);
+        assert!(
+            taken <= pipe_size as u64 + PIECE as u64,
+            "took {taken} bytes of body for a pipe of {pipe_size} and a {PIECE}-byte piece"
+        );
+        assert_eq!(feed.buffer.len(), PIECE, "one bounded buffer");
+        kill_group(&mut child);
+        let _ = sender.kill();
+        let _ = sender.wait();
+    }
+}
