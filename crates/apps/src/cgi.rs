@@ -199,9 +199,9 @@ fn percent_decode(raw: &str) -> Option<String> {
 
 /// Runs the script and writes its response. Errors are answered here; none escapes.
 ///
-/// The body goes into the script's stdin as it comes from the edge, a piece at a time
-/// (see [`crate::cgi_relay`]); the edge is asked for it (`100 Continue`) only once the script
-/// has been started.
+/// The body goes into the script's stdin as it comes from the edge, a bounded piece at a time,
+/// while the script's output goes back; the edge is asked for it (`100 Continue`) only once
+/// the script has been started.
 pub fn serve<S: Read + Write + AsFd, W: Write>(
     settings: &CgiSettings,
     target: &ScriptTarget,
