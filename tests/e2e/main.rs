@@ -4,6 +4,7 @@ mod support;
 
 mod apps;
 mod attacks;
+mod bodies;
 mod bodies_edge;
 mod cgi;
 mod config;

@@ -1,7 +1,7 @@
 //! CGI/1.1 (RFC 3875) under `ScriptAlias`: finds the script a request names, runs it with the
-//! meta-variables, its body on stdin, and turns its output into the response.
+//! meta-variables, its body streamed into its stdin, and turns its output into the response.
 
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-
 use weir_conf::{wire, Config, RLimitValue, RLimits};
 
-use crate::cgi_head::CgiHead;
+use crate::body::RequestBody;
+use crate::cgi_relay::{kill_group, relay, Script};
 use crate::request::Request;
 use crate::response::{reason, ResponseWriter};
 
@@ -41,9 +40,6 @@ pub struct CgiSettings {
     /// A script still running after this long is killed with its process group.
     pub timeout: Duration,
 }
-
-/// Most bytes of CGI header block accepted before the blank line.
-const MAX_CGI_HEAD: usize = 64 * 1024;
 
 impl CgiSettings {
     /// The CGI settings of a configuration.
@@ -202,24 +198,42 @@ fn percent_decode(raw: &str) -> Option<String> {
 }
 
 /// Runs the script and writes its response. Errors are answered here; none escapes.
-pub fn serve<W: Write>(
+///
+/// The body goes into the script's stdin as it comes from the edge, a bounded piece at a time,
+/// while the script's output goes back; the edge is asked for it (`100 Continue`) only once
+/// the script has been started.
+pub fn serve<S: Read + Write + AsFd, W: Write>(
     settings: &CgiSettings,
     target: &ScriptTarget,
     request: &Request,
-    out: ResponseWriter<W>,
+    body: &mut RequestBody<S>,
+    mut out: ResponseWriter<W>,
 ) {
-    let child = match spawn(settings, target, request) {
+    let mut child = match spawn(settings, target, request, body.length()) {
         Ok(child) => child,
         Err(error) => {
             tracing::error!(script = %target.file.display(), %error, "AH01241: couldn't spawn child process");
+            body.settle_for(&mut out, Instant::now() + settings.timeout);
             let _ = out.simple(500, reason(500), "The script could not be started.\n");
             return;
         }
     };
-    relay(settings, target, child, out);
+    if let Err(error) = body.accept() {
+        tracing::debug!(%error, "the edge went away before the request body was sent");
+        kill_group(&mut child);
+        return;
+    }
+    let name = target.file.display().to_string();
+    let script = Script { name: &name, nph: target.nph, timeout: settings.timeout };
+    relay(&script, child, body, out);
 }
 
-fn spawn(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> std::io::Result<Child> {
+fn spawn(
+    settings: &CgiSettings,
+    target: &ScriptTarget,
+    request: &Request,
+    content_length: u64,
+) -> std::io::Result<Child> {
     let mut command = match &target.interpreter {
         // The interpreter finds the script through SCRIPT_FILENAME; no arguments are passed, so
         // a query string can never become command-line options (CVE-2012-1823).
@@ -229,7 +243,7 @@ fn spawn(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> st
     let limits = rlimit_values(&settings.rlimits);
     command
         .env_clear()
-        .envs(meta_variables(settings, target, request))
+        .envs(meta_variables(settings, target, request, content_length))
         .current_dir(target.file.parent().unwrap_or(Path::new("/")))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -248,22 +262,18 @@ fn spawn(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> st
             Ok(())
         });
     }
-    if request.body.is_empty() {
-        command.stdin(Stdio::null());
-    } else {
-        // The body goes in a memory file rather than a pipe: the script may read it at any pace,
-        // or not at all, while this single-threaded worker reads its output.
-        let fd = nix::sys::memfd::memfd_create(c"weir-cgi-body", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
-        let mut file = std::fs::File::from(fd);
-        file.write_all(&request.body)?;
-        file.rewind()?;
-        command.stdin(Stdio::from(file));
-    }
+    // A pipe, fed by the relay as the body comes from the edge: never a copy of the whole body.
+    command.stdin(if content_length == 0 { Stdio::null() } else { Stdio::piped() });
     command.spawn()
 }
 
 /// The CGI/1.1 meta-variables for this request.
-fn meta_variables(settings: &CgiSettings, target: &ScriptTarget, request: &Request) -> Vec<(String, String)> {
+fn meta_variables(
+    settings: &CgiSettings,
+    target: &ScriptTarget,
+    request: &Request,
+    content_length: u64,
+) -> Vec<(String, String)> {
     let host = request.header("x-forwarded-host").or_else(|| request.header("host"));
     let server_name = host
         .map(|h| h.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(h, |(n, _)| n))
@@ -314,20 +324,22 @@ fn meta_variables(settings: &CgiSettings, target: &ScriptTarget, request: &Reque
     }
     // RFC 3875 4.1.2: unset when no body is attached. The edge always frames with a
     // Content-Length, so a method that carries a body is what tells an empty body from none.
+    // The head's Content-Length: the body itself is still on its way.
     let carries_body = matches!(request.method.as_str(), "POST" | "PUT" | "PATCH");
-    if !request.body.is_empty() || carries_body {
-        vars.push(("CONTENT_LENGTH".into(), request.body.len().to_string()));
+    if content_length > 0 || carries_body {
+        vars.push(("CONTENT_LENGTH".into(), content_length.to_string()));
     }
     if let Some(content_type) = request.header("content-type") {
         vars.push(("CONTENT_TYPE".into(), content_type.to_string()));
     }
     for (name, value) in &request.headers {
         // Apache drops names with '_' so `X_Forwarded_For` cannot pose as `X-Forwarded-For`;
-        // credentials are not passed (RFC 3875 4.1.18); framing is already in CONTENT_*.
+        // credentials are not passed (RFC 3875 4.1.18); framing is already in CONTENT_*, and
+        // Expect belongs to the edge–worker exchange, answered before the script ran.
         let lower = name.to_ascii_lowercase();
         if name.contains('_')
             || wire::is_internal(name)
-            || ["authorization", "proxy-authorization", "content-length", "content-type"]
+            || ["authorization", "proxy-authorization", "content-length", "content-type", "expect"]
                 .contains(&lower.as_str())
         {
             continue;
@@ -343,183 +355,6 @@ fn meta_variables(settings: &CgiSettings, target: &ScriptTarget, request: &Reque
         }
     }
     vars
-}
-
-/// Reads the script's stdout and stderr together, within the timeout, and relays the response.
-fn relay<W: Write>(
-    settings: &CgiSettings,
-    target: &ScriptTarget,
-    mut child: Child,
-    mut out: ResponseWriter<W>,
-) {
-    let script = target.file.display().to_string();
-    let deadline = Instant::now() + settings.timeout;
-    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        kill_group(&mut child);
-        let _ = out.simple(500, reason(500), "The script could not be started.\n");
-        return;
-    };
-    let mut state = Stdout::Head(Vec::new());
-    let mut stderr_line = Vec::new();
-    let (mut out_open, mut err_open) = (true, true);
-    // 16 KiB: large enough for few reads, small enough to leave no lasting heap behind (glibc
-    // consolidates its heap on every free of 64 KiB or more).
-    let mut buffer = vec![0u8; 16 * 1024];
-    let mut failed = false;
-    while out_open || err_open {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            tracing::error!(%script, "AH01220: Timeout waiting for output from CGI script {script}");
-            kill_group(&mut child);
-            if !out.head_sent() {
-                let _ = out.simple(504, reason(504), "The script did not answer in time.\n");
-            }
-            return;
-        }
-        let timeout =
-            PollTimeout::try_from(left.as_millis().min(60_000) as u32 + 1).unwrap_or(PollTimeout::MAX);
-        let mut fds = Vec::with_capacity(2);
-        if out_open {
-            fds.push(PollFd::new(stdout.as_fd(), PollFlags::POLLIN));
-        }
-        if err_open {
-            fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, timeout) {
-            Ok(0) | Err(nix::Error::EINTR) => continue,
-            Err(_) => break,
-            Ok(_) => {}
-        }
-        let ready: Vec<bool> = fds.iter().map(|fd| fd.any().unwrap_or(true)).collect();
-        drop(fds);
-        let mut index = 0;
-        if out_open {
-            if ready[index] {
-                match stdout.read(&mut buffer) {
-                    // A signal (the master's SIGUSR1) is not the end of the output.
-                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                    Ok(0) | Err(_) => out_open = false,
-                    Ok(n) => {
-                        if let Err(()) = state.take(&buffer[..n], target.nph, &mut out, &script) {
-                            failed = true;
-                            break;
-                        }
-                    }
-                }
-            }
-            index += 1;
-        }
-        if err_open && ready[index] {
-            match stderr.read(&mut buffer) {
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                Ok(0) | Err(_) => err_open = false,
-                Ok(n) => log_stderr(&buffer[..n], &mut stderr_line, &script),
-            }
-        }
-    }
-    if !stderr_line.is_empty() {
-        log_stderr(b"\n", &mut stderr_line, &script);
-    }
-    if failed {
-        kill_group(&mut child);
-        if !out.head_sent() {
-            let _ = out.simple(500, reason(500), "The script sent a malformed response.\n");
-        }
-        return;
-    }
-    let _ = child.wait();
-    if matches!(state, Stdout::Head(_)) {
-        tracing::error!(%script, "AH01215: End of script output before headers: {script}");
-        let _ = out.simple(500, reason(500), "The script sent no response.\n");
-        return;
-    }
-    let _ = out.finish();
-}
-
-/// Where the script's stdout is: in its header block, in its body, or in the body of a local
-/// redirect, which is read and dropped.
-enum Stdout {
-    Head(Vec<u8>),
-    Body,
-    Discard,
-}
-
-impl Stdout {
-    /// Takes a piece of stdout: collects the header block, then streams the body.
-    fn take<W: Write>(
-        &mut self,
-        bytes: &[u8],
-        nph: bool,
-        out: &mut ResponseWriter<W>,
-        script: &str,
-    ) -> Result<(), ()> {
-        let head = match self {
-            Stdout::Body => return out.body(bytes).map_err(|_| ()),
-            Stdout::Discard => return Ok(()),
-            Stdout::Head(head) => head,
-        };
-        head.extend_from_slice(bytes);
-        let Some((head_len, body_start)) = find_blank_line(head) else {
-            if head.len() > MAX_CGI_HEAD {
-                tracing::error!(%script, "AH01217: malformed header from script '{script}': header block too large");
-                return Err(());
-            }
-            return Ok(());
-        };
-        let rest = head.split_off(body_start);
-        head.truncate(head_len);
-        let text = String::from_utf8_lossy(head).into_owned();
-        let cgi = match CgiHead::parse(&text, nph) {
-            Ok(cgi) => cgi,
-            Err(bad) => {
-                tracing::error!(%script, "AH01215: malformed header from script '{script}': Bad header: {bad}");
-                return Err(());
-            }
-        };
-        if let Some(location) = cgi.local_redirect {
-            // RFC 3875 6.2.2: the server answers as if the client had asked for `location`.
-            // The edge does that, since the new target may be a static file or another script.
-            *self = Stdout::Discard;
-            let marker = [(wire::LOCAL_REDIRECT.to_string(), location.into_bytes())];
-            return out.head(200, "OK", &marker).map_err(|_| ());
-        }
-        *self = Stdout::Body;
-        out.head(cgi.status, &cgi.reason, &cgi.headers).map_err(|_| ())?;
-        out.body(&rest).map_err(|_| ())
-    }
-}
-
-/// Position of the end of the header block and of the body's start (after `\n\n` or `\r\n\r\n`).
-fn find_blank_line(bytes: &[u8]) -> Option<(usize, usize)> {
-    let mut line_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'\n' {
-            let line = &bytes[line_start..i];
-            if line.is_empty() || line == b"\r" {
-                return Some((line_start, i + 1));
-            }
-            line_start = i + 1;
-        }
-    }
-    None
-}
-
-/// Logs the script's stderr a line at a time, with the script's name, as Apache's mod_cgi does.
-fn log_stderr(bytes: &[u8], pending: &mut Vec<u8>, script: &str) {
-    pending.extend_from_slice(bytes);
-    while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
-        let line: Vec<u8> = pending.drain(..=newline).collect();
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end();
-        if !text.is_empty() {
-            tracing::error!(%script, "AH01215: {text}: {script}");
-        }
-    }
-    if pending.len() > 8192 {
-        let text = String::from_utf8_lossy(pending).into_owned();
-        pending.clear();
-        tracing::error!(%script, "AH01215: {text}: {script}");
-    }
 }
 
 /// The `setrlimit` calls a script's child process makes before exec, computed beforehand so the
@@ -544,13 +379,6 @@ fn rlimit_values(limits: &RLimits) -> Vec<(libc::__rlimit_resource_t, libc::rlim
         out.push((resource, libc::rlimit { rlim_cur: soft, rlim_max: hard }));
     }
     out
-}
-
-fn kill_group(child: &mut Child) {
-    let pid = child.id() as i32;
-    // The script leads its own process group (process_group(0) above), so -pid names it.
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-    let _ = child.wait();
 }
 
 #[cfg(test)]
@@ -589,12 +417,5 @@ mod tests {
         assert_eq!(s.target("/cgi-bin/").unwrap(), Err(Refusal::NotFound));
         assert!(s.target("/static/x").is_none());
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn blank_line_forms() {
-        assert_eq!(find_blank_line(b"A: b\n\nbody"), Some((5, 6)));
-        assert_eq!(find_blank_line(b"A: b\r\n\r\nbody"), Some((6, 8)));
-        assert_eq!(find_blank_line(b"A: b\r\n"), None);
     }
 }

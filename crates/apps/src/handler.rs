@@ -12,7 +12,11 @@ use crate::request::Request;
 pub trait Handler {
     /// Called once in each new worker, before its first request: open libraries and files here.
     fn init(&mut self) {}
-    /// Answers one request. The body has been read whole by the edge before the worker saw it.
+    /// Answers one request. `request.body` holds the whole body: the worker reads it into memory
+    /// before calling the handler, bounded by the request's Content-Length, which the edge
+    /// limits by `LimitRequestBody`. Memory for a Handler thus grows with the bodies it accepts
+    /// (CGI scripts, by contrast, read theirs as a stream): set LimitRequestBody with the
+    /// largest body a handler must take in mind.
     fn handle(&mut self, request: &Request) -> Response;
     /// Called once when the worker leaves normally (recycling, reload, stop).
     fn exit(&mut self) {}

@@ -6,19 +6,26 @@
 //! Depends on weir-prefork's worker-side types and weir-conf's plain types; no TLS, no async
 //! runtime.
 
+pub mod body;
 pub mod cgi;
 mod cgi_head;
+mod cgi_output;
+mod cgi_relay;
 pub mod handler;
 pub mod request;
 pub mod response;
 
 use std::cell::Cell;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::time::Instant;
 
 use weir_prefork::{AfterRequest, ConnectionHandler, Slot};
 
+pub use crate::body::RequestBody;
 pub use crate::handler::{Handler, Response};
 pub use crate::request::{Request, TlsFacts};
 
@@ -56,10 +63,8 @@ impl ConnectionHandler for HttpWorker {
 
     fn serve(&mut self, stream: &UnixStream, slot: &Slot, keep_alive: bool) -> AfterRequest {
         let _ = stream.set_read_timeout(Some(self.cgi.timeout));
-        let mut reader = stream;
-        let mut continue_to = stream;
-        let request = match Request::read_from(&mut reader, &mut continue_to) {
-            Ok(request) => request,
+        let (mut request, mut body) = match Request::read_head(stream) {
+            Ok(read) => read,
             Err(error) => {
                 tracing::debug!(%error, "worker dropped a request it could not read");
                 return AfterRequest::Close;
@@ -78,32 +83,50 @@ impl ConnectionHandler for HttpWorker {
             true => ResponseWriter::keeping_alive(buffered, whole.clone()),
             false => ResponseWriter::new(buffered),
         };
-        let after = self.dispatch(&request, out);
+        let after = self.dispatch(&mut request, &mut body, out);
         slot.end_request(sent.get());
         match after {
-            AfterRequest::KeepAlive if !whole.get() => AfterRequest::Close,
+            // Another request follows on this connection only after a whole response to one
+            // whose body was taken whole: left-over body bytes would be read as the next head.
+            AfterRequest::KeepAlive if !whole.get() || !body.is_consumed() => AfterRequest::Close,
             after => after,
         }
     }
 }
 
 impl HttpWorker {
-    fn dispatch<W: std::io::Write>(&mut self, request: &Request, out: ResponseWriter<W>) -> AfterRequest {
+    /// Routes the request by its head, then takes its body as the route needs it: whole for a
+    /// Handler, streamed for a script, not at all for a refusal.
+    fn dispatch<S: Read + Write + AsFd, W: Write>(
+        &mut self,
+        request: &mut Request,
+        body: &mut RequestBody<S>,
+        mut out: ResponseWriter<W>,
+    ) -> AfterRequest {
         let path = request.path().to_string();
         if let Some((_, handler)) =
             self.handlers.iter_mut().find(|(route, _)| handler::route_matches(route, &path))
         {
+            request.body = match body.read_all() {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    tracing::debug!(%error, "the request body did not arrive whole");
+                    return AfterRequest::Close;
+                }
+            };
             return run_handler(handler.as_mut(), request, out);
         }
-        match self.cgi.target(&path) {
-            Some(Ok(target)) => cgi::serve(&self.cgi, &target, request, out),
-            Some(Err(Refusal::Forbidden)) => {
-                let _ = out.simple(403, reason(403), "Forbidden\n");
+        let refusal = match self.cgi.target(&path) {
+            Some(Ok(target)) => {
+                cgi::serve(&self.cgi, &target, request, body, out);
+                return AfterRequest::KeepAlive;
             }
-            Some(Err(Refusal::NotFound)) | None => {
-                let _ = out.simple(404, reason(404), "Not Found\n");
-            }
-        }
+            Some(Err(Refusal::Forbidden)) => 403,
+            Some(Err(Refusal::NotFound)) | None => 404,
+        };
+        body.settle_for(&mut out, Instant::now() + self.cgi.timeout);
+        let text = if refusal == 403 { "Forbidden\n" } else { "Not Found\n" };
+        let _ = out.simple(refusal, reason(refusal), text);
         AfterRequest::KeepAlive
     }
 }

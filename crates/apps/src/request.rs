@@ -2,12 +2,14 @@
 //!
 //! The edge has already checked and re-framed the request (origin-form target, exactly one
 //! Content-Length, no Transfer-Encoding), so this reader is strict and small: httparse for the
-//! head, then exactly Content-Length bytes of body.
+//! head, then the body as the edge–worker contract says (see [`crate::body`]).
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 
 use weir_conf::wire;
+
+use crate::body::RequestBody;
 
 /// Most bytes of request head accepted from the edge (its own limits are far lower).
 const MAX_HEAD: usize = 128 * 1024;
@@ -24,6 +26,9 @@ pub struct Request {
     pub protocol: String,
     /// Header fields in order, names as sent.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The whole body, for a Handler (read after routing, bounded by the head's Content-Length,
+    /// which the edge limits by LimitRequestBody). Always empty for CGI, whose body is streamed
+    /// into the script's stdin and never held whole.
     pub body: Vec<u8>,
     /// The client's address as the edge saw it (`Forwarded: for=`).
     pub client: Option<SocketAddr>,
@@ -59,13 +64,11 @@ pub enum ReadError {
 const READ_CHUNK: usize = 8192;
 
 impl Request {
-    /// Reads one request: the head, then its Content-Length body. A head with
-    /// `Expect: 100-continue` gets `HTTP/1.1 100 Continue` on `continue_to` before the body is
-    /// read: the edge sends a large body only after it.
-    pub fn read_from(
-        stream: &mut impl Read,
-        continue_to: &mut impl std::io::Write,
-    ) -> Result<Request, ReadError> {
+    /// Reads one request's head from the edge, and with it the body as the contract has it
+    /// ([`wire::INLINE_BODY`]): an inline body whole; a larger one left on the socket, to be
+    /// read through the returned [`RequestBody`] once the request has been routed. `body` is
+    /// empty here; a Handler's is filled in after routing ([`RequestBody::read_all`]).
+    pub fn read_head<S: Read>(mut stream: S) -> Result<(Request, RequestBody<S>), ReadError> {
         // Read straight into the heap buffer: a stack array would leave its pages touched for
         // the worker's whole life.
         let mut buffer: Vec<u8> = Vec::new();
@@ -87,23 +90,10 @@ impl Request {
             let mut parsed = httparse::Request::new(&mut fields);
             match parsed.parse(&buffer) {
                 Ok(httparse::Status::Complete(head_len)) => {
-                    let mut request = Self::from_parsed(&parsed)?;
-                    let length = request.content_length()?;
-                    if request.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
-                        continue_to.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-                    }
-                    let mut body = buffer.split_off(head_len);
-                    if body.len() > length {
-                        return Err(ReadError::Malformed("more body than Content-Length".into()));
-                    }
-                    body.reserve_exact(length - body.len());
-                    let missing = (length - body.len()) as u64;
-                    stream.take(missing).read_to_end(&mut body)?;
-                    if body.len() != length {
-                        return Err(ReadError::Truncated);
-                    }
-                    request.body = body;
-                    return Ok(request);
+                    let request = Self::from_parsed(&parsed)?;
+                    let early = buffer.split_off(head_len);
+                    let body = request.body_after_head(stream, early)?;
+                    return Ok((request, body));
                 }
                 Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => continue,
                 Ok(httparse::Status::Partial) => {
@@ -112,6 +102,35 @@ impl Request {
                 Err(error) => return Err(ReadError::Malformed(error.to_string())),
             }
         }
+    }
+
+    /// The body that follows this head, `early` being the bytes read past the head.
+    fn body_after_head<S: Read>(
+        &self,
+        mut stream: S,
+        mut early: Vec<u8>,
+    ) -> Result<RequestBody<S>, ReadError> {
+        let length = self.content_length()?;
+        if early.len() as u64 > length {
+            return Err(ReadError::Malformed("more body than Content-Length".into()));
+        }
+        let withheld = self.header("expect").is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+        if withheld {
+            if !early.is_empty() {
+                return Err(ReadError::Malformed("body sent before 100 Continue".into()));
+            }
+            return Ok(RequestBody::new(stream, early, length, true));
+        }
+        if length <= wire::INLINE_BODY {
+            // Inline: read whole now, as the edge sent it with the head.
+            let missing = length - early.len() as u64;
+            early.reserve_exact(missing as usize);
+            (&mut stream).take(missing).read_to_end(&mut early)?;
+            if early.len() as u64 != length {
+                return Err(ReadError::Truncated);
+            }
+        }
+        Ok(RequestBody::new(stream, early, length, false))
     }
 
     fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, ReadError> {
@@ -145,7 +164,7 @@ impl Request {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
-    fn content_length(&self) -> Result<usize, ReadError> {
+    fn content_length(&self) -> Result<u64, ReadError> {
         match self.header("content-length") {
             None => Ok(0),
             Some(value) => value
@@ -186,21 +205,79 @@ fn forwarded_for(value: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
 
     #[test]
-    fn reads_head_and_body() {
+    fn reads_head_and_inline_body() {
         let raw = b"POST /cgi-bin/x?a=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nForwarded: for=\"[::1]:4000\";proto=https\r\n\r\nhello";
-        let request = Request::read_from(&mut &raw[..], &mut std::io::sink()).unwrap();
+        let (request, mut body) = Request::read_head(&raw[..]).unwrap();
         assert_eq!(request.method, "POST");
         assert_eq!(request.path(), "/cgi-bin/x");
         assert_eq!(request.query(), "a=1");
-        assert_eq!(request.body, b"hello");
         assert_eq!(request.client, Some("[::1]:4000".parse().unwrap()));
+        assert_eq!(body.length(), 5);
+        assert!(body.has_buffered(), "an inline body is read with its head");
+        let mut text = Vec::new();
+        body.read_to_end(&mut text).unwrap();
+        assert_eq!(text, b"hello");
     }
 
     #[test]
-    fn short_body_is_truncated() {
+    fn an_inline_body_is_read_whole_before_routing_even_in_pieces() {
+        let (mut edge, worker) = UnixStream::pair().unwrap();
+        let body_bytes = vec![b'b'; wire::INLINE_BODY as usize];
+        edge.write_all(format!("PUT /h HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body_bytes.len()).as_bytes())
+            .unwrap();
+        edge.write_all(&body_bytes).unwrap();
+        let (_, body) = Request::read_head(&worker).unwrap();
+        assert_eq!(body.length(), wire::INLINE_BODY);
+        assert!(!body.is_withheld());
+        // Nothing is left on the socket: the whole body came with the head.
+        worker.set_nonblocking(true).unwrap();
+        let mut probe = [0u8; 1];
+        assert!((&worker).read(&mut probe).is_err(), "the inline body was read whole");
+    }
+
+    #[test]
+    fn a_large_body_is_left_on_the_socket() {
+        let (mut edge, worker) = UnixStream::pair().unwrap();
+        let length = wire::INLINE_BODY + 1;
+        edge.write_all(format!("POST /x HTTP/1.1\r\nContent-Length: {length}\r\n\r\nfirst").as_bytes())
+            .unwrap();
+        let (_, mut body) = Request::read_head(&worker).unwrap();
+        assert!(!body.is_withheld(), "no Expect: the body follows the head");
+        assert_eq!(body.left(), length);
+        let mut first = [0u8; 5];
+        body.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"first");
+        assert_eq!(body.left(), length - 5, "the rest is read only when asked for");
+    }
+
+    #[test]
+    fn an_announced_body_waits_for_100_continue() {
+        let raw = b"POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 70000\r\n\r\n";
+        let (_, body) = Request::read_head(&raw[..]).unwrap();
+        assert!(body.is_withheld());
+        assert_eq!(body.length(), 70_000);
+        assert!(!body.has_buffered());
+
+        let early = b"POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 70000\r\n\r\nxyz";
+        assert!(
+            matches!(Request::read_head(&early[..]), Err(ReadError::Malformed(_))),
+            "a body sent before 100 Continue breaks the contract"
+        );
+    }
+
+    #[test]
+    fn short_inline_body_is_truncated() {
         let raw = b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nhello";
-        assert!(matches!(Request::read_from(&mut &raw[..], &mut std::io::sink()), Err(ReadError::Truncated)));
+        assert!(matches!(Request::read_head(&raw[..]), Err(ReadError::Truncated)));
+    }
+
+    #[test]
+    fn more_body_than_announced_is_malformed() {
+        let raw = b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhello";
+        assert!(matches!(Request::read_head(&raw[..]), Err(ReadError::Malformed(_))));
     }
 }

@@ -28,6 +28,15 @@ impl<W: Write> ResponseWriter<W> {
         ResponseWriter { out, head_sent: false, kept: Some(whole) }
     }
 
+    /// Withdraws the offer of keep-alive before the head goes out (`Connection: close`): for a
+    /// response after which the connection cannot carry another request, such as a refusal
+    /// whose announced body the edge never sent.
+    pub fn without_keep_alive(&mut self) {
+        if !self.head_sent {
+            self.kept = None;
+        }
+    }
+
     /// Whether the head has gone out (after which an error can only cut the body short).
     pub fn head_sent(&self) -> bool {
         self.head_sent
@@ -153,6 +162,14 @@ mod tests {
         writer.finish().unwrap();
         assert!(whole.get());
         assert!(String::from_utf8(out).unwrap().contains("Connection: keep-alive\r\n\r\n"));
+
+        let withdrawn = Rc::new(Cell::new(false));
+        let mut out = Vec::new();
+        let mut writer = ResponseWriter::keeping_alive(&mut out, withdrawn.clone());
+        writer.without_keep_alive();
+        writer.simple(404, "Not Found", "x").unwrap();
+        assert!(!withdrawn.get(), "a withdrawn offer keeps nothing");
+        assert!(String::from_utf8(out).unwrap().contains("Connection: close\r\n\r\n"));
 
         let cut = Rc::new(Cell::new(false));
         let mut writer = ResponseWriter::keeping_alive(Vec::new(), cut.clone());

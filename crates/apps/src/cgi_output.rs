@@ -1,0 +1,126 @@
+//! A CGI script's output: its header block, turned into the response head (or a local
+//! redirect), then its body, streamed to the edge as it comes; and its stderr, logged a line at a
+//! time.
+
+use std::io::Write;
+
+use weir_conf::wire;
+
+use crate::cgi_head::CgiHead;
+use crate::response::ResponseWriter;
+
+/// Most bytes of CGI header block accepted before the blank line.
+const MAX_CGI_HEAD: usize = 64 * 1024;
+
+/// Where the script's stdout is: in its header block, in its body, or in the body of a local
+/// redirect, which is read and dropped.
+pub(crate) enum Stdout {
+    Head(Vec<u8>),
+    Body,
+    Discard,
+}
+
+impl Stdout {
+    /// Takes a piece of stdout: collects the header block, then streams the body.
+    pub(crate) fn take<W: Write>(
+        &mut self,
+        bytes: &[u8],
+        nph: bool,
+        out: &mut ResponseWriter<W>,
+        script: &str,
+    ) -> Result<(), ()> {
+        let head = match self {
+            Stdout::Body => return out.body(bytes).map_err(|_| ()),
+            Stdout::Discard => return Ok(()),
+            Stdout::Head(head) => head,
+        };
+        head.extend_from_slice(bytes);
+        let Some((head_len, body_start)) = find_blank_line(head) else {
+            if head.len() > MAX_CGI_HEAD {
+                tracing::error!(%script, "AH01217: malformed header from script '{script}': header block too large");
+                return Err(());
+            }
+            return Ok(());
+        };
+        let rest = head.split_off(body_start);
+        head.truncate(head_len);
+        let text = String::from_utf8_lossy(head).into_owned();
+        let cgi = match CgiHead::parse(&text, nph) {
+            Ok(cgi) => cgi,
+            Err(bad) => {
+                tracing::error!(%script, "AH01215: malformed header from script '{script}': Bad header: {bad}");
+                return Err(());
+            }
+        };
+        if let Some(location) = cgi.local_redirect {
+            // RFC 3875 6.2.2: the server answers as if the client had asked for `location`.
+            // The edge does that, since the new target may be a static file or another script.
+            *self = Stdout::Discard;
+            let marker = [(wire::LOCAL_REDIRECT.to_string(), location.into_bytes())];
+            return out.head(200, "OK", &marker).map_err(|_| ());
+        }
+        *self = Stdout::Body;
+        out.head(cgi.status, &cgi.reason, &cgi.headers).map_err(|_| ())?;
+        out.body(&rest).map_err(|_| ())
+    }
+}
+
+/// Position of the end of the header block and of the body's start (after `\n\n` or `\r\n\r\n`).
+fn find_blank_line(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut line_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' {
+            let line = &bytes[line_start..i];
+            if line.is_empty() || line == b"\r" {
+                return Some((line_start, i + 1));
+            }
+            line_start = i + 1;
+        }
+    }
+    None
+}
+
+/// Logs the script's stderr a line at a time, with the script's name, as Apache's mod_cgi does.
+pub(crate) fn log_stderr(bytes: &[u8], pending: &mut Vec<u8>, script: &str) {
+    pending.extend_from_slice(bytes);
+    while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = pending.drain(..=newline).collect();
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if !text.is_empty() {
+            tracing::error!(%script, "AH01215: {text}: {script}");
+        }
+    }
+    if pending.len() > 8192 {
+        let text = String::from_utf8_lossy(pending).into_owned();
+        pending.clear();
+        tracing::error!(%script, "AH01215: {text}: {script}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_line_forms() {
+        assert_eq!(find_blank_line(b"A: b\n\nbody"), Some((5, 6)));
+        assert_eq!(find_blank_line(b"A: b\r\n\r\nbody"), Some((6, 8)));
+        assert_eq!(find_blank_line(b"A: b\r\n"), None);
+    }
+
+    #[test]
+    fn the_body_streams_once_the_head_is_whole() {
+        let mut sent = Vec::new();
+        let mut out = ResponseWriter::new(&mut sent);
+        let mut state = Stdout::Head(Vec::new());
+        state.take(b"Status: 201 Created\r\nX-A: b\r", false, &mut out, "s").unwrap();
+        assert!(!out.head_sent(), "not before the blank line");
+        state.take(b"\n\r\nfirst", false, &mut out, "s").unwrap();
+        state.take(b"second", false, &mut out, "s").unwrap();
+        out.finish().unwrap();
+        let text = String::from_utf8(sent).unwrap();
+        assert!(text.starts_with("HTTP/1.1 201 Created\r\nX-A: b\r\n"), "{text}");
+        assert!(text.ends_with("5\r\nfirst\r\n6\r\nsecond\r\n0\r\n\r\n"), "{text}");
+    }
+}
