@@ -7,6 +7,7 @@ mod attacks;
 mod cgi;
 mod config;
 mod edge_rules;
+mod fairness;
 mod observability;
 mod operations;
 mod pool;

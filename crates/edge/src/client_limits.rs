@@ -1,5 +1,6 @@
 //! Per-client limits checked before a connection costs anything: MaxConnections,
-//! MaxConnectionsPerIP, a bound on TLS handshakes in progress, and RateLimit per address.
+//! MaxConnectionsPerIP (per source: an IPv4 address or an IPv6 /64), and RateLimit per address.
+//! The handshake stage (`handshake_stage`) bounds connections that have not yet proved themselves.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,11 +12,9 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use weir_conf::edge::RateLimit;
 
-/// TLS handshakes allowed in progress at once: they cost CPU, and a flood of them must not
-/// starve connections that are already established.
-pub const MAX_HANDSHAKES: usize = 1024;
+use crate::source::Source;
 
-/// Open connections, globally and per client address.
+/// Open connections, globally and per source.
 pub struct ConnectionLimits {
     max_total: usize,
     max_per_ip: usize,
@@ -25,13 +24,13 @@ pub struct ConnectionLimits {
 #[derive(Default)]
 struct Counts {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    per_source: HashMap<Source, usize>,
 }
 
 /// Holds one connection's place; released on drop.
 pub struct ConnectionSlot {
     limits: Arc<ConnectionLimits>,
-    ip: IpAddr,
+    source: Source,
 }
 
 /// Why a connection was refused.
@@ -46,19 +45,30 @@ impl ConnectionLimits {
         Arc::new(ConnectionLimits { max_total, max_per_ip, state: Mutex::new(Counts::default()) })
     }
 
-    /// Takes a place for a connection from `ip`, or says which limit is reached.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Over> {
+    /// Takes a place for a connection from `source`, or says which limit is reached.
+    pub fn admit(self: &Arc<Self>, source: Source) -> Result<ConnectionSlot, Over> {
+        self.take(source, true)
+    }
+
+    /// Takes a place although MaxConnections is reached, still within MaxConnectionsPerIP: for a
+    /// connection for which another has just been evicted (its place comes free as soon as its
+    /// task runs, so the overshoot is bounded by the evictions in flight).
+    pub fn admit_in_place_of_evicted(self: &Arc<Self>, source: Source) -> Result<ConnectionSlot, Over> {
+        self.take(source, false)
+    }
+
+    fn take(self: &Arc<Self>, source: Source, check_total: bool) -> Result<ConnectionSlot, Over> {
         let mut counts = self.state.lock().map_err(|_| Over::Total)?;
-        if self.max_total > 0 && counts.total >= self.max_total {
+        if check_total && self.max_total > 0 && counts.total >= self.max_total {
             return Err(Over::Total);
         }
-        let mine = counts.per_ip.entry(ip).or_insert(0);
+        let mine = counts.per_source.entry(source).or_insert(0);
         if self.max_per_ip > 0 && *mine >= self.max_per_ip {
             return Err(Over::PerIp);
         }
         *mine += 1;
         counts.total += 1;
-        Ok(ConnectionSlot { limits: self.clone(), ip })
+        Ok(ConnectionSlot { limits: self.clone(), source })
     }
 
     /// Open connections now.
@@ -68,14 +78,14 @@ impl ConnectionLimits {
 }
 
 impl ConnectionSlot {
-    /// Moves the slot to another address: the real client named by a PROXY header.
-    pub fn rekey(self, ip: IpAddr) -> Result<ConnectionSlot, Over> {
-        if ip == self.ip {
+    /// Moves the slot to another source: the real client named by a PROXY header.
+    pub fn rekey(self, source: Source) -> Result<ConnectionSlot, Over> {
+        if source == self.source {
             return Ok(self);
         }
         let limits = self.limits.clone();
         drop(self);
-        limits.admit(ip)
+        limits.admit(source)
     }
 }
 
@@ -83,10 +93,10 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         if let Ok(mut counts) = self.limits.state.lock() {
             counts.total = counts.total.saturating_sub(1);
-            if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+            if let Some(n) = counts.per_source.get_mut(&self.source) {
                 *n -= 1;
                 if *n == 0 {
-                    counts.per_ip.remove(&self.ip);
+                    counts.per_source.remove(&self.source);
                 }
             }
         }
@@ -126,11 +136,15 @@ impl RequestRate {
 mod tests {
     use super::*;
 
+    fn source(text: &str) -> Source {
+        Source::of(text.parse().unwrap())
+    }
+
     #[test]
     fn per_ip_and_total() {
         let limits = ConnectionLimits::new(3, 2);
-        let a: IpAddr = "127.0.0.1".parse().unwrap();
-        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let a = source("127.0.0.1");
+        let b = source("127.0.0.2");
         let a1 = limits.admit(a).unwrap();
         let _a2 = limits.admit(a).unwrap();
         assert_eq!(limits.admit(a).err(), Some(Over::PerIp));
@@ -138,6 +152,25 @@ mod tests {
         assert_eq!(limits.admit(b).err(), Some(Over::Total));
         drop(a1);
         assert!(limits.admit(a).is_ok());
+    }
+
+    #[test]
+    fn per_ip_counts_an_ipv6_slash_64_as_one() {
+        let limits = ConnectionLimits::new(0, 2);
+        let _one = limits.admit(source("2001:db8:5:6::1")).unwrap();
+        let _two = limits.admit(source("2001:db8:5:6::abcd")).unwrap();
+        assert_eq!(limits.admit(source("2001:db8:5:6:1:2:3:4")).err(), Some(Over::PerIp));
+        assert!(limits.admit(source("2001:db8:5:7::1")).is_ok(), "the next /64 has its own share");
+    }
+
+    #[test]
+    fn a_place_taken_for_an_evicted_connection_still_respects_the_per_source_cap() {
+        let limits = ConnectionLimits::new(1, 1);
+        let _a = limits.admit(source("127.0.0.2")).unwrap();
+        assert_eq!(limits.admit(source("127.0.0.3")).err(), Some(Over::Total));
+        let _b = limits.admit_in_place_of_evicted(source("127.0.0.3")).unwrap();
+        assert_eq!(limits.total(), 2);
+        assert_eq!(limits.admit_in_place_of_evicted(source("127.0.0.2")).err(), Some(Over::PerIp));
     }
 
     #[test]
