@@ -87,3 +87,46 @@ fn one_address_holding_the_handshake_stage_does_not_lock_out_another() {
     assert!(evicted > 0, "the stage was full, yet nothing was evicted:\n{status}");
     assert!(weir.logs().contains("handshake stage full"), "no notice line about the evictions");
 }
+
+/// One request on a new TLS connection from 127.0.0.`last`: its status, or why there was none.
+async fn request_from(
+    addr: SocketAddr,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+    last: u8,
+) -> Result<u16, String> {
+    let attempt = async {
+        let mut stream = attack::tls_connect_with(addr, tls, from(last)).await?;
+        attack::exchange(&mut stream, b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n").await
+    };
+    match tokio::time::timeout(PROBE_BOUND, attempt).await {
+        Ok(Ok(reply)) => Ok(reply.status),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {PROBE_BOUND:?}")),
+    }
+}
+
+#[test]
+fn one_source_gets_half_of_max_connections_and_unproven_connections_give_way() {
+    let weir = Site::new().start("MaxConnections 40\nMaxConnectionsPerIP auto\n");
+    assert!(
+        weir.logs().contains("MaxConnections 40, MaxConnectionsPerIP 20"),
+        "auto per source is half of MaxConnections:\n{}",
+        weir.logs()
+    );
+    let tls = attack::tls_config(&weir.cert_pem);
+    let addr = weir.addr();
+    runtime().block_on(async {
+        // 127.0.0.2 takes its share with established TLS connections...
+        let mut established = Vec::new();
+        for _ in 0..20 {
+            established.push(attack::tls_connect_with(addr, &tls, from(2)).await.expect("within the share"));
+        }
+        // ...and no more.
+        assert!(request_from(addr, &tls, 2).await.is_err(), "a 21st connection from 127.0.0.2 was served");
+        // 127.0.0.4 fills the rest of MaxConnections with connections that never handshake.
+        let silent = hold(addr, from(4), 20, &[]).await;
+        // A newcomer is not refused: one of the silent connections gives way.
+        assert_eq!(request_from(addr, &tls, 3).await, Ok(200), "127.0.0.3 was kept out at MaxConnections");
+        drop((established, silent));
+    });
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use weir_conf::edge::RateLimit;
+use weir_conf::edge::{ConnectionCap, RateLimit};
 
 use crate::source::Source;
 
@@ -25,6 +25,68 @@ pub struct ConnectionLimits {
 struct Counts {
     total: usize,
     per_source: HashMap<Source, usize>,
+}
+
+/// Descriptors the edge keeps besides client connections and the pool's: listeners, logs,
+/// the runtime, certificate and document files being served.
+const RESERVED_DESCRIPTORS: usize = 256;
+/// Memory budgeted per connection for `MaxConnections auto`: an idle TLS connection costs the
+/// edge about 10 KiB (benches/RESULTS.md), one in mid-request its TLS record and head buffers
+/// too; 32 KiB each within a quarter of RAM leaves the rest to the pool's workers.
+const BYTES_PER_CONNECTION: u64 = 32 << 10;
+/// The smallest `auto` figure, however tight the descriptors.
+const AUTO_FLOOR: usize = 64;
+
+/// What `auto` is measured from.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    /// The edge's RLIMIT_NOFILE (the supervisor has raised the soft limit to the hard one).
+    pub descriptors: u64,
+    /// MemTotal, if known.
+    pub memory: Option<u64>,
+    /// Each request in the pool holds a Unix socket, and a spilled body a file.
+    pub max_request_workers: usize,
+}
+
+impl Capacity {
+    /// This process's figures.
+    pub fn of_this_process(max_request_workers: usize) -> Capacity {
+        use nix::sys::resource::{getrlimit, Resource};
+        let descriptors = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+        let memory = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
+        Capacity { descriptors, memory, max_request_workers }
+    }
+
+    /// `MaxConnections auto`: what the descriptors allow, and what a quarter of memory does.
+    fn auto_total(&self) -> usize {
+        let fds =
+            (self.descriptors as usize).saturating_sub(RESERVED_DESCRIPTORS + 2 * self.max_request_workers);
+        let memory = self.memory.map_or(usize::MAX, |m| (m / 4 / BYTES_PER_CONNECTION) as usize);
+        fds.min(memory).max(AUTO_FLOOR)
+    }
+}
+
+/// MaxConnections and MaxConnectionsPerIP as numbers (0: no limit), `auto` resolved. Per source,
+/// `auto` is half of the total: one source can never take every place, and a site behind one
+/// NAT address (a fleet of telemetry devices, say) still has thousands. Connections that have
+/// not finished their handshake are kept fair by the handshake stage, not by this cap.
+pub fn resolve(total: ConnectionCap, per_ip: ConnectionCap, capacity: &Capacity) -> (usize, usize) {
+    let auto = capacity.auto_total();
+    let total = match total {
+        ConnectionCap::Auto => auto,
+        ConnectionCap::Unlimited => 0,
+        ConnectionCap::At(n) => n,
+    };
+    let per_ip = match per_ip {
+        ConnectionCap::Auto => (if total > 0 { total } else { auto } / 2).max(1),
+        ConnectionCap::Unlimited => 0,
+        ConnectionCap::At(n) => n,
+    };
+    (total, per_ip)
 }
 
 /// Holds one connection's place; released on drop.
@@ -69,6 +131,11 @@ impl ConnectionLimits {
         *mine += 1;
         counts.total += 1;
         Ok(ConnectionSlot { limits: self.clone(), source })
+    }
+
+    /// MaxConnections and MaxConnectionsPerIP in force (0: no limit).
+    pub fn maxima(&self) -> (usize, usize) {
+        (self.max_total, self.max_per_ip)
     }
 
     /// Open connections now.
@@ -171,6 +238,22 @@ mod tests {
         let _b = limits.admit_in_place_of_evicted(source("127.0.0.3")).unwrap();
         assert_eq!(limits.total(), 2);
         assert_eq!(limits.admit_in_place_of_evicted(source("127.0.0.2")).err(), Some(Over::PerIp));
+    }
+
+    #[test]
+    fn auto_limits_follow_descriptors_and_memory() {
+        let roomy = Capacity { descriptors: 20_000, memory: Some(24 << 30), max_request_workers: 150 };
+        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::Auto, &roomy), (19_444, 9_722));
+        // A small appliance: a quarter of 1 GiB at 32 KiB a connection.
+        let small = Capacity { descriptors: 1 << 20, memory: Some(1 << 30), max_request_workers: 150 };
+        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::Auto, &small), (8_192, 4_096));
+        let tight = Capacity { descriptors: 256, memory: None, max_request_workers: 150 };
+        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::Auto, &tight), (64, 32));
+        // Explicit figures win; the per-source auto follows an explicit total.
+        assert_eq!(resolve(ConnectionCap::At(1_000), ConnectionCap::Auto, &roomy), (1_000, 500));
+        assert_eq!(resolve(ConnectionCap::Unlimited, ConnectionCap::Auto, &roomy), (0, 9_722));
+        assert_eq!(resolve(ConnectionCap::Unlimited, ConnectionCap::Unlimited, &roomy), (0, 0));
+        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::At(7), &roomy), (19_444, 7));
     }
 
     #[test]

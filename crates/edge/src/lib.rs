@@ -138,7 +138,7 @@ pub fn run(
         h1,
         limits.read_timeout.handshake,
         config.timeout,
-        client_limits::ConnectionLimits::new(limits.max_connections, limits.max_connections_per_ip),
+        connection_limits(&config),
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -193,6 +193,20 @@ pub fn run(
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(())
+}
+
+/// MaxConnections and MaxConnectionsPerIP, `auto` measured in this process, and logged.
+fn connection_limits(config: &Config) -> Arc<client_limits::ConnectionLimits> {
+    let capacity = client_limits::Capacity::of_this_process(config.pool.max_request_workers);
+    let (total, per_source) =
+        client_limits::resolve(config.edge.max_connections, config.edge.max_connections_per_ip, &capacity);
+    tracing::info!(
+        max_connections = total,
+        max_connections_per_ip = per_source,
+        descriptors = capacity.descriptors,
+        "connection limits: MaxConnections {total}, MaxConnectionsPerIP {per_source} (0: no limit)"
+    );
+    client_limits::ConnectionLimits::new(total, per_source)
 }
 
 /// The configured `<Location>`s, with `/server-status` for loopback clients added when none
