@@ -17,6 +17,7 @@ QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
     : "${BENCH_DURATION:=3}" "${BENCH_REPEAT:=1}" "${ATTACK_CONNS:=1000}" "${ATTACK_PROBE_SECONDS:=6}"
     : "${MEM_CONNS:=2000}" "${BENCH_CRITERION_TIME:=1}" "${BENCH_PERF:=0}"
+    : "${HANDSHAKE_SILENT:=1000}" "${HANDSHAKE_STALLING:=1000}" "${HANDSHAKE_PROBE_SECONDS:=6}"
 fi
 BENCH_DURATION=${BENCH_DURATION:-8}          # seconds per load run
 BENCH_REPEAT=${BENCH_REPEAT:-3}              # runs per (scenario, stack); medians and ranges
@@ -27,6 +28,10 @@ ATTACK_PROCS=${ATTACK_PROCS:-2}              # slowhttptest processes sharing -c
 ATTACK_PROBE_SECONDS=${ATTACK_PROBE_SECONDS:-10}
 ATTACK_WORKERS=${ATTACK_WORKERS:-8}          # MaxRequestWorkers during the attacks
 ATTACK_MODES=${ATTACK_MODES:-"H B X"}        # slowhttptest modes run: Slowloris, slow body, slow read
+HANDSHAKE_SILENT=${HANDSHAKE_SILENT:-5000}    # handshake phase: silent connections from 127.0.0.2
+HANDSHAKE_STALLING=${HANDSHAKE_STALLING:-5000} # ... and ones stalled inside the ClientHello
+HANDSHAKE_PROBE_SECONDS=${HANDSHAKE_PROBE_SECONDS:-10}
+HANDSHAKE_STACKS=${HANDSHAKE_STACKS:-"nginx weir"}
 MEM_CONNS=${MEM_CONNS:-10000}                # idle TLS connections held for the memory figure
 MEM_CONNS_APACHE=${MEM_CONNS_APACHE:-100}    # Apache needs a child per connection (< 150)
 BURST=${BURST:-64}                           # concurrent requests of the burst
@@ -36,7 +41,7 @@ BENCH_CRITERION=${BENCH_CRITERION:-1}        # 0 skips the cargo (criterion) ben
 BENCH_CRITERION_TIME=${BENCH_CRITERION_TIME:-2}
 BENCH_BUILD=${BENCH_BUILD:-1}                # 0: use the binaries already in target/release
 BENCH_PERF=${BENCH_PERF:-1}                  # 1: profile weir's edge serving the static file
-PHASES=${BENCH_PHASES:-"criterion memory burst load attack"}
+PHASES=${BENCH_PHASES:-"criterion memory burst load attack handshake"}
 STACKS=${BENCH_STACKS:-"apache nginx weir"}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 WEIR_BIN=${WEIR_BIN:-$TARGET_DIR/release/weir}
@@ -610,6 +615,33 @@ phase_attack() {
     done
 }
 
+# One address (127.0.0.2) holds silent and ClientHello-stalling connections, reopening any the
+# server closes; meanwhile a client on another address (127.0.0.3) makes full TLS requests.
+phase_handshake() {
+    local s port f held held_end attacker
+    for s in $HANDSHAKE_STACKS; do
+        log "handshake: $HANDSHAKE_SILENT silent + $HANDSHAKE_STALLING stalling connections from 127.0.0.2 against $s"
+        start_stack "$s" "$ATTACK_WORKERS"
+        port=${PORT[$s]} f="$W/out/handshake-$s"
+        rm -f "$f.ready" "$f.ready.end"
+        nice -n 10 $PY stall 127.0.0.1 "$port" 127.0.0.2 "$HANDSHAKE_SILENT" "$HANDSHAKE_STALLING" \
+            "$f.ready" "$((HANDSHAKE_PROBE_SECONDS + 150))" >"$f.log" 2>&1 &
+        attacker=$!
+        SLOW_PIDS=$attacker
+        wait_for 120 test -s "$f.ready" || log "the attack on $s never opened all its connections"
+        held=$(ss -Htn state established "( sport = :$port and dst 127.0.0.2 )" | wc -l)
+        PROBE_SOURCE=127.0.0.3 $PY probe "https://127.0.0.1:$port/1k.bin" "$HANDSHAKE_PROBE_SECONDS" "$f.json" >/dev/null
+        held_end=$(ss -Htn state established "( sport = :$port and dst 127.0.0.2 )" | wc -l)
+        kill "$attacker" 2>/dev/null || true
+        wait "$attacker" 2>/dev/null || true
+        SLOW_PIDS=
+        record phase=handshake stack="$s" silent="$HANDSHAKE_SILENT" stalling="$HANDSHAKE_STALLING" \
+            held_start="$held" held_end="$held_end" attack=@"$f.ready" probe=@"$f.json"
+        log "  $s: $held -> $held_end attack connections held; probe $(cat "$f.json")"
+        stop_stack "$s"
+    done
+}
+
 # For poking at the stacks by hand: BENCH_PHASES=serve benches/run.sh (Ctrl-C stops them).
 phase_serve() {
     local s
@@ -647,6 +679,9 @@ RUN_SECONDS=$(($(date +%s) - RUN_START))
     echo "attack_workers=$ATTACK_WORKERS"
     echo "attack_probe_seconds=$ATTACK_PROBE_SECONDS"
     echo "mem_conns=$MEM_CONNS"
+    echo "handshake_silent=$HANDSHAKE_SILENT"
+    echo "handshake_stalling=$HANDSHAKE_STALLING"
+    echo "handshake_probe_seconds=$HANDSHAKE_PROBE_SECONDS"
     echo "mem_conns_apache=$MEM_CONNS_APACHE"
     echo "burst=$BURST"
     echo "newtls_clients=$NEWTLS_CLIENTS"

@@ -139,7 +139,11 @@ pub fn risk_warnings(config: &Config, measured_worker_bytes: Option<u64>) -> Vec
         }
     }
     if let Some(hard) = nofile_hard_limit() {
-        let edge = config.edge.max_connections as u64;
+        let edge = match config.edge.max_connections {
+            weir_conf::edge::ConnectionCap::At(n) => n as u64,
+            // auto stays within the descriptors; 0 is no limit.
+            _ => 0,
+        };
         let need = config.pool.max_request_workers as u64 + edge;
         if edge > 0 && need > hard {
             warnings.push(format!(

@@ -7,13 +7,17 @@ Subcommands:
   pss [--workers KIND] PID...   JSON: total PSS (KiB) of the process trees, per-process list
   hold HOST PORT N READY        open N idle TLS connections, write READY with the count, hold
   probe URL SECONDS OUT         a legitimate client: one new HTTPS request every 100 ms
+                                (PROBE_SOURCE=ADDR: from that source address)
+  stall HOST PORT SOURCE SILENT STALLING READY SECONDS
+                                from SOURCE, hold SILENT connections that send nothing and
+                                STALLING ones that stop inside the ClientHello
   burst URL N OUT [--pids ...]  N concurrent requests at once; records when each completes
   parse-wrk FILE | parse-h2load FILE | parse-ab FILE...   JSON figures from a client's output
   bgcpu OURS PHASEFILE OUT      sample, every 2 s, the CPU that processes not ours use
   record OUT KEY=VALUE...       append one JSON line to the results file
   report RESULTS META OUT       write RESULTS.md from the results and run metadata
 
-Everything talks to 127.0.0.1 only.
+Everything talks to loopback addresses (127.0.0.0/8) only.
 """
 
 import asyncio
@@ -197,12 +201,85 @@ def cmd_hold(args):
     asyncio.run(main())
 
 
+# A TLS record header announcing a 512-byte handshake message, then the first bytes of a
+# ClientHello: the server must wait for the rest, which never comes.
+CLIENT_HELLO_START = bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
+
+
+def cmd_stall(args):
+    """From one source address, holds SILENT connections that send nothing and STALLING ones that
+    send the start of a ClientHello and then nothing; one the server closes is opened again after
+    a second, as an attacker keeping up the pressure would. Writes READY (JSON) once all have been
+    opened once, then holds them until SECONDS have passed."""
+    host, port, source = args[0], int(args[1]), args[2]
+    silent, stalling, ready, seconds = int(args[3]), int(args[4]), args[5], float(args[6])
+    counts = {"opened": 0, "closed_by_server": 0, "connect_failed": 0}
+    open_now = {"silent": 0, "stalling": 0}
+    deadline = time.monotonic() + seconds
+
+    async def keep(kind, first, sem):
+        loop = asyncio.get_running_loop()
+        while time.monotonic() < deadline:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                # Let connect() pick the port: thousands of sockets bound to one address.
+                sock.setsockopt(socket.SOL_IP, getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24), 1)
+                sock.bind((source, 0))
+                async with sem:
+                    await asyncio.wait_for(loop.sock_connect(sock, (host, port)), 10)
+                if first:
+                    await loop.sock_sendall(sock, first)
+            except (OSError, asyncio.TimeoutError):
+                counts["connect_failed"] += 1
+                sock.close()
+                await asyncio.sleep(1)
+                continue
+            counts["opened"] += 1
+            open_now[kind] += 1
+            try:
+                # Nothing more is sent; a read returns when the server gives up on us.
+                await asyncio.wait_for(loop.sock_recv(sock, 1024), max(0.1, deadline - time.monotonic()))
+                counts["closed_by_server"] += 1
+            except asyncio.TimeoutError:
+                pass
+            except OSError:
+                counts["closed_by_server"] += 1
+            open_now[kind] -= 1
+            sock.close()
+            await asyncio.sleep(1)
+
+    async def main():
+        sem = asyncio.Semaphore(256)
+        started = time.monotonic()
+        tasks = [asyncio.create_task(keep("silent", b"", sem)) for _ in range(silent)]
+        tasks += [asyncio.create_task(keep("stalling", CLIENT_HELLO_START, sem)) for _ in range(stalling)]
+        while counts["opened"] + counts["connect_failed"] < silent + stalling and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        with open(ready + ".tmp", "w") as f:
+            json.dump(dict(counts, open_seconds=round(time.monotonic() - started, 2), **open_now), f)
+        os.rename(ready + ".tmp", ready)
+        await asyncio.gather(*tasks)
+        with open(ready + ".end", "w") as f:
+            json.dump(dict(counts, **open_now), f)
+
+    asyncio.run(main())
+
+
 def one_request(url, timeout, method="GET", body=None):
-    """One request on a new TLS connection; (ok, seconds, status)."""
+    """One request on a new TLS connection; (ok, seconds, status). PROBE_SOURCE binds the client
+    to a source address of its own (another loopback address than an attack's)."""
     parts = urlsplit(url)
     started = time.monotonic()
+    source = os.environ.get("PROBE_SOURCE")
     try:
-        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=client_context())
+        conn = http.client.HTTPSConnection(
+            parts.hostname,
+            parts.port,
+            timeout=timeout,
+            context=client_context(),
+            source_address=(source, 0) if source else None,
+        )
         path = parts.path + ("?" + parts.query if parts.query else "")
         conn.request(method, path, body=body, headers={"Connection": "close"})
         resp = conn.getresponse()
@@ -474,6 +551,8 @@ def main():
         cmd_hold(args)
     elif cmd == "probe":
         cmd_probe(args)
+    elif cmd == "stall":
+        cmd_stall(args)
     elif cmd == "burst":
         cmd_burst(args)
     elif cmd == "parse-wrk":

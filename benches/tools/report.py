@@ -206,6 +206,7 @@ def main(args):
             f"{success:.1f} %, p99 {fmt(p99, 1)} ms | nginx {fmt((nginx_probe or {}).get('success_pct'), 1)} %, "
             f"p99 {fmt(np99, 1)} ms | {ratio_text(p99, np99)} | {verdict} |"
         )
+    handshake_target(fig, meta, w)
     per_conn = per_connection(fig, "weir")
     w(
         f"| PSS per held idle TLS connection ≤ 10 KiB | {fmt(per_conn, 1)} KiB | nginx {fmt(per_connection(fig, 'nginx'), 1)} KiB, "
@@ -292,6 +293,8 @@ def main(args):
                         f"{fmt(p.get('p99_ms'), 1)} | {fmt(p.get('max_ms'), 0)} | {errors} |"
                     )
     w("")
+
+    handshake_section(rows, meta, w)
 
     # ---- Memory ----------------------------------------------------------------------------------
     w("## Memory (PSS, from /proc/PID/smaps_rollup, summed over each stack's processes)")
@@ -435,6 +438,64 @@ def main(args):
     w("")
     with open(out, "w") as f:
         f.write("\n".join(md))
+
+
+def handshake_target(fig, meta, w):
+    """The target row of the handshake-stage attack: weir's probe 100 %, p99 ≤ nginx's."""
+    what = (
+        f"{meta.get('handshake_silent')} silent + {meta.get('handshake_stalling')} ClientHello-stalling "
+        "conns from one address: probe from another 100 %, p99 ≤ nginx's"
+    )
+    weir_probe = fig.one("handshake", "weir", "probe")
+    nginx_probe = fig.one("handshake", "nginx", "probe") or {}
+    if not weir_probe:
+        w(f"| {what} | — | — | — | not measured |")
+        return
+    success, p99, np99 = weir_probe["success_pct"], weir_probe.get("p99_ms"), nginx_probe.get("p99_ms")
+    problems = []
+    if success < 100.0:
+        problems.append(f"success {success:.1f} %")
+    if p99 is None:
+        problems.append("no successful probe")
+    elif np99 is not None and p99 > np99:
+        problems.append(f"p99 {p99 / np99:.2f}× nginx's")
+    verdict = "**met**" if not problems else "**missed**: " + "; ".join(problems)
+    w(
+        f"| {what} | {success:.1f} %, p99 {fmt(p99, 1)} ms | nginx {fmt(nginx_probe.get('success_pct'), 1)} %, "
+        f"p99 {fmt(np99, 1)} ms | {ratio_text(p99, np99)} | {verdict} |"
+    )
+
+
+def handshake_section(rows, meta, w):
+    runs = [r for r in rows if r.get("phase") == "handshake"]
+    if not runs:
+        return
+    w(
+        f"## Handshake stage ({meta.get('handshake_silent')} silent + {meta.get('handshake_stalling')} "
+        "ClientHello-stalling connections from one address)"
+    )
+    w("")
+    w(
+        "127.0.0.2 opens connections that send nothing, and as many that send the first 11 bytes of "
+        "a ClientHello and then nothing, reopening any the server closes a second later. Once all "
+        "have been opened, a client on 127.0.0.3 sends a full HTTPS request (`GET /1k.bin`, new "
+        f"connection and handshake each) every 100 ms for {meta.get('handshake_probe_seconds')} s. "
+        "*held* counts the attack's established connections on the server port when the probe starts "
+        "→ when it ends; *closed by server* counts the attack's connections the server ended "
+        "(weir's stage evicts, nginx's handshake timeout is 60 s)."
+    )
+    w("")
+    w("| stack | held | closed by server | probe success | p50 ms | p99 ms | max ms | failures |")
+    w("|---|---|---|---|---|---|---|---|")
+    for r in sorted(runs, key=lambda r: r.get("stack")):
+        p, a = r["probe"], r.get("attack") or {}
+        errors = ", ".join(f"{k} ×{v}" for k, v in sorted(p.get("errors", {}).items())) or "—"
+        w(
+            f"| {r.get('stack')} | {r.get('held_start')} → {r.get('held_end')} | {a.get('closed_by_server', '—')} "
+            f"(by the time all were open) | {p['success_pct']:.1f} % ({p['ok']}/{p['sent']}) | "
+            f"{fmt(p.get('p50_ms'), 1)} | {fmt(p.get('p99_ms'), 1)} | {fmt(p.get('max_ms'), 0)} | {errors} |"
+        )
+    w("")
 
 
 def ns(value):

@@ -9,6 +9,7 @@ mod bodies_edge;
 mod cgi;
 mod config;
 mod edge_rules;
+mod fairness;
 mod observability;
 mod operations;
 mod pool;

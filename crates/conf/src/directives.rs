@@ -505,19 +505,18 @@ pub const DIRECTIVES: &[Directive] = &[
     Directive {
         name: "MaxConnections",
         args: (1, 1),
-        help: "most client connections open at once, or 0 for no limit",
+        help: "most client connections open at once: auto (from the descriptors and memory the edge may use), 0 for no limit, or a number",
         apply: |config, args| {
-            config.edge.max_connections = values::number("MaxConnections", &args[0], 0, 10_000_000)? as usize;
+            config.edge.max_connections = edge::ConnectionCap::parse("MaxConnections", &args[0])?;
             Ok(())
         },
     },
     Directive {
         name: "MaxConnectionsPerIP",
         args: (1, 1),
-        help: "most connections open at once from one client address, or 0 for no limit",
+        help: "most connections open at once from one source (an IPv4 address or an IPv6 /64): auto (half of MaxConnections), 0 for no limit, or a number",
         apply: |config, args| {
-            config.edge.max_connections_per_ip =
-                values::number("MaxConnectionsPerIP", &args[0], 0, 10_000_000)? as usize;
+            config.edge.max_connections_per_ip = edge::ConnectionCap::parse("MaxConnectionsPerIP", &args[0])?;
             Ok(())
         },
     },

@@ -283,6 +283,36 @@ pub enum ServerSignature {
     Email,
 }
 
+/// `MaxConnections` and `MaxConnectionsPerIP`: `auto` (the default), 0 for no limit, or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectionCap {
+    /// Derived by the edge when it starts: MaxConnections from the descriptors and memory it
+    /// may use, MaxConnectionsPerIP as half of MaxConnections.
+    #[default]
+    Auto,
+    /// `0`: no limit.
+    Unlimited,
+    At(usize),
+}
+
+impl ConnectionCap {
+    pub fn parse(directive: &'static str, value: &str) -> Result<ConnectionCap, Problem> {
+        if value.eq_ignore_ascii_case("auto") {
+            return Ok(ConnectionCap::Auto);
+        }
+        let number: usize =
+            value.parse().ok().filter(|n| *n <= 10_000_000).ok_or_else(|| Problem::BadValue {
+                directive,
+                value: value.to_string(),
+                reason: "expected auto, 0 (no limit) or a whole number up to 10000000".to_string(),
+            })?;
+        Ok(match number {
+            0 => ConnectionCap::Unlimited,
+            n => ConnectionCap::At(n),
+        })
+    }
+}
+
 /// Everything the edge enforces on clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeLimits {
@@ -293,10 +323,10 @@ pub struct EdgeLimits {
     pub keep_alive: bool,
     pub keep_alive_timeout: Duration,
     pub max_keep_alive_requests: u64,
-    /// All client connections at once; 0: no limit.
-    pub max_connections: usize,
-    /// Connections at once from one client address; 0: no limit.
-    pub max_connections_per_ip: usize,
+    /// All client connections at once.
+    pub max_connections: ConnectionCap,
+    /// Connections at once from one source (an IPv4 address or an IPv6 /64).
+    pub max_connections_per_ip: ConnectionCap,
     pub rate_limit: Option<RateLimit>,
     /// How long a request may wait for a worker before 503.
     pub queue_timeout: Duration,
@@ -315,8 +345,8 @@ impl Default for EdgeLimits {
             keep_alive: true,
             keep_alive_timeout: Duration::from_secs(5),
             max_keep_alive_requests: 100,
-            max_connections: 0,
-            max_connections_per_ip: 0,
+            max_connections: ConnectionCap::Auto,
+            max_connections_per_ip: ConnectionCap::Auto,
             rate_limit: None,
             queue_timeout: Duration::from_secs(10),
             trace_enable: false,
@@ -329,6 +359,18 @@ impl Default for EdgeLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_caps() {
+        assert_eq!(ConnectionCap::parse("MaxConnections", "auto"), Ok(ConnectionCap::Auto));
+        assert_eq!(ConnectionCap::parse("MaxConnections", "AUTO"), Ok(ConnectionCap::Auto));
+        assert_eq!(ConnectionCap::parse("MaxConnections", "0"), Ok(ConnectionCap::Unlimited));
+        assert_eq!(ConnectionCap::parse("MaxConnections", "500"), Ok(ConnectionCap::At(500)));
+        for bad in ["-1", "lots", "10000001", ""] {
+            assert!(ConnectionCap::parse("MaxConnections", bad).is_err(), "{bad}");
+        }
+        assert_eq!(EdgeLimits::default().max_connections_per_ip, ConnectionCap::Auto);
+    }
 
     #[test]
     fn request_read_timeout_stages() {

@@ -1,5 +1,6 @@
 //! Per-client limits checked before a connection costs anything: MaxConnections,
-//! MaxConnectionsPerIP, a bound on TLS handshakes in progress, and RateLimit per address.
+//! MaxConnectionsPerIP (per source: an IPv4 address or an IPv6 /64), and RateLimit per address.
+//! The handshake stage (`handshake_stage`) bounds connections that have not yet proved themselves.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,13 +10,11 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use weir_conf::edge::RateLimit;
+use weir_conf::edge::{ConnectionCap, RateLimit};
 
-/// TLS handshakes allowed in progress at once: they cost CPU, and a flood of them must not
-/// starve connections that are already established.
-pub const MAX_HANDSHAKES: usize = 1024;
+use crate::source::Source;
 
-/// Open connections, globally and per client address.
+/// Open connections, globally and per source.
 pub struct ConnectionLimits {
     max_total: usize,
     max_per_ip: usize,
@@ -25,13 +24,75 @@ pub struct ConnectionLimits {
 #[derive(Default)]
 struct Counts {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    per_source: HashMap<Source, usize>,
+}
+
+/// Descriptors the edge keeps besides client connections and the pool's: listeners, logs,
+/// the runtime, certificate and document files being served.
+const RESERVED_DESCRIPTORS: usize = 256;
+/// Memory budgeted per connection for `MaxConnections auto`: an idle TLS connection costs the
+/// edge about 10 KiB (benches/RESULTS.md), one in mid-request its TLS record and head buffers
+/// too; 32 KiB each within a quarter of RAM leaves the rest to the pool's workers.
+const BYTES_PER_CONNECTION: u64 = 32 << 10;
+/// The smallest `auto` figure, however tight the descriptors.
+const AUTO_FLOOR: usize = 64;
+
+/// What `auto` is measured from.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    /// The edge's RLIMIT_NOFILE (the supervisor has raised the soft limit to the hard one).
+    pub descriptors: u64,
+    /// MemTotal, if known.
+    pub memory: Option<u64>,
+    /// Each request in the pool holds a Unix socket, and a spilled body a file.
+    pub max_request_workers: usize,
+}
+
+impl Capacity {
+    /// This process's figures.
+    pub fn of_this_process(max_request_workers: usize) -> Capacity {
+        use nix::sys::resource::{getrlimit, Resource};
+        let descriptors = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+        let memory = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
+        Capacity { descriptors, memory, max_request_workers }
+    }
+
+    /// `MaxConnections auto`: what the descriptors allow, and what a quarter of memory does.
+    fn auto_total(&self) -> usize {
+        let fds =
+            (self.descriptors as usize).saturating_sub(RESERVED_DESCRIPTORS + 2 * self.max_request_workers);
+        let memory = self.memory.map_or(usize::MAX, |m| (m / 4 / BYTES_PER_CONNECTION) as usize);
+        fds.min(memory).max(AUTO_FLOOR)
+    }
+}
+
+/// MaxConnections and MaxConnectionsPerIP as numbers (0: no limit), `auto` resolved. Per source,
+/// `auto` is half of the total: one source can never take every place, and a site behind one
+/// NAT address (a fleet of telemetry devices, say) still has thousands. Connections that have
+/// not finished their handshake are kept fair by the handshake stage, not by this cap.
+pub fn resolve(total: ConnectionCap, per_ip: ConnectionCap, capacity: &Capacity) -> (usize, usize) {
+    let auto = capacity.auto_total();
+    let total = match total {
+        ConnectionCap::Auto => auto,
+        ConnectionCap::Unlimited => 0,
+        ConnectionCap::At(n) => n,
+    };
+    let per_ip = match per_ip {
+        ConnectionCap::Auto => (if total > 0 { total } else { auto } / 2).max(1),
+        ConnectionCap::Unlimited => 0,
+        ConnectionCap::At(n) => n,
+    };
+    (total, per_ip)
 }
 
 /// Holds one connection's place; released on drop.
 pub struct ConnectionSlot {
     limits: Arc<ConnectionLimits>,
-    ip: IpAddr,
+    source: Source,
 }
 
 /// Why a connection was refused.
@@ -46,19 +107,35 @@ impl ConnectionLimits {
         Arc::new(ConnectionLimits { max_total, max_per_ip, state: Mutex::new(Counts::default()) })
     }
 
-    /// Takes a place for a connection from `ip`, or says which limit is reached.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Over> {
+    /// Takes a place for a connection from `source`, or says which limit is reached.
+    pub fn admit(self: &Arc<Self>, source: Source) -> Result<ConnectionSlot, Over> {
+        self.take(source, true)
+    }
+
+    /// Takes a place although MaxConnections is reached, still within MaxConnectionsPerIP: for a
+    /// connection for which another has just been evicted (its place comes free as soon as its
+    /// task runs, so the overshoot is bounded by the evictions in flight).
+    pub fn admit_in_place_of_evicted(self: &Arc<Self>, source: Source) -> Result<ConnectionSlot, Over> {
+        self.take(source, false)
+    }
+
+    fn take(self: &Arc<Self>, source: Source, check_total: bool) -> Result<ConnectionSlot, Over> {
         let mut counts = self.state.lock().map_err(|_| Over::Total)?;
-        if self.max_total > 0 && counts.total >= self.max_total {
+        if check_total && self.max_total > 0 && counts.total >= self.max_total {
             return Err(Over::Total);
         }
-        let mine = counts.per_ip.entry(ip).or_insert(0);
+        let mine = counts.per_source.entry(source).or_insert(0);
         if self.max_per_ip > 0 && *mine >= self.max_per_ip {
             return Err(Over::PerIp);
         }
         *mine += 1;
         counts.total += 1;
-        Ok(ConnectionSlot { limits: self.clone(), ip })
+        Ok(ConnectionSlot { limits: self.clone(), source })
+    }
+
+    /// MaxConnections and MaxConnectionsPerIP in force (0: no limit).
+    pub fn maxima(&self) -> (usize, usize) {
+        (self.max_total, self.max_per_ip)
     }
 
     /// Open connections now.
@@ -68,14 +145,14 @@ impl ConnectionLimits {
 }
 
 impl ConnectionSlot {
-    /// Moves the slot to another address: the real client named by a PROXY header.
-    pub fn rekey(self, ip: IpAddr) -> Result<ConnectionSlot, Over> {
-        if ip == self.ip {
+    /// Moves the slot to another source: the real client named by a PROXY header.
+    pub fn rekey(self, source: Source) -> Result<ConnectionSlot, Over> {
+        if source == self.source {
             return Ok(self);
         }
         let limits = self.limits.clone();
         drop(self);
-        limits.admit(ip)
+        limits.admit(source)
     }
 }
 
@@ -83,10 +160,10 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         if let Ok(mut counts) = self.limits.state.lock() {
             counts.total = counts.total.saturating_sub(1);
-            if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+            if let Some(n) = counts.per_source.get_mut(&self.source) {
                 *n -= 1;
                 if *n == 0 {
-                    counts.per_ip.remove(&self.ip);
+                    counts.per_source.remove(&self.source);
                 }
             }
         }
@@ -126,11 +203,15 @@ impl RequestRate {
 mod tests {
     use super::*;
 
+    fn source(text: &str) -> Source {
+        Source::of(text.parse().unwrap())
+    }
+
     #[test]
     fn per_ip_and_total() {
         let limits = ConnectionLimits::new(3, 2);
-        let a: IpAddr = "127.0.0.1".parse().unwrap();
-        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let a = source("127.0.0.1");
+        let b = source("127.0.0.2");
         let a1 = limits.admit(a).unwrap();
         let _a2 = limits.admit(a).unwrap();
         assert_eq!(limits.admit(a).err(), Some(Over::PerIp));
@@ -138,6 +219,41 @@ mod tests {
         assert_eq!(limits.admit(b).err(), Some(Over::Total));
         drop(a1);
         assert!(limits.admit(a).is_ok());
+    }
+
+    #[test]
+    fn per_ip_counts_an_ipv6_slash_64_as_one() {
+        let limits = ConnectionLimits::new(0, 2);
+        let _one = limits.admit(source("2001:db8:5:6::1")).unwrap();
+        let _two = limits.admit(source("2001:db8:5:6::abcd")).unwrap();
+        assert_eq!(limits.admit(source("2001:db8:5:6:1:2:3:4")).err(), Some(Over::PerIp));
+        assert!(limits.admit(source("2001:db8:5:7::1")).is_ok(), "the next /64 has its own share");
+    }
+
+    #[test]
+    fn a_place_taken_for_an_evicted_connection_still_respects_the_per_source_cap() {
+        let limits = ConnectionLimits::new(1, 1);
+        let _a = limits.admit(source("127.0.0.2")).unwrap();
+        assert_eq!(limits.admit(source("127.0.0.3")).err(), Some(Over::Total));
+        let _b = limits.admit_in_place_of_evicted(source("127.0.0.3")).unwrap();
+        assert_eq!(limits.total(), 2);
+        assert_eq!(limits.admit_in_place_of_evicted(source("127.0.0.2")).err(), Some(Over::PerIp));
+    }
+
+    #[test]
+    fn auto_limits_follow_descriptors_and_memory() {
+        let roomy = Capacity { descriptors: 20_000, memory: Some(24 << 30), max_request_workers: 150 };
+        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::Auto, &roomy), (19_444, 9_722));
+        // A small appliance: a quarter of 1 GiB at 32 KiB a connection.
+        let small = Capacity { descriptors: 1 << 20, memory: Some(1 << 30), max_request_workers: 150 };
+        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::Auto, &small), (8_192, 4_096));
+        let tight = Capacity { descriptors: 256, memory: None, max_request_workers: 150 };
+        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::Auto, &tight), (64, 32));
+        // Explicit figures win; the per-source auto follows an explicit total.
+        assert_eq!(resolve(ConnectionCap::At(1_000), ConnectionCap::Auto, &roomy), (1_000, 500));
+        assert_eq!(resolve(ConnectionCap::Unlimited, ConnectionCap::Auto, &roomy), (0, 9_722));
+        assert_eq!(resolve(ConnectionCap::Unlimited, ConnectionCap::Unlimited, &roomy), (0, 0));
+        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::At(7), &roomy), (19_444, 7));
     }
 
     #[test]

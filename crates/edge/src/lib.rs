@@ -10,6 +10,7 @@ pub mod body;
 pub mod client_limits;
 pub mod conditional;
 pub mod h1;
+pub mod handshake_stage;
 pub mod logged_body;
 pub mod pool_client;
 pub mod proxy_protocol;
@@ -19,6 +20,7 @@ pub mod response_spool;
 pub mod routes;
 pub mod server;
 pub mod site;
+pub mod source;
 pub mod spill;
 pub mod stall_guard;
 pub mod static_files;
@@ -142,7 +144,7 @@ pub fn run(
         h1,
         limits.read_timeout.handshake,
         config.timeout,
-        client_limits::ConnectionLimits::new(limits.max_connections, limits.max_connections_per_ip),
+        connection_limits(&config),
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -197,6 +199,20 @@ pub fn run(
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(())
+}
+
+/// MaxConnections and MaxConnectionsPerIP, `auto` measured in this process, and logged.
+fn connection_limits(config: &Config) -> Arc<client_limits::ConnectionLimits> {
+    let capacity = client_limits::Capacity::of_this_process(config.pool.max_request_workers);
+    let (total, per_source) =
+        client_limits::resolve(config.edge.max_connections, config.edge.max_connections_per_ip, &capacity);
+    tracing::info!(
+        max_connections = total,
+        max_connections_per_ip = per_source,
+        descriptors = capacity.descriptors,
+        "connection limits: MaxConnections {total}, MaxConnectionsPerIP {per_source} (0: no limit)"
+    );
+    client_limits::ConnectionLimits::new(total, per_source)
 }
 
 /// The configured `<Location>`s, with `/server-status` for loopback clients added when none

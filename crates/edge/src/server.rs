@@ -1,6 +1,6 @@
-//! Accept loops and connections: connection limits before anything else, the PROXY header where
-//! the listener expects one, the TLS handshake within its stage, then HTTP/1.1 (the edge's own
-//! strict reader) or h2 (hyper) by ALPN.
+//! Accept loops and connections: connection limits before anything else, then the handshake
+//! stage (the PROXY header where the listener expects one, the TLS handshake; a full stage evicts
+//! rather than refuses), then HTTP/1.1 (the edge's own strict reader) or h2 (hyper) by ALPN.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -19,13 +18,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use weir_conf::edge::StageTimeout;
 
-use crate::client_limits::{ConnectionLimits, MAX_HANDSHAKES};
+use crate::client_limits::{ConnectionLimits, ConnectionSlot, Over};
 use crate::h1::conn::{self as h1, H1Settings};
+use crate::handshake_stage::{HandshakeStage, Staged};
 use crate::pool_client::{ClientFacts, TlsInfo};
 use crate::proxy_protocol::{self, ProxiedAddress};
 use crate::reqtimeout::{Stage, StageClock};
 use crate::request_body;
 use crate::site::Site;
+use crate::source::Source;
 use crate::stall_guard::StallGuard;
 use weir_scoreboard::Reject;
 
@@ -53,7 +54,8 @@ pub struct Edge {
     /// Apache's Timeout: a client that reads nothing of its response for this long is cut off.
     pub write_timeout: Duration,
     pub limits: Arc<ConnectionLimits>,
-    pub handshakes: Arc<Semaphore>,
+    /// Connections from accept until they have proved themselves (see `handshake_stage`).
+    pub stage: Arc<HandshakeStage>,
     /// Cancelled when the edge starts draining.
     pub draining: CancellationToken,
     /// Every connection task, so a drain can wait for them.
@@ -75,7 +77,7 @@ impl Edge {
             handshake,
             write_timeout,
             limits,
-            handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
+            stage: HandshakeStage::new(crate::handshake_stage::CAPACITY),
             draining: CancellationToken::new(),
             connections: TaskTracker::new(),
             last_accept_error: Mutex::new(None),
@@ -134,23 +136,67 @@ async fn accept_loop(listener: Listener, edge: Arc<Edge>) {
                 continue;
             }
         };
-        let slot = match edge.limits.admit(peer.ip()) {
-            Ok(slot) => slot,
-            Err(over) => {
-                tracing::debug!(%peer, ?over, "connection refused by MaxConnections/MaxConnectionsPerIP");
-                edge.site.scoreboard.counters().reject(Reject::ConnectionLimit);
-                continue;
-            }
+        let source = Source::of(peer.ip());
+        let Some(slot) = edge.admit(source, peer) else {
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let Ok(local) = stream.local_addr() else {
             continue;
         };
+        let (ticket, made_room) = edge.stage.enter(source);
+        if made_room.is_some() {
+            edge.count_eviction();
+        }
+        let evicted = ticket.evicted();
+        // Plain HTTP has no handshake: the first byte of a request is its proof (after the PROXY
+        // header, on a proxy-protocol listener).
+        let first_byte_ends = listener.tls.is_none() && !listener.proxy_protocol;
+        let stream = Staged::new(stream, ticket, first_byte_ends);
         let edge_for_task = edge.clone();
         let listener = listener.clone();
         edge.connections.spawn(async move {
-            let _slot = connection(stream, peer, local, &listener, &edge_for_task, slot).await;
+            let _slot = connection(stream, evicted, peer, local, &listener, &edge_for_task, slot).await;
         });
+    }
+}
+
+impl Edge {
+    /// MaxConnections and MaxConnectionsPerIP. At MaxConnections, a connection still in the
+    /// handshake stage gives way (the one a full stage would evict), so established clients and
+    /// newcomers from other sources are not refused because one source fills the edge with
+    /// connections that never handshake.
+    fn admit(&self, source: Source, peer: SocketAddr) -> Option<ConnectionSlot> {
+        let refused = match self.limits.admit(source) {
+            Ok(slot) => return Some(slot),
+            Err(Over::Total) => match self.stage.evict_one() {
+                Some(_) => {
+                    self.count_eviction();
+                    match self.limits.admit_in_place_of_evicted(source) {
+                        Ok(slot) => return Some(slot),
+                        Err(over) => over,
+                    }
+                }
+                None => Over::Total,
+            },
+            Err(over) => over,
+        };
+        tracing::debug!(%peer, ?refused, "connection refused by MaxConnections/MaxConnectionsPerIP");
+        self.site.scoreboard.counters().reject(Reject::ConnectionLimit);
+        None
+    }
+
+    fn count_eviction(&self) {
+        self.site.scoreboard.counters().reject(Reject::HandshakeEvicted);
+    }
+}
+
+/// Runs `work` unless the connection is evicted from the handshake stage first.
+async fn unless_evicted<F: Future>(evicted: &CancellationToken, work: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        _ = evicted.cancelled() => None,
+        output = work => Some(output),
     }
 }
 
@@ -168,23 +214,30 @@ impl Edge {
 
 /// Runs one connection; returns its connection-limit slot, dropped (released) by the caller.
 async fn connection(
-    mut stream: tokio::net::TcpStream,
+    mut stream: Staged<TcpStream>,
+    evicted: CancellationToken,
     peer: SocketAddr,
     local: SocketAddr,
     listener: &Listener,
     edge: &Edge,
-    mut slot: crate::client_limits::ConnectionSlot,
-) -> Option<crate::client_limits::ConnectionSlot> {
+    mut slot: ConnectionSlot,
+) -> Option<ConnectionSlot> {
     let clock = StageClock::start(Stage::Handshake, &edge.handshake);
     let deadline = clock.as_ref().map(|c| c.deadline());
     let mut peer = peer;
     if listener.proxy_protocol {
         let budget =
             deadline.map_or(Duration::from_secs(10), |d| d.saturating_duration_since(Instant::now()));
-        match Box::pin(proxy_protocol::read_header(&mut stream, budget)).await {
+        let header = unless_evicted(&evicted, Box::pin(proxy_protocol::read_header(&mut stream, budget)));
+        let Some(header) = header.await else {
+            return Some(slot);
+        };
+        match header {
             Ok(ProxiedAddress::Proxied { client, .. }) => {
                 peer = client;
-                slot = match slot.rekey(client.ip()) {
+                let source = Source::of(client.ip());
+                stream.rekey(source);
+                slot = match slot.rekey(source) {
                     Ok(slot) => slot,
                     Err(over) => {
                         tracing::debug!(%peer, ?over, "connection refused by MaxConnectionsPerIP");
@@ -199,11 +252,15 @@ async fn connection(
                 return Some(slot);
             }
         }
+        if listener.tls.is_none() {
+            stream.end_at_first_byte();
+        }
     }
     let Some(acceptor) = &listener.tls else {
         let facts = ClientFacts { peer, local, tls: None };
         let io = StallGuard::new(stream, edge.write_timeout);
-        Box::pin(h1::serve(io, &edge.site, &facts, &edge.h1, &edge.draining)).await;
+        // The stage ends inside the reader, at the first byte; once out, nothing cancels this.
+        unless_evicted(&evicted, Box::pin(h1::serve(io, &edge.site, &facts, &edge.h1, &edge.draining))).await;
         return Some(slot);
     };
     // A task is as large as its largest phase for as long as it lives, and thousands of idle
@@ -211,9 +268,12 @@ async fn connection(
     // handshake and h2 are boxed, the TLS stream lives in a box of its own, and HTTP/1.1 (the
     // idle phase) runs inline. Measured with 5,000 idle TLS connections: the task went from
     // 9.3 KiB to 1.5 KiB, and the edge's PSS per connection from 16.1 KiB to 9.8 KiB.
-    let Some(tls_stream) = Box::pin(handshake(acceptor, stream, clock.as_ref(), peer, edge)).await else {
+    let handshake = Box::pin(handshake(acceptor, stream, clock.as_ref(), peer, edge));
+    let Some(Some(mut tls_stream)) = unless_evicted(&evicted, handshake).await else {
         return Some(slot);
     };
+    tls_stream.get_mut().0.leave();
+    drop(evicted);
     let connection = tls_stream.get_ref().1;
     let h2 = connection.alpn_protocol() == Some(b"h2");
     let facts = ClientFacts { peer, local, tls: Some(TlsInfo::of(connection)) };
@@ -226,20 +286,15 @@ async fn connection(
     Some(slot)
 }
 
-/// The TLS handshake, under the handshake stage and the cap on handshakes in flight. The stream
-/// comes back boxed: rustls's state (1.2 KiB) then never sits inline in a connection's task.
+/// The TLS handshake within the `handshake=` budget. The stream comes back boxed: rustls's state
+/// (1.2 KiB) then never sits inline in a connection's task.
 async fn handshake(
     acceptor: &TlsAcceptor,
-    stream: tokio::net::TcpStream,
+    stream: Staged<TcpStream>,
     clock: Option<&StageClock>,
     peer: SocketAddr,
     edge: &Edge,
-) -> Option<Box<TlsStream<tokio::net::TcpStream>>> {
-    // A flood of handshakes must not starve connections already established.
-    let Ok(_permit) = edge.handshakes.clone().try_acquire_owned() else {
-        tracing::debug!(%peer, "too many TLS handshakes in progress; closing");
-        return None;
-    };
+) -> Option<Box<TlsStream<Staged<TcpStream>>>> {
     let handshake = acceptor.accept(stream);
     let result = match clock {
         Some(clock) => match tokio::time::timeout_at(clock.deadline(), handshake).await {

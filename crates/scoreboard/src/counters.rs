@@ -23,10 +23,13 @@ pub enum Reject {
     ProxyHeader,
     /// TLS handshake failed or timed out.
     Handshake,
+    /// Evicted from a full handshake stage (it had sent the least, from the source holding the
+    /// most connections in the stage).
+    HandshakeEvicted,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 8] = [
+    pub const ALL: [Reject; 9] = [
         Reject::Malformed,
         Reject::Timeout,
         Reject::TooLarge,
@@ -35,6 +38,7 @@ impl Reject {
         Reject::QueueFull,
         Reject::ProxyHeader,
         Reject::Handshake,
+        Reject::HandshakeEvicted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +51,7 @@ impl Reject {
             Reject::QueueFull => "QueueFull",
             Reject::ProxyHeader => "ProxyHeader",
             Reject::Handshake => "Handshake",
+            Reject::HandshakeEvicted => "HandshakeEvicted",
         }
     }
 }
@@ -99,7 +104,7 @@ pub struct Counters {
     pub queue_wait_us: AtomicU64,
     /// Requests waiting for a worker now.
     pub queue_length: AtomicU64,
-    rejects: [AtomicU64; 8],
+    rejects: [AtomicU64; Reject::ALL.len()],
     recycles: [AtomicU64; 5],
 }
 
