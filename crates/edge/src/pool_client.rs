@@ -255,10 +255,7 @@ impl PoolClient {
         let rest = Rest { reader, sending, buffer, decoder, decoded, worker_keeps, timeout: self.timeout };
         if let Some(target) = local_redirect {
             // The body of a local redirect is not wanted: read and dropped, within Timeout.
-            let kept = tokio::time::timeout_at(deadline, rest.read(Sink::Discard)).await;
-            if let Ok(Some(stream)) = kept {
-                self.idle.put(stream);
-            }
+            let _ = tokio::time::timeout_at(deadline, rest.read(Sink::Discard, &self.idle)).await;
             drop(hold);
             return Ok(PoolAnswer::LocalRedirect(target));
         }
@@ -275,9 +272,7 @@ impl PoolClient {
             let (writer, spooled) = response_spool::spool(self.space.clone());
             let idle = self.idle.clone();
             tokio::spawn(async move {
-                if let Some(stream) = rest.read(Sink::Spool(writer)).await {
-                    idle.put(stream);
-                }
+                rest.read(Sink::Spool(writer), &idle).await;
                 drop(hold);
             });
             http_body_util::BodyExt::boxed(spooled)
@@ -421,15 +416,17 @@ struct Rest {
 }
 
 impl Rest {
-    /// Reads the response to its end into `sink`; the connection, when it may be reused. A
+    /// Reads the response to its end into `sink`, and gives the connection back to `idle` when it
+    /// may be reused, before the spool says the response is whole: a client that sends its next
+    /// request the moment it has this answer finds the worker's connection ready for it. A
     /// worker that fails now cuts the client's response short (it must not look whole).
-    async fn read(mut self, mut sink: Sink) -> Option<UnixStream> {
+    async fn read(mut self, mut sink: Sink, idle: &IdleWorkers) {
         loop {
             if !self.decoded.is_empty() {
                 if let Sink::Spool(writer) = &mut sink {
                     if writer.write(&self.decoded).await.is_err() {
                         tracing::debug!("the client left before the end of a worker's response");
-                        return None;
+                        return;
                     }
                 }
                 self.decoded.clear();
@@ -460,14 +457,16 @@ impl Rest {
                 if let Sending::Running(handle) = self.sending {
                     handle.abort();
                 }
-                return None;
+                return;
             }
+        }
+        let keep = self.worker_keeps && self.buffer.is_empty();
+        if let Some(stream) = reusable(self.reader, self.sending, keep).await {
+            idle.put(stream);
         }
         if let Sink::Spool(writer) = sink {
             writer.finish();
         }
-        let keep = self.worker_keeps && self.buffer.is_empty();
-        reusable(self.reader, self.sending, keep).await
     }
 }
 
@@ -869,6 +868,11 @@ mod tests {
                     panic!("no response with a {}-byte body: {:?}", body.len(), answer.err());
                 };
                 assert_eq!(response.status(), StatusCode::OK);
+                // Read whole, as a client would before its next request: by then the worker's
+                // connection is back among the kept ones.
+                let answered =
+                    http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+                assert_eq!(answered, body.len().to_string().as_bytes());
             }
             assert_eq!(worker.join().unwrap(), 2);
             let _ = std::fs::remove_dir_all(&dir);
