@@ -175,12 +175,16 @@ def cmd_hold(args):
     writers = []
     failures = 0
 
-    async def one(sem):
+    async def one(sem, i):
         nonlocal failures
         async with sem:
             try:
+                # Spread over 200 loopback source addresses, as devices are: no single source
+                # then holds more than a device-sized share (weir caps one source's share).
+                source = (f"127.0.1.{i % 200 + 1}", 0)
                 _, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port, ssl=ctx, server_hostname="localhost"), 30
+                    asyncio.open_connection(host, port, ssl=ctx, server_hostname="localhost", local_addr=source),
+                    30,
                 )
                 writers.append(writer)
             except Exception:
@@ -189,7 +193,7 @@ def cmd_hold(args):
     async def main():
         sem = asyncio.Semaphore(64)
         started = time.monotonic()
-        await asyncio.gather(*(one(sem) for _ in range(n)))
+        await asyncio.gather(*(one(sem, i) for i in range(n)))
         took = time.monotonic() - started
         with open(ready + ".tmp", "w") as f:
             json.dump({"held": len(writers), "failed": failures, "open_seconds": round(took, 2)}, f)
