@@ -103,6 +103,9 @@ pub fn runtime_paths(config: &Config, identities: Option<&Identities>) -> Result
             problems.push(error.to_string());
         }
     }
+    if let Err(error) = crate::check_log_dirs(config, identities) {
+        problems.push(error);
+    }
     if problems.is_empty() {
         Ok(())
     } else {

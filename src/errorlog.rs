@@ -7,7 +7,6 @@
 
 use std::fmt;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -27,16 +26,7 @@ pub fn init(max_level: Level) {
 
 /// Points standard error at the ErrorLog file (appending, created if missing).
 pub fn redirect_stderr(path: &Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        // Never through a symlink at the last step: this is opened as root, and a link planted
-        // where the log should be would have root append to whatever it names.
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
+    let file = weir_edge::access_log::open_log_file(path)?;
     // SAFETY: dup2 onto descriptor 2 replaces standard error; `file` stays valid for the call.
     if unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
         return Err(std::io::Error::last_os_error());

@@ -113,13 +113,25 @@ impl Server {
             weir_conf::LogLevel::Debug => tracing::Level::DEBUG,
         });
         let config = self.config;
+        let identities = match resolve_identities(&config) {
+            Ok(identities) => identities,
+            Err(message) => {
+                tracing::error!("{message}");
+                return EXIT_STARTUP;
+            }
+        };
+        // Before root opens any log: a directory the roles could write to is refused.
+        if let Err(message) = check_log_dirs(&config, identities.as_ref()) {
+            tracing::error!("{message}");
+            return EXIT_STARTUP;
+        }
         if let Some(path) = &config.error_log {
             if let Err(error) = errorlog::redirect_stderr(path) {
                 tracing::error!("ErrorLog {}: {error}", path.display());
                 return EXIT_STARTUP;
             }
         }
-        match prepare_and_run(config, self.handlers) {
+        match prepare_and_run(config, self.handlers, identities) {
             Ok(code) => code,
             Err(message) => {
                 tracing::error!("{message}");
@@ -129,10 +141,13 @@ impl Server {
     }
 }
 
-fn prepare_and_run(config: Arc<Config>, handlers: Vec<(String, Box<dyn Handler>)>) -> Result<i32, String> {
+fn prepare_and_run(
+    config: Arc<Config>,
+    handlers: Vec<(String, Box<dyn Handler>)>,
+    identities: Option<Identities>,
+) -> Result<i32, String> {
     raise_nofile_limit();
     weir_prefork::privileges::harden_supervisor();
-    let identities = resolve_identities(&config)?;
     report_protections(identities.as_ref());
     let untrusted = runtime_files::Untrusted::of(identities.as_ref());
     if config.source == weir_conf::Source::BuiltIn {
@@ -181,6 +196,20 @@ pub(crate) fn resolve_identities(config: &Config) -> Result<Option<Identities>, 
         config.edge_group.as_deref(),
     )
     .map_err(|e| e.to_string())
+}
+
+/// Started as root: the directories of ErrorLog and CustomLog are closed to the roles'
+/// identities (see `runtime_files::check_log_dir`).
+pub(crate) fn check_log_dirs(config: &Config, identities: Option<&Identities>) -> Result<(), String> {
+    let Some(untrusted) = runtime_files::Untrusted::of(identities) else {
+        return Ok(());
+    };
+    for (what, path) in [("ErrorLog", &config.error_log), ("CustomLog", &config.custom_log)] {
+        if let Some(path) = path {
+            runtime_files::check_log_dir(what, path, untrusted).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// Says at start which identity each role takes, and which protections are off.

@@ -45,7 +45,8 @@ impl Untrusted {
 
     /// Why `meta` (of a directory) lets an untrusted identity create, rename or remove entries
     /// in it; `None` when it does not. A sticky directory (/tmp) lets no one rename or remove
-    /// another's entry, so it is safe as an ancestor.
+    /// another's entry, so it is safe as an ancestor. `is_final`: the directory weir writes in
+    /// itself, which must also be root's and closed to its group.
     fn objection(&self, meta: &std::fs::Metadata, is_final: bool) -> Option<String> {
         let mode = meta.mode();
         let sticky = mode & 0o1000 != 0 && !is_final;
@@ -85,6 +86,18 @@ pub fn check_pid_dir(dir: &Path, untrusted: Untrusted) -> Result<(), RuntimeFile
     check_directory_chain("PidFile's directory", dir, untrusted)
 }
 
+/// Checks the directory of a log file and those above it. A log's directory may belong to
+/// another trusted account or group (Debian's /var/log is root:syslog, group-writable); what it
+/// must not be is writable by the roles' identities, who could otherwise remove, replace or
+/// plant files where root appends (the files themselves are opened without following symlinks
+/// and without blocking, and only when they are regular files).
+pub fn check_log_dir(what: &'static str, log: &Path, untrusted: Untrusted) -> Result<(), RuntimeFileError> {
+    let dir = log.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // The directory is created at open when missing; then its nearest existing ancestor decides.
+    let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
+    walk_directory_chain(what, existing, untrusted, false)
+}
+
 /// Checks `dir` and every directory above it (after resolving symlinks: the real path is what
 /// the kernel walks).
 fn check_directory_chain(
@@ -92,13 +105,23 @@ fn check_directory_chain(
     dir: &Path,
     untrusted: Untrusted,
 ) -> Result<(), RuntimeFileError> {
+    walk_directory_chain(what, dir, untrusted, true)
+}
+
+/// The walk behind both: `strict_final` holds the first directory to RuntimeDir's rule.
+fn walk_directory_chain(
+    what: &'static str,
+    dir: &Path,
+    untrusted: Untrusted,
+    strict_final: bool,
+) -> Result<(), RuntimeFileError> {
     let real = std::fs::canonicalize(dir).map_err(|source| RuntimeFileError::Io {
         what,
         path: dir.to_path_buf(),
         source,
     })?;
     let mut current = Some(real.as_path());
-    let mut is_final = true;
+    let mut is_final = strict_final;
     while let Some(path) = current {
         let meta = std::fs::metadata(path).map_err(|source| RuntimeFileError::Io {
             what,
@@ -106,7 +129,7 @@ fn check_directory_chain(
             source,
         })?;
         if let Some(reason) = untrusted.objection(&meta, is_final) {
-            let reason = if is_final {
+            let reason = if path == real {
                 reason
             } else {
                 format!("the directory {} above it: {reason}", path.display())

@@ -489,6 +489,7 @@ impl Running {
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
+        crate::check_log_dirs(&config, self.identities.as_ref())?;
         if let Some(path) = &config.error_log {
             // Reopened, so logrotate's moved file is let go.
             crate::errorlog::redirect_stderr(path)

@@ -298,3 +298,53 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     all
 }
+
+#[test]
+fn log_files_the_roles_could_replace_are_refused_and_a_planted_fifo_never_blocks() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    // A log directory the workers' account owns: a script could swap the log for a FIFO and
+    // hang root at the next reload, or for a link to a file root would then append to.
+    let site = Site::new();
+    let logs = site.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    nix::unistd::chown(&logs, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+    let d = site.path().display();
+    let text =
+        site.config("").replace(&format!("ErrorLog {d}/error.log"), &format!("ErrorLog {d}/logs/error.log"));
+    let conf = site.path().join("weir.conf");
+    std::fs::write(&conf, &text).expect("conf");
+    for verb in ["run", "configtest"] {
+        let out = crate::support::weir_command(&[verb, "-f"], &conf).output().expect("weir");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "weir {verb} accepted a log directory owned by nobody:\n{stderr}"
+        );
+        assert!(stderr.contains("ErrorLog") && stderr.contains("owned by uid 65534"), "{verb}: {stderr}");
+    }
+    // A FIFO where the log should be (planted by anyone): refused at once, never waited on.
+    let site = Site::new();
+    let fifo = site.path().join("error.log");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("mkfifo");
+    let conf = site.path().join("weir.conf");
+    std::fs::write(&conf, site.config("")).expect("conf");
+    let mut child = crate::support::weir_command(&["run", "-f"], &conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weir");
+    let exited = wait_until(Duration::from_secs(10), || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        // SAFETY: kill takes plain integers; the group is weir's own.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    }
+    let out = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(exited, "weir hung opening a FIFO as its error log");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}

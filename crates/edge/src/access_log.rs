@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
@@ -48,20 +48,38 @@ pub struct Entry<'a> {
     pub request_id: Option<&'a str>,
 }
 
+/// Opens a log file for appending the way every weir log is opened, by root: created mode 0640
+/// (a log holds other clients' URLs and addresses, not for scripts to read), never through a
+/// symlink at its last step (a link planted where the log should be would have root append to
+/// whatever it names), and never blocking (a FIFO planted there would hang the opener until
+/// someone reads it: it is refused, as is anything but a regular file).
+pub fn open_log_file(path: &Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|error| match error.raw_os_error() {
+            // What a non-blocking open for writing says of a FIFO nobody reads.
+            Some(libc::ENXIO) => std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            _ => error,
+        })?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}
+
 impl AccessLog {
     /// Opens (creating, appending) the log and starts its writer thread. Called in the edge, before
     /// privileges are dropped; the edge is the one role allowed threads.
     pub fn open(path: &Path, format: LogFormat) -> std::io::Result<AccessLog> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            // Never through a symlink at the last step: this is opened as root, and a link planted
-            // where the log should be would have root append to whatever it names.
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)?;
+        let file = open_log_file(path)?;
         let (lines, queue) = mpsc::sync_channel::<String>(QUEUE);
         std::thread::Builder::new().name("weir-access-log".to_string()).spawn(move || {
             let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
