@@ -376,3 +376,107 @@ async fn h2_request(
     });
     (response, tx)
 }
+
+/// An h2 GET: the status, and the body's length or the error that ended it.
+async fn h2_get_body(weir: &Weir, path: &str) -> (u16, Result<usize, String>) {
+    use http_body_util::BodyExt;
+    let mut sender = h2_connect(weir).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    drop(tx);
+    let request =
+        http::Request::builder().uri(format!("https://localhost{path}")).body(Fed(rx)).expect("request");
+    let exchange = async {
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.map(|all| all.to_bytes().len());
+        Ok::<_, String>((status, body.map_err(|e| format!("{e:?}"))))
+    };
+    match tokio::time::timeout(Duration::from_secs(20), exchange).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(error)) => (0, Err(error)),
+        Err(_) => (0, Err("no answer in 20 s".to_string())),
+    }
+}
+
+/// Unnamed files the process holds open: its spill files (`O_TMPFILE` or unlinked at once).
+fn spill_files(pid: i32) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().ends_with("(deleted)"))
+        .count()
+}
+
+/// Over h2, a body for a static file, a 404 and a 405 is not waited for either: with 1 GiB
+/// declared and 1 MiB sent (the stream left open), the status comes at once, while the edge
+/// holds no spill file and its peak memory stays flat.
+#[test]
+fn an_unwanted_h2_body_is_answered_from_the_head_and_never_stored() {
+    let site = Site::new();
+    let weir = site.start("LimitRequestBody 0\n");
+    let (_, edge) = weir.roles();
+    let before = peak_kib(edge.pid);
+    let cases = [("/index.html", "GET", 200), ("/missing.html", "GET", 404), ("/index.html", "POST", 405)];
+    runtime().block_on(async {
+        for (path, method, want) in cases {
+            let (response, body) = h2_request(&weir, method, path, 1 << 30).await;
+            let started = Instant::now();
+            let piece = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+            for _ in 0..16 {
+                // The edge may reset the stream as soon as it has answered.
+                if tokio::time::timeout(Duration::from_secs(5), body.send(piece.clone())).await.is_err() {
+                    break;
+                }
+            }
+            let status = tokio::time::timeout(Duration::from_secs(10), response).await;
+            let status = status.ok().and_then(|joined| joined.ok()).and_then(|sent| sent.ok());
+            assert_eq!(status, Some(want), "{method} {path}\n{}", weir.logs());
+            assert!(started.elapsed() < Duration::from_secs(5), "{method} {path}: {:?}", started.elapsed());
+            assert_eq!(spill_files(edge.pid), 0, "{method} {path}: the edge spilled a body it did not want");
+            drop(body);
+        }
+    });
+    let growth = peak_kib(edge.pid).saturating_sub(before);
+    assert!(growth < 8 * 1024, "the edge's VmHWM grew by {growth} KiB for h2 bodies it did not want");
+}
+
+/// A worker that dies after its response head went out: the client's response is cut, never
+/// made to look whole (h1: the connection closes without the last chunk; h2: the stream is
+/// reset), the error log says so, and the next request is served.
+#[test]
+fn a_worker_that_dies_mid_response_cuts_the_clients_response() {
+    let site = Site::new();
+    // 100 KB is more than the worker's 32 KiB output buffer, so the head has gone to the edge
+    // when the script kills its worker (its parent, running as the same user).
+    site.script(
+        "dies",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nhead -c 100000 /dev/zero | tr '\\0' a\nkill -9 $PPID\nsleep 5\n",
+    );
+    site.script("hello", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nhello\\n'\n");
+    let weir = site.start("");
+    let (head, body) = runtime().block_on(async {
+        let mut stream = connect(&weir).await;
+        stream.write_all(b"GET /cgi-bin/dies HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("request");
+        let (head, mut body) = read_head(&mut stream, Duration::from_secs(20)).await;
+        // The edge must end the connection: it cannot finish the message.
+        let ended = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut body)).await;
+        assert!(ended.is_ok(), "the connection stayed open after the worker died\n{}", weir.logs());
+        (head, body)
+    });
+    assert_eq!(status_of(&head), 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    assert!(!body.ends_with(b"0\r\n\r\n"), "a cut response must not end with the last chunk");
+    let a = body.iter().filter(|&&b| b == b'a').count();
+    assert!(a < 100_000, "the client got the whole body ({a} bytes) though the worker died");
+    let logged = wait_until(Duration::from_secs(10), || weir.logs().contains("response cut short"));
+    assert!(logged, "no error-log line for the cut response\n{}", weir.logs());
+    let h2 = runtime().block_on(h2_get_body(&weir, "/cgi-bin/dies"));
+    match h2 {
+        (200, Err(error)) => assert!(!error.is_empty()),
+        other => panic!("over h2 the stream must be reset after the head: {other:?}\n{}", weir.logs()),
+    }
+    let client = crate::support::client::Client::new(weir.addr(), &weir.cert_pem);
+    let next = wait_until(Duration::from_secs(20), || {
+        client.get("/cgi-bin/hello").is_ok_and(|reply| reply.status == 200 && reply.text() == "hello\n")
+    });
+    assert!(next, "the next request was not served\n{}", weir.logs());
+}
