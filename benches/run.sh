@@ -41,7 +41,7 @@ BENCH_CRITERION=${BENCH_CRITERION:-1}        # 0 skips the cargo (criterion) ben
 BENCH_CRITERION_TIME=${BENCH_CRITERION_TIME:-2}
 BENCH_BUILD=${BENCH_BUILD:-1}                # 0: use the binaries already in target/release
 BENCH_PERF=${BENCH_PERF:-1}                  # 1: profile weir's edge serving the static file
-PHASES=${BENCH_PHASES:-"criterion memory burst load attack handshake"}
+PHASES=${BENCH_PHASES:-"criterion memory burst load attack handshake bigbody"}
 STACKS=${BENCH_STACKS:-"apache nginx weir"}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 WEIR_BIN=${WEIR_BIN:-$TARGET_DIR/release/weir}
@@ -332,6 +332,7 @@ RequestReadTimeout handshake=10 header=20-40,MinRate=500 body=20,MinRate=500
 KeepAlive On
 KeepAliveTimeout 5
 MaxKeepAliveRequests 100
+${WEIR_EXTRA_CONF:-}
 EOF
     "$bin" run -f "$d/weir.conf" >"$d/stdout.log" 2>&1 &
     ROOTS[$name]=$!
@@ -640,6 +641,29 @@ phase_handshake() {
         log "  $s: $held -> $held_end attack connections held; probe $(cat "$f.json")"
         stop_stack "$s"
     done
+}
+
+# Bodies far larger than memory, through weir only (the peers buffer to disk in their own ways):
+# a 1 GiB POST into a CGI script that counts it, and a 1 GiB CGI response read at 10 MB/s
+# (~100 s). The figure is the growth of VmHWM (peak RSS) over its value just before each
+# transfer, for the edge and for the worker that served it; target: each within 32 MiB.
+BIGBODY_SIZE=${BIGBODY_SIZE:-1073741824}
+BIGBODY_RATE=${BIGBODY_RATE:-10M}
+phase_bigbody() {
+    log "bigbody: a $BIGBODY_SIZE-byte POST through CGI, then a response of that size read at $BIGBODY_RATE/s"
+    printf '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\nwc -c\n' >"$W/cgi-bin/count"
+    printf '#!/bin/sh\nprintf "Content-Type: application/octet-stream\\r\\n\\r\\n"\nhead -c %s /dev/zero\n' \
+        "$BIGBODY_SIZE" >"$W/cgi-bin/big"
+    chmod 755 "$W/cgi-bin/count" "$W/cgi-bin/big"
+    truncate -s "$BIGBODY_SIZE" "$W/big.body" # sparse: reads as zeros, takes no disk
+    # The default LimitRequestBody (64 MiB) refuses such a body; SpillLimit (1 GiB) holds it.
+    WEIR_EXTRA_CONF="LimitRequestBody $((BIGBODY_SIZE * 2))" start_weir weir "$WEIR_BIN" 10
+    sleep 2 # idle: started, one check request answered
+    python3 "$TOOLS/bigbody.py" "${ROOTS[weir]}" "https://127.0.0.1:${PORT[weir]}" "$W/big.body" \
+        "$BIGBODY_SIZE" "$BIGBODY_RATE" "$W/out/bigbody.json" >/dev/null
+    record phase=bigbody result=@"$W/out/bigbody.json"
+    rm -f "$W/big.body"
+    stop_stack weir
 }
 
 # For poking at the stacks by hand: BENCH_PHASES=serve benches/run.sh (Ctrl-C stops them).

@@ -349,6 +349,11 @@ def main(args):
     )
     w("")
 
+    # ---- Bodies far larger than memory --------------------------------------------------------
+    for r in rows:
+        if r.get("phase") == "bigbody":
+            bigbody_section(r["result"], w)
+
     # ---- Criterion -------------------------------------------------------------------------------
     crit = [r for r in rows if r.get("phase") == "criterion"]
     if crit:
@@ -494,6 +499,26 @@ def handshake_section(rows, meta, w):
             f"| {r.get('stack')} | {r.get('held_start')} → {r.get('held_end')} | {a.get('closed_by_server', '—')} "
             f"(by the time all were open) | {p['success_pct']:.1f} % ({p['ok']}/{p['sent']}) | "
             f"{fmt(p.get('p50_ms'), 1)} | {fmt(p.get('p99_ms'), 1)} | {fmt(p.get('max_ms'), 0)} | {errors} |"
+        )
+    w("")
+
+
+def bigbody_section(result, w):
+    """The bigbody phase: peak-RSS growth of weir's edge and worker for a body of `size` bytes."""
+    size = result["size"]
+    w(f"## Bodies far larger than memory (weir, {size / 2**30:g} GiB each way)")
+    w("")
+    w("Growth of VmHWM (peak RSS) over its value just before the transfer; target: each within 32 MiB.")
+    w("")
+    w("| transfer | took | curl (POST: count; status, up, down, B/s) | edge idle | edge growth | worker idle | largest worker growth |")
+    w("|---|---|---|---|---|---|---|")
+    for name, label in (("post", "POST through CGI (`wc -c`)"), ("get", f"CGI response read at {result['rate']}/s")):
+        t = result[name]
+        ok = all(v is not None and v <= 32 * 1024 for v in (t["edge_growth_kib"], t["worker_growth_kib"]))
+        w(
+            f"| {label} | {t['seconds']} s | `{t['curl']}` | {fmt_kib(t['edge_idle_kib'])} | "
+            f"**{fmt_kib(t['edge_growth_kib'])}** | {fmt_kib(t['worker_idle_kib'])} | "
+            f"**{fmt_kib(t['worker_growth_kib'])}** {'✓' if ok else '✗'} |"
         )
     w("")
 

@@ -70,6 +70,8 @@ fn a_300_mb_post_through_cgi_leaves_the_edges_peak_memory_flat() {
         for _ in 0..BIG / piece.len() {
             stream.write_all(&piece).await.expect("body");
         }
+        // The last records may still wait in the TLS layer when the socket was full.
+        stream.flush().await.expect("flush");
         let mut all = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(120), stream.read_to_end(&mut all)).await;
         String::from_utf8_lossy(&all).into_owned()
@@ -105,21 +107,23 @@ fn a_slowly_read_300_mb_response_holds_neither_memory_nor_the_worker() {
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         let mut received = rest.len();
         let mut chunk = vec![0u8; 64 * 1024];
-        // A slow reader: ~40 MB/s, paced by short sleeps.
+        // A slow reader, ~10 MB/s (a pause after each MiB), until the worker is seen idle or
+        // half the response is read; then it reads the rest at full speed. Paced by the amount
+        // read, not by time, so a loaded machine slows the worker and the reader alike.
         let mut idle_while_reading = None;
+        let mut next_pause = 1 << 20;
         let started = Instant::now();
         loop {
             match tokio::time::timeout(Duration::from_secs(60), stream.read(&mut chunk)).await {
                 Ok(Ok(n)) if n > 0 => received += n,
                 _ => break,
             }
-            if received % (4 << 20) < chunk.len() {
+            if idle_while_reading.is_none() && received >= next_pause && received < BIG / 2 {
+                next_pause += 1 << 20;
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                if idle_while_reading.is_none() && received < BIG / 2 {
-                    let seen = tokio::task::spawn_blocking(busy.clone()).await.ok().flatten();
-                    if seen.as_deref() == Some("0") {
-                        idle_while_reading = Some(received);
-                    }
+                let seen = tokio::task::spawn_blocking(busy.clone()).await.ok().flatten();
+                if seen.as_deref() == Some("0") {
+                    idle_while_reading = Some(received);
                 }
             }
             if started.elapsed() > Duration::from_secs(120) {
@@ -225,4 +229,254 @@ fn a_body_past_the_spill_limit_gets_503_and_one_log_line() {
     assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
     let logged = wait_until(Duration::from_secs(10), || weir.logs().contains("SpillLimit reached"));
     assert!(logged, "no error-log line\n{}", weir.logs());
+}
+
+/// A client that leaves while its body is still going to a script that writes before it reads:
+/// the edge stops sending the body with the rest of the exchange, so the worker (blocked writing
+/// output nobody reads any more) gets an error and is free again. A send left running on its own
+/// kept both ends waiting on each other, holding the body's spill space, until the pool master
+/// killed the worker as busy past Timeout; a request meanwhile got 504.
+#[test]
+fn a_client_that_leaves_mid_exchange_does_not_leave_the_worker_stuck() {
+    let site = Site::new();
+    site.script(
+        "late",
+        "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\nhead -c 20000000 /dev/zero\ncat >/dev/null\n",
+    );
+    site.script("hello", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nhello\\n'\n");
+    // One worker, so a stuck one shows as the next request not being served; a spill space that
+    // holds the body and little more, so the response waits for the client instead of spilling.
+    let weir = site.start(
+        "Timeout 3\nSpillLimit 5M\nStartServers 1\nMinSpareServers 1\nMaxSpareServers 1\nMaxRequestWorkers 1\n",
+    );
+    runtime().block_on(async {
+        let mut stream = connect(&weir).await;
+        let len = 4_000_000;
+        let head = format!("POST /cgi-bin/late HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len}\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.expect("head");
+        stream.write_all(&vec![b'x'; len]).await.expect("body");
+        let (head, _) = read_head(&mut stream, Duration::from_secs(20)).await;
+        assert_eq!(status_of(&head), 200, "{head}");
+        // The client goes away without reading the response.
+    });
+    // The next request goes to that same worker, which must be free at once, not killed by
+    // the pool master after Timeout (with this request answered 504 meanwhile).
+    let client = crate::support::client::Client::new(weir.addr(), &weir.cert_pem);
+    let reply = client.get("/cgi-bin/hello").map(|reply| (reply.status, reply.text()));
+    assert!(matches!(reply, Ok((200, _))), "{reply:?}\n{}", weir.logs());
+    assert!(!weir.logs().contains("busy for more than Timeout"), "{}", weir.logs());
+}
+
+/// A client that sends a body fast, then stalls: with MinRate and no maximum (the default body
+/// stage, as in Apache), 4 MB received move the stage's deadline more than two hours away, so
+/// only Timeout, which bounds each read as Apache's core Timeout does, ends the wait: 408.
+/// Seen when a test client left the end of a 300 MB body unflushed in its TLS layer: the edge
+/// waited for it past the client's two minutes.
+#[test]
+fn a_body_that_stalls_after_a_fast_start_ends_within_timeout() {
+    let site = Site::new();
+    site.script("count", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nwc -c\n");
+    let weir = site.start("Timeout 3\n");
+    runtime().block_on(async {
+        for path in ["/cgi-bin/count", "/index.html"] {
+            let mut stream = connect(&weir).await;
+            let head = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 8000000\r\n\r\n");
+            stream.write_all(head.as_bytes()).await.expect("head");
+            let started = Instant::now();
+            // Half the body, then nothing; a refused one may be cut off while it is sent.
+            let _ = stream.write_all(&vec![b'x'; 4_000_000]).await;
+            let _ = stream.flush().await;
+            let mut got = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut got)).await;
+            let reply = String::from_utf8_lossy(&got);
+            let want = if path == "/index.html" { 405 } else { 408 };
+            assert_eq!(status_of(&reply), want, "{path}: {reply}\n{}", weir.logs());
+            assert!(started.elapsed() < Duration::from_secs(15), "{path}: {:?}", started.elapsed());
+        }
+    });
+}
+
+/// The same over h2: a stream whose body stalls is answered 408 within Timeout.
+#[test]
+fn an_h2_body_that_stalls_after_a_fast_start_ends_within_timeout() {
+    let site = Site::new();
+    site.script("count", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nwc -c\n");
+    let weir = site.start("Timeout 3\n");
+    let (status, took) = runtime().block_on(async {
+        let (response, body) = h2_request(&weir, "POST", "/cgi-bin/count", 8_000_000).await;
+        let started = Instant::now();
+        let piece = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+        for _ in 0..4_000_000 / piece.len() {
+            if body.send(piece.clone()).await.is_err() {
+                break;
+            }
+        }
+        // The body stays open, and nothing more comes.
+        let status = tokio::time::timeout(Duration::from_secs(20), response).await;
+        drop(body);
+        (status.ok().and_then(|joined| joined.ok()).and_then(|sent| sent.ok()), started.elapsed())
+    });
+    assert_eq!(status, Some(408), "{}", weir.logs());
+    assert!(took < Duration::from_secs(15), "{took:?}");
+}
+
+/// A request body fed piece by piece through a channel; the stream stays open while the sender
+/// lives.
+struct Fed(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl hyper::body::Body for Fed {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|piece| piece.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+    }
+}
+
+/// An h2 connection to weir.
+async fn h2_connect(weir: &Weir) -> hyper::client::conn::http2::SendRequest<Fed> {
+    let mut config = (*attack::tls_config(&weir.cert_pem)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let stream =
+        attack::tls_connect(weir.addr(), &std::sync::Arc::new(config)).await.expect("TLS connection");
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "h2 by ALPN");
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+        .await
+        .expect("h2 handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// An h2 request declaring a body of `length` bytes: the response's status (in a task, so the
+/// body can be fed meanwhile) and the body's sender.
+async fn h2_request(
+    weir: &Weir,
+    method: &str,
+    path: &str,
+    length: u64,
+) -> (tokio::task::JoinHandle<Result<u16, String>>, tokio::sync::mpsc::Sender<bytes::Bytes>) {
+    let mut sender = h2_connect(weir).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("https://localhost{path}"))
+        .header("content-length", length)
+        .body(Fed(rx))
+        .expect("request");
+    let response = tokio::spawn(async move {
+        sender
+            .send_request(request)
+            .await
+            .map(|response| response.status().as_u16())
+            .map_err(|e| e.to_string())
+    });
+    (response, tx)
+}
+
+/// An h2 GET: the status, and the body's length or the error that ended it.
+async fn h2_get_body(weir: &Weir, path: &str) -> (u16, Result<usize, String>) {
+    use http_body_util::BodyExt;
+    let mut sender = h2_connect(weir).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    drop(tx);
+    let request =
+        http::Request::builder().uri(format!("https://localhost{path}")).body(Fed(rx)).expect("request");
+    let exchange = async {
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.map(|all| all.to_bytes().len());
+        Ok::<_, String>((status, body.map_err(|e| format!("{e:?}"))))
+    };
+    match tokio::time::timeout(Duration::from_secs(20), exchange).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(error)) => (0, Err(error)),
+        Err(_) => (0, Err("no answer in 20 s".to_string())),
+    }
+}
+
+/// Unnamed files the process holds open: its spill files (`O_TMPFILE` or unlinked at once).
+fn spill_files(pid: i32) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().ends_with("(deleted)"))
+        .count()
+}
+
+/// Over h2, a body for a static file, a 404 and a 405 is not waited for either: with 1 GiB
+/// declared and 1 MiB sent (the stream left open), the status comes at once, while the edge
+/// holds no spill file and its peak memory stays flat.
+#[test]
+fn an_unwanted_h2_body_is_answered_from_the_head_and_never_stored() {
+    let site = Site::new();
+    let weir = site.start("LimitRequestBody 0\n");
+    let (_, edge) = weir.roles();
+    let before = peak_kib(edge.pid);
+    let cases = [("/index.html", "GET", 200), ("/missing.html", "GET", 404), ("/index.html", "POST", 405)];
+    runtime().block_on(async {
+        for (path, method, want) in cases {
+            let (response, body) = h2_request(&weir, method, path, 1 << 30).await;
+            let started = Instant::now();
+            let piece = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+            for _ in 0..16 {
+                // The edge may reset the stream as soon as it has answered.
+                if tokio::time::timeout(Duration::from_secs(5), body.send(piece.clone())).await.is_err() {
+                    break;
+                }
+            }
+            let status = tokio::time::timeout(Duration::from_secs(10), response).await;
+            let status = status.ok().and_then(|joined| joined.ok()).and_then(|sent| sent.ok());
+            assert_eq!(status, Some(want), "{method} {path}\n{}", weir.logs());
+            assert!(started.elapsed() < Duration::from_secs(5), "{method} {path}: {:?}", started.elapsed());
+            assert_eq!(spill_files(edge.pid), 0, "{method} {path}: the edge spilled a body it did not want");
+            drop(body);
+        }
+    });
+    let growth = peak_kib(edge.pid).saturating_sub(before);
+    assert!(growth < 8 * 1024, "the edge's VmHWM grew by {growth} KiB for h2 bodies it did not want");
+}
+
+/// A worker that dies after its response head went out: the client's response is cut, never
+/// made to look whole (h1: the connection closes without the last chunk; h2: the stream is
+/// reset), the error log says so, and the next request is served.
+#[test]
+fn a_worker_that_dies_mid_response_cuts_the_clients_response() {
+    let site = Site::new();
+    // 100 KB is more than the worker's 32 KiB output buffer, so the head has gone to the edge
+    // when the script kills its worker (its parent, running as the same user).
+    site.script(
+        "dies",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nhead -c 100000 /dev/zero | tr '\\0' a\nkill -9 $PPID\nsleep 5\n",
+    );
+    site.script("hello", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nhello\\n'\n");
+    let weir = site.start("");
+    let (head, body) = runtime().block_on(async {
+        let mut stream = connect(&weir).await;
+        stream.write_all(b"GET /cgi-bin/dies HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("request");
+        let (head, mut body) = read_head(&mut stream, Duration::from_secs(20)).await;
+        // The edge must end the connection: it cannot finish the message.
+        let ended = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut body)).await;
+        assert!(ended.is_ok(), "the connection stayed open after the worker died\n{}", weir.logs());
+        (head, body)
+    });
+    assert_eq!(status_of(&head), 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    assert!(!body.ends_with(b"0\r\n\r\n"), "a cut response must not end with the last chunk");
+    let a = body.iter().filter(|&&b| b == b'a').count();
+    assert!(a < 100_000, "the client got the whole body ({a} bytes) though the worker died");
+    let logged = wait_until(Duration::from_secs(10), || weir.logs().contains("response cut short"));
+    assert!(logged, "no error-log line for the cut response\n{}", weir.logs());
+    let h2 = runtime().block_on(h2_get_body(&weir, "/cgi-bin/dies"));
+    match h2 {
+        (200, Err(error)) => assert!(!error.is_empty()),
+        other => panic!("over h2 the stream must be reset after the head: {other:?}\n{}", weir.logs()),
+    }
+    let client = crate::support::client::Client::new(weir.addr(), &weir.cert_pem);
+    let next = wait_until(Duration::from_secs(20), || {
+        client.get("/cgi-bin/hello").is_ok_and(|reply| reply.status == 200 && reply.text() == "hello\n")
+    });
+    assert!(next, "the next request was not served\n{}", weir.logs());
 }

@@ -138,6 +138,7 @@ pub fn run(
         keep_alive_timeout: limits.keep_alive_timeout,
         max_keep_alive_requests: limits.max_keep_alive_requests,
         limit_request_body: config.limit_request_body,
+        body_read_timeout: config.timeout,
     };
     let edge = Arc::new(server::Edge::new(
         site.clone(),

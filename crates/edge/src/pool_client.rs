@@ -301,7 +301,20 @@ enum Sending {
     /// Never sent: the worker refused the request before 100 Continue.
     Withheld,
     /// Being sent, beside the reading of the response.
-    Running(JoinHandle<(OwnedWriteHalf, std::io::Result<()>)>),
+    Running(BodySend),
+}
+
+/// The task sending a body beside the reading of the response, stopped when dropped. Whatever
+/// ends the exchange early (Timeout, a cut response, the client gone) ends the send with it: a
+/// send left running alone kept writing to a worker whose output nobody read any more, so the
+/// worker blocked writing, stopped reading, and both waited on each other (holding the body's
+/// spill space) until the pool master killed the worker as busy past Timeout.
+struct BodySend(JoinHandle<(OwnedWriteHalf, std::io::Result<()>)>);
+
+impl Drop for BodySend {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A failed attempt, and whether the request may go to another worker.
@@ -357,7 +370,7 @@ async fn exchange(
                 let (Some(writer), Some(body)) = (writer.take(), body.take()) else {
                     return Err(early("100 Continue without a body to send").into());
                 };
-                sending = Some(Sending::Running(tokio::spawn(send_body(writer, body))));
+                sending = Some(Sending::Running(BodySend(tokio::spawn(send_body(writer, body)))));
                 continue;
             }
             if parts.status.is_informational() {
@@ -454,9 +467,7 @@ impl Rest {
                 if let Sink::Spool(writer) = sink {
                     writer.fail(why);
                 }
-                if let Sending::Running(handle) = self.sending {
-                    handle.abort();
-                }
+                // Dropping the send (in `self`) stops it.
                 return;
             }
         }
@@ -476,15 +487,13 @@ async fn reusable(reader: OwnedReadHalf, sending: Sending, keep: bool) -> Option
     let writer = match sending {
         Sending::Sent(writer) => Some(writer),
         Sending::Withheld => None,
-        Sending::Running(handle) if !keep => {
-            // The worker answered without reading all its body: it closes, so does this end.
-            handle.abort();
-            None
-        }
-        Sending::Running(handle) => {
+        // The worker answered without reading all its body: it closes, so does this end (the
+        // send stops as it is dropped).
+        Sending::Running(_) if !keep => None,
+        Sending::Running(mut send) => {
             // A worker that keeps the connection has read the whole body, so the send is done
             // or about to be.
-            match tokio::time::timeout(Duration::from_secs(1), handle).await {
+            match tokio::time::timeout(Duration::from_secs(1), &mut send.0).await {
                 Ok(Ok((writer, Ok(())))) => Some(writer),
                 _ => None,
             }

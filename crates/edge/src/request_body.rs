@@ -127,12 +127,13 @@ impl BodyBuffer {
     }
 }
 
-/// Reads an h2 (or hyper) request body whole, under LimitRequestBody and the body stage's
-/// deadline; only DATA payload bytes count toward MinRate.
+/// Reads an h2 (or hyper) request body whole, under LimitRequestBody, the body stage's deadline
+/// and `idle` (Timeout) for each frame; only DATA payload bytes count toward MinRate.
 pub async fn read_incoming(
     mut incoming: Incoming,
     limit: u64,
     mut clock: Option<StageClock>,
+    idle: std::time::Duration,
     client: std::net::SocketAddr,
     space: Arc<SpillSpace>,
 ) -> Result<RequestBody, BodyError> {
@@ -142,15 +143,17 @@ pub async fn read_incoming(
     }
     let mut buffer = BodyBuffer::new(limit, space);
     loop {
-        let frame = match &clock {
-            Some(running) => match tokio::time::timeout_at(running.deadline(), incoming.frame()).await {
-                Ok(frame) => frame,
-                Err(_) => {
-                    log_expiry(running, client);
-                    return Err(BodyError::Timeout);
+        let idle_until = tokio::time::Instant::now() + idle;
+        let deadline = clock.as_ref().map_or(idle_until, |running| running.deadline().min(idle_until));
+        let frame = match tokio::time::timeout_at(deadline, incoming.frame()).await {
+            Ok(frame) => frame,
+            Err(_) => {
+                match &clock {
+                    Some(running) if running.deadline() <= deadline => log_expiry(running, client),
+                    _ => tracing::debug!(%client, "no request body bytes within Timeout"),
                 }
-            },
-            None => incoming.frame().await,
+                return Err(BodyError::Timeout);
+            }
         };
         let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| BodyError::Malformed(e.to_string()))?;

@@ -408,6 +408,7 @@ async fn h2_request(
             incoming,
             settings.limit_request_body,
             clock,
+            settings.body_read_timeout,
             facts.peer,
             site.spill.clone(),
         )

@@ -33,6 +33,11 @@ pub struct H1Settings {
     pub max_keep_alive_requests: u64,
     /// LimitRequestBody; 0: no limit.
     pub limit_request_body: u64,
+    /// Timeout: the longest one read of a body waits for its next bytes, whatever the body
+    /// stage still allows. With MinRate and no maximum, a fast upload moves the stage's deadline
+    /// hours away (a second per MinRate bytes: 300 MB buy days); Apache bounds every read by its
+    /// core Timeout as well, and so does this.
+    pub body_read_timeout: Duration,
 }
 
 /// Bytes read from the socket at a time for a body (a head grows from 1 KiB reads).
@@ -309,7 +314,7 @@ async fn discard<IO: AsyncRead + Unpin>(
 ) -> Result<(), BodyError> {
     let mut clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
     while left > 0 {
-        let n = read_in_stage(io, buffer, &mut clock, facts).await?;
+        let n = read_in_stage(io, buffer, &mut clock, settings.body_read_timeout, facts).await?;
         if n == 0 {
             return Err(BodyError::Malformed("connection closed inside the body".into()));
         }
@@ -363,7 +368,7 @@ where
                 if left == 0 {
                     break;
                 }
-                let n = read_in_stage(io, buffer, &mut clock, facts).await?;
+                let n = read_in_stage(io, buffer, &mut clock, settings.body_read_timeout, facts).await?;
                 if n == 0 {
                     return Err(BodyError::Malformed("connection closed inside the body".into()));
                 }
@@ -383,7 +388,7 @@ where
                 if decoder.is_done() {
                     break;
                 }
-                let n = read_in_stage(io, buffer, &mut clock, facts).await?;
+                let n = read_in_stage(io, buffer, &mut clock, settings.body_read_timeout, facts).await?;
                 if n == 0 {
                     return Err(BodyError::Malformed("connection closed inside the body".into()));
                 }
@@ -393,24 +398,25 @@ where
     stored.finish()
 }
 
-/// One read under a stage's deadline, counting the bytes toward MinRate.
+/// One read under a stage's deadline and `idle` (Timeout), counting the bytes toward MinRate.
 async fn read_in_stage<IO: AsyncRead + Unpin>(
     io: &mut IO,
     buffer: &mut Vec<u8>,
     clock: &mut Option<StageClock>,
+    idle: Duration,
     facts: &ClientFacts,
 ) -> Result<usize, BodyError> {
-    let n = match clock {
-        Some(running) => {
-            match tokio::time::timeout_at(running.deadline(), read_body_more(io, buffer)).await {
-                Ok(read) => read,
-                Err(_) => {
-                    log_expiry(running, facts.peer);
-                    return Err(BodyError::Timeout);
-                }
+    let idle_until = tokio::time::Instant::now() + idle;
+    let deadline = clock.as_ref().map_or(idle_until, |running| running.deadline().min(idle_until));
+    let n = match tokio::time::timeout_at(deadline, read_body_more(io, buffer)).await {
+        Ok(read) => read,
+        Err(_) => {
+            match clock {
+                Some(running) if running.deadline() <= deadline => log_expiry(running, facts.peer),
+                _ => tracing::debug!(client = %facts.peer, "no request body bytes within Timeout"),
             }
+            return Err(BodyError::Timeout);
         }
-        None => read_body_more(io, buffer).await,
     }
     .map_err(|e| BodyError::Malformed(e.to_string()))?;
     if let Some(running) = clock.as_mut() {
