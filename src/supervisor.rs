@@ -530,16 +530,32 @@ impl Running {
             edge: Child::new(Role::Edge),
             stop_deadline: None,
         };
+        // The old generation waits among the draining ones (not yet told to stop, so nothing
+        // drives it there), so that a role of it that exits meanwhile is reaped as its own and
+        // its pid never signalled again.
         let old = std::mem::replace(&mut self.current, fresh);
-        if let Err(error) =
-            self.start_generation_roles().map_err(|e| e.to_string()).and_then(|()| self.wait_ready(signals))
-        {
-            // Back out: the new generation goes, the old one never stopped serving.
+        let old_number = old.number;
+        self.draining.push(old);
+        let started =
+            self.start_generation_roles().map_err(|e| e.to_string()).and_then(|()| self.wait_ready(signals));
+        let Some(at) = self.draining.iter().position(|g| g.number == old_number) else {
+            return Err("the running generation was lost during the reload".to_string());
+        };
+        let mut old = self.draining.remove(at);
+        if let Err(error) = started {
+            // Back out: the new generation goes, the old one never stopped serving. A role of it
+            // that exited meanwhile is restarted like any lost role.
+            let now = Instant::now();
+            for child in old.children() {
+                if matches!(child.phase, Phase::Gone) {
+                    tracing::error!("{} exited during the reload; restarting it", child.role.title());
+                    child.phase = Phase::WaitingToRestart { at: now };
+                }
+            }
             let failed = std::mem::replace(&mut self.current, old);
             self.abandon(failed);
             return Err(error);
         }
-        let mut old = old;
         old.stop_deadline = Some(Instant::now() + old.config.graceful_shutdown_timeout);
         // The edge first: it stops accepting and drains, still using its pool, which
         // `retire_drained` stops once the edge is gone. A role of the old generation waiting
