@@ -480,3 +480,43 @@ fn a_worker_that_dies_mid_response_cuts_the_clients_response() {
     });
     assert!(next, "the next request was not served\n{}", weir.logs());
 }
+
+/// A body for a script that is not there (or may not run) is refused from the head, like any
+/// other unwanted body: with 1 GiB declared and 1 MiB sent, the 404 or 403 comes at once and
+/// the edge holds no spill file. Before, the edge stored the body whole before the worker's 404.
+#[test]
+fn a_body_for_a_missing_script_is_refused_from_the_head() {
+    let site = Site::new();
+    site.script("count", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nwc -c\n");
+    std::fs::write(site.path().join("cgi-bin/notexec"), "#!/bin/sh\n").expect("write");
+    site.doc("app/real.sh", b"echo\n");
+    let weir = site.start("LimitRequestBody 0\nSpillLimit 4G\nCGIInterpreter .sh /bin/sh\n");
+    let (_, edge) = weir.roles();
+    let cases = [
+        ("/cgi-bin/nonexist", 404),
+        ("/cgi-bin/nonexist/with/info", 404),
+        ("/cgi-bin/notexec", 403),
+        ("/app/missing.sh", 404),
+        ("/nothere/x.sh/info", 404),
+    ];
+    runtime().block_on(async {
+        for (path, want) in cases {
+            let mut stream = connect(&weir).await;
+            let head =
+                format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1073741824\r\n\r\n");
+            stream.write_all(head.as_bytes()).await.expect("head");
+            let started = Instant::now();
+            // The answer may come, and the connection close, while this is being sent.
+            let _ = stream.write_all(&vec![b'x'; 1 << 20]).await;
+            let (head, _) = read_head(&mut stream, Duration::from_secs(10)).await;
+            assert_eq!(status_of(&head), want, "{path}: {head}\n{}", weir.logs());
+            assert!(started.elapsed() < Duration::from_secs(5), "{path} took {:?}", started.elapsed());
+            assert_eq!(spill_files(edge.pid), 0, "{path}: the edge spilled a body for nothing");
+        }
+    });
+    // What can run still gets its body.
+    let client = crate::support::client::Client::new(weir.addr(), &weir.cert_pem);
+    let reply =
+        client.request(crate::support::client::Proto::H1, "POST", "/cgi-bin/count", vec![b'z'; 500_000]);
+    assert!(matches!(&reply, Ok(r) if r.status == 200 && r.text().trim() == "500000"), "{reply:?}");
+}

@@ -157,6 +157,10 @@ impl Site {
         }
         let path = parts.uri.path();
         let to_pool = if self.routes.to_pool(path) {
+            if let Some(status) = self.routes.refusal(path) {
+                // Certain without the worker: answered here, so the body is never stored.
+                return Decision::Answer(body::error_page(status));
+            }
             path.to_string()
         } else {
             match self.static_files.serve(&parts.method, path, &parts.headers) {
