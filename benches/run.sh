@@ -656,8 +656,10 @@ phase_bigbody() {
         "$BIGBODY_SIZE" >"$W/cgi-bin/big"
     chmod 755 "$W/cgi-bin/count" "$W/cgi-bin/big"
     truncate -s "$BIGBODY_SIZE" "$W/big.body" # sparse: reads as zeros, takes no disk
-    # The default LimitRequestBody (64 MiB) refuses such a body; SpillLimit (1 GiB) holds it.
-    WEIR_EXTRA_CONF="LimitRequestBody $((BIGBODY_SIZE * 2))" start_weir weir "$WEIR_BIN" 10
+    # The default LimitRequestBody (64 MiB) refuses such a body, and one source may spill only
+    # a quarter of SpillLimit (256 MiB of the default 1 GiB): room for one such body.
+    WEIR_EXTRA_CONF="LimitRequestBody $((BIGBODY_SIZE * 2))
+SpillLimit $((BIGBODY_SIZE * 4))" start_weir weir "$WEIR_BIN" 10
     sleep 2 # idle: started, one check request answered
     python3 "$TOOLS/bigbody.py" "${ROOTS[weir]}" "https://127.0.0.1:${PORT[weir]}" "$W/big.body" \
         "$BIGBODY_SIZE" "$BIGBODY_RATE" "$W/out/bigbody.json" >/dev/null

@@ -106,11 +106,66 @@ pub fn runtime_paths(config: &Config, identities: Option<&Identities>) -> Result
     if let Err(error) = crate::check_log_dirs(config, identities) {
         problems.push(error);
     }
+    if let Err(error) = spill_dir(config, identities) {
+        problems.push(error);
+    }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(problems)
     }
+}
+
+/// SpillDir (or the system's temporary directory) exists and the edge can create files in it.
+/// Started as root, judged from the owner and mode of the directory and its ancestors for the
+/// edge's identity, which keeps only its primary group (ACLs are not read: the edge checks
+/// again itself after it drops privileges, and refuses to start when it cannot spill).
+/// Otherwise the edge runs as this user, and a file is simply made and dropped.
+pub fn spill_dir(config: &Config, identities: Option<&Identities>) -> Result<(), String> {
+    let dir = config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let shown = dir.display();
+    match std::fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(format!("SpillDir '{shown}' is not a directory")),
+        Err(error) => return Err(format!("SpillDir '{shown}' cannot be used: {error}")),
+    }
+    let Some(ids) = identities else {
+        return tempfile::tempfile_in(&dir)
+            .map(drop)
+            .map_err(|error| format!("SpillDir '{shown}': cannot create a file there: {error}"));
+    };
+    let (uid, gid) = (ids.edge.uid.as_raw(), ids.edge.gid.as_raw());
+    let who = format!("the edge's user {} (uid {uid}, gid {gid})", ids.edge.name);
+    let mut ancestor = dir.as_path();
+    loop {
+        let meta = std::fs::metadata(ancestor).map_err(|e| format!("SpillDir '{shown}': {e}"))?;
+        let need = if ancestor == dir { 0o3 } else { 0o1 };
+        if !permits(&meta, uid, gid, need) {
+            let what = if need == 0o3 { "write to" } else { "reach" };
+            return Err(format!(
+                "SpillDir '{shown}': {who} cannot {what} '{}'; request bodies and slowly read responses could not be spilled",
+                ancestor.display()
+            ));
+        }
+        match ancestor.parent() {
+            Some(parent) => ancestor = parent,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Whether owner, group or other bits grant `need` (rwx as 0o7) to this uid and gid.
+fn permits(meta: &std::fs::Metadata, uid: u32, gid: u32, need: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode();
+    let class = if meta.uid() == uid {
+        mode >> 6
+    } else if meta.gid() == gid {
+        mode >> 3
+    } else {
+        mode
+    };
+    class & need == need
 }
 
 /// configtest's full check: the files, and that the key belongs to the certificate (rustls
@@ -160,6 +215,15 @@ pub fn risk_warnings(config: &Config, measured_worker_bytes: Option<u64>) -> Vec
     }
     if config.limit_request_body == 0 {
         warnings.push("LimitRequestBody 0 accepts request bodies of any size".to_string());
+    }
+    let share = config.spill_share();
+    let limit = config.limit_request_body;
+    if limit == 0 || limit > share {
+        let what = if limit == 0 { "no limit".to_string() } else { limit.to_string() };
+        warnings.push(format!(
+            "LimitRequestBody ({what}) is larger than one source's share of SpillLimit ({share} bytes: {}): larger bodies get 503; raise SpillLimit (or SpillLimitPerSource) to accept them",
+            if config.spill_limit_per_source.is_some() { "SpillLimitPerSource" } else { "a quarter of SpillLimit" }
+        ));
     }
     warnings
 }

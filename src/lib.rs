@@ -125,6 +125,11 @@ impl Server {
             tracing::error!("{message}");
             return EXIT_STARTUP;
         }
+        // The edge checks again after it drops privileges; this says it before anything starts.
+        if let Err(message) = checks::spill_dir(&config, identities.as_ref()) {
+            tracing::error!("{message}");
+            return EXIT_STARTUP;
+        }
         if let Some(path) = &config.error_log {
             if let Err(error) = errorlog::redirect_stderr(path) {
                 tracing::error!("ErrorLog {}: {error}", path.display());

@@ -12,10 +12,11 @@ use crate::support::attack::{tls_config, tls_connect};
 use crate::support::{procs, Site, Weir};
 
 /// One worker, so the request under test and the ones after it all reach the same process.
-/// One worker, and room for the large bodies (the default LimitRequestBody is 64 MiB).
+/// One worker, and room for the large bodies (the default LimitRequestBody is 64 MiB, and one
+/// source may spill a quarter of SpillLimit).
 const ONE_WORKER: &str =
     "StartServers 1\nMinSpareServers 1\nMaxSpareServers 2\nMaxRequestWorkers 1\nTimeout 120\n\
-                          LimitRequestBody 1073741824\n";
+                          LimitRequestBody 1073741824\nSpillLimit 4G\n";
 
 /// The most a worker's peak RSS may grow while it serves a large body.
 const MOST_GROWTH_KIB: u64 = 32 * 1024;

@@ -16,4 +16,5 @@ mod pool;
 mod privileges;
 mod processes;
 mod serving;
+mod spill;
 mod static_files;

@@ -385,3 +385,49 @@ fn workers_stopped_between_kept_requests_lose_no_request_with_or_without_a_body(
     assert!(stopped >= 20, "only {stopped} workers were stopped in 30 s: the test proved little");
     assert!(requests >= 60, "only {requests} requests while workers were stopped");
 }
+
+/// A worker whose writes to the edge block (the edge stopped reading: here it is stopped with
+/// SIGSTOP) ends the request itself by Timeout, and the worker lives on; before, it blocked
+/// until the pool master killed it as busy past Timeout.
+#[test]
+fn a_worker_blocked_writing_to_the_edge_ends_the_request_by_timeout() {
+    let site = Site::new();
+    site.script(
+        "flood",
+        "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\nhead -c 200000000 /dev/zero\n",
+    );
+    let weir = site.start("Timeout 3\nStartServers 1\nMinSpareServers 1\nMaxSpareServers 1\n");
+    let (_, edge) = weir.roles();
+    let script = format!("{}/cgi-bin/flood", site_dir(&weir));
+    let addr = weir.addr();
+    let cert = weir.cert_pem.clone();
+    let client = std::thread::spawn(move || Client::new(addr, &cert).get("/cgi-bin/flood"));
+    // The script runs, so the request is with a worker: now the edge stops reading it.
+    let mut worker = None;
+    let running = wait_until(Duration::from_secs(20), || {
+        worker = procs::all().into_iter().find(|p| p.cmdline.contains(&script)).map(|p| p.ppid);
+        worker.is_some()
+    });
+    assert!(running, "the script did not start\n{}", weir.logs());
+    let worker = worker.expect("checked above");
+    let started = Instant::now();
+    // SAFETY: kill takes plain integers.
+    unsafe { libc::kill(edge.pid, libc::SIGSTOP) };
+    let script_gone = wait_until(Duration::from_secs(15), || {
+        !procs::all().into_iter().any(|p| p.cmdline.contains(&script))
+    });
+    // Past the pool master's own limit (Timeout and a grace second), with a margin: the worker
+    // must still be alive then.
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(started.elapsed()));
+    let worker_alive = procs::read(worker).is_some();
+    // SAFETY: kill takes plain integers.
+    unsafe { libc::kill(edge.pid, libc::SIGCONT) };
+    let _ = client.join();
+    assert!(script_gone, "the script still runs\n{}", weir.logs());
+    assert!(worker_alive, "the worker was killed instead of ending its request\n{}", weir.logs());
+    assert!(!weir.logs().contains("busy for more than Timeout"), "{}", weir.logs());
+}
+
+fn site_dir(weir: &crate::support::Weir) -> String {
+    weir.path().display().to_string()
+}

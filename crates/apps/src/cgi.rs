@@ -3,12 +3,12 @@
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use weir_conf::script_path::{self, decoded_segments, percent_decode, Verdict};
 use weir_conf::{wire, Config, RLimitValue, RLimits};
 
 use crate::body::RequestBody;
@@ -64,9 +64,7 @@ impl CgiSettings {
     fn interpreter_for(&self, name: &str) -> Option<&Path> {
         self.interpreters
             .iter()
-            .find(|(ext, _)| {
-                name.len() > ext.len() && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext)
-            })
+            .find(|(ext, _)| script_path::has_extension(name, std::iter::once(ext.as_str())))
             .map(|(_, path)| path.as_path())
     }
 }
@@ -111,28 +109,21 @@ impl CgiSettings {
     }
 
     fn resolve_in_alias(&self, alias: &ScriptDir, path: &str) -> Result<ScriptTarget, Refusal> {
-        let rest = path[alias.url_prefix.len()..].trim_start_matches('/');
-        let (raw_name, raw_info) = match rest.find('/') {
-            Some(slash) => (&rest[..slash], &rest[slash..]),
-            None => (rest, ""),
-        };
-        let name = percent_decode(raw_name).ok_or(Refusal::NotFound)?;
-        if !plain_name(&name) {
-            return Err(Refusal::NotFound);
-        }
-        let path_info = percent_decode(raw_info).ok_or(Refusal::NotFound)?;
+        // The edge refuses from the same rules before it reads a body (weir_conf::script_path).
+        let found = script_path::in_alias(&path[alias.url_prefix.len()..]).ok_or(Refusal::NotFound)?;
+        let path_info = percent_decode(found.raw_info).ok_or(Refusal::NotFound)?;
         if path_info.contains('\0') {
             return Err(Refusal::NotFound);
         }
-        let file = alias.dir.join(&name);
-        let meta = std::fs::metadata(&file).map_err(|_| Refusal::NotFound)?;
-        let interpreter = self.interpreter_for(&name).map(Path::to_path_buf);
-        // A script run directly must be executable; one run by an interpreter need only be a file.
-        if !meta.is_file() || (interpreter.is_none() && meta.permissions().mode() & 0o111 == 0) {
-            return Err(Refusal::Forbidden);
+        let file = alias.dir.join(&found.name);
+        let interpreter = self.interpreter_for(&found.name).map(Path::to_path_buf);
+        match script_path::alias_verdict(&file, interpreter.is_some()) {
+            Verdict::Run => {}
+            Verdict::Forbidden => return Err(Refusal::Forbidden),
+            Verdict::NotFound | Verdict::Unknown => return Err(Refusal::NotFound),
         }
-        let script_name = format!("{}/{raw_name}", alias.url_prefix.trim_end_matches('/'));
-        Ok(ScriptTarget { script_name, file, path_info, nph: name.starts_with("nph-"), interpreter })
+        let script_name = format!("{}/{}", alias.url_prefix.trim_end_matches('/'), found.raw_name);
+        Ok(ScriptTarget { script_name, file, path_info, nph: found.name.starts_with("nph-"), interpreter })
     }
 
     fn resolve_in_document_root(
@@ -165,36 +156,6 @@ impl CgiSettings {
             nph: false,
         })
     }
-}
-
-/// A single path segment that names a file in its directory and nothing else.
-fn plain_name(name: &str) -> bool {
-    !(name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']))
-}
-
-/// The decoded non-empty segments of a URL path; `None` if any is not a plain name.
-fn decoded_segments(path: &str) -> Option<Vec<String>> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(|raw| percent_decode(raw).filter(|s| plain_name(s)))
-        .collect()
-}
-
-fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Runs the script and writes its response. Errors are answered here; none escapes.
@@ -384,6 +345,7 @@ fn rlimit_values(limits: &RLimits) -> Vec<(libc::__rlimit_resource_t, libc::rlim
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn settings(dir: &Path) -> CgiSettings {
         CgiSettings {

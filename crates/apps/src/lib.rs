@@ -63,6 +63,9 @@ impl ConnectionHandler for HttpWorker {
 
     fn serve(&mut self, stream: &UnixStream, slot: &Slot, keep_alive: bool) -> AfterRequest {
         let _ = stream.set_read_timeout(Some(self.cgi.timeout));
+        // A write to an edge that stopped reading (stuck, or stopped by a signal) must end the
+        // request, not block the worker until the pool master kills it as hung.
+        let _ = stream.set_write_timeout(Some(self.cgi.timeout));
         let (mut request, mut body) = match Request::read_head(stream) {
             Ok(read) => read,
             Err(error) => {
@@ -73,7 +76,7 @@ impl ConnectionHandler for HttpWorker {
         slot.begin_request(&format!("{} {} {}", request.method, request.target, request.protocol));
         let keep_alive =
             keep_alive && !request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let counted = CountingWriter::new(stream);
+        let counted = CountingWriter::new(stream, Instant::now() + self.cgi.timeout, self.cgi.timeout);
         let sent = counted.counter();
         // 32 KiB: below glibc's 64 KiB threshold at which a free() consolidates the whole heap,
         // which a 64 KiB buffer made happen on every request.
@@ -131,15 +134,25 @@ impl HttpWorker {
     }
 }
 
-/// Counts the bytes written to the edge, for the scoreboard.
-struct CountingWriter<W> {
-    inner: W,
+/// The worker's writes to the edge: counted for the scoreboard, and all done by the request's
+/// deadline (Timeout after its head was read). The socket's send timeout bounds each blocked
+/// write; it is lowered to what is left of the request's time as that runs out, so a response
+/// the edge stopped taking ends the request by its deadline, before the pool master's own
+/// Timeout (plus a grace second) would kill the worker as hung.
+struct CountingWriter<'a> {
+    inner: &'a UnixStream,
     count: std::rc::Rc<std::cell::Cell<u64>>,
+    deadline: Instant,
+    /// The socket's send timeout now.
+    send_timeout: std::time::Duration,
 }
 
-impl<W> CountingWriter<W> {
-    fn new(inner: W) -> Self {
-        CountingWriter { inner, count: std::rc::Rc::default() }
+/// Slack before the send timeout is lowered again: a setsockopt per write only near the end.
+const SEND_TIMEOUT_STEP: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl<'a> CountingWriter<'a> {
+    fn new(inner: &'a UnixStream, deadline: Instant, send_timeout: std::time::Duration) -> Self {
+        CountingWriter { inner, count: std::rc::Rc::default(), deadline, send_timeout }
     }
 
     fn counter(&self) -> std::rc::Rc<std::cell::Cell<u64>> {
@@ -147,9 +160,26 @@ impl<W> CountingWriter<W> {
     }
 }
 
-impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
+impl std::io::Write for CountingWriter<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(bytes)?;
+        let timed_out = || {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the edge did not take the response within Timeout",
+            )
+        };
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        if left + SEND_TIMEOUT_STEP < self.send_timeout {
+            self.inner.set_write_timeout(Some(left))?;
+            self.send_timeout = left;
+        }
+        let n = match self.inner.write(bytes) {
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return Err(timed_out()),
+            other => other?,
+        };
         self.count.set(self.count.get() + n as u64);
         Ok(n)
     }

@@ -192,6 +192,12 @@ pub const DEFAULT_LIMIT_REQUEST_BODY: u64 = 64 << 20;
 /// are memory: then lower it or point SpillDir at a disk.
 pub const DEFAULT_SPILL_LIMIT: u64 = 1 << 30;
 
+/// The share of SpillLimit one source (an IPv4 address, an IPv6 /64) may hold when
+/// `SpillLimitPerSource` is not set: a quarter. One source then never holds more than 256 MiB of
+/// the default 1 GiB, so three quarters stay for everyone else however many connections it
+/// opens, while one client still fits a body four times the default LimitRequestBody.
+pub const SPILL_SHARE_DIVISOR: u64 = 4;
+
 /// A whole, validated configuration. Immutable once loaded; processes share it by `Arc`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -244,6 +250,9 @@ pub struct Config {
     pub spill_dir: Option<PathBuf>,
     /// `SpillLimit` (weir): most bytes of spilled bodies at once, across the edge.
     pub spill_limit: u64,
+    /// `SpillLimitPerSource` (weir): most of those bytes one source may hold; `None`: a quarter
+    /// of SpillLimit (see [`Config::spill_share`]).
+    pub spill_limit_per_source: Option<u64>,
     /// Script directories, longest URL prefix first.
     pub script_aliases: Vec<ScriptAlias>,
     /// `CGIInterpreter .ext /path/to/interpreter`: files with the extension, under DocumentRoot
@@ -293,6 +302,7 @@ impl Config {
             limit_request_body: DEFAULT_LIMIT_REQUEST_BODY,
             spill_dir: None,
             spill_limit: DEFAULT_SPILL_LIMIT,
+            spill_limit_per_source: None,
             script_aliases: Vec::new(),
             cgi_interpreters: Vec::new(),
             server_tokens: ServerTokens::default(),
@@ -424,6 +434,15 @@ impl Config {
         match &self.source {
             Source::File(path) => path.display().to_string(),
             Source::BuiltIn => "(built-in default)".to_string(),
+        }
+    }
+
+    /// Most bytes of spill space one source may hold: `SpillLimitPerSource`, never above
+    /// SpillLimit, or a quarter of SpillLimit.
+    pub fn spill_share(&self) -> u64 {
+        match self.spill_limit_per_source {
+            Some(share) => share.min(self.spill_limit),
+            None => self.spill_limit / SPILL_SHARE_DIVISOR,
         }
     }
 }

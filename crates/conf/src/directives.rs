@@ -353,6 +353,15 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "SpillLimitPerSource",
+        args: (1, 1),
+        help: "most bytes of SpillLimit one source (an IPv4 address or an IPv6 /64) may hold, such as 256M; default: a quarter of SpillLimit",
+        apply: |config, args| {
+            config.spill_limit_per_source = Some(values::size("SpillLimitPerSource", &args[0])?);
+            Ok(())
+        },
+    },
+    Directive {
         name: "ScriptAlias",
         args: (2, 2),
         help: "a fakename and a realname",
@@ -968,10 +977,16 @@ mod tests {
         assert_eq!(config.limit_request_body, crate::config::DEFAULT_LIMIT_REQUEST_BODY);
         assert_eq!(config.spill_dir, None);
         assert_eq!(config.spill_limit, crate::config::DEFAULT_SPILL_LIMIT);
+        assert_eq!(config.spill_share(), crate::config::DEFAULT_SPILL_LIMIT / 4);
         let config = load("Listen 80\nSpillDir spool\nSpillLimit 256M\nLimitRequestBody 0\n").unwrap();
         assert_eq!(config.spill_dir, Some(PathBuf::from("/r/spool")));
         assert_eq!(config.spill_limit, 256 << 20);
+        assert_eq!(config.spill_share(), 64 << 20);
         assert_eq!(config.limit_request_body, 0);
+        let config = load("Listen 80\nSpillLimit 256M\nSpillLimitPerSource 100M\n").unwrap();
+        assert_eq!(config.spill_share(), 100 << 20);
+        let config = load("Listen 80\nSpillLimit 256M\nSpillLimitPerSource 1G\n").unwrap();
+        assert_eq!(config.spill_share(), 256 << 20, "never more than the whole");
     }
 
     #[test]

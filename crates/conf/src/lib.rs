@@ -14,6 +14,7 @@ pub mod edge;
 mod error;
 pub mod location;
 mod pool_rules;
+pub mod script_path;
 mod syntax;
 mod values;
 

@@ -62,6 +62,8 @@ pub enum EdgeError {
     AccessLog { path: String, source: std::io::Error },
     #[error("DocumentRoot {path}: {source}")]
     DocumentRoot { path: String, source: std::io::Error },
+    #[error("SpillDir {dir}: the edge (uid {uid}) cannot create a spill file there: {source}")]
+    SpillDir { dir: String, uid: u32, source: std::io::Error },
     #[error("could not start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -96,7 +98,17 @@ pub fn run(
     })?;
     let routes = routes::PoolRoutes::new(&config, handler_paths);
     let limits = &config.edge;
-    let spill = spill::SpillSpace::new(config.spill_dir.clone(), config.spill_limit);
+    let spill = spill::SpillSpace::new(config.spill_dir.clone(), config.spill_limit, config.spill_share());
+    // Run after the privilege drop, as the identity that will spill: a SpillDir it cannot write
+    // would otherwise show only at the first large body (a broken upload, a response stuck
+    // waiting), so the edge refuses to start instead.
+    if let Err(source) = spill.file(source::Source::of(std::net::Ipv4Addr::UNSPECIFIED.into())) {
+        return Err(EdgeError::SpillDir {
+            dir: spill.dir_name(),
+            uid: nix::unistd::Uid::effective().as_raw(),
+            source,
+        });
+    }
     let site = Arc::new(Site {
         static_files: static_files::StaticFiles {
             root,

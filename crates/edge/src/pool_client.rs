@@ -215,7 +215,10 @@ impl PoolClient {
                     resends += 1;
                 }
                 Ok(Err(failure)) => return Err(failure.error),
-                Ok(Ok(headed)) => return self.answer(headed, hold, deadline).await,
+                Ok(Ok(headed)) => {
+                    let owner = crate::source::Source::of(client.peer.ip());
+                    return self.answer(headed, hold, deadline, owner).await;
+                }
             }
         }
     }
@@ -227,6 +230,7 @@ impl PoolClient {
         headed: Headed,
         hold: H,
         deadline: tokio::time::Instant,
+        owner: crate::source::Source,
     ) -> Result<PoolAnswer, PoolError> {
         let Headed { mut parts, reader, sending, mut buffer } = headed;
         // Kept only when the worker offered it (and, below, sent nothing past the response).
@@ -269,7 +273,7 @@ impl PoolClient {
             drop(hold);
             body::full(bytes)
         } else {
-            let (writer, spooled) = response_spool::spool(self.space.clone());
+            let (writer, spooled) = response_spool::spool(self.space.clone(), owner);
             let idle = self.idle.clone();
             tokio::spawn(async move {
                 rest.read(Sink::Spool(writer), &idle).await;
@@ -863,8 +867,13 @@ mod tests {
             let socket = dir.join("pool.sock");
             let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
             let worker = std::thread::spawn(move || worker_that_leaves_a_kept_connection(listener));
-            let client =
-                PoolClient::new(socket, Duration::from_secs(5), 4, None, SpillSpace::new(None, 1 << 20));
+            let client = PoolClient::new(
+                socket,
+                Duration::from_secs(5),
+                4,
+                None,
+                SpillSpace::new(None, 1 << 20, 1 << 20),
+            );
             let facts = ClientFacts {
                 peer: "127.0.0.1:5555".parse().unwrap(),
                 local: "127.0.0.1:8443".parse().unwrap(),

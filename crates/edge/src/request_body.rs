@@ -10,7 +10,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::reqtimeout::{log_expiry, StageClock};
-use crate::spill::{SpillError, SpillFile, SpillSpace};
+use crate::source::Source;
+use crate::spill::{Full, SpillError, SpillFile, SpillSpace};
 
 /// Bodies above this many bytes go to a spill file: the same bound as a response's memory (see
 /// [`crate::response_spool`]), so a request costs the edge at most this much of either.
@@ -53,16 +54,18 @@ pub enum BodyError {
     Timeout,
     #[error("malformed request body: {0}")]
     Malformed(String),
+    /// SpillDir could not take it: the operator's problem, not the client's, and likely
+    /// passing (503).
     #[error("could not store the request body: {0}")]
     Storage(std::io::Error),
-    #[error("SpillLimit reached")]
-    SpillFull,
+    #[error("{0}")]
+    SpillFull(Full),
 }
 
 impl From<SpillError> for BodyError {
     fn from(error: SpillError) -> BodyError {
         match error {
-            SpillError::Full(_) => BodyError::SpillFull,
+            SpillError::Full(full) => BodyError::SpillFull(full),
             SpillError::Io(error) => BodyError::Storage(error),
         }
     }
@@ -74,8 +77,7 @@ impl BodyError {
             BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
             BodyError::Malformed(_) => StatusCode::BAD_REQUEST,
-            BodyError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            BodyError::SpillFull => StatusCode::SERVICE_UNAVAILABLE,
+            BodyError::Storage(_) | BodyError::SpillFull(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -88,11 +90,13 @@ pub struct BodyBuffer {
     /// LimitRequestBody; 0: none.
     limit: u64,
     space: Arc<SpillSpace>,
+    /// Whose share of the spill space the body counts against.
+    owner: Source,
 }
 
 impl BodyBuffer {
-    pub fn new(limit: u64, space: Arc<SpillSpace>) -> BodyBuffer {
-        BodyBuffer { memory: Vec::new(), file: None, len: 0, limit, space }
+    pub fn new(limit: u64, space: Arc<SpillSpace>, owner: Source) -> BodyBuffer {
+        BodyBuffer { memory: Vec::new(), file: None, len: 0, limit, space, owner }
     }
 
     /// Appends bytes; fails as soon as the total passes the limit or the spill space is full.
@@ -111,7 +115,7 @@ impl BodyBuffer {
         if self.memory.len() > SPILL_THRESHOLD {
             // Written synchronously: page-cache writes of a few hundred KiB do not stall the
             // runtime noticeably, and the file never outlives the request (it has no name).
-            let mut file = self.space.file().map_err(BodyError::Storage)?;
+            let mut file = self.space.file(self.owner).map_err(BodyError::Storage)?;
             file.write_at(&self.memory, 0)?;
             self.memory = Vec::new();
             self.file = Some(file);
@@ -127,6 +131,16 @@ impl BodyBuffer {
     }
 }
 
+/// Refuses from the head a body that could never be stored: one larger than what its source
+/// may spill (it would only be read, spilled and refused at the share; over h2 a refusal
+/// that late left the stream reset without a status).
+pub fn check_declared(declared: u64, space: &SpillSpace) -> Result<(), BodyError> {
+    if declared > SPILL_THRESHOLD as u64 && declared > space.share() {
+        return Err(BodyError::SpillFull(Full::Source));
+    }
+    Ok(())
+}
+
 /// Reads an h2 (or hyper) request body whole, under LimitRequestBody, the body stage's deadline
 /// and `idle` (Timeout) for each frame; only DATA payload bytes count toward MinRate.
 pub async fn read_incoming(
@@ -138,10 +152,12 @@ pub async fn read_incoming(
     space: Arc<SpillSpace>,
 ) -> Result<RequestBody, BodyError> {
     use hyper::body::Body as _;
-    if limit > 0 && incoming.size_hint().lower() > limit {
+    let declared = incoming.size_hint().lower();
+    if limit > 0 && declared > limit {
         return Err(BodyError::TooLarge);
     }
-    let mut buffer = BodyBuffer::new(limit, space);
+    check_declared(declared, &space)?;
+    let mut buffer = BodyBuffer::new(limit, space, Source::of(client.ip()));
     loop {
         let idle_until = tokio::time::Instant::now() + idle;
         let deadline = clock.as_ref().map_or(idle_until, |running| running.deadline().min(idle_until));
@@ -173,8 +189,9 @@ mod tests {
 
     #[test]
     fn spills_past_the_threshold_and_enforces_the_limit() {
-        let space = SpillSpace::new(None, 1 << 30);
-        let mut buffer = BodyBuffer::new(0, space.clone());
+        let me = Source::of([192, 0, 2, 1].into());
+        let space = SpillSpace::new(None, 1 << 30, 1 << 30);
+        let mut buffer = BodyBuffer::new(0, space.clone(), me);
         buffer.push(&vec![7u8; SPILL_THRESHOLD]).unwrap();
         buffer.push(&[8u8; 10]).unwrap();
         match buffer.finish().unwrap() {
@@ -188,12 +205,17 @@ mod tests {
             RequestBody::Memory(_) => panic!("expected a spill"),
         }
         assert_eq!(space.used(), 0, "the file's bytes are given back with it");
-        let mut limited = BodyBuffer::new(1000, space.clone());
+        let mut limited = BodyBuffer::new(1000, space.clone(), me);
         limited.push(&[0u8; 1000]).unwrap();
         assert!(matches!(limited.push(&[0u8]), Err(BodyError::TooLarge)));
-        let small = SpillSpace::new(None, SPILL_THRESHOLD as u64 + 5);
-        let mut capped = BodyBuffer::new(0, small);
+        let small = SpillSpace::new(None, SPILL_THRESHOLD as u64 + 5, SPILL_THRESHOLD as u64 + 5);
+        let mut capped = BodyBuffer::new(0, small.clone(), me);
         capped.push(&vec![1u8; SPILL_THRESHOLD + 1]).unwrap();
-        assert!(matches!(capped.push(&[0u8; 10]), Err(BodyError::SpillFull)));
+        assert!(matches!(capped.push(&[0u8; 10]), Err(BodyError::SpillFull(Full::Total))));
+        assert!(check_declared(SPILL_THRESHOLD as u64 + 5, &small).is_ok());
+        assert!(matches!(
+            check_declared(SPILL_THRESHOLD as u64 + 6, &small),
+            Err(BodyError::SpillFull(Full::Source))
+        ));
     }
 }

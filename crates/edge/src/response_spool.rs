@@ -16,6 +16,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 
+use crate::source::Source;
 use crate::spill::{SpillError, SpillFile, SpillSpace};
 
 /// Bytes of a response held in memory before it spills: 256 KiB covers most responses whole
@@ -62,6 +63,8 @@ impl Shared {
 pub struct SpoolWriter {
     shared: Arc<Shared>,
     space: Arc<SpillSpace>,
+    /// The client, whose share of the spill space its slow reading uses.
+    owner: Source,
     done: bool,
 }
 
@@ -74,10 +77,10 @@ pub struct SpoolBody {
 #[derive(Debug)]
 pub struct ReaderGone;
 
-/// A new spool, spilling into `space`.
-pub fn spool(space: Arc<SpillSpace>) -> (SpoolWriter, SpoolBody) {
+/// A new spool, spilling into `space` on `owner`'s share.
+pub fn spool(space: Arc<SpillSpace>, owner: Source) -> (SpoolWriter, SpoolBody) {
     let shared = Arc::new(Shared { state: Mutex::new(State::default()), progress: Notify::new() });
-    (SpoolWriter { shared: shared.clone(), space, done: false }, SpoolBody { shared })
+    (SpoolWriter { shared: shared.clone(), space, owner, done: false }, SpoolBody { shared })
 }
 
 impl SpoolWriter {
@@ -104,11 +107,10 @@ impl SpoolWriter {
                     return Ok(());
                 }
                 if state.file.is_none() {
-                    match self.space.file() {
+                    match self.space.file(self.owner) {
                         Ok(file) => state.file = Some(file),
-                        Err(error) => {
-                            tracing::error!(%error, "could not create a spill file; waiting for the client");
-                        }
+                        // Rate-limited: this is retried for every chunk until the client reads.
+                        Err(error) => self.space.log_io(&error),
                     }
                 }
                 let offset = state.file_written;
@@ -119,10 +121,8 @@ impl SpoolWriter {
                             wake(&mut state);
                             return Ok(());
                         }
-                        Err(SpillError::Full(_)) => self.space.log_full(),
-                        Err(SpillError::Io(error)) => {
-                            tracing::error!(%error, "could not write a spill file; waiting for the client");
-                        }
+                        Err(SpillError::Full(full)) => self.space.log_full(full, self.owner),
+                        Err(SpillError::Io(error)) => self.space.log_io(&error),
                     }
                 }
             }
@@ -247,10 +247,14 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
+    fn me() -> Source {
+        Source::of([192, 0, 2, 1].into())
+    }
+
     #[tokio::test]
     async fn spills_past_memory_and_waits_at_the_cap() {
-        let space = SpillSpace::new(None, 100_000);
-        let (mut writer, mut body) = spool(space.clone());
+        let space = SpillSpace::new(None, 100_000, 100_000);
+        let (mut writer, mut body) = spool(space.clone(), me());
         let piece = vec![5u8; 16 * 1024];
         let total = MEMORY + 96 * 1024;
         let producer = tokio::spawn(async move {
@@ -275,12 +279,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_response_ends_in_an_error_and_a_gone_reader_stops_the_writer() {
-        let (mut writer, mut body) = spool(SpillSpace::new(None, 0));
+        let (mut writer, mut body) = spool(SpillSpace::new(None, 0, 0), me());
         writer.write(b"abc").await.unwrap();
         writer.fail("worker died".into());
         assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "abc");
         assert!(body.frame().await.unwrap().is_err());
-        let (mut writer, body) = spool(SpillSpace::new(None, 0));
+        let (mut writer, body) = spool(SpillSpace::new(None, 0, 0), me());
         drop(body);
         assert!(writer.write(b"x").await.is_err());
     }

@@ -1,5 +1,9 @@
 //! Which requests go to the pool: the edge serves everything else itself.
 
+use std::path::PathBuf;
+
+use http::StatusCode;
+use weir_conf::script_path::{self, Verdict};
 use weir_conf::{wire, Config};
 
 /// The paths that name code: script directories, handler paths, interpreter extensions.
@@ -7,6 +11,10 @@ use weir_conf::{wire, Config};
 pub struct PoolRoutes {
     /// `ScriptAlias` URL prefixes, matched literally as Apache does.
     pub script_prefixes: Vec<String>,
+    /// The directory of each prefix in `script_prefixes`, in the same order.
+    pub script_dirs: Vec<PathBuf>,
+    /// DocumentRoot, canonical, where `CGIInterpreter` files are looked up; `None`: no lookups.
+    pub document_root: Option<PathBuf>,
     /// Paths of registered Rust handlers (the path and everything below it).
     pub handler_paths: Vec<String>,
     /// `CGIInterpreter` extensions, with their dot.
@@ -17,6 +25,8 @@ impl PoolRoutes {
     pub fn new(config: &Config, handler_paths: Vec<String>) -> PoolRoutes {
         PoolRoutes {
             script_prefixes: config.script_aliases.iter().map(|a| a.url_prefix.clone()).collect(),
+            script_dirs: config.script_aliases.iter().map(|a| a.dir.clone()).collect(),
+            document_root: std::fs::canonicalize(&config.document_root).ok(),
             handler_paths,
             code_extensions: config.cgi_interpreters.iter().map(|(ext, _)| ext.clone()).collect(),
         }
@@ -34,9 +44,46 @@ impl PoolRoutes {
 
     /// Whether a file name has an interpreter's extension: such a file is run, never sent.
     pub fn is_code(&self, name: &str) -> bool {
-        self.code_extensions
-            .iter()
-            .any(|ext| name.len() > ext.len() && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext))
+        script_path::has_extension(name, self.code_extensions.iter().map(String::as_str))
+    }
+
+    /// For a path that goes to the pool: the status the worker would certainly answer without
+    /// running anything (a script that is not there, 404, or may not run, 403), decided here
+    /// from the head so that its body is never read and stored. `None`: the worker decides
+    /// (a Handler's path, a script that can run, or a file that could not be looked at).
+    /// Worker and edge share the rules of `weir_conf::script_path`; the lookups are dentry-cache
+    /// stats on the runtime thread, as for static files.
+    pub fn refusal(&self, path: &str) -> Option<StatusCode> {
+        // A Handler answers before CGI in the worker.
+        if self.handler_paths.iter().any(|route| wire::route_matches(route, path)) {
+            return None;
+        }
+        if let Some(index) = self.script_prefixes.iter().position(|prefix| path.starts_with(prefix.as_str()))
+        {
+            let Some(found) = script_path::in_alias(&path[self.script_prefixes[index].len()..]) else {
+                return Some(StatusCode::NOT_FOUND);
+            };
+            let file = self.script_dirs.get(index)?.join(&found.name);
+            return match script_path::alias_verdict(&file, self.is_code(&found.name)) {
+                Verdict::NotFound => Some(StatusCode::NOT_FOUND),
+                Verdict::Forbidden => Some(StatusCode::FORBIDDEN),
+                Verdict::Run | Verdict::Unknown => None,
+            };
+        }
+        let root = self.document_root.as_ref()?;
+        // A segment that is no plain name: the worker finds no script either.
+        let Some(segments) = script_path::decoded_segments(path) else {
+            return Some(StatusCode::NOT_FOUND);
+        };
+        let index = segments.iter().position(|segment| self.is_code(segment))?;
+        let relative: PathBuf = segments[..=index].iter().collect();
+        match std::fs::canonicalize(root.join(relative)) {
+            // Out of the root (a symlink) or not a file: the worker's 404 too.
+            Ok(file) if !file.starts_with(root) || !file.is_file() => Some(StatusCode::NOT_FOUND),
+            Ok(_) => None,
+            Err(error) if script_path::missing(&error) => Some(StatusCode::NOT_FOUND),
+            Err(_) => None,
+        }
     }
 }
 
@@ -50,6 +97,7 @@ mod tests {
             script_prefixes: vec!["/cgi-bin/".into()],
             handler_paths: vec!["/ingest".into()],
             code_extensions: vec![".php".into()],
+            ..PoolRoutes::default()
         };
         assert!(routes.to_pool("/cgi-bin/x"));
         assert!(routes.to_pool("/ingest"));

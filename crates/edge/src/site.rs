@@ -19,6 +19,7 @@ use crate::logged_body::{LogLine, LoggedBody, Record};
 use crate::pool_client::{ClientFacts, PoolAnswer, PoolClient};
 use crate::request_body::{BodyError, RequestBody};
 use crate::routes::PoolRoutes;
+use crate::source::Source;
 use crate::spill::SpillSpace;
 use crate::static_files::{Served, StaticFiles};
 use crate::status::{self, StatusContext};
@@ -157,6 +158,10 @@ impl Site {
         }
         let path = parts.uri.path();
         let to_pool = if self.routes.to_pool(path) {
+            if let Some(status) = self.routes.refusal(path) {
+                // Certain without the worker: answered here, so the body is never stored.
+                return Decision::Answer(body::error_page(status));
+            }
             path.to_string()
         } else {
             match self.static_files.serve(&parts.method, path, &parts.headers) {
@@ -220,13 +225,17 @@ impl Site {
         let why = match error {
             BodyError::TooLarge => Reject::TooLarge,
             BodyError::Timeout => Reject::Timeout,
-            BodyError::SpillFull => Reject::QueueFull,
+            BodyError::SpillFull(_) | BodyError::Storage(_) => Reject::QueueFull,
             _ => Reject::Malformed,
         };
         self.scoreboard.counters().reject(why);
         let mut response = body::error_page(error.status());
-        if matches!(error, BodyError::SpillFull) {
-            self.spill.log_full();
+        match error {
+            BodyError::SpillFull(full) => self.spill.log_full(*full, Source::of(facts.peer.ip())),
+            BodyError::Storage(error) => self.spill.log_io(error),
+            _ => {}
+        }
+        if error.status() == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -19,8 +19,9 @@ use super::head::{self, Framing, HeadError, Limits, RequestHead};
 use crate::body::{self, Body};
 use crate::pool_client::ClientFacts;
 use crate::reqtimeout::{log_expiry, Stage, StageClock};
-use crate::request_body::{BodyBuffer, BodyError, RequestBody};
+use crate::request_body::{check_declared, BodyBuffer, BodyError, RequestBody};
 use crate::site::Site;
+use crate::source::Source;
 
 /// The HTTP/1.1 settings of a connection.
 #[derive(Debug, Clone)]
@@ -223,19 +224,24 @@ where
     // The site routes from the head and asks for the body only for the pool; the 100 Continue
     // is sent only then, so a client that waits for it never sends a body nobody wants.
     let mut body_taken = false;
+    let mut body_whole = false;
     let response = {
-        let (taken, io, buffer, framing) = (&mut body_taken, &mut *io, &mut *buffer, &framing);
+        let (taken, whole, io, buffer, framing) =
+            (&mut body_taken, &mut body_whole, &mut *io, &mut *buffer, &framing);
         site.handle(facts, parts, move || async move {
             *taken = true;
             if let Framing::Length(n) = framing {
                 if settings.limit_request_body > 0 && *n > settings.limit_request_body {
                     return Err(BodyError::TooLarge);
                 }
+                check_declared(*n, &site.spill)?;
             }
             if expect_continue && has_body && io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
                 return Err(BodyError::Malformed("connection closed before the body".into()));
             }
-            read_body(io, buffer, framing, settings, facts, site).await
+            let read = read_body(io, buffer, framing, settings, facts, site).await;
+            *whole = read.is_ok();
+            read
         })
         .await
     };
@@ -243,7 +249,13 @@ where
     // stays usable; a larger one (or one whose size is unknown, or that the client may still
     // be holding back for a 100 Continue) closes the connection after a lingering read, so the
     // client sees the answer instead of a reset.
-    let unread = if body_taken { Unread::Nothing } else { unread_body(&framing, buffer, expect_continue) };
+    // A body refused part way (SpillLimit, SpillDir, a timeout) may still be coming: the
+    // connection closes after a lingering read, so the client sees the status, not a reset.
+    let unread = match (body_taken, body_whole) {
+        (true, true) => Unread::Nothing,
+        (true, false) => Unread::Linger,
+        (false, _) => unread_body(&framing, buffer, expect_continue),
+    };
     // A draining edge says so on this last response: the client may reuse nothing, and knows it.
     let keep_alive = keep_alive
         && !draining.is_cancelled()
@@ -353,7 +365,8 @@ where
     IO: AsyncRead + Unpin,
 {
     let mut clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
-    let mut stored = BodyBuffer::new(settings.limit_request_body, site.spill.clone());
+    let mut stored =
+        BodyBuffer::new(settings.limit_request_body, site.spill.clone(), Source::of(facts.peer.ip()));
     match framing {
         Framing::None => return Ok(RequestBody::empty()),
         Framing::Length(total) => {

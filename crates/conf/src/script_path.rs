@@ -1,0 +1,144 @@
+//! How a URL path names a CGI script, written once for the two processes that decide it: the
+//! edge, which refuses a request for a script that is not there before it reads the body, and
+//! the worker, which runs the script. Sharing the rules keeps their answers the same.
+
+use std::path::Path;
+
+/// A `ScriptAlias` path split into its script's name and what follows it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AliasedScript<'a> {
+    /// The script's file name, decoded: one plain name, never a path.
+    pub name: String,
+    /// The name as the URL had it, for SCRIPT_NAME.
+    pub raw_name: &'a str,
+    /// The rest of the URL path after the name (PATH_INFO, still encoded).
+    pub raw_info: &'a str,
+}
+
+/// The script named by `rest`, the URL path after a ScriptAlias prefix: its first segment,
+/// decoded. `None`: no plain file name (empty, `.`, `..`, an encoded slash or NUL, bad
+/// encoding), which no file in the directory can answer: 404.
+pub fn in_alias(rest: &str) -> Option<AliasedScript<'_>> {
+    let rest = rest.trim_start_matches('/');
+    let (raw_name, raw_info) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, ""),
+    };
+    let name = percent_decode(raw_name).filter(|name| plain_name(name))?;
+    Some(AliasedScript { name, raw_name, raw_info })
+}
+
+/// What a script directory's file makes of a request for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A script that can run.
+    Run,
+    /// No such file: 404.
+    NotFound,
+    /// There, but not something to run: not a regular file, or neither executable nor meant
+    /// for a `CGIInterpreter`: 403.
+    Forbidden,
+    /// The file could not be looked at (permissions, I/O): the worker decides.
+    Unknown,
+}
+
+/// Looks at `file` (a name under a script directory, found by [`in_alias`]); `interpreted`: its
+/// extension has a CGIInterpreter, so it need not be executable.
+pub fn alias_verdict(file: &Path, interpreted: bool) -> Verdict {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(file) {
+        Ok(meta) if !meta.is_file() => Verdict::Forbidden,
+        Ok(meta) if !interpreted && meta.permissions().mode() & 0o111 == 0 => Verdict::Forbidden,
+        Ok(_) => Verdict::Run,
+        Err(error) if missing(&error) => Verdict::NotFound,
+        Err(_) => Verdict::Unknown,
+    }
+}
+
+/// An error that says the file is not there (rather than that it could not be looked at).
+pub fn missing(error: &std::io::Error) -> bool {
+    matches!(error.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
+}
+
+/// Whether a file name has one of the `CGIInterpreter` extensions (with their dot), in any case.
+pub fn has_extension<'e>(name: &str, mut extensions: impl Iterator<Item = &'e str>) -> bool {
+    extensions.any(|ext| {
+        name.len() > ext.len()
+            && name.is_char_boundary(name.len() - ext.len())
+            && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext)
+    })
+}
+
+/// A single path segment that names a file in its directory and nothing else.
+pub fn plain_name(name: &str) -> bool {
+    !(name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']))
+}
+
+/// The decoded non-empty segments of a URL path; `None` if any is not a plain name.
+pub fn decoded_segments(path: &str) -> Option<Vec<String>> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|raw| percent_decode(raw).filter(|s| plain_name(s)))
+        .collect()
+}
+
+/// Percent-decodes a URL path segment; `None` for a bad escape or bytes that are not UTF-8.
+pub fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_is_the_first_decoded_segment_and_only_a_plain_name() {
+        let found = in_alias("run%2Esh/a%20b/c").unwrap();
+        assert_eq!((found.name.as_str(), found.raw_name, found.raw_info), ("run.sh", "run%2Esh", "/a%20b/c"));
+        assert_eq!(in_alias("/x").unwrap().name, "x");
+        for bad in ["", "..", "%2e%2e", ".", "a%2fb", "a%00", "%zz", "a%5cb"] {
+            assert_eq!(in_alias(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn verdicts_from_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("weir-script-path-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("run"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(dir.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("plain.php"), "<?php").unwrap();
+        std::fs::set_permissions(dir.join("plain.php"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(alias_verdict(&dir.join("run"), false), Verdict::Run);
+        assert_eq!(alias_verdict(&dir.join("plain.php"), false), Verdict::Forbidden);
+        assert_eq!(alias_verdict(&dir.join("plain.php"), true), Verdict::Run);
+        assert_eq!(alias_verdict(&dir.join("sub"), false), Verdict::Forbidden);
+        assert_eq!(alias_verdict(&dir.join("nope"), false), Verdict::NotFound);
+        assert_eq!(alias_verdict(&dir.join("run/below"), false), Verdict::NotFound);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn extensions_match_in_any_case_and_never_the_whole_name() {
+        let exts = [".php"];
+        assert!(has_extension("index.PHP", exts.iter().copied()));
+        assert!(!has_extension(".php", exts.iter().copied()));
+        assert!(!has_extension("a.txt", exts.iter().copied()));
+        assert!(!has_extension("é.php".trim_end_matches(".php"), exts.iter().copied()));
+    }
+}
