@@ -236,7 +236,7 @@ impl MemoryReport {
 
     fn publish(&mut self) {
         self.last = Instant::now();
-        if let (Some(rss), Some(pss)) = weir_scoreboard::memory::rss_pss(std::process::id() as i32) {
+        if let (Some(rss), Some(pss)) = weir_scoreboard::memory::own_rss_pss() {
             self.slot.publish_memory(rss, pss);
         }
     }

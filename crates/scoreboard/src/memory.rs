@@ -9,6 +9,31 @@ pub fn rss_pss(pid: i32) -> (Option<u64>, Option<u64>) {
     (kib_field(&text, "Rss:"), kib_field(&text, "Pss:"))
 }
 
+/// This process's own resident and proportional set sizes, in bytes, read without touching the
+/// heap: a worker reports its own figures, and a fresh worker's heap pages are still shared
+/// with its pool master until it writes to them, so a report that allocated would itself make
+/// the worker larger (each written page becomes its own copy).
+pub fn own_rss_pss() -> (Option<u64>, Option<u64>) {
+    use std::io::Read;
+    let mut buffer = [0u8; 2048];
+    let Ok(mut file) = std::fs::File::open("/proc/self/smaps_rollup") else {
+        return (None, None);
+    };
+    let mut len = 0;
+    while len < buffer.len() {
+        match file.read(&mut buffer[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return (None, None),
+        }
+    }
+    let Ok(text) = std::str::from_utf8(&buffer[..len]) else {
+        return (None, None);
+    };
+    (kib_field(text, "Rss:"), kib_field(text, "Pss:"))
+}
+
 /// A process's proportional set size, in bytes.
 pub fn pss(pid: i32) -> Option<u64> {
     rss_pss(pid).1
@@ -34,5 +59,7 @@ mod tests {
         let (rss, pss) = rss_pss(std::process::id() as i32);
         assert!(rss.is_some_and(|b| b > 0) && pss.is_some_and(|b| b > 0));
         assert!(mem_total().is_some_and(|b| b > 1 << 20));
+        let (own_rss, own_pss) = own_rss_pss();
+        assert!(own_rss.is_some_and(|b| b > 0) && own_pss.is_some_and(|b| b > 0));
     }
 }
