@@ -21,7 +21,7 @@ pub enum RuntimeFileError {
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
     /// A directory others could write to: what weir puts there could be replaced.
     #[error(
-        "{what} {path} is unsafe: {reason}; code running as User could replace what weir writes there (make it owned by root and not writable by group or others)"
+        "{what} {path} is unsafe: {reason}; code running as User or EdgeUser could replace what weir writes there (make it owned by root and not writable by group or others)"
     )]
     Unsafe { what: &'static str, path: PathBuf, reason: String },
 }
@@ -45,22 +45,50 @@ impl Untrusted {
 
     /// Why `meta` (of a directory) lets an untrusted identity create, rename or remove entries
     /// in it; `None` when it does not. A sticky directory (/tmp) lets no one rename or remove
-    /// another's entry, so it is safe as an ancestor. `is_final`: the directory weir writes in
-    /// itself, which must also be root's and closed to its group.
-    fn objection(&self, meta: &std::fs::Metadata, is_final: bool) -> Option<String> {
+    /// another's entry, so it is safe as an ancestor, never as the directory weir writes in
+    /// (anyone may plant a file of their own there under the name weir will use).
+    fn objection(&self, meta: &std::fs::Metadata, rule: DirRule) -> Option<String> {
         let mode = meta.mode();
-        let sticky = mode & 0o1000 != 0 && !is_final;
-        if self.uids.contains(&meta.uid()) || (meta.uid() != 0 && is_final) {
+        let sticky = mode & 0o1000 != 0 && rule == DirRule::Ancestor;
+        if self.uids.contains(&meta.uid()) || (meta.uid() != 0 && rule == DirRule::RootOwned) {
             return Some(format!("it is owned by uid {}", meta.uid()));
         }
         if mode & 0o002 != 0 && !sticky {
             return Some("it is writable by others".to_string());
         }
-        if mode & 0o020 != 0 && !sticky && (is_final || self.gids.contains(&meta.gid())) {
+        if mode & 0o020 != 0 && !sticky && (rule == DirRule::RootOwned || self.gids.contains(&meta.gid())) {
             return Some(format!("it is writable by group {}", meta.gid()));
         }
         None
     }
+
+    /// Why an existing file root will append to could be written by others: owned by a role's
+    /// identity, or writable by others or by a role's group.
+    fn file_objection(&self, meta: &std::fs::Metadata) -> Option<String> {
+        let mode = meta.mode();
+        if self.uids.contains(&meta.uid()) {
+            return Some(format!("it is owned by uid {}", meta.uid()));
+        }
+        if mode & 0o002 != 0 {
+            return Some("it is writable by others".to_string());
+        }
+        if mode & 0o020 != 0 && self.gids.contains(&meta.gid()) {
+            return Some(format!("it is writable by group {}", meta.gid()));
+        }
+        None
+    }
+}
+
+/// How strictly a directory on a checked path is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DirRule {
+    /// A directory above: closed to the roles, a sticky one (/tmp) allowed.
+    Ancestor,
+    /// The directory a log is written in: closed to the roles, sticky or not; it may belong to
+    /// another trusted account or group (Debian's /var/log is root:syslog, group-writable).
+    Closed,
+    /// RuntimeDir and PidFile's directory: root's own and closed to its group as well.
+    RootOwned,
 }
 
 /// Creates RuntimeDir when missing (mode 0755; root-owned when weir runs as root) and, started
@@ -95,7 +123,14 @@ pub fn check_log_dir(what: &'static str, log: &Path, untrusted: Untrusted) -> Re
     let dir = log.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     // The directory is created at open when missing; then its nearest existing ancestor decides.
     let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
-    walk_directory_chain(what, existing, untrusted, false)
+    walk_directory_chain(what, existing, untrusted, DirRule::Closed)?;
+    // A log already there that a role could write to: someone else's file, not weir's log.
+    if let Ok(meta) = std::fs::symlink_metadata(log) {
+        if let Some(reason) = untrusted.file_objection(&meta) {
+            return Err(RuntimeFileError::Unsafe { what, path: log.to_path_buf(), reason });
+        }
+    }
+    Ok(())
 }
 
 /// Checks `dir` and every directory above it (after resolving symlinks: the real path is what
@@ -105,15 +140,15 @@ fn check_directory_chain(
     dir: &Path,
     untrusted: Untrusted,
 ) -> Result<(), RuntimeFileError> {
-    walk_directory_chain(what, dir, untrusted, true)
+    walk_directory_chain(what, dir, untrusted, DirRule::RootOwned)
 }
 
-/// The walk behind both: `strict_final` holds the first directory to RuntimeDir's rule.
+/// The walk behind both: `first` is the rule for `dir` itself; those above it are ancestors.
 fn walk_directory_chain(
     what: &'static str,
     dir: &Path,
     untrusted: Untrusted,
-    strict_final: bool,
+    first: DirRule,
 ) -> Result<(), RuntimeFileError> {
     let real = std::fs::canonicalize(dir).map_err(|source| RuntimeFileError::Io {
         what,
@@ -121,14 +156,14 @@ fn walk_directory_chain(
         source,
     })?;
     let mut current = Some(real.as_path());
-    let mut is_final = strict_final;
+    let mut rule = first;
     while let Some(path) = current {
         let meta = std::fs::metadata(path).map_err(|source| RuntimeFileError::Io {
             what,
             path: path.to_path_buf(),
             source,
         })?;
-        if let Some(reason) = untrusted.objection(&meta, is_final) {
+        if let Some(reason) = untrusted.objection(&meta, rule) {
             let reason = if path == real {
                 reason
             } else {
@@ -136,7 +171,7 @@ fn walk_directory_chain(
             };
             return Err(RuntimeFileError::Unsafe { what, path: dir.to_path_buf(), reason });
         }
-        is_final = false;
+        rule = DirRule::Ancestor;
         current = path.parent();
     }
     Ok(())
@@ -287,15 +322,19 @@ mod tests {
         std::fs::create_dir(&run).unwrap();
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).unwrap();
         let meta = std::fs::metadata(&run).unwrap();
-        assert!(untrusted.objection(&meta, true).is_some(), "world-writable");
+        assert!(untrusted.objection(&meta, DirRule::RootOwned).is_some(), "world-writable");
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o1777)).unwrap();
         let meta = std::fs::metadata(&run).unwrap();
-        assert!(untrusted.objection(&meta, true).is_some(), "sticky is not enough for RuntimeDir itself");
-        assert!(untrusted.objection(&meta, false).is_none(), "a sticky ancestor (/tmp) is fine");
+        assert!(
+            untrusted.objection(&meta, DirRule::RootOwned).is_some(),
+            "sticky is not enough for RuntimeDir itself"
+        );
+        assert!(untrusted.objection(&meta, DirRule::Closed).is_some(), "nor for a log's directory (/tmp)");
+        assert!(untrusted.objection(&meta, DirRule::Ancestor).is_none(), "a sticky ancestor (/tmp) is fine");
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
         let meta = std::fs::metadata(&run).unwrap();
         if nix::unistd::Uid::effective().is_root() {
-            assert!(untrusted.objection(&meta, true).is_none());
+            assert!(untrusted.objection(&meta, DirRule::RootOwned).is_none());
         }
     }
 }

@@ -326,6 +326,31 @@ fn log_files_the_roles_could_replace_are_refused_and_a_planted_fifo_never_blocks
         );
         assert!(stderr.contains("ErrorLog") && stderr.contains("owned by uid 65534"), "{verb}: {stderr}");
     }
+    // A sticky world-writable directory (/tmp's kind): anyone may plant a file under the log's
+    // name there. And a log already there that the workers' account owns.
+    let site = Site::new();
+    let sticky = site.path().join("sticky");
+    std::fs::create_dir(&sticky).expect("mkdir");
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let planted = site.path().join("access.log");
+    std::fs::write(&planted, "").expect("plant");
+    nix::unistd::chown(&planted, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+    let d = site.path().display();
+    let conf = site.path().join("weir.conf");
+    for (text, needle) in [
+        (
+            site.config("")
+                .replace(&format!("ErrorLog {d}/error.log"), &format!("ErrorLog {d}/sticky/error.log")),
+            "writable by others",
+        ),
+        (site.config(""), "owned by uid 65534"),
+    ] {
+        std::fs::write(&conf, &text).expect("conf");
+        let out = crate::support::weir_command(&["configtest", "-f"], &conf).output().expect("configtest");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "configtest accepted a log others could write:\n{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
     // A FIFO where the log should be (planted by anyone): refused at once, never waited on.
     let site = Site::new();
     let fifo = site.path().join("error.log");
