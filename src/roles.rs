@@ -11,7 +11,7 @@ use weir_apps::{Handler, HttpWorker};
 use weir_conf::Config;
 use weir_edge::InheritedListener;
 use weir_prefork::master::{self, PoolSettings};
-use weir_prefork::privileges::{self, Account};
+use weir_prefork::privileges::{self, Account, Identities};
 use weir_prefork::Scoreboard;
 
 use crate::sockets::BoundListener;
@@ -58,11 +58,16 @@ pub fn edge(
     pool_socket: PathBuf,
     handler_paths: Vec<String>,
     scoreboard: Scoreboard,
-    account: Option<Account>,
+    identities: Option<Identities>,
     ready: OwnedFd,
 ) -> ! {
+    let account = identities.as_ref().map(|ids| ids.edge.clone());
     let prepared = match weir_edge::prepare(&config) {
-        Ok(prepared) => prepared,
+        // The edge judges from a request's head whether the workers' account may run a script.
+        Ok(prepared) => match &identities {
+            Some(ids) => prepared.with_script_runner(ids.workers.uid.as_raw(), ids.workers.gid.as_raw()),
+            None => prepared,
+        },
         Err(error) => {
             tracing::error!("edge cannot start: {error}");
             std::process::exit(1);

@@ -273,7 +273,7 @@ impl Running {
             }
             _ => {
                 let keep = roles::edge_fds(&generation.listeners, &ready_write);
-                let edge = self.identities.as_ref().map(|ids| ids.edge.clone());
+                let identities = self.identities.clone();
                 fork_child(Role::Edge, &keep, || {
                     roles::edge(
                         generation.config.clone(),
@@ -281,7 +281,7 @@ impl Running {
                         generation.pool_socket.clone(),
                         self.handler_paths.clone(),
                         self.scoreboard,
-                        edge,
+                        identities,
                         ready_write,
                     )
                 })?

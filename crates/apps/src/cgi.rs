@@ -117,7 +117,7 @@ impl CgiSettings {
         }
         let file = alias.dir.join(&found.name);
         let interpreter = self.interpreter_for(&found.name).map(Path::to_path_buf);
-        match script_path::alias_verdict(&file, interpreter.is_some()) {
+        match script_path::alias_verdict(&file, interpreter.is_some(), script_path::Runner::current()) {
             Verdict::Run => {}
             Verdict::Forbidden => return Err(Refusal::Forbidden),
             Verdict::NotFound | Verdict::Unknown => return Err(Refusal::NotFound),

@@ -42,13 +42,53 @@ pub enum Verdict {
     Unknown,
 }
 
-/// Looks at `file` (a name under a script directory, found by [`in_alias`]); `interpreted`: its
-/// extension has a CGIInterpreter, so it need not be executable.
-pub fn alias_verdict(file: &Path, interpreted: bool) -> Verdict {
-    use std::os::unix::fs::PermissionsExt;
+/// Who runs scripts: the workers' uid and gid (they keep no supplementary groups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Runner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Default for Runner {
+    fn default() -> Runner {
+        Runner::current()
+    }
+}
+
+impl Runner {
+    /// This process's own effective identity (a worker's, once it has dropped root).
+    pub fn current() -> Runner {
+        // SAFETY: geteuid and getegid take no arguments and cannot fail.
+        unsafe { Runner { uid: libc::geteuid(), gid: libc::getegid() } }
+    }
+
+    /// Whether the permission bits of `meta` grant `bits` (r=4, x=1) to this runner, as the
+    /// kernel decides: the owner's bits for the owner, else the group's for the group, else
+    /// everyone's. Root may execute a file that anyone may.
+    fn may(&self, meta: &std::fs::Metadata, bits: u32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let mode = meta.mode();
+        if self.uid == 0 {
+            return bits != 1 || mode & 0o111 != 0;
+        }
+        let granted = if meta.uid() == self.uid {
+            mode >> 6
+        } else if meta.gid() == self.gid {
+            mode >> 3
+        } else {
+            mode
+        };
+        granted & bits == bits
+    }
+}
+
+/// Looks at `file` (a name under a script directory, found by [`in_alias`]) for `runner`;
+/// `interpreted`: its extension has a CGIInterpreter, so it must be readable by the runner
+/// rather than executable.
+pub fn alias_verdict(file: &Path, interpreted: bool, runner: Runner) -> Verdict {
     match std::fs::metadata(file) {
         Ok(meta) if !meta.is_file() => Verdict::Forbidden,
-        Ok(meta) if !interpreted && meta.permissions().mode() & 0o111 == 0 => Verdict::Forbidden,
+        Ok(meta) if !runner.may(&meta, if interpreted { 4 } else { 1 }) => Verdict::Forbidden,
         Ok(_) => Verdict::Run,
         Err(error) if missing(&error) => Verdict::NotFound,
         Err(_) => Verdict::Unknown,
@@ -124,12 +164,23 @@ mod tests {
         std::fs::set_permissions(dir.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(dir.join("plain.php"), "<?php").unwrap();
         std::fs::set_permissions(dir.join("plain.php"), std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(alias_verdict(&dir.join("run"), false), Verdict::Run);
-        assert_eq!(alias_verdict(&dir.join("plain.php"), false), Verdict::Forbidden);
-        assert_eq!(alias_verdict(&dir.join("plain.php"), true), Verdict::Run);
-        assert_eq!(alias_verdict(&dir.join("sub"), false), Verdict::Forbidden);
-        assert_eq!(alias_verdict(&dir.join("nope"), false), Verdict::NotFound);
-        assert_eq!(alias_verdict(&dir.join("run/below"), false), Verdict::NotFound);
+        let me = Runner::current();
+        assert_eq!(alias_verdict(&dir.join("run"), false, me), Verdict::Run);
+        assert_eq!(alias_verdict(&dir.join("plain.php"), false, me), Verdict::Forbidden);
+        assert_eq!(alias_verdict(&dir.join("plain.php"), true, me), Verdict::Run);
+        assert_eq!(alias_verdict(&dir.join("sub"), false, me), Verdict::Forbidden);
+        assert_eq!(alias_verdict(&dir.join("nope"), false, me), Verdict::NotFound);
+        assert_eq!(alias_verdict(&dir.join("run/below"), false, me), Verdict::NotFound);
+        // Executable by its owner only: not by another account, nor by one in another group.
+        let owner_only = dir.join("owner-only");
+        std::fs::write(&owner_only, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&owner_only, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let stranger = Runner { uid: 65534, gid: 65534 };
+        let verdict = alias_verdict(&owner_only, false, stranger);
+        if me.uid != 65534 {
+            assert_eq!(verdict, Verdict::Forbidden);
+        }
+        assert_eq!(alias_verdict(&owner_only, false, Runner { uid: 0, gid: 0 }), Verdict::Run);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -51,6 +51,17 @@ pub struct InheritedListener {
 pub struct Prepared {
     tls: Option<Arc<rustls::ServerConfig>>,
     access_log: Option<access_log::AccessLog>,
+    /// The workers' identity, when it is not the edge's own (started as root).
+    script_runner: Option<weir_conf::script_path::Runner>,
+}
+
+impl Prepared {
+    /// Tells the edge which account runs scripts, for the permission check it makes from a
+    /// request's head; without it, the edge's own identity is taken (one user runs everything).
+    pub fn with_script_runner(mut self, uid: u32, gid: u32) -> Prepared {
+        self.script_runner = Some(weir_conf::script_path::Runner { uid, gid });
+        self
+    }
 }
 
 /// Why the edge cannot start.
@@ -79,7 +90,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
         ),
         None => None,
     };
-    Ok(Prepared { tls, access_log })
+    Ok(Prepared { tls, access_log, script_runner: None })
 }
 
 /// The edge's entry point, after [`prepare`] and the privilege drop: serves until SIGTERM or
@@ -96,7 +107,10 @@ pub fn run(
     let root = static_files::canonical_root(&config.document_root).map_err(|source| {
         EdgeError::DocumentRoot { path: config.document_root.display().to_string(), source }
     })?;
-    let routes = routes::PoolRoutes::new(&config, handler_paths);
+    let mut routes = routes::PoolRoutes::new(&config, handler_paths);
+    if let Some(runner) = prepared.script_runner {
+        routes.runner = runner;
+    }
     let limits = &config.edge;
     let spill = spill::SpillSpace::new(config.spill_dir.clone(), config.spill_limit, config.spill_share());
     // Run after the privilege drop, as the identity that will spill: a SpillDir it cannot write

@@ -19,6 +19,9 @@ pub struct PoolRoutes {
     pub handler_paths: Vec<String>,
     /// `CGIInterpreter` extensions, with their dot.
     pub code_extensions: Vec<String>,
+    /// Who runs the scripts (the workers' account), for the permission check made from the
+    /// head; this process's own identity when weir runs as one user.
+    pub runner: script_path::Runner,
 }
 
 impl PoolRoutes {
@@ -29,6 +32,7 @@ impl PoolRoutes {
             document_root: std::fs::canonicalize(&config.document_root).ok(),
             handler_paths,
             code_extensions: config.cgi_interpreters.iter().map(|(ext, _)| ext.clone()).collect(),
+            runner: script_path::Runner::current(),
         }
     }
 
@@ -64,7 +68,7 @@ impl PoolRoutes {
                 return Some(StatusCode::NOT_FOUND);
             };
             let file = self.script_dirs.get(index)?.join(&found.name);
-            return match script_path::alias_verdict(&file, self.is_code(&found.name)) {
+            return match script_path::alias_verdict(&file, self.is_code(&found.name), self.runner) {
                 Verdict::NotFound => Some(StatusCode::NOT_FOUND),
                 Verdict::Forbidden => Some(StatusCode::FORBIDDEN),
                 Verdict::Run | Verdict::Unknown => None,
