@@ -164,6 +164,9 @@ struct Running {
     stop_requested: bool,
     /// A SIGHUP that arrived during a reload: another reload follows.
     reload_again: bool,
+    /// A new generation is starting: a role of it that dies is not restarted, the reload is
+    /// abandoned instead (and the log says so).
+    starting_generation: bool,
 }
 
 impl Supervisor {
@@ -192,6 +195,7 @@ impl Supervisor {
             draining: Vec::new(),
             stop_requested: false,
             reload_again: false,
+            starting_generation: false,
         };
         if let Err(error) = running.start_generation_roles() {
             tracing::error!("{error}");
@@ -359,13 +363,17 @@ impl Running {
                     child.backoff = FIRST_BACKOFF;
                 }
                 let failed_at_start = matches!(child.phase, Phase::Starting { .. });
+                let then = if self.starting_generation {
+                    "the reload is abandoned".to_string()
+                } else {
+                    format!("restarting it in {:?}", child.backoff)
+                };
                 tracing::error!(
                     role = child.role.title(),
                     pid = pid.as_raw(),
-                    "{} (pid {pid}) {how}{}; restarting it in {:?}",
+                    "{} (pid {pid}) {how}{}; {then}",
                     child.role.title(),
                     if failed_at_start { " before it was ready" } else { "" },
-                    child.backoff
                 );
                 child.phase = Phase::WaitingToRestart { at: now + child.backoff };
                 child.backoff = (child.backoff * 2).min(MAX_BACKOFF);
@@ -536,8 +544,10 @@ impl Running {
         let old = std::mem::replace(&mut self.current, fresh);
         let old_number = old.number;
         self.draining.push(old);
+        self.starting_generation = true;
         let started =
             self.start_generation_roles().map_err(|e| e.to_string()).and_then(|()| self.wait_ready(signals));
+        self.starting_generation = false;
         let Some(at) = self.draining.iter().position(|g| g.number == old_number) else {
             return Err("the running generation was lost during the reload".to_string());
         };
