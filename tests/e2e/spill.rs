@@ -304,8 +304,8 @@ fn rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Four h2 connections from 127.0.0.2 with 100 streams each, every stream a 200 KB body (under
-/// the in-memory bound of one body) for a script that holds its worker: before, all 80 MB sat
+/// Four h2 connections from 127.0.0.2 with 100 streams each, every stream sending 200 KB of a
+/// body (under the in-memory bound of one body) and then holding it open: before, all 80 MB sat
 /// in the edge's memory at once. Now one source's bodies in memory count against its share
 /// (16 MiB of the 64 MiB budget) and the rest go to spill files: the edge's RSS grows by at
 /// most that share plus 32 MiB (TLS, h2 windows, allocator slack).
@@ -322,15 +322,17 @@ fn many_h2_bodies_from_one_source_stay_within_the_memory_budget() {
         let piece = bytes::Bytes::from(vec![b'q'; 200 * 1000]);
         let mut senders = Vec::new();
         let mut pending = Vec::new();
+        let mut open = Vec::new();
         for _ in 0..4 {
             let mut sender = h2_connect_from(&weir, from(2)).await;
             for _ in 0..100 {
                 if sender.ready().await.is_err() {
                     break;
                 }
+                // The body stays open: every one of them is held at the edge at once.
                 let (tx, rx) = tokio::sync::mpsc::channel(1);
                 let _ = tx.try_send(piece.clone());
-                drop(tx);
+                open.push(tx);
                 let request = http::Request::builder()
                     .method("POST")
                     .uri("https://localhost/cgi-bin/slow")
@@ -348,6 +350,7 @@ fn many_h2_bodies_from_one_source_stay_within_the_memory_budget() {
         for task in pending {
             task.abort();
         }
+        drop(open);
         drop(senders);
     });
     let growth = most.saturating_sub(idle);
