@@ -296,3 +296,133 @@ async fn h2_connect(weir: &Weir) -> hyper::client::conn::http2::SendRequest<Fed>
     tokio::spawn(conn);
     sender
 }
+
+/// VmRSS of a process, KiB.
+fn rss_kib(pid: i32) -> u64 {
+    crate::support::procs::status_field(pid, "VmRSS")
+        .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Four h2 connections from 127.0.0.2 with 100 streams each, every stream sending 200 KB of a
+/// body (under the in-memory bound of one body) and then holding it open: before, all 80 MB sat
+/// in the edge's memory at once. Now one source's bodies in memory count against its share
+/// (16 MiB of the 64 MiB budget) and the rest go to spill files: the edge's RSS grows by at
+/// most that share plus 32 MiB (TLS, h2 windows, allocator slack).
+#[test]
+fn many_h2_bodies_from_one_source_stay_within_the_memory_budget() {
+    let site = Site::new();
+    site.script("slow", "#!/bin/sh\nsleep 30\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nwc -c\n");
+    let weir =
+        site.start("StartServers 1\nMinSpareServers 1\nMaxSpareServers 2\nMaxRequestWorkers 2\nTimeout 60\n");
+    let (_, edge) = weir.roles();
+    let idle = rss_kib(edge.pid);
+    let mut most = idle;
+    runtime().block_on(async {
+        let piece = bytes::Bytes::from(vec![b'q'; 200 * 1000]);
+        let mut senders = Vec::new();
+        let mut pending = Vec::new();
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            let mut sender = h2_connect_from(&weir, from(2)).await;
+            for _ in 0..100 {
+                if sender.ready().await.is_err() {
+                    break;
+                }
+                // The body stays open: every one of them is held at the edge at once.
+                let (tx, rx) = tokio::sync::mpsc::channel(1);
+                let _ = tx.try_send(piece.clone());
+                open.push(tx);
+                let request = http::Request::builder()
+                    .method("POST")
+                    .uri("https://localhost/cgi-bin/slow")
+                    .body(Fed(rx))
+                    .expect("request");
+                pending.push(tokio::spawn(sender.send_request(request)));
+            }
+            senders.push(sender);
+        }
+        let until = tokio::time::Instant::now() + Duration::from_secs(12);
+        while tokio::time::Instant::now() < until {
+            most = most.max(rss_kib(edge.pid));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for task in pending {
+            task.abort();
+        }
+        drop(open);
+        drop(senders);
+    });
+    let growth = most.saturating_sub(idle);
+    eprintln!("edge RSS: idle {idle} KiB, peak {most} KiB, growth {growth} KiB");
+    assert!(
+        growth <= (16 + 32) * 1024,
+        "the edge's RSS grew by {growth} KiB (from {idle} KiB)\n{}",
+        weir.logs()
+    );
+}
+
+/// Like `h2_connect`, from a chosen source address.
+async fn h2_connect_from(weir: &Weir, dial: Dial) -> hyper::client::conn::http2::SendRequest<Fed> {
+    let mut config = (*attack::tls_config(&weir.cert_pem)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let stream = attack::tls_connect_with(weir.addr(), &std::sync::Arc::new(config), dial)
+        .await
+        .expect("TLS connection");
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+        .await
+        .expect("h2 handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// Eight connections from 127.0.0.30 ask for a response that never ends and never read it, with
+/// a 4 MiB SpillLimit (a 1 MiB share) and eight workers: before, once the share was full each
+/// response waited for its client and held its worker until Timeout (60 s here), so a request
+/// from 127.0.0.3 was refused or waited. Now a response that can be neither kept nor spilled
+/// waits at most 2 s for its client, is cut, and its worker is free: the other source is served
+/// within seconds and the cut is logged.
+#[test]
+fn never_reading_clients_at_their_share_do_not_hold_workers() {
+    let site = Site::new();
+    site.script("forever", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nexec yes weir\n");
+    site.script("hello", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nhello\\n'\n");
+    let weir = site.start(
+        "StartServers 8\nMinSpareServers 1\nMaxSpareServers 8\nMaxRequestWorkers 8\nTimeout 60\nSpillLimit 4M\n",
+    );
+    runtime().block_on(async {
+        let mut hogs = Vec::new();
+        for _ in 0..8 {
+            let dial = Dial { recv_buffer: Some(4096), ..from(30) };
+            let mut stream = connect(&weir, dial).await;
+            attack::send(&mut stream, b"GET /cgi-bin/forever HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("send");
+            hogs.push(stream);
+        }
+        // Every hog's response has filled what it may hold by now (or been cut).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let started = Instant::now();
+        let mut served = None;
+        while started.elapsed() < Duration::from_secs(20) && served.is_none() {
+            let mut other = connect(&weir, from(3)).await;
+            let reply = tokio::time::timeout(
+                Duration::from_secs(5),
+                attack::exchange(
+                    &mut other,
+                    b"GET /cgi-bin/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                ),
+            )
+            .await;
+            if let Ok(Ok(reply)) = reply {
+                if reply.status == 200 {
+                    served = Some(started.elapsed());
+                }
+            }
+        }
+        assert!(served.is_some_and(|t| t < Duration::from_secs(15)), "{served:?}\n{}", weir.logs());
+        drop(hogs);
+    });
+    assert!(weir.logs().contains("could not be spilled"), "{}", weir.logs());
+}

@@ -350,7 +350,7 @@ async fn exchange(
     let unread =
         |error: std::io::Error| Failure { resend: reset_unread(&error), error: PoolError::Worker(error) };
     match body.as_ref() {
-        Some(RequestBody::Memory(bytes)) if inline => {
+        Some(RequestBody::Memory(bytes, _)) if inline => {
             let mut all = Vec::with_capacity(head.len() + bytes.len());
             all.extend_from_slice(head);
             all.extend_from_slice(bytes);
@@ -407,7 +407,7 @@ async fn exchange(
 /// Sends a body announced with Expect, after the worker's 100 Continue.
 async fn send_body(mut writer: OwnedWriteHalf, body: RequestBody) -> (OwnedWriteHalf, std::io::Result<()>) {
     let result = match &body {
-        RequestBody::Memory(bytes) => writer.write_all(bytes).await,
+        RequestBody::Memory(bytes, _) => writer.write_all(bytes).await,
         RequestBody::File { file, len } => send_file(file, *len, &mut writer).await,
     };
     (writer, result)
@@ -881,7 +881,7 @@ mod tests {
             };
             let parts = Request::builder().method("POST").uri("/x").body(()).unwrap().into_parts().0;
             for _ in 0..2 {
-                let answer = client.send(&parts, RequestBody::Memory(body.clone()), &facts, ()).await;
+                let answer = client.send(&parts, RequestBody::Memory(body.clone(), None), &facts, ()).await;
                 let Ok(PoolAnswer::Response(response)) = answer else {
                     panic!("no response with a {}-byte body: {:?}", body.len(), answer.err());
                 };

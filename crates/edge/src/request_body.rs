@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 
 use crate::reqtimeout::{log_expiry, StageClock};
 use crate::source::Source;
-use crate::spill::{Full, SpillError, SpillFile, SpillSpace};
+use crate::spill::{Full, MemoryHold, SpillError, SpillFile, SpillSpace};
 
 /// Bodies above this many bytes go to a spill file: the same bound as a response's memory (see
 /// [`crate::response_spool`]), so a request costs the edge at most this much of either.
@@ -20,22 +20,20 @@ pub const SPILL_THRESHOLD: usize = 256 * 1024;
 /// A complete request body.
 #[derive(Debug)]
 pub enum RequestBody {
-    Memory(Bytes),
+    /// In memory, counted against the edge's memory budget by the hold while it lives.
+    Memory(Bytes, Option<MemoryHold>),
     /// A spill file holding `len` bytes from its start.
-    File {
-        file: SpillFile,
-        len: u64,
-    },
+    File { file: SpillFile, len: u64 },
 }
 
 impl RequestBody {
     pub fn empty() -> RequestBody {
-        RequestBody::Memory(Bytes::new())
+        RequestBody::Memory(Bytes::new(), None)
     }
 
     pub fn len(&self) -> u64 {
         match self {
-            RequestBody::Memory(bytes) => bytes.len() as u64,
+            RequestBody::Memory(bytes, _) => bytes.len() as u64,
             RequestBody::File { len, .. } => *len,
         }
     }
@@ -82,9 +80,12 @@ impl BodyError {
     }
 }
 
-/// Collects body bytes, moving to a spill file past [`SPILL_THRESHOLD`].
+/// Collects body bytes, moving to a spill file past [`SPILL_THRESHOLD`], or as soon as the
+/// edge's memory budget (or the source's share of it) cannot take more.
 pub struct BodyBuffer {
     memory: Vec<u8>,
+    /// The memory's allocation, counted against the budget.
+    hold: MemoryHold,
     file: Option<SpillFile>,
     len: u64,
     /// LimitRequestBody; 0: none.
@@ -96,7 +97,8 @@ pub struct BodyBuffer {
 
 impl BodyBuffer {
     pub fn new(limit: u64, space: Arc<SpillSpace>, owner: Source) -> BodyBuffer {
-        BodyBuffer { memory: Vec::new(), file: None, len: 0, limit, space, owner }
+        let hold = space.memory_hold(owner);
+        BodyBuffer { memory: Vec::new(), hold, file: None, len: 0, limit, space, owner }
     }
 
     /// Appends bytes; fails as soon as the total passes the limit or the spill space is full.
@@ -110,23 +112,36 @@ impl BodyBuffer {
             self.len = len;
             return Ok(());
         }
-        self.len = len;
-        self.memory.extend_from_slice(bytes);
-        if self.memory.len() > SPILL_THRESHOLD {
-            // Written synchronously: page-cache writes of a few hundred KiB do not stall the
-            // runtime noticeably, and the file never outlives the request (it has no name).
-            let mut file = self.space.file(self.owner).map_err(BodyError::Storage)?;
-            file.write_at(&self.memory, 0)?;
-            self.memory = Vec::new();
-            self.file = Some(file);
+        let needed = self.memory.len() + bytes.len();
+        let capacity = self.memory.capacity();
+        // The allocation is what costs memory, so it is what is counted: grown by doubling as a
+        // Vec would, up to the threshold, and only as far as the budget allows.
+        let target = (capacity * 2).max(needed).min(SPILL_THRESHOLD);
+        let fits = needed <= SPILL_THRESHOLD && (needed <= capacity || self.hold.grow(target - capacity));
+        if fits {
+            if needed > capacity {
+                self.memory.reserve_exact(target - self.memory.len());
+            }
+            self.memory.extend_from_slice(bytes);
+            self.len = len;
+            return Ok(());
         }
+        // Written synchronously: page-cache writes of a few hundred KiB do not stall the
+        // runtime noticeably, and the file never outlives the request (it has no name).
+        let mut file = self.space.file(self.owner).map_err(BodyError::Storage)?;
+        file.write_at(&self.memory, 0)?;
+        file.write_at(bytes, self.memory.len() as u64)?;
+        self.memory = Vec::new();
+        self.hold.clear();
+        self.file = Some(file);
+        self.len = len;
         Ok(())
     }
 
     pub fn finish(self) -> Result<RequestBody, BodyError> {
         match self.file {
             Some(file) => Ok(RequestBody::File { file, len: self.len }),
-            None => Ok(RequestBody::Memory(Bytes::from(self.memory))),
+            None => Ok(RequestBody::Memory(Bytes::from(self.memory), Some(self.hold))),
         }
     }
 }
@@ -202,7 +217,7 @@ mod tests {
                 assert_eq!(file.read_at(&mut all, 0).unwrap() as u64, len);
                 assert_eq!(&all[len as usize - 10..len as usize], &[8u8; 10]);
             }
-            RequestBody::Memory(_) => panic!("expected a spill"),
+            RequestBody::Memory(..) => panic!("expected a spill"),
         }
         assert_eq!(space.used(), 0, "the file's bytes are given back with it");
         let mut limited = BodyBuffer::new(1000, space.clone(), me);
@@ -217,5 +232,28 @@ mod tests {
             check_declared(SPILL_THRESHOLD as u64 + 6, &small),
             Err(BodyError::SpillFull(Full::Source))
         ));
+    }
+
+    #[test]
+    fn bodies_past_the_memory_budget_or_share_go_to_a_file() {
+        let me = Source::of([192, 0, 2, 1].into());
+        let other = Source::of([192, 0, 2, 2].into());
+        // A 400 KiB budget: 100 KiB per source.
+        let space = SpillSpace::with_memory(None, 1 << 30, 1 << 30, 400 * 1024);
+        let mut first = BodyBuffer::new(0, space.clone(), me);
+        first.push(&[1u8; 64 * 1024]).unwrap();
+        let first = first.finish().unwrap();
+        assert!(matches!(first, RequestBody::Memory(..)));
+        assert_eq!(space.memory_used(), 64 * 1024);
+        let mut second = BodyBuffer::new(0, space.clone(), me);
+        second.push(&[2u8; 64 * 1024]).unwrap();
+        let second = second.finish().unwrap();
+        assert!(matches!(second, RequestBody::File { len, .. } if len == 64 * 1024), "over the share");
+        assert_eq!(space.used(), 64 * 1024);
+        let mut theirs = BodyBuffer::new(0, space.clone(), other);
+        theirs.push(&[3u8; 64 * 1024]).unwrap();
+        assert!(matches!(theirs.finish().unwrap(), RequestBody::Memory(..)), "another source's share");
+        drop(first);
+        assert_eq!(space.memory_used(), 0);
     }
 }

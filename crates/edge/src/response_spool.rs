@@ -3,21 +3,23 @@
 //! the whole response is in, whatever the client's speed.
 //!
 //! Up to [`MEMORY`] bytes wait in memory; beyond that they go to a spill file (counted against
-//! SpillLimit), which is emptied each time the client catches up. When the spill space is full
-//! the writer waits for the client (backpressure), so memory stays bounded either way.
+//! SpillLimit), which is emptied each time the client catches up; memory counts against the
+//! edge's memory budget, and a response past it spills at once. When the spill space is full
+//! the writer waits for the client (backpressure), so memory stays bounded either way, but only
+//! for [`CUT_AFTER`] without the client reading: then the response is cut and the worker freed.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 
 use crate::source::Source;
-use crate::spill::{SpillError, SpillFile, SpillSpace};
+use crate::spill::{MemoryHold, SpillError, SpillFile, SpillSpace, CUT_AFTER};
 
 /// Bytes of a response held in memory before it spills: 256 KiB covers most responses whole
 /// (so they never touch the disk) and is what a client connection's socket and TLS buffers
@@ -31,10 +33,11 @@ const FILE_READ: usize = 64 * 1024;
 /// responses wakes nobody here.
 const FULL_RETRY: Duration = Duration::from_millis(50);
 
-#[derive(Default)]
 struct State {
     memory: VecDeque<Bytes>,
     memory_len: usize,
+    /// `memory_len`, counted against the edge's memory budget.
+    hold: MemoryHold,
     file: Option<SpillFile>,
     /// Bytes written to the file, and read back from it, since it was last emptied.
     file_written: u64,
@@ -79,16 +82,32 @@ pub struct ReaderGone;
 
 /// A new spool, spilling into `space` on `owner`'s share.
 pub fn spool(space: Arc<SpillSpace>, owner: Source) -> (SpoolWriter, SpoolBody) {
-    let shared = Arc::new(Shared { state: Mutex::new(State::default()), progress: Notify::new() });
+    let state = State {
+        memory: VecDeque::new(),
+        memory_len: 0,
+        hold: space.memory_hold(owner),
+        file: None,
+        file_written: 0,
+        file_read: 0,
+        finished: None,
+        error_taken: false,
+        reader: None,
+        reader_gone: false,
+    };
+    let shared = Arc::new(Shared { state: Mutex::new(state), progress: Notify::new() });
     (SpoolWriter { shared: shared.clone(), space, owner, done: false }, SpoolBody { shared })
 }
 
 impl SpoolWriter {
-    /// Queues bytes for the client, waiting while both memory and the spill space are full.
+    /// Queues bytes for the client, waiting while both memory and the spill space are full; if
+    /// the client reads nothing for [`CUT_AFTER`] meanwhile, its response is cut and this fails
+    /// as for a client gone.
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), ReaderGone> {
         if bytes.is_empty() {
             return Ok(());
         }
+        let mut blocked_since: Option<Instant> = None;
+        let mut why = "SpillDir failing";
         loop {
             // Registered before the state is checked, so progress made in between is not lost.
             let progress = self.shared.progress.notified();
@@ -100,7 +119,7 @@ impl SpoolWriter {
                     return Err(ReaderGone);
                 }
                 let spilled = state.file_written > state.file_read;
-                if !spilled && state.memory_len + bytes.len() <= MEMORY {
+                if !spilled && state.memory_len + bytes.len() <= MEMORY && state.hold.grow(bytes.len()) {
                     state.memory_len += bytes.len();
                     state.memory.push_back(Bytes::copy_from_slice(bytes));
                     wake(&mut state);
@@ -121,12 +140,39 @@ impl SpoolWriter {
                             wake(&mut state);
                             return Ok(());
                         }
-                        Err(SpillError::Full(full)) => self.space.log_full(full, self.owner),
+                        Err(SpillError::Full(full)) => {
+                            self.space.log_full(full, self.owner);
+                            why = match full {
+                                crate::spill::Full::Total => "SpillLimit reached",
+                                crate::spill::Full::Source => "SpillLimitPerSource reached",
+                            };
+                        }
                         Err(SpillError::Io(error)) => self.space.log_io(&error),
                     }
                 }
+                if blocked_since.get_or_insert_with(Instant::now).elapsed() >= CUT_AFTER {
+                    // Dropped rather than kept for a client that reads nothing: the memory and
+                    // the share go back at once, and the client sees a cut, never a whole body.
+                    state.memory.clear();
+                    state.memory_len = 0;
+                    state.hold.clear();
+                    if let Some(file) = state.file.as_mut() {
+                        let _ = file.clear();
+                    }
+                    state.file_read = 0;
+                    state.file_written = 0;
+                    state.finished = Some(Err(format!("response cut: it could not be spilled ({why})")));
+                    wake(&mut state);
+                    drop(state);
+                    self.done = true;
+                    self.space.log_cut(self.owner, why);
+                    return Err(ReaderGone);
+                }
             }
-            let _ = tokio::time::timeout(FULL_RETRY, progress).await;
+            if tokio::time::timeout(FULL_RETRY, progress).await.is_ok() {
+                // The client read something: it is draining, not stalled.
+                blocked_since = None;
+            }
         }
     }
 
@@ -174,6 +220,7 @@ impl Body for SpoolBody {
         let mut state = shared.lock();
         if let Some(bytes) = state.memory.pop_front() {
             state.memory_len -= bytes.len();
+            state.hold.shrink(bytes.len());
             drop(state);
             shared.progress.notify_one();
             return Poll::Ready(Some(Ok(Frame::data(bytes))));
