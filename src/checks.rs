@@ -109,6 +109,9 @@ pub fn runtime_paths(config: &Config, identities: Option<&Identities>) -> Result
     if let Err(error) = spill_dir(config, identities) {
         problems.push(error);
     }
+    if let Err(error) = document_root_for_edge(config, identities) {
+        problems.push(error);
+    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -155,6 +158,64 @@ pub fn spill_dir(config: &Config, identities: Option<&Identities>) -> Result<(),
 }
 
 /// Whether owner, group or other bits grant `need` (rwx as 0o7) to this uid and gid.
+/// Started as root: the edge's identity can reach and list DocumentRoot, which it serves from;
+/// otherwise the edge fails as it starts, again and again. Judged from owners and modes.
+pub fn document_root_for_edge(config: &Config, identities: Option<&Identities>) -> Result<(), String> {
+    let Some(ids) = identities else {
+        return Ok(());
+    };
+    match unreachable_by(&config.document_root, ids.edge.uid.as_raw(), ids.edge.gid.as_raw(), 0o5) {
+        Some(blocked) => Err(format!(
+            "DocumentRoot '{}': the edge's user {} (uid {}, gid {}) cannot read '{}'; make it readable by others or by EdgeGroup",
+            config.document_root.display(),
+            ids.edge.name,
+            ids.edge.uid,
+            ids.edge.gid,
+            blocked.display()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Started as root: warnings for ScriptAlias directories the edge cannot search. The edge then
+/// cannot see from a request's head that a script is missing or cannot run, and a body for it
+/// is read (within its source's spill share) before the worker says 404 or 403.
+pub fn script_dirs_for_edge(config: &Config, identities: Option<&Identities>) -> Vec<String> {
+    let Some(ids) = identities else {
+        return Vec::new();
+    };
+    config
+        .script_aliases
+        .iter()
+        .filter_map(|alias| {
+            let blocked = unreachable_by(&alias.dir, ids.edge.uid.as_raw(), ids.edge.gid.as_raw(), 0o1)?;
+            Some(format!(
+                "ScriptAlias directory '{}': the edge's user {} cannot search '{}', so it cannot refuse a request for a missing script before reading its body; make it searchable (o+x)",
+                alias.dir.display(),
+                ids.edge.name,
+                blocked.display()
+            ))
+        })
+        .collect()
+}
+
+/// The first directory on the way to `dir` (its ancestors need search, `dir` itself `need`)
+/// that `uid`/`gid` may not use; `None` when all may be used or cannot be looked at.
+fn unreachable_by(dir: &std::path::Path, uid: u32, gid: u32, need: u32) -> Option<std::path::PathBuf> {
+    let real = std::fs::canonicalize(dir).ok()?;
+    let mut current = Some(real.as_path());
+    let mut wanted = need;
+    while let Some(path) = current {
+        let meta = std::fs::metadata(path).ok()?;
+        if !permits(&meta, uid, gid, wanted) {
+            return Some(path.to_path_buf());
+        }
+        wanted = 0o1;
+        current = path.parent();
+    }
+    None
+}
+
 fn permits(meta: &std::fs::Metadata, uid: u32, gid: u32, need: u32) -> bool {
     use std::os::unix::fs::MetadataExt;
     let mode = meta.mode();

@@ -150,6 +150,9 @@ fn configtest(file: Option<&Path>) -> i32 {
             checks::Report::Notice(text) | checks::Report::Warning(text) => eprintln!("{text}"),
         }
     }
+    for warning in checks::script_dirs_for_edge(&config, identities.as_ref()) {
+        eprintln!("{warning}");
+    }
     if let Err(problems) =
         checks::full(&config).and_then(|()| checks::runtime_paths(&config, identities.as_ref()))
     {

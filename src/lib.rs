@@ -126,9 +126,14 @@ impl Server {
             return EXIT_STARTUP;
         }
         // The edge checks again after it drops privileges; this says it before anything starts.
-        if let Err(message) = checks::spill_dir(&config, identities.as_ref()) {
+        if let Err(message) = checks::spill_dir(&config, identities.as_ref())
+            .and_then(|()| checks::document_root_for_edge(&config, identities.as_ref()))
+        {
             tracing::error!("{message}");
             return EXIT_STARTUP;
+        }
+        for warning in checks::script_dirs_for_edge(&config, identities.as_ref()) {
+            tracing::warn!("{warning}");
         }
         if let Some(path) = &config.error_log {
             if let Err(error) = errorlog::redirect_stderr(path) {

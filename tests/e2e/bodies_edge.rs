@@ -247,10 +247,12 @@ fn a_client_that_leaves_mid_exchange_does_not_leave_the_worker_stuck() {
         "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\nhead -c 20000000 /dev/zero\ncat >/dev/null\n",
     );
     site.script("hello", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nhello\\n'\n");
-    // One worker, so a stuck one shows as the next request not being served; a spill space that
-    // holds the body and little more, so the response waits for the client instead of spilling.
+    // One worker, so a stuck one shows as the next request not being served (504 after
+    // Timeout); a spill space that holds the body and little more, so the response waits for
+    // the client instead of spilling. Timeout 10, not less: it also bounds each read of the
+    // body, and on a loaded 2-core machine a 4 MB upload can pause that long between reads.
     let weir = site.start(
-        "Timeout 3\nSpillLimit 5M\nSpillLimitPerSource 5M\nStartServers 1\nMinSpareServers 1\nMaxSpareServers 1\nMaxRequestWorkers 1\n",
+        "Timeout 10\nSpillLimit 5M\nSpillLimitPerSource 5M\nStartServers 1\nMinSpareServers 1\nMaxSpareServers 1\nMaxRequestWorkers 1\n",
     );
     runtime().block_on(async {
         let mut stream = connect(&weir).await;

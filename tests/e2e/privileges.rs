@@ -373,3 +373,30 @@ fn log_files_the_roles_could_replace_are_refused_and_a_planted_fifo_never_blocks
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("not a regular file"), "{stderr}");
 }
+
+#[test]
+fn a_document_root_the_edge_cannot_read_is_refused_before_start() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    // Root's own 0700 directory: the edge, with an account of its own, cannot read it and
+    // would fail as it starts, again and again. configtest and weir run say so at once.
+    let site = Site::new();
+    std::fs::set_permissions(site.path().join("htdocs"), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    std::fs::set_permissions(site.path().join("cgi-bin"), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    let conf = site.path().join("weir.conf");
+    std::fs::write(&conf, site.config("")).expect("conf");
+    let test = crate::support::weir_command(&["configtest", "-f"], &conf).output().expect("configtest");
+    let stderr = String::from_utf8_lossy(&test.stderr);
+    assert_eq!(test.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("DocumentRoot") && stderr.contains("cannot read"), "{stderr}");
+    assert!(stderr.contains("ScriptAlias directory") && stderr.contains("cannot search"), "{stderr}");
+    let out = crate::support::weir_command(&["run", "-f"], &conf).output().expect("weir run");
+    // Said before the error log is opened: on standard error.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "weir started with a DocumentRoot the edge cannot read:\n{said}");
+    assert!(said.contains("cannot read"), "{said}");
+}
