@@ -195,20 +195,14 @@ fn only_worker(weir: &Weir) -> i32 {
     pid
 }
 
-/// A process's peak resident set (VmHWM), in KiB.
-fn peak_rss_kib(pid: i32) -> u64 {
-    let field = procs::status_field(pid, "VmHWM").unwrap_or_else(|| panic!("no VmHWM for {pid}"));
-    field.trim_end_matches("kB").trim().parse().unwrap_or_else(|_| panic!("VmHWM {field:?}"))
-}
-
 /// Runs `during` and asserts that the one worker served it without its peak RSS growing by more
 /// than [`MOST_GROWTH_KIB`].
 fn assert_worker_stays_small(weir: &Weir, what: &str, during: impl FnOnce()) {
     let worker = only_worker(weir);
-    let before = peak_rss_kib(worker);
+    let before = procs::status_kib(worker, "VmHWM");
     during();
     assert!(procs::read(worker).is_some(), "the worker {worker} is gone after {what}\n{}", weir.logs());
-    let after = peak_rss_kib(worker);
+    let after = procs::status_kib(worker, "VmHWM");
     let growth = after.saturating_sub(before);
     eprintln!("{what}: worker {worker} VmHWM {before} KiB -> {after} KiB (+{growth} KiB)");
     assert!(

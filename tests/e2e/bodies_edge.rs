@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{attack, procs, wait_until, Site, Weir};
+use crate::support::{attack, h2, procs, wait_until, Site, Weir};
 
 /// How much the edge's peak RSS may grow while it carries a body of hundreds of MB.
 const GROWTH_LIMIT_KIB: u64 = 32 * 1024;
@@ -16,13 +16,6 @@ const BIG: usize = 300 * 1024 * 1024;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
-
-/// VmHWM of a process, KiB.
-fn peak_kib(pid: i32) -> u64 {
-    procs::status_field(pid, "VmHWM")
-        .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
 }
 
 async fn connect(weir: &Weir) -> attack::Tls {
@@ -60,7 +53,7 @@ fn a_300_mb_post_through_cgi_leaves_the_edges_peak_memory_flat() {
     // One source may spill a quarter of SpillLimit.
     let weir = site.start("LimitRequestBody 0\nSpillLimit 2G\n");
     let (_, edge) = weir.roles();
-    let before = peak_kib(edge.pid);
+    let before = procs::status_kib(edge.pid, "VmHWM");
     let reply = runtime().block_on(async {
         let mut stream = connect(&weir).await;
         let head = format!(
@@ -79,7 +72,7 @@ fn a_300_mb_post_through_cgi_leaves_the_edges_peak_memory_flat() {
     });
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}\n{}", weir.logs());
     assert!(reply.contains(&BIG.to_string()), "the script counted every byte: {reply}");
-    let growth = peak_kib(edge.pid).saturating_sub(before);
+    let growth = procs::status_kib(edge.pid, "VmHWM").saturating_sub(before);
     assert!(growth < GROWTH_LIMIT_KIB, "the edge's VmHWM grew by {growth} KiB for a {BIG}-byte body");
 }
 
@@ -91,7 +84,7 @@ fn a_slowly_read_300_mb_response_holds_neither_memory_nor_the_worker() {
     site.script("big", &format!("#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\nhead -c {BIG} /dev/zero\n"));
     let weir = site.start("SpillLimit 2G\nStartServers 1\nMinSpareServers 1\nMaxSpareServers 2\n");
     let (_, edge) = weir.roles();
-    let before = peak_kib(edge.pid);
+    let before = procs::status_kib(edge.pid, "VmHWM");
     let status_client = crate::support::client::Client::new(weir.addr(), &weir.cert_pem);
     let busy = move || {
         status_client.get("/server-status?auto").ok().and_then(|reply| {
@@ -135,7 +128,7 @@ fn a_slowly_read_300_mb_response_holds_neither_memory_nor_the_worker() {
     });
     // The chunked framing adds a few bytes per chunk; the body itself is BIG bytes.
     assert!(received >= BIG, "received {received} of {BIG}\n{}", weir.logs());
-    let growth = peak_kib(edge.pid).saturating_sub(before);
+    let growth = procs::status_kib(edge.pid, "VmHWM").saturating_sub(before);
     assert!(growth < GROWTH_LIMIT_KIB, "the edge's VmHWM grew by {growth} KiB for a {BIG}-byte response");
     assert!(
         idle_while_reading.is_some(),
@@ -152,7 +145,7 @@ fn an_unwanted_body_is_answered_from_the_head_and_never_stored() {
         "LimitRequestBody 0\n<Location /server-status>\nSetHandler server-status\nRequire ip 10.9.9.9\n</Location>\n",
     );
     let (_, edge) = weir.roles();
-    let before = peak_kib(edge.pid);
+    let before = procs::status_kib(edge.pid, "VmHWM");
     let cases = [
         ("GET", "/index.html", 200),
         ("GET", "/missing.html", 404),
@@ -177,7 +170,7 @@ fn an_unwanted_body_is_answered_from_the_head_and_never_stored() {
             );
         }
     });
-    let growth = peak_kib(edge.pid).saturating_sub(before);
+    let growth = procs::status_kib(edge.pid, "VmHWM").saturating_sub(before);
     assert!(growth < 8 * 1024, "the edge's VmHWM grew by {growth} KiB for bodies it did not want");
     // A small unwanted body is read and dropped, and the connection goes on.
     runtime().block_on(async {
@@ -325,37 +318,6 @@ fn an_h2_body_that_stalls_after_a_fast_start_ends_within_timeout() {
     assert!(took < Duration::from_secs(15), "{took:?}");
 }
 
-/// A request body fed piece by piece through a channel; the stream stays open while the sender
-/// lives.
-struct Fed(tokio::sync::mpsc::Receiver<bytes::Bytes>);
-
-impl hyper::body::Body for Fed {
-    type Data = bytes::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|piece| piece.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
-    }
-}
-
-/// An h2 connection to weir.
-async fn h2_connect(weir: &Weir) -> hyper::client::conn::http2::SendRequest<Fed> {
-    let mut config = (*attack::tls_config(&weir.cert_pem)).clone();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let stream =
-        attack::tls_connect(weir.addr(), &std::sync::Arc::new(config)).await.expect("TLS connection");
-    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "h2 by ALPN");
-    let io = hyper_util::rt::TokioIo::new(stream);
-    let (sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-        .await
-        .expect("h2 handshake");
-    tokio::spawn(conn);
-    sender
-}
-
 /// An h2 request declaring a body of `length` bytes: the response's status (in a task, so the
 /// body can be fed meanwhile) and the body's sender.
 async fn h2_request(
@@ -364,13 +326,13 @@ async fn h2_request(
     path: &str,
     length: u64,
 ) -> (tokio::task::JoinHandle<Result<u16, String>>, tokio::sync::mpsc::Sender<bytes::Bytes>) {
-    let mut sender = h2_connect(weir).await;
+    let mut sender = h2::connect(weir).await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let request = http::Request::builder()
         .method(method)
         .uri(format!("https://localhost{path}"))
         .header("content-length", length)
-        .body(Fed(rx))
+        .body(h2::Fed(rx))
         .expect("request");
     let response = tokio::spawn(async move {
         sender
@@ -385,11 +347,11 @@ async fn h2_request(
 /// An h2 GET: the status, and the body's length or the error that ended it.
 async fn h2_get_body(weir: &Weir, path: &str) -> (u16, Result<usize, String>) {
     use http_body_util::BodyExt;
-    let mut sender = h2_connect(weir).await;
+    let mut sender = h2::connect(weir).await;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     drop(tx);
     let request =
-        http::Request::builder().uri(format!("https://localhost{path}")).body(Fed(rx)).expect("request");
+        http::Request::builder().uri(format!("https://localhost{path}")).body(h2::Fed(rx)).expect("request");
     let exchange = async {
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
@@ -419,7 +381,7 @@ fn an_unwanted_h2_body_is_answered_from_the_head_and_never_stored() {
     let site = Site::new();
     let weir = site.start("LimitRequestBody 0\n");
     let (_, edge) = weir.roles();
-    let before = peak_kib(edge.pid);
+    let before = procs::status_kib(edge.pid, "VmHWM");
     let cases = [("/index.html", "GET", 200), ("/missing.html", "GET", 404), ("/index.html", "POST", 405)];
     runtime().block_on(async {
         for (path, method, want) in cases {
@@ -440,7 +402,7 @@ fn an_unwanted_h2_body_is_answered_from_the_head_and_never_stored() {
             drop(body);
         }
     });
-    let growth = peak_kib(edge.pid).saturating_sub(before);
+    let growth = procs::status_kib(edge.pid, "VmHWM").saturating_sub(before);
     assert!(growth < 8 * 1024, "the edge's VmHWM grew by {growth} KiB for h2 bodies it did not want");
 }
 

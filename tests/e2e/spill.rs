@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::attack::{self, Dial};
-use crate::support::{wait_until, weir_command, Site, Weir};
+use crate::support::{h2, wait_until, weir_command, Site, Weir};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
@@ -237,13 +237,13 @@ fn an_h2_body_larger_than_the_spill_space_gets_503() {
     let weir = site.start("SpillLimit 2M\n");
     runtime().block_on(async {
         for declared in [true, false] {
-            let mut sender = h2_connect(&weir).await;
+            let mut sender = h2::connect(&weir).await;
             let (tx, rx) = tokio::sync::mpsc::channel(4);
             let mut request = http::Request::builder().method("POST").uri("https://localhost/cgi-bin/count");
             if declared {
                 request = request.header("content-length", 8 << 20);
             }
-            let request = request.body(Fed(rx)).expect("request");
+            let request = request.body(h2::Fed(rx)).expect("request");
             let response = tokio::spawn(async move {
                 sender.send_request(request).await.map(|r| r.status().as_u16()).map_err(|e| e.to_string())
             });
@@ -269,41 +269,6 @@ fn an_h2_body_larger_than_the_spill_space_gets_503() {
     });
 }
 
-/// A request body fed piece by piece; the stream stays open while the sender lives.
-struct Fed(tokio::sync::mpsc::Receiver<bytes::Bytes>);
-
-impl hyper::body::Body for Fed {
-    type Data = bytes::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|piece| piece.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
-    }
-}
-
-async fn h2_connect(weir: &Weir) -> hyper::client::conn::http2::SendRequest<Fed> {
-    let mut config = (*attack::tls_config(&weir.cert_pem)).clone();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let stream =
-        attack::tls_connect(weir.addr(), &std::sync::Arc::new(config)).await.expect("TLS connection");
-    let io = hyper_util::rt::TokioIo::new(stream);
-    let (sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-        .await
-        .expect("h2 handshake");
-    tokio::spawn(conn);
-    sender
-}
-
-/// VmRSS of a process, KiB.
-fn rss_kib(pid: i32) -> u64 {
-    crate::support::procs::status_field(pid, "VmRSS")
-        .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Four h2 connections from 127.0.0.2 with 100 streams each, every stream sending 200 KB of a
 /// body (under the in-memory bound of one body) and then holding it open: before, all 80 MB sat
 /// in the edge's memory at once. Now one source's bodies in memory count against its share
@@ -316,7 +281,7 @@ fn many_h2_bodies_from_one_source_stay_within_the_memory_budget() {
     let weir =
         site.start("StartServers 1\nMinSpareServers 1\nMaxSpareServers 2\nMaxRequestWorkers 2\nTimeout 60\n");
     let (_, edge) = weir.roles();
-    let idle = rss_kib(edge.pid);
+    let idle = crate::support::procs::status_kib(edge.pid, "VmRSS");
     let mut most = idle;
     runtime().block_on(async {
         let piece = bytes::Bytes::from(vec![b'q'; 200 * 1000]);
@@ -324,7 +289,7 @@ fn many_h2_bodies_from_one_source_stay_within_the_memory_budget() {
         let mut pending = Vec::new();
         let mut open = Vec::new();
         for _ in 0..4 {
-            let mut sender = h2_connect_from(&weir, from(2)).await;
+            let mut sender = h2::connect_from(&weir, from(2)).await;
             for _ in 0..100 {
                 if sender.ready().await.is_err() {
                     break;
@@ -336,7 +301,7 @@ fn many_h2_bodies_from_one_source_stay_within_the_memory_budget() {
                 let request = http::Request::builder()
                     .method("POST")
                     .uri("https://localhost/cgi-bin/slow")
-                    .body(Fed(rx))
+                    .body(h2::Fed(rx))
                     .expect("request");
                 pending.push(tokio::spawn(sender.send_request(request)));
             }
@@ -344,7 +309,7 @@ fn many_h2_bodies_from_one_source_stay_within_the_memory_budget() {
         }
         let until = tokio::time::Instant::now() + Duration::from_secs(12);
         while tokio::time::Instant::now() < until {
-            most = most.max(rss_kib(edge.pid));
+            most = most.max(crate::support::procs::status_kib(edge.pid, "VmRSS"));
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         for task in pending {
@@ -360,21 +325,6 @@ fn many_h2_bodies_from_one_source_stay_within_the_memory_budget() {
         "the edge's RSS grew by {growth} KiB (from {idle} KiB)\n{}",
         weir.logs()
     );
-}
-
-/// Like `h2_connect`, from a chosen source address.
-async fn h2_connect_from(weir: &Weir, dial: Dial) -> hyper::client::conn::http2::SendRequest<Fed> {
-    let mut config = (*attack::tls_config(&weir.cert_pem)).clone();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let stream = attack::tls_connect_with(weir.addr(), &std::sync::Arc::new(config), dial)
-        .await
-        .expect("TLS connection");
-    let io = hyper_util::rt::TokioIo::new(stream);
-    let (sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-        .await
-        .expect("h2 handshake");
-    tokio::spawn(conn);
-    sender
 }
 
 /// Eight connections from 127.0.0.30 ask for a response that never ends and never read it, with

@@ -1006,6 +1006,8 @@ mod tests {
         assert_eq!(config.server_tokens, ServerTokens::Full);
         assert_eq!(config.interpreter_for("index.PHP"), Some(Path::new("/usr/bin/php-cgi")));
         assert_eq!(config.interpreter_for(".php"), None);
+        // A multi-byte name whose end is not on a character boundary at the extension's length.
+        assert_eq!(config.interpreter_for("\u{e9}php"), None);
         assert_eq!(
             config.rlimits.cpu,
             Some(RLimit { soft: RLimitValue::Value(10), hard: Some(RLimitValue::Max) })

@@ -3,6 +3,7 @@
 
 pub mod attack;
 pub mod client;
+pub mod h2;
 pub mod procs;
 pub mod raw;
 

@@ -96,3 +96,10 @@ pub fn memory_contains(pid: i32, needle: &[u8]) -> std::io::Result<bool> {
     }
     Ok(false)
 }
+
+/// A `/proc/PID/status` figure in KiB (`VmHWM`, `VmRSS`); panics when the process or the field
+/// is gone, which a test reading it does not expect.
+pub fn status_kib(pid: i32, field: &str) -> u64 {
+    let value = status_field(pid, field).unwrap_or_else(|| panic!("no {field} for {pid}"));
+    value.trim_end_matches("kB").trim().parse().unwrap_or_else(|_| panic!("{field} {value:?}"))
+}
