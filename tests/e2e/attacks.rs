@@ -675,3 +675,53 @@ fn max_connections_per_ip_refuses_extra_connections_before_tls() {
         drop(held);
     });
 }
+
+/// h2 connections that never finish a request: one sends a HEADERS frame without END_HEADERS
+/// and never the CONTINUATION that would end it, one sends no request at all. Neither reaches
+/// the service, and neither closes after the edge's GOAWAY; the edge must close both itself, or
+/// one source could hold half of MaxConnections for free and for ever.
+#[test]
+fn h2_connections_that_never_finish_a_request_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let weir = Site::new().start("RequestReadTimeout handshake=5 header=2-3,MinRate=500 body=5\nKeepAliveTimeout 1\n");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut config = (*attack::tls_config(&weir.cert_pem)).clone();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let config = Arc::new(config);
+        // Preface, then an empty SETTINGS frame (length 0, type 4, no flags, stream 0).
+        let mut start = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        start.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        // HEADERS on stream 1, one HPACK byte (:method GET), END_HEADERS not set.
+        let partial_headers = [0u8, 0, 1, 1, 0, 0, 0, 0, 1, 0x82];
+        for (what, extra) in [("no request", &[][..]), ("an unfinished HEADERS block", &partial_headers[..])]
+        {
+            let mut stream = attack::tls_connect(weir.addr(), &config).await.expect("TLS");
+            assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+            stream.write_all(&start).await.expect("preface");
+            stream.write_all(extra).await.expect("frames");
+            let started = Instant::now();
+            let mut buffer = [0u8; 4096];
+            let closed = tokio::time::timeout(Duration::from_secs(30), async {
+                // Whatever the server sends (SETTINGS, GOAWAY) is read and dropped, to the end.
+                loop {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+            assert!(
+                closed.is_ok(),
+                "an h2 connection with {what} was still open after 30 s\n{}",
+                weir.logs()
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{what}: closed after {:?}",
+                started.elapsed()
+            );
+        }
+    });
+}

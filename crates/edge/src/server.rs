@@ -34,6 +34,9 @@ use weir_scoreboard::Reject;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How often an accept error may be logged.
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+/// How long an h2 client has, after GOAWAY with no stream in flight, to close the connection
+/// itself before the edge closes it.
+const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 /// h2 streams in flight per connection.
 const H2_MAX_STREAMS: u32 = 100;
 
@@ -362,7 +365,10 @@ where
     let idle_limit =
         header.max.unwrap_or(header.initial).max(edge.h1.keep_alive_timeout).max(Duration::from_secs(1));
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut closing = false;
+    // When GOAWAY was sent. A client that neither finishes a request nor closes (a HEADERS
+    // block left without its END_HEADERS, or no request at all) never ends the connection by
+    // itself: once no stream is in flight, it is closed from this side after GOAWAY_GRACE.
+    let mut closing: Option<Instant> = None;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -371,16 +377,26 @@ where
                 }
                 return;
             }
-            _ = edge.draining.cancelled(), if !closing => {
-                closing = true;
+            _ = edge.draining.cancelled(), if closing.is_none() => {
+                closing = Some(Instant::now());
                 connection.as_mut().graceful_shutdown();
             }
-            _ = tick.tick(), if !closing => {
-                let idle = active.load(Ordering::Acquire) == 0
-                    && last_active.lock().map(|t| t.elapsed() >= idle_limit).unwrap_or(true);
-                if idle {
-                    closing = true;
-                    connection.as_mut().graceful_shutdown();
+            _ = tick.tick() => {
+                let no_stream = active.load(Ordering::Acquire) == 0;
+                match closing {
+                    Some(since) if no_stream && since.elapsed() >= GOAWAY_GRACE => {
+                        tracing::debug!(%peer, "h2 connection still open after GOAWAY with no stream; closing it");
+                        return;
+                    }
+                    Some(_) => {}
+                    None => {
+                        let idle = no_stream
+                            && last_active.lock().map(|t| t.elapsed() >= idle_limit).unwrap_or(true);
+                        if idle {
+                            closing = Some(Instant::now());
+                            connection.as_mut().graceful_shutdown();
+                        }
+                    }
                 }
             }
         }
