@@ -683,7 +683,8 @@ fn max_connections_per_ip_refuses_extra_connections_before_tls() {
 #[test]
 fn h2_connections_that_never_finish_a_request_are_closed() {
     use tokio::io::AsyncWriteExt;
-    let weir = Site::new().start("RequestReadTimeout handshake=5 header=2-3,MinRate=500 body=5\nKeepAliveTimeout 1\n");
+    let weir = Site::new()
+        .start("RequestReadTimeout handshake=5 header=2-3,MinRate=500 body=5\nKeepAliveTimeout 1\n");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let mut config = (*attack::tls_config(&weir.cert_pem)).clone();
