@@ -11,6 +11,7 @@ mod config;
 mod edge_rules;
 mod fairness;
 mod observability;
+mod one_meaning;
 mod operations;
 mod pool;
 mod privileges;

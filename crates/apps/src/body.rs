@@ -20,7 +20,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use crate::response::ResponseWriter;
 
 #[cfg(doc)]
-use weir_conf::wire;
+use weir_wire as wire;
 
 /// What the worker writes to let the edge send a body it announced with `Expect`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weir_conf::script_path::{self, decoded_segments, percent_decode, Verdict};
-use weir_conf::{wire, Config, RLimitValue, RLimits};
+use weir_conf::{Config, RLimitValue, RLimits};
+use weir_wire as wire;
+use weir_wire::script_path::{self, Verdict};
 
 use crate::body::RequestBody;
 use crate::cgi_relay::{kill_group, relay, Script};
@@ -48,7 +49,10 @@ impl CgiSettings {
             script_dirs: config
                 .script_aliases
                 .iter()
-                .map(|alias| ScriptDir { url_prefix: alias.url_prefix.clone(), dir: alias.dir.clone() })
+                .map(|alias| ScriptDir {
+                    url_prefix: weir_wire::target::merge_slashes(&alias.url_prefix),
+                    dir: alias.dir.clone(),
+                })
                 .collect(),
             // Canonical, so the containment check below compares real paths.
             document_root: std::fs::canonicalize(&config.document_root)
@@ -72,7 +76,7 @@ impl CgiSettings {
 /// The script a URL path names, and the PATH_INFO after it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ScriptTarget {
-    /// SCRIPT_NAME: the URL prefix and the script's name, as the URL had them.
+    /// SCRIPT_NAME: the URL prefix and the script's name, decoded (as Apache gives it).
     pub script_name: String,
     /// SCRIPT_FILENAME.
     pub file: PathBuf,
@@ -94,8 +98,9 @@ pub enum Refusal {
 }
 
 impl CgiSettings {
-    /// Resolves a (still encoded) URL path to a script: one under a script directory, or a file
-    /// under DocumentRoot whose extension has a `CGIInterpreter`. `None`: not a script's path.
+    /// Resolves a normalised, decoded URL path ([`weir_wire::target`]) to a script: one under
+    /// a script directory, or a file under DocumentRoot whose extension has a `CGIInterpreter`.
+    /// `None`: not a script's path.
     pub fn target(&self, path: &str) -> Option<Result<ScriptTarget, Refusal>> {
         if let Some(alias) = self.script_dirs.iter().find(|alias| path.starts_with(&alias.url_prefix)) {
             return Some(self.resolve_in_alias(alias, path));
@@ -103,35 +108,27 @@ impl CgiSettings {
         if self.interpreters.is_empty() {
             return None;
         }
-        let segments = decoded_segments(path)?;
+        let segments = script_path::segments(path)?;
         let index = segments.iter().position(|s| self.interpreter_for(s).is_some())?;
-        Some(self.resolve_in_document_root(path, &segments, index))
+        Some(self.resolve_in_document_root(&segments, index))
     }
 
     fn resolve_in_alias(&self, alias: &ScriptDir, path: &str) -> Result<ScriptTarget, Refusal> {
-        // The edge refuses from the same rules before it reads a body (weir_conf::script_path).
+        // The edge refuses from the same rules before it reads a body (weir_wire::script_path).
         let found = script_path::in_alias(&path[alias.url_prefix.len()..]).ok_or(Refusal::NotFound)?;
-        let path_info = percent_decode(found.raw_info).ok_or(Refusal::NotFound)?;
-        if path_info.contains('\0') {
-            return Err(Refusal::NotFound);
-        }
-        let file = alias.dir.join(&found.name);
-        let interpreter = self.interpreter_for(&found.name).map(Path::to_path_buf);
+        let file = alias.dir.join(found.name);
+        let interpreter = self.interpreter_for(found.name).map(Path::to_path_buf);
         match script_path::alias_verdict(&file, interpreter.is_some(), script_path::Runner::current()) {
             Verdict::Run => {}
             Verdict::Forbidden => return Err(Refusal::Forbidden),
             Verdict::NotFound | Verdict::Unknown => return Err(Refusal::NotFound),
         }
-        let script_name = format!("{}/{}", alias.url_prefix.trim_end_matches('/'), found.raw_name);
+        let script_name = format!("{}/{}", alias.url_prefix.trim_end_matches('/'), found.name);
+        let path_info = found.info.to_string();
         Ok(ScriptTarget { script_name, file, path_info, nph: found.name.starts_with("nph-"), interpreter })
     }
 
-    fn resolve_in_document_root(
-        &self,
-        path: &str,
-        segments: &[String],
-        index: usize,
-    ) -> Result<ScriptTarget, Refusal> {
+    fn resolve_in_document_root(&self, segments: &[&str], index: usize) -> Result<ScriptTarget, Refusal> {
         let relative: PathBuf = segments[..=index].iter().collect();
         let file = std::fs::canonicalize(self.document_root.join(relative)).map_err(|_| Refusal::NotFound)?;
         // A symlink out of the document root is not followed.
@@ -141,8 +138,7 @@ impl CgiSettings {
         if !std::fs::metadata(&file).map_err(|_| Refusal::NotFound)?.is_file() {
             return Err(Refusal::NotFound);
         }
-        let raw: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let script_name = format!("/{}", raw[..=index].join("/"));
+        let script_name = format!("/{}", segments[..=index].join("/"));
         let path_info = if index + 1 < segments.len() {
             format!("/{}", segments[index + 1..].join("/"))
         } else {
@@ -150,7 +146,7 @@ impl CgiSettings {
         };
         Ok(ScriptTarget {
             script_name,
-            interpreter: self.interpreter_for(&segments[index]).map(Path::to_path_buf),
+            interpreter: self.interpreter_for(segments[index]).map(Path::to_path_buf),
             file,
             path_info,
             nph: false,
@@ -369,13 +365,11 @@ mod tests {
         let plain = dir.join("plain.txt");
         std::fs::write(&plain, "x").unwrap();
         let s = settings(&dir);
-        let found = s.target("/cgi-bin/run.sh/a%20b/c").unwrap().unwrap();
+        let found = s.target("/cgi-bin/run.sh/a b/c").unwrap().unwrap();
         assert_eq!(found.script_name, "/cgi-bin/run.sh");
         assert_eq!(found.path_info, "/a b/c");
         assert_eq!(found.file, script);
         assert_eq!(s.target("/cgi-bin/plain.txt").unwrap(), Err(Refusal::Forbidden));
-        assert_eq!(s.target("/cgi-bin/..%2fetc").unwrap(), Err(Refusal::NotFound));
-        assert_eq!(s.target("/cgi-bin/%2e%2e").unwrap(), Err(Refusal::NotFound));
         assert_eq!(s.target("/cgi-bin/").unwrap(), Err(Refusal::NotFound));
         assert!(s.target("/static/x").is_none());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use weir_conf::wire;
+use weir_wire as wire;
 
 use crate::cgi_head::CgiHead;
 use crate::response::ResponseWriter;

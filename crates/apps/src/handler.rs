@@ -56,4 +56,4 @@ impl Response {
     }
 }
 
-pub use weir_conf::wire::route_matches;
+pub use weir_wire::route_matches;

@@ -106,7 +106,17 @@ impl HttpWorker {
         body: &mut RequestBody<S>,
         mut out: ResponseWriter<W>,
     ) -> AfterRequest {
-        let path = request.path().to_string();
+        // The edge sends the canonical target; normalising it again here gives the path the
+        // edge routed by, and refuses anything else that reaches the pool socket.
+        let path = match weir_wire::target::Target::parse(&request.target) {
+            Ok(target) => target.path().to_string(),
+            Err(error) => {
+                body.settle_for(&mut out, Instant::now() + self.cgi.timeout);
+                let status = error.status();
+                let _ = out.simple(status, reason(status), &format!("{}\n", reason(status)));
+                return AfterRequest::KeepAlive;
+            }
+        };
         if let Some((_, handler)) =
             self.handlers.iter_mut().find(|(route, _)| handler::route_matches(route, &path))
         {

@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 
-use weir_conf::wire;
+use weir_wire as wire;
 
 use crate::body::RequestBody;
 

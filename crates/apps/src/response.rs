@@ -55,9 +55,7 @@ impl<W: Write> ResponseWriter<W> {
             head.extend_from_slice(value);
             head.extend_from_slice(b"\r\n");
         }
-        head.extend_from_slice(
-            format!("{}: {}\r\n", weir_conf::wire::WORKER_PID, std::process::id()).as_bytes(),
-        );
+        head.extend_from_slice(format!("{}: {}\r\n", weir_wire::WORKER_PID, std::process::id()).as_bytes());
         head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         head.extend_from_slice(match self.kept {
             Some(_) => b"Connection: keep-alive\r\n\r\n",

@@ -423,7 +423,7 @@ impl Config {
     pub fn interpreter_for(&self, name: &str) -> Option<&Path> {
         self.cgi_interpreters
             .iter()
-            .find(|(ext, _)| crate::script_path::has_extension(name, std::iter::once(ext.as_str())))
+            .find(|(ext, _)| weir_wire::script_path::has_extension(name, std::iter::once(ext.as_str())))
             .map(|(_, path)| path.as_path())
     }
 

@@ -876,7 +876,11 @@ fn apply_location(
         ));
         return;
     };
-    let mut location = crate::location::Location { path: path.clone(), handler: None, require: Vec::new() };
+    let mut location = crate::location::Location {
+        path: weir_wire::target::merge_slashes(path),
+        handler: None,
+        require: Vec::new(),
+    };
     for node in children {
         let (name, args, span) = match node {
             Node::Directive { name, args, span } => (name, args, span),

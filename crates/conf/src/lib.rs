@@ -14,13 +14,11 @@ pub mod edge;
 mod error;
 pub mod location;
 mod pool_rules;
-pub mod script_path;
 mod syntax;
 mod values;
 
 #[cfg(test)]
 mod bad_configs;
-pub mod wire;
 
 pub use config::{
     Config, ListenScheme, Listener, LogFormat, LogLevel, Pool, RLimit, RLimitValue, RLimits, ScriptAlias,

@@ -1,5 +1,5 @@
 //! `<Location>` sections: the handler of a URL path (`SetHandler server-status`) and who may
-//! reach it (`Require`).
+//! reach it (`Require`), merged as Apache merges them ([`effective`]).
 
 use std::net::IpAddr;
 
@@ -64,9 +64,11 @@ impl Require {
 /// A `<Location path>` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
-    /// URL path prefix, matched as Apache does (a path-segment prefix).
+    /// URL path prefix, slashes merged, compared with the normalised, decoded request path as
+    /// Apache compares it: a plain string prefix (`/private` covers `/private/x` and also
+    /// `/privatex`; `/private/` only what is below it).
     pub path: String,
-    /// `SetHandler`, such as `server-status`.
+    /// `SetHandler`, such as `server-status` (`none` is kept, to undo an earlier one).
     pub handler: Option<String>,
     /// `Require` lines; any one allowing is enough (Apache's implicit RequireAny).
     pub require: Vec<Require>,
@@ -74,13 +76,38 @@ pub struct Location {
 
 impl Location {
     pub fn matches(&self, path: &str) -> bool {
-        crate::wire::route_matches(&self.path, path)
+        path.starts_with(self.path.as_str())
     }
+}
 
-    /// Whether a client may reach this location. With no `Require`, everyone may (Apache).
+/// What every `<Location>` that matches a path says, merged in order of appearance as Apache
+/// merges them: a later `SetHandler` replaces an earlier one (`none` removes it), and a later
+/// section's `Require` lines replace the earlier ones (Apache's default `AuthMerging Off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effective<'a> {
+    pub handler: Option<&'a str>,
+    pub require: &'a [Require],
+}
+
+impl Effective<'_> {
+    /// Whether a client may reach the path. With no `Require`, everyone may (Apache).
     pub fn allows(&self, peer: IpAddr, local: IpAddr) -> bool {
         self.require.is_empty() || self.require.iter().any(|r| r.allows(peer, local))
     }
+}
+
+/// The merged sections for a normalised request path.
+pub fn effective<'a>(locations: &'a [Location], path: &str) -> Effective<'a> {
+    let mut merged = Effective { handler: None, require: &[] };
+    for location in locations.iter().filter(|l| l.matches(path)) {
+        if let Some(handler) = &location.handler {
+            merged.handler = (handler != "none").then_some(handler.as_str());
+        }
+        if !location.require.is_empty() {
+            merged.require = &location.require;
+        }
+    }
+    merged
 }
 
 /// Handlers weir knows for `SetHandler`.
@@ -149,5 +176,29 @@ mod tests {
         assert!(!Require::Local.allows(at("10.1.1.1"), server));
         assert!(require(&args("ip 10.0.0.0/33")).is_err());
         assert!(require(&args("user bob")).is_err());
+    }
+
+    #[test]
+    fn every_matching_section_applies_and_later_ones_win() {
+        let section = |path: &str, handler: Option<&str>, require: Vec<Require>| Location {
+            path: path.to_string(),
+            handler: handler.map(str::to_string),
+            require,
+        };
+        let locations = vec![
+            section("/", None, vec![Require::AllGranted]),
+            section("/private", None, vec![Require::AllDenied]),
+            section("/private/open", None, vec![Require::AllGranted]),
+            section("/status", Some("server-status"), vec![Require::Local]),
+            section("/status/off", Some("none"), vec![]),
+        ];
+        assert_eq!(effective(&locations, "/x").require, &[Require::AllGranted]);
+        assert_eq!(effective(&locations, "/private/x").require, &[Require::AllDenied]);
+        assert_eq!(effective(&locations, "/privatex").require, &[Require::AllDenied], "Apache's prefix");
+        assert_eq!(effective(&locations, "/private/open/x").require, &[Require::AllGranted]);
+        let status = effective(&locations, "/status");
+        assert_eq!((status.handler, status.require), (Some("server-status"), &[Require::Local][..]));
+        let off = effective(&locations, "/status/off");
+        assert_eq!((off.handler, off.require), (None, &[Require::Local][..]), "Require kept, handler undone");
     }
 }

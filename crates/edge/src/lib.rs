@@ -17,6 +17,7 @@ pub mod proxy_protocol;
 pub mod reqtimeout;
 pub mod request_body;
 pub mod response_spool;
+pub mod router;
 pub mod routes;
 pub mod server;
 pub mod site;
@@ -52,14 +53,14 @@ pub struct Prepared {
     tls: Option<Arc<rustls::ServerConfig>>,
     access_log: Option<access_log::AccessLog>,
     /// The workers' identity, when it is not the edge's own (started as root).
-    script_runner: Option<weir_conf::script_path::Runner>,
+    script_runner: Option<weir_wire::script_path::Runner>,
 }
 
 impl Prepared {
     /// Tells the edge which account runs scripts, for the permission check it makes from a
     /// request's head; without it, the edge's own identity is taken (one user runs everything).
     pub fn with_script_runner(mut self, uid: u32, gid: u32) -> Prepared {
-        self.script_runner = Some(weir_conf::script_path::Runner { uid, gid });
+        self.script_runner = Some(weir_wire::script_path::Runner { uid, gid });
         self
     }
 }
@@ -123,12 +124,10 @@ pub fn run(
             source,
         });
     }
+    let static_files =
+        static_files::StaticFiles { root, index: config.directory_index.clone(), routes: routes.clone() };
     let site = Arc::new(Site {
-        static_files: static_files::StaticFiles {
-            root,
-            index: config.directory_index.clone(),
-            routes: routes.clone(),
-        },
+        router: router::Router::new(routes, static_files, with_default_status(&config.locations)),
         pool: pool_client::PoolClient::new(
             pool_socket,
             config.timeout,
@@ -136,7 +135,6 @@ pub fn run(
             Some(scoreboard),
             spill.clone(),
         ),
-        routes,
         admission: admission::Admission::new(config.pool.max_request_workers, limits.queue_timeout),
         rate: limits.rate_limit.and_then(client_limits::RequestRate::new),
         server_header: http::HeaderValue::from_str(&config.server_tokens.product())
@@ -148,7 +146,6 @@ pub fn run(
         access_log: prepared.access_log.map(Arc::new),
         spill,
         scoreboard,
-        locations: with_default_status(&config.locations),
         status_host: config.server_name.clone().unwrap_or_else(|| "localhost".to_string()),
         sizing_reserve: config.sizing_reserve,
         max_request_workers: config.pool.max_request_workers,

@@ -16,7 +16,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
 
-use weir_conf::wire;
+use weir_wire as wire;
 
 use crate::body::{self, Body};
 use crate::h1::chunked::{ChunkError, ChunkedDecoder};

@@ -3,13 +3,15 @@
 use std::path::PathBuf;
 
 use http::StatusCode;
-use weir_conf::script_path::{self, Verdict};
-use weir_conf::{wire, Config};
+use weir_conf::Config;
+use weir_wire::script_path::{self, Verdict};
+use weir_wire::{self as wire, target};
 
 /// The paths that name code: script directories, handler paths, interpreter extensions.
 #[derive(Debug, Clone, Default)]
 pub struct PoolRoutes {
-    /// `ScriptAlias` URL prefixes, matched literally as Apache does.
+    /// `ScriptAlias` URL prefixes (slashes merged), matched as string prefixes of the
+    /// normalised path, as Apache does.
     pub script_prefixes: Vec<String>,
     /// The directory of each prefix in `script_prefixes`, in the same order.
     pub script_dirs: Vec<PathBuf>,
@@ -27,7 +29,11 @@ pub struct PoolRoutes {
 impl PoolRoutes {
     pub fn new(config: &Config, handler_paths: Vec<String>) -> PoolRoutes {
         PoolRoutes {
-            script_prefixes: config.script_aliases.iter().map(|a| a.url_prefix.clone()).collect(),
+            script_prefixes: config
+                .script_aliases
+                .iter()
+                .map(|a| target::merge_slashes(&a.url_prefix))
+                .collect(),
             script_dirs: config.script_aliases.iter().map(|a| a.dir.clone()).collect(),
             document_root: std::fs::canonicalize(&config.document_root).ok(),
             handler_paths,
@@ -36,14 +42,11 @@ impl PoolRoutes {
         }
     }
 
-    /// Whether a (still encoded) URL path goes to the pool.
+    /// Whether a normalised path ([`weir_wire::target`]) goes to the pool.
     pub fn to_pool(&self, path: &str) -> bool {
         self.script_prefixes.iter().any(|prefix| path.starts_with(prefix.as_str()))
             || self.handler_paths.iter().any(|route| wire::route_matches(route, path))
-            || path.split('/').any(|segment| {
-                let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-                self.is_code(&decoded)
-            })
+            || path.split('/').any(|segment| self.is_code(segment))
     }
 
     /// Whether a file name has an interpreter's extension: such a file is run, never sent.
@@ -55,7 +58,7 @@ impl PoolRoutes {
     /// running anything (a script that is not there, 404, or may not run, 403), decided here
     /// from the head so that its body is never read and stored. `None`: the worker decides
     /// (a Handler's path, a script that can run, or a file that could not be looked at).
-    /// Worker and edge share the rules of `weir_conf::script_path`; the lookups are dentry-cache
+    /// Worker and edge share the rules of `weir_wire::script_path`; the lookups are dentry-cache
     /// stats on the runtime thread, as for static files.
     pub fn refusal(&self, path: &str) -> Option<StatusCode> {
         // A Handler answers before CGI in the worker.
@@ -67,8 +70,8 @@ impl PoolRoutes {
             let Some(found) = script_path::in_alias(&path[self.script_prefixes[index].len()..]) else {
                 return Some(StatusCode::NOT_FOUND);
             };
-            let file = self.script_dirs.get(index)?.join(&found.name);
-            return match script_path::alias_verdict(&file, self.is_code(&found.name), self.runner) {
+            let file = self.script_dirs.get(index)?.join(found.name);
+            return match script_path::alias_verdict(&file, self.is_code(found.name), self.runner) {
                 Verdict::NotFound => Some(StatusCode::NOT_FOUND),
                 Verdict::Forbidden => Some(StatusCode::FORBIDDEN),
                 Verdict::Run | Verdict::Unknown => None,
@@ -76,7 +79,7 @@ impl PoolRoutes {
         }
         let root = self.document_root.as_ref()?;
         // A segment that is no plain name: the worker finds no script either.
-        let Some(segments) = script_path::decoded_segments(path) else {
+        let Some(segments) = script_path::segments(path) else {
             return Some(StatusCode::NOT_FOUND);
         };
         let index = segments.iter().position(|segment| self.is_code(segment))?;
@@ -108,7 +111,6 @@ mod tests {
         assert!(routes.to_pool("/ingest/count"));
         assert!(!routes.to_pool("/ingestion"));
         assert!(routes.to_pool("/app/index.php/extra"));
-        assert!(routes.to_pool("/app/index%2Ephp"));
         assert!(routes.to_pool("/INDEX.PHP"));
         assert!(!routes.to_pool("/php/readme.txt"));
         assert!(!routes.to_pool("/.php"));

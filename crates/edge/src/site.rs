@@ -18,12 +18,10 @@ use crate::client_limits::RequestRate;
 use crate::logged_body::{LogLine, LoggedBody, Record};
 use crate::pool_client::{ClientFacts, PoolAnswer, PoolClient};
 use crate::request_body::{BodyError, RequestBody};
-use crate::routes::PoolRoutes;
+use crate::router::{Route, Router};
 use crate::source::Source;
 use crate::spill::SpillSpace;
-use crate::static_files::{Served, StaticFiles};
 use crate::status::{self, StatusContext};
-use weir_conf::location::Location;
 use weir_scoreboard::{Reject, Scoreboard};
 
 /// Local redirects followed for one request before it is refused, as Apache's
@@ -32,10 +30,9 @@ const MAX_LOCAL_REDIRECTS: usize = 10;
 
 /// Everything the edge needs to answer requests; shared by every connection.
 pub struct Site {
-    pub static_files: StaticFiles,
+    /// Where each request goes: `<Location>`, static files, the pool.
+    pub router: Router,
     pub pool: PoolClient,
-    /// Which requests go to the pool.
-    pub routes: PoolRoutes,
     /// At most MaxRequestWorkers requests in the pool; the rest queue, then 503.
     pub admission: Admission,
     /// `RateLimit`, per client address.
@@ -54,8 +51,6 @@ pub struct Site {
     pub spill: Arc<SpillSpace>,
     /// Shared with the pool: server-status reads it, and the edge keeps its figures there.
     pub scoreboard: Scoreboard,
-    /// `<Location>` sections; server-status is one.
-    pub locations: Vec<Location>,
     /// The first line of `?auto`: ServerName, or "localhost".
     pub status_host: String,
     /// `SizingReserve`: memory kept back from workers in the sizing advice.
@@ -130,54 +125,57 @@ impl Site {
         self.log(facts, SystemTime::now(), &line, response)
     }
 
-    /// Where a request goes, decided from its head: an answer the edge makes itself
-    /// (server-status, TRACE, a static file or its 403/404/405), or the pool with this target.
+    /// Where a request goes, decided from its head ([`Router`]): an answer the edge makes
+    /// itself (server-status, TRACE, a static file, a refusal), or the pool with the canonical
+    /// target of the normalised path.
     pub fn decide(&self, facts: &ClientFacts, parts: &Parts) -> Decision {
-        if let Some(location) = self.locations.iter().find(|l| l.matches(parts.uri.path())) {
-            if location.handler.as_deref() == Some("server-status") {
-                // The address is the connection's (or the PROXY header's): no request header
-                // can make a remote client look local.
-                if !location.allows(facts.peer.ip(), facts.local.ip()) {
-                    return Decision::Answer(body::error_page(StatusCode::FORBIDDEN));
-                }
+        let raw_target = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+        // The address is the connection's (or a trusted PROXY header's): no request header can
+        // make a remote client look local.
+        let route = self.router.route(&parts.method, raw_target, facts.peer.ip(), facts.local.ip());
+        let answer = match route {
+            Route::Refuse(status) => body::error_page(status),
+            Route::MethodNotAllowed => {
+                let mut response = body::error_page(StatusCode::METHOD_NOT_ALLOWED);
+                response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                response
+            }
+            Route::Status => {
                 let context = StatusContext {
                     scoreboard: &self.scoreboard,
                     host: &self.status_host,
                     sizing_reserve: self.sizing_reserve,
                     max_request_workers: self.max_request_workers,
                 };
-                return Decision::Answer(status::page(&context, parts.uri.query()));
+                status::page(&context, parts.uri.query())
             }
-        }
-        if parts.method == Method::TRACE {
-            return Decision::Answer(if self.trace_enable {
-                trace_echo(parts)
-            } else {
-                body::error_page(StatusCode::METHOD_NOT_ALLOWED)
-            });
-        }
-        let path = parts.uri.path();
-        let to_pool = if self.routes.to_pool(path) {
-            if let Some(status) = self.routes.refusal(path) {
-                // Certain without the worker: answered here, so the body is never stored.
-                return Decision::Answer(body::error_page(status));
+            Route::Trace if self.trace_enable => trace_echo(parts),
+            Route::Trace => body::error_page(StatusCode::METHOD_NOT_ALLOWED),
+            Route::Redirect(location) => {
+                let mut response = body::error_page(StatusCode::MOVED_PERMANENTLY);
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    response.headers_mut().insert(header::LOCATION, value);
+                }
+                response
             }
-            path.to_string()
-        } else {
-            match self.static_files.serve(&parts.method, path, &parts.headers) {
-                Served::Response(response) => return Decision::Answer(response),
-                Served::Code(index) => index,
+            Route::File(real) => self.router.static_files.send(&parts.method, &real, &parts.headers),
+            Route::Pool(target) => {
+                // The canonical target in place of the client's, keeping an h2 request's
+                // scheme and authority (its Host).
+                let mut pool_parts = parts.clone();
+                let mut uri = parts.uri.clone().into_parts();
+                let Ok(path_and_query) = target.parse() else {
+                    return Decision::Answer(body::error_page(StatusCode::BAD_REQUEST));
+                };
+                uri.path_and_query = Some(path_and_query);
+                match http::Uri::from_parts(uri) {
+                    Ok(uri) => pool_parts.uri = uri,
+                    Err(_) => return Decision::Answer(body::error_page(StatusCode::BAD_REQUEST)),
+                }
+                return Decision::Pool(Box::new(pool_parts));
             }
         };
-        let mut pool_parts = parts.clone();
-        if to_pool != parts.uri.path() {
-            let query = parts.uri.query().map_or(String::new(), |q| format!("?{q}"));
-            pool_parts.uri = match format!("{to_pool}{query}").parse() {
-                Ok(uri) => uri,
-                Err(_) => return Decision::Answer(body::error_page(StatusCode::BAD_REQUEST)),
-            };
-        }
-        Decision::Pool(Box::new(pool_parts))
+        Decision::Answer(answer)
     }
 
     async fn route<F, Fut>(&self, facts: &ClientFacts, mut parts: Parts, read_body: F) -> Response<Body>

@@ -34,12 +34,19 @@ pub struct StaticFiles {
     pub routes: PoolRoutes,
 }
 
-/// What the static side makes of a request.
-pub enum Served {
-    /// The answer.
-    Response(Response<Body>),
-    /// The directory's index is code (`index.php`): the pool must run this URL path instead.
+/// What the static side finds for a normalised path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// A regular file inside the root: its real path.
+    File(PathBuf),
+    /// The directory's index is code (`index.php`): the pool must run this path instead.
     Code(String),
+    /// A directory asked for without its trailing slash: redirect to it.
+    Directory,
+    /// Not GET or HEAD.
+    MethodNotAllowed,
+    /// 403 (a directory without an index; code reached by another name) or 404.
+    Refuse(StatusCode),
 }
 
 /// Longest URL path accepted for a file lookup.
@@ -49,86 +56,67 @@ const MAX_PATH: usize = 4096;
 const IN_MEMORY: u64 = 64 * 1024;
 
 impl StaticFiles {
-    /// Answers a GET or HEAD for `raw_path` (still percent-encoded).
-    pub fn serve(&self, method: &Method, raw_path: &str, headers: &HeaderMap) -> Served {
-        let mut index_name = None;
-        let response = self.respond(method, raw_path, headers, &mut index_name);
-        match index_name {
-            Some(name) if self.routes.is_code(&name) => Served::Code(format!("{raw_path}{name}")),
-            _ => Served::Response(response),
-        }
-    }
-
-    fn respond(
-        &self,
-        method: &Method,
-        raw_path: &str,
-        headers: &HeaderMap,
-        index_name: &mut Option<String>,
-    ) -> Response<Body> {
+    /// Finds what a GET or HEAD of `path` (normalised and decoded, [`weir_wire::target`])
+    /// names under the root.
+    pub fn resolve(&self, method: &Method, path: &str) -> Resolved {
         if method != Method::GET && method != Method::HEAD {
-            let mut response = body::error_page(StatusCode::METHOD_NOT_ALLOWED);
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return response;
+            return Resolved::MethodNotAllowed;
         }
-        let Some(relative) = safe_relative_path(raw_path) else {
-            return body::error_page(StatusCode::NOT_FOUND);
+        let Some(relative) = relative_path(path) else {
+            return Resolved::Refuse(StatusCode::NOT_FOUND);
         };
-        let mut path = self.root.join(&relative);
-        let Ok(mut real) = std::fs::canonicalize(&path) else {
-            return body::error_page(StatusCode::NOT_FOUND);
+        let Ok(real) = std::fs::canonicalize(self.root.join(&relative)) else {
+            return Resolved::Refuse(StatusCode::NOT_FOUND);
         };
         // A symlink may lead anywhere; only what resolves inside the root is served.
         if !real.starts_with(&self.root) {
-            return body::error_page(StatusCode::NOT_FOUND);
+            return Resolved::Refuse(StatusCode::NOT_FOUND);
         }
-        let Ok(mut meta) = std::fs::metadata(&real) else {
-            return body::error_page(StatusCode::NOT_FOUND);
+        let Ok(meta) = std::fs::metadata(&real) else {
+            return Resolved::Refuse(StatusCode::NOT_FOUND);
         };
         if meta.is_dir() {
-            if !raw_path.ends_with('/') {
-                return redirect_to_directory(raw_path);
+            if !path.ends_with('/') {
+                return Resolved::Directory;
             }
-            let mut found = None;
-            for name in &self.index {
-                path = real.join(name);
-                if let Ok(candidate) = std::fs::canonicalize(&path) {
-                    if candidate.starts_with(&self.root) {
-                        if let Ok(m) = std::fs::metadata(&candidate) {
-                            if m.is_file() {
-                                found = Some((candidate, m));
-                                *index_name = Some(name.clone());
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
+            let found = self.index.iter().find_map(|name| {
+                let candidate = std::fs::canonicalize(real.join(name)).ok()?;
+                let is_file = std::fs::metadata(&candidate).ok()?.is_file();
+                (candidate.starts_with(&self.root) && is_file).then_some((candidate, name))
+            });
             // No index: 403, as Apache does without `Options Indexes`; weir never lists.
-            let Some((candidate, m)) = found else {
-                return body::error_page(StatusCode::FORBIDDEN);
+            return match found {
+                None => Resolved::Refuse(StatusCode::FORBIDDEN),
+                Some((_, name)) if self.routes.is_code(name) => Resolved::Code(format!("{path}{name}")),
+                Some((candidate, _)) => self.file(candidate),
             };
-            real = candidate;
-            meta = m;
         }
         if !meta.is_file() {
-            return body::error_page(StatusCode::NOT_FOUND);
+            return Resolved::Refuse(StatusCode::NOT_FOUND);
         }
-        if index_name.as_deref().is_some_and(|name| self.routes.is_code(name)) {
-            // The caller hands this request to the pool; nothing of the file is sent.
-            return body::empty_response();
-        }
+        self.file(real)
+    }
+
+    fn file(&self, real: PathBuf) -> Resolved {
         let real_name = real.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if self.routes.is_code(real_name) {
             // Code reached through another name (a symlink): its source is never sent.
-            return body::error_page(StatusCode::FORBIDDEN);
+            return Resolved::Refuse(StatusCode::FORBIDDEN);
         }
-        let Ok(file) = std::fs::File::open(&real) else {
+        Resolved::File(real)
+    }
+
+    /// Sends a file [`StaticFiles::resolve`] found, honouring conditional and range requests.
+    pub fn send(&self, method: &Method, real: &Path, headers: &HeaderMap) -> Response<Body> {
+        let Ok(file) = std::fs::File::open(real) else {
             return body::error_page(StatusCode::FORBIDDEN);
+        };
+        let Ok(meta) = file.metadata() else {
+            return body::error_page(StatusCode::NOT_FOUND);
         };
         let size = meta.len();
         let validators = Validators::for_file(size, meta.modified().ok());
-        let mime = mime_guess::from_path(&real).first_or_octet_stream();
+        let mime = mime_guess::from_path(real).first_or_octet_stream();
         let mut builder =
             Response::builder().header(header::ETAG, &validators.etag).header(header::ACCEPT_RANGES, "bytes");
         if let Some(modified) = validators.modified {
@@ -194,33 +182,15 @@ fn file_body(mut file: std::fs::File, start: u64, length: u64) -> std::io::Resul
     Ok(BodyExt::boxed(StreamBody::new(frames)))
 }
 
-/// Decodes and checks a URL path: no `..`, no `.`, no encoded `/` or `\`, no NUL, not too long.
-/// Returns the path relative to the root, or `None` to answer 404.
-pub fn safe_relative_path(raw_path: &str) -> Option<PathBuf> {
-    if raw_path.len() > MAX_PATH || !raw_path.starts_with('/') {
+/// The path relative to the root of a normalised path: its segments, each a plain name.
+/// `None` (answered 404) when it is too long or, defensively, when any segment is not a plain
+/// name (a normalised path has none).
+fn relative_path(path: &str) -> Option<PathBuf> {
+    if path.len() > MAX_PATH {
         return None;
     }
-    let mut relative = PathBuf::new();
-    for segment in raw_path.split('/') {
-        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8().ok()?;
-        if decoded.contains(['/', '\\', '\0']) || decoded == ".." || decoded == "." {
-            return None;
-        }
-        if decoded.is_empty() {
-            continue;
-        }
-        relative.push(decoded.as_ref());
-    }
-    // Belt and braces: the result must be plain names only.
+    let relative: PathBuf = weir_wire::script_path::segments(path)?.into_iter().collect();
     relative.components().all(|c| matches!(c, Component::Normal(_))).then_some(relative)
-}
-
-fn redirect_to_directory(raw_path: &str) -> Response<Body> {
-    let mut response = body::error_page(StatusCode::MOVED_PERMANENTLY);
-    if let Ok(location) = HeaderValue::from_str(&format!("{raw_path}/")) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
 }
 
 /// Canonicalizes DocumentRoot once, at start.
@@ -233,22 +203,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_are_refused() {
-        for bad in [
-            "/../etc/passwd",
-            "/a/../../etc/passwd",
-            "/%2e%2e/etc/passwd",
-            "/%2E%2E%2Fetc%2Fpasswd",
-            "/a%2f..%2f..%2fetc",
-            "/a%5c..%5cetc",
-            "/x%00.html",
-            "/./a",
-            "relative",
-        ] {
-            assert_eq!(safe_relative_path(bad), None, "{bad}");
-        }
-        assert_eq!(safe_relative_path("/a/b%20c.html"), Some(PathBuf::from("a/b c.html")));
-        assert_eq!(safe_relative_path("/"), Some(PathBuf::new()));
-        assert_eq!(safe_relative_path(&format!("/{}", "a".repeat(5000))), None);
+    fn relative_paths_are_plain_names_only() {
+        assert_eq!(relative_path("/a/b c.html"), Some(PathBuf::from("a/b c.html")));
+        assert_eq!(relative_path("/"), Some(PathBuf::new()));
+        assert_eq!(relative_path("/a/../b"), None);
+        assert_eq!(relative_path(&format!("/{}", "a".repeat(5000))), None);
     }
 }

@@ -4,7 +4,7 @@
 //! pair, two epoll registrations and two closes, and often a second wake-up of the worker (it
 //! leaves `accept()` before the request is written). Reusing one costs a write and a read.
 //!
-//! A worker waits [`weir_conf::wire::WORKER_KEEPALIVE`] for the next request, then closes and
+//! A worker waits [`weir_wire::WORKER_KEEPALIVE`] for the next request, then closes and
 //! goes back to `accept()`; the edge reuses a connection only within `REUSE_WITHIN` of its
 //! last response, well inside that wait, so the two ends rarely disagree about whether it is
 //! open. When they do (the worker was retired or stopped in between), the worker closes with
@@ -20,7 +20,7 @@ use tokio::net::UnixStream;
 
 /// How long after its last response the edge still reuses a connection: half a second less than
 /// the worker waits, a margin no scheduling delay on a loaded machine comes near.
-const REUSE_WITHIN: Duration = weir_conf::wire::WORKER_KEEPALIVE.saturating_sub(Duration::from_millis(500));
+const REUSE_WITHIN: Duration = weir_wire::WORKER_KEEPALIVE.saturating_sub(Duration::from_millis(500));
 
 /// Idle connections, newest last, at most `most` of them: each holds a worker out of `accept()`,
 /// and the pool never runs more requests at once than MaxRequestWorkers, so more than that

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::socket::SockFlag;
-use weir_conf::{wire, RLimit, RLimitValue, RLimits};
+use weir_conf::{RLimit, RLimitValue, RLimits};
+use weir_wire as wire;
 
 use weir_scoreboard::{Slot, State};
 

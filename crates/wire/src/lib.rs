@@ -1,10 +1,14 @@
-//! The contract between the edge and the workers: how requests are routed to the pool, and the
-//! few header names by which the edge tells a worker what only the edge can know, and a
-//! worker asks the edge for an internal redirect. Defined once here because the edge writes them
-//! and the workers read them.
+//! weir-wire: the contract between the edge and the workers, defined once because the edge
+//! writes it and the workers read it: the request target both route by ([`target`]), how a URL
+//! path names a script ([`script_path`]), how requests are routed to the pool, and the few header
+//! names by which the edge tells a worker what only the edge can know, and a worker asks the
+//! edge for an internal redirect.
 //!
 //! The edge removes every `x-weir-*` header a client sends, and every one a worker answers with,
 //! so none can be forged from outside or leak out.
+
+pub mod script_path;
+pub mod target;
 
 /// Prefix of every internal header.
 pub const PREFIX: &str = "x-weir-";

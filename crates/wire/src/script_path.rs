@@ -1,31 +1,29 @@
 //! How a URL path names a CGI script, written once for the two processes that decide it: the
 //! edge, which refuses a request for a script that is not there before it reads the body, and
-//! the worker, which runs the script. Sharing the rules keeps their answers the same.
+//! the worker, which runs the script. Sharing the rules keeps their answers the same. Both
+//! apply them to the normalised, decoded path of [`crate::target`], never to a raw one.
 
 use std::path::Path;
 
 /// A `ScriptAlias` path split into its script's name and what follows it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct AliasedScript<'a> {
-    /// The script's file name, decoded: one plain name, never a path.
-    pub name: String,
-    /// The name as the URL had it, for SCRIPT_NAME.
-    pub raw_name: &'a str,
-    /// The rest of the URL path after the name (PATH_INFO, still encoded).
-    pub raw_info: &'a str,
+    /// The script's file name: one plain name, never a path.
+    pub name: &'a str,
+    /// The rest of the path after the name (PATH_INFO).
+    pub info: &'a str,
 }
 
-/// The script named by `rest`, the URL path after a ScriptAlias prefix: its first segment,
-/// decoded. `None`: no plain file name (empty, `.`, `..`, an encoded slash or NUL, bad
-/// encoding), which no file in the directory can answer: 404.
+/// The script named by `rest`, the normalised, decoded path ([`crate::target`]) after a
+/// ScriptAlias prefix: its first segment. `None`: no plain file name (the prefix's directory
+/// itself), which no file in the directory can answer: 404.
 pub fn in_alias(rest: &str) -> Option<AliasedScript<'_>> {
     let rest = rest.trim_start_matches('/');
-    let (raw_name, raw_info) = match rest.find('/') {
+    let (name, info) = match rest.find('/') {
         Some(slash) => (&rest[..slash], &rest[slash..]),
         None => (rest, ""),
     };
-    let name = percent_decode(raw_name).filter(|name| plain_name(name))?;
-    Some(AliasedScript { name, raw_name, raw_info })
+    plain_name(name).then_some(AliasedScript { name, info })
 }
 
 /// What a script directory's file makes of a request for it.
@@ -114,30 +112,10 @@ pub fn plain_name(name: &str) -> bool {
     !(name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']))
 }
 
-/// The decoded non-empty segments of a URL path; `None` if any is not a plain name.
-pub fn decoded_segments(path: &str) -> Option<Vec<String>> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(|raw| percent_decode(raw).filter(|s| plain_name(s)))
-        .collect()
-}
-
-/// Percent-decodes a URL path segment; `None` for a bad escape or bytes that are not UTF-8.
-pub fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+/// The non-empty segments of a normalised, decoded path; `None` if any is not a plain name
+/// (which a normalised path never has).
+pub fn segments(path: &str) -> Option<Vec<&str>> {
+    path.split('/').filter(|s| !s.is_empty()).map(|s| plain_name(s).then_some(s)).collect()
 }
 
 #[cfg(test)]
@@ -145,11 +123,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_script_is_the_first_decoded_segment_and_only_a_plain_name() {
-        let found = in_alias("run%2Esh/a%20b/c").unwrap();
-        assert_eq!((found.name.as_str(), found.raw_name, found.raw_info), ("run.sh", "run%2Esh", "/a%20b/c"));
+    fn the_script_is_the_first_segment_and_only_a_plain_name() {
+        let found = in_alias("run.sh/a b/c").unwrap();
+        assert_eq!((found.name, found.info), ("run.sh", "/a b/c"));
         assert_eq!(in_alias("/x").unwrap().name, "x");
-        for bad in ["", "..", "%2e%2e", ".", "a%2fb", "a%00", "%zz", "a%5cb"] {
+        for bad in ["", "/", "..", ".", "a\\b"] {
             assert_eq!(in_alias(bad), None, "{bad}");
         }
     }
