@@ -508,7 +508,9 @@ fn assert_refused(exchange: &Exchange, what: &str) {
 fn proxy_protocol_sets_the_client_address_and_garbage_is_refused() {
     let (site, record) = recording_site();
     // The fixture's own `Listen` comes first in the file, so the proxy listener is the second.
-    let weir = site.start("Listen 127.0.0.1:0 https proxy-protocol\nRateLimit 2/s burst=2\n");
+    let weir = site.start(
+        "Listen 127.0.0.1:0 https proxy-protocol\nRemoteIPTrustedProxy 127.0.0.1\nRateLimit 2/s burst=2\n",
+    );
     assert_eq!(weir.https.len(), 2, "{:?}", weir.https);
     let (plain, proxied) = (weir.https[0], weir.https[1]);
     let tls = h1_config(&weir);

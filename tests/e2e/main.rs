@@ -16,6 +16,7 @@ mod operations;
 mod pool;
 mod privileges;
 mod processes;
+mod proxy_trust;
 mod serving;
 mod spill;
 mod static_files;

@@ -29,6 +29,18 @@ const CASES: &[(&str, usize, &str)] = &[
     ("Listen 99999\n", 1, "Listen: invalid value '99999'"),
     ("Listen 127.0.0.1:8080\nListen 127.0.0.1:8080\n", 0, "Listen 127.0.0.1:8080 is given more than once"),
     ("StartServers 2\n", 0, "no Listen is set"),
+    (
+        "Listen 80\nListen 8080 proxy-protocol\n",
+        2,
+        "Listen 0.0.0.0:8080 has proxy-protocol, but no RemoteIPTrustedProxy",
+    ),
+    ("Listen 80\nRemoteIPTrustedProxy lb.example.net\n", 2, "host names are not resolved"),
+    (
+        "Listen 80\nRemoteIPTrustedProxy 10.0.0.5 10.0.0.0/33\n",
+        2,
+        "RemoteIPTrustedProxy: invalid value '10.0.0.0/33'",
+    ),
+    ("Listen 80\nRemoteIPTrustedProxy\n", 2, "RemoteIPTrustedProxy takes one or more arguments"),
     ("Listen 443\n", 0, "no SSLCertificateFile is set"),
     ("Listen 443\nSSLCertificateFile c.pem\n", 0, "no SSLCertificateKeyFile is set"),
     ("Listen 80\nRequestReadTimeout header=6-2,MinRate=1\n", 2, "maximum timeout is below the initial one"),

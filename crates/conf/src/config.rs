@@ -8,9 +8,9 @@ use std::time::Duration;
 use crate::directives;
 use crate::edge::{EdgeLimits, TlsOptions, VerifyClient};
 use crate::error::{ConfigError, ConfigErrors, Problem};
-use crate::location::Location;
+use crate::location::{IpNet, Location};
 use crate::pool_rules::{self, PoolInput};
-use crate::syntax;
+use crate::syntax::{self, Span};
 
 /// Where a configuration came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +37,11 @@ pub struct Listener {
     pub addr: SocketAddr,
     /// What the socket speaks.
     pub scheme: ListenScheme,
-    /// A PROXY protocol (v1 or v2) header comes first, from a load balancer in front.
+    /// A PROXY protocol (v1 or v2) header comes first, from a load balancer in front (one that
+    /// `RemoteIPTrustedProxy` names).
     pub proxy_protocol: bool,
+    /// Where the `Listen` line is, for the errors that concern this listener.
+    pub(crate) span: Option<Span>,
 }
 
 /// The server certificate.
@@ -266,6 +269,9 @@ pub struct Config {
     pub locations: Vec<Location>,
     /// What the edge enforces on clients.
     pub edge: EdgeLimits,
+    /// `RemoteIPTrustedProxy`: the peers whose PROXY protocol header is believed on listeners with
+    /// `proxy-protocol`; such a listener closes a connection from any other peer.
+    pub trusted_proxies: Vec<IpNet>,
     /// `SizingReserve` (weir): memory the sizing advice keeps back for everything but workers.
     pub sizing_reserve: u64,
     /// TLS versions, client certificates, tickets, ALPN.
@@ -309,6 +315,7 @@ impl Config {
             rlimits: RLimits::default(),
             locations: Vec::new(),
             edge: EdgeLimits::default(),
+            trusted_proxies: Vec::new(),
             sizing_reserve: 512 << 20,
             tls_options: TlsOptions::default(),
             warnings: Vec::new(),
@@ -410,6 +417,7 @@ impl Config {
         if self.tls_options.verify_client != VerifyClient::None && self.tls_options.client_ca_file.is_none() {
             problem(Problem::Missing { directive: "SSLCACertificateFile" });
         }
+        crate::remote_ip::check(self, errors, file);
         // Longest prefix first, so /cgi-bin/admin/ wins over /cgi-bin/.
         self.script_aliases.sort_by_key(|alias| std::cmp::Reverse(alias.url_prefix.len()));
     }

@@ -59,6 +59,16 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "RemoteIPTrustedProxy",
+        args: (1, 64),
+        help: "addresses or CIDR blocks of the proxies allowed to send a PROXY protocol header (Listen … proxy-protocol)",
+        apply: |config, args| {
+            let nets = crate::remote_ip::trusted_proxies(args)?;
+            config.trusted_proxies.extend(nets);
+            Ok(())
+        },
+    },
+    Directive {
         name: "ServerName",
         args: (1, 1),
         help: "the hostname and port of the server",
@@ -726,11 +736,17 @@ fn apply_nodes(config: &mut Config, nodes: &[Node], errors: &mut Vec<ConfigError
                     },
                 ));
             }
-            Node::Directive { name, args, span } => {
-                if let Err(problem) = apply_one(config, name, args) {
-                    errors.push(ConfigError::at(span, Some(name), problem));
+            Node::Directive { name, args, span } => match apply_one(config, name, args) {
+                Err(problem) => errors.push(ConfigError::at(span, Some(name), problem)),
+                // Checks made once the whole file is read (a proxy-protocol listener needs
+                // RemoteIPTrustedProxy) name this line.
+                Ok(()) if name.eq_ignore_ascii_case("Listen") => {
+                    if let Some(listener) = config.listeners.last_mut() {
+                        listener.span = Some(span.clone());
+                    }
                 }
-            }
+                Ok(()) => {}
+            },
             Node::Section { name, args, span, children } => {
                 apply_section(config, name, args, span, children, errors, depth)
             }

@@ -103,6 +103,10 @@ pub enum Problem {
     /// Two settings that cannot both hold.
     #[error("{0}")]
     Contradiction(String),
+    /// `Listen … proxy-protocol` with no `RemoteIPTrustedProxy`: every client could claim any
+    /// address in a PROXY header.
+    #[error("Listen {listen} has proxy-protocol, but no RemoteIPTrustedProxy names the proxies allowed to send the PROXY header, so any client could claim any address; add RemoteIPTrustedProxy with your load balancers' addresses or CIDR blocks (such as RemoteIPTrustedProxy 10.0.0.5 192.0.2.0/24)")]
+    ProxyProtocolUntrusted { listen: std::net::SocketAddr },
     /// A required setting is missing.
     #[error("no {directive} is set, and weir cannot run without one")]
     Missing { directive: &'static str },

@@ -14,6 +14,7 @@ pub mod edge;
 mod error;
 pub mod location;
 mod pool_rules;
+mod remote_ip;
 mod syntax;
 mod values;
 

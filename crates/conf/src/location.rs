@@ -139,7 +139,8 @@ pub fn require(args: &[String]) -> Result<Require, Problem> {
     }
 }
 
-fn ip_net(text: &str) -> Option<IpNet> {
+/// An address or CIDR block as `Require ip` and `RemoteIPTrustedProxy` write it.
+pub(crate) fn ip_net(text: &str) -> Option<IpNet> {
     let (addr, prefix) = match text.split_once('/') {
         Some((addr, prefix)) => (addr, Some(prefix.parse::<u8>().ok()?)),
         None => (text, None),

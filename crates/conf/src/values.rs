@@ -82,7 +82,7 @@ pub fn listen(args: &[String]) -> Result<Listener, Problem> {
         }
     }
     let scheme = scheme.unwrap_or(if addr.port() == 443 { ListenScheme::Https } else { ListenScheme::Http });
-    Ok(Listener { addr, scheme, proxy_protocol })
+    Ok(Listener { addr, scheme, proxy_protocol, span: None })
 }
 
 /// `soft [hard]` for the `RLimit*` directives: each a number or `max`.

@@ -11,9 +11,11 @@ pub mod client_limits;
 pub mod conditional;
 pub mod h1;
 pub mod handshake_stage;
+pub mod log_gate;
 pub mod logged_body;
 pub mod pool_client;
 pub mod proxy_protocol;
+pub mod proxy_trust;
 pub mod reqtimeout;
 pub mod request_body;
 pub mod response_spool;
@@ -176,15 +178,24 @@ pub fn run(
         .build()
         .map_err(EdgeError::Runtime)?;
     let acceptor = prepared.tls.map(TlsAcceptor::from);
+    let trust = Arc::new(proxy_trust::ProxyTrust::new(config.trusted_proxies.clone()));
     runtime.block_on(async move {
         let mut sockets = Vec::new();
         for listener in listeners {
             let _ = listener.socket.set_nonblocking(true);
+            let proxy = listener.proxy_protocol.then(|| trust.clone());
+            if proxy.is_some() {
+                let at = listener.socket.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+                tracing::info!(
+                    listener = %at,
+                    "PROXY protocol on {at}: the header is required, and believed only from RemoteIPTrustedProxy {trust}"
+                );
+            }
             match tokio::net::TcpListener::from_std(listener.socket) {
                 Ok(socket) => sockets.push(server::Listener {
                     socket,
                     tls: (listener.scheme == ListenScheme::Https).then(|| acceptor.clone()).flatten(),
-                    proxy_protocol: listener.proxy_protocol,
+                    proxy,
                 }),
                 Err(error) => tracing::error!(%error, "edge could not use a listening socket"),
             }

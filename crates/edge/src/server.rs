@@ -23,6 +23,7 @@ use crate::h1::conn::{self as h1, H1Settings};
 use crate::handshake_stage::{HandshakeStage, Staged};
 use crate::pool_client::{ClientFacts, TlsInfo};
 use crate::proxy_protocol::{self, ProxiedAddress};
+use crate::proxy_trust::ProxyTrust;
 use crate::reqtimeout::{Stage, StageClock};
 use crate::request_body;
 use crate::site::Site;
@@ -45,8 +46,9 @@ pub struct Listener {
     pub socket: TcpListener,
     /// `Some` for https listeners.
     pub tls: Option<TlsAcceptor>,
-    /// A PROXY protocol header precedes everything else.
-    pub proxy_protocol: bool,
+    /// `Some` for a proxy-protocol listener: a PROXY header precedes everything else, and only
+    /// the peers listed there may connect.
+    pub proxy: Option<Arc<ProxyTrust>>,
 }
 
 /// What every connection shares.
@@ -139,6 +141,17 @@ async fn accept_loop(listener: Listener, edge: Arc<Edge>) {
                 continue;
             }
         };
+        if let Some(trust) = &listener.proxy {
+            // Closed before a byte is read: neither the header nor anything keyed on the address
+            // it would claim is reached.
+            if !trust.trusts(peer.ip()) {
+                let at = listener.socket.local_addr().unwrap_or(peer);
+                trust.log_refused(peer, at);
+                edge.site.scoreboard.counters().reject(Reject::ProxyHeader);
+                continue;
+            }
+        }
+        // Keyed on the socket's peer until a PROXY header names the client (then rekeyed).
         let source = Source::of(peer.ip());
         let Some(slot) = edge.admit(source, peer) else {
             continue;
@@ -154,7 +167,7 @@ async fn accept_loop(listener: Listener, edge: Arc<Edge>) {
         let evicted = ticket.evicted();
         // Plain HTTP has no handshake: the first byte of a request is its proof (after the PROXY
         // header, on a proxy-protocol listener).
-        let first_byte_ends = listener.tls.is_none() && !listener.proxy_protocol;
+        let first_byte_ends = listener.tls.is_none() && listener.proxy.is_none();
         let stream = Staged::new(stream, ticket, first_byte_ends);
         let edge_for_task = edge.clone();
         let listener = listener.clone();
@@ -228,7 +241,7 @@ async fn connection(
     let clock = StageClock::start(Stage::Handshake, &edge.handshake);
     let deadline = clock.as_ref().map(|c| c.deadline());
     let mut peer = peer;
-    if listener.proxy_protocol {
+    if listener.proxy.is_some() {
         let budget =
             deadline.map_or(Duration::from_secs(10), |d| d.saturating_duration_since(Instant::now()));
         let header = unless_evicted(&evicted, Box::pin(proxy_protocol::read_header(&mut stream, budget)));

@@ -6,17 +6,15 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::log_gate::LogGate;
 use crate::source::Source;
 
 /// How long a response that can be neither kept in memory nor spilled waits for its client
 /// to read before it is cut: meanwhile it holds a worker, and a source at its spill share with
 /// a few never-reading connections otherwise held as many workers for the whole Timeout.
 pub const CUT_AFTER: Duration = Duration::from_secs(2);
-
-/// How often each kind of spill-space error line may repeat.
-const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Body bytes the edge keeps in memory at once, across all requests: request bodies being read
 /// and responses waiting for their clients. Each body may keep up to 256 KiB in memory, but
@@ -45,10 +43,10 @@ pub struct SpillSpace {
     memory_share: u64,
     /// The error-log lines, each at most once a minute: a full space, a source at its share,
     /// and a SpillDir that cannot be written (which otherwise logged once per response chunk).
-    full_log: RateLimited,
-    share_log: RateLimited,
-    io_log: RateLimited,
-    cut_log: RateLimited,
+    full_log: LogGate,
+    share_log: LogGate,
+    io_log: LogGate,
+    cut_log: LogGate,
 }
 
 #[derive(Debug, Default)]
@@ -149,10 +147,10 @@ impl SpillSpace {
             memory: Mutex::new(Held::default()),
             memory_limit: memory,
             memory_share: memory / 4,
-            full_log: RateLimited::default(),
-            share_log: RateLimited::default(),
-            io_log: RateLimited::default(),
-            cut_log: RateLimited::default(),
+            full_log: LogGate::default(),
+            share_log: LogGate::default(),
+            io_log: LogGate::default(),
+            cut_log: LogGate::default(),
         })
     }
 
@@ -263,25 +261,6 @@ impl SpillSpace {
     }
 }
 
-/// A log line allowed at most once per [`LOG_EVERY`], counting the ones held back.
-#[derive(Debug, Default)]
-struct RateLimited(Mutex<(Option<Instant>, u64)>);
-
-impl RateLimited {
-    /// `Some(count held back since the last line)` when a line may go out now.
-    fn due(&self) -> Option<u64> {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let (last, held_back) = &mut *state;
-        if last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-            *last = Some(Instant::now());
-            Some(std::mem::take(held_back))
-        } else {
-            *held_back += 1;
-            None
-        }
-    }
-}
-
 /// An unnamed file whose bytes count against the spill space until it is dropped or emptied.
 #[derive(Debug)]
 pub struct SpillFile {
@@ -384,15 +363,5 @@ mod tests {
         drop(files);
         assert_eq!(space.used_by(hog), 0);
         assert_eq!(space.used(), 25);
-    }
-
-    #[test]
-    fn a_rate_limited_line_counts_what_it_held_back() {
-        let line = RateLimited::default();
-        assert_eq!(line.due(), Some(0));
-        assert_eq!(line.due(), None);
-        assert_eq!(line.due(), None);
-        *line.0.lock().unwrap() = (Some(Instant::now() - LOG_EVERY), 2);
-        assert_eq!(line.due(), Some(2));
     }
 }

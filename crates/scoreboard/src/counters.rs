@@ -19,7 +19,8 @@ pub enum Reject {
     ConnectionLimit,
     /// No worker in time (503).
     QueueFull,
-    /// No valid PROXY protocol header.
+    /// No valid PROXY protocol header, or a connection to a proxy-protocol listener from a peer
+    /// not in RemoteIPTrustedProxy.
     ProxyHeader,
     /// TLS handshake failed or timed out.
     Handshake,
