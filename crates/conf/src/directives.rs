@@ -542,7 +542,7 @@ pub const DIRECTIVES: &[Directive] = &[
     Directive {
         name: "RateLimit",
         args: (1, 2),
-        help: "requests per second per client address, such as 20/s burst=40",
+        help: "requests per second per client (an IPv4 address or an IPv6 /64), such as 20/s burst=40",
         apply: |config, args| {
             config.edge.rate_limit = Some(edge::rate_limit(args)?);
             Ok(())

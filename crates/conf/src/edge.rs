@@ -102,7 +102,7 @@ pub fn read_timeout_stage(target: &mut RequestReadTimeout, argument: &str) -> Re
     Ok(())
 }
 
-/// `RateLimit N/s [burst=M]` (weir): per client address.
+/// `RateLimit N/s [burst=M]` (weir): per client source (an IPv4 address or an IPv6 /64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     /// Requests replenished per second.

@@ -1,5 +1,6 @@
 //! Per-client limits checked before a connection costs anything: MaxConnections,
-//! MaxConnectionsPerIP (per source: an IPv4 address or an IPv6 /64), and RateLimit per address.
+//! MaxConnectionsPerIP and RateLimit, both per source (an IPv4 address or an IPv6 /64, see
+//! [`Source`]): a client that rotates through its /64 gets no fresh budget with each address.
 //! The handshake stage (`handshake_stage`) bounds connections that have not yet proved themselves.
 
 use std::collections::HashMap;
@@ -170,9 +171,9 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// `RateLimit N/s burst=M`, keyed by client address (governor's GCRA).
+/// `RateLimit N/s burst=M`, keyed by source (governor's GCRA).
 pub struct RequestRate {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    limiter: DefaultKeyedRateLimiter<Source>,
     clock: DefaultClock,
 }
 
@@ -186,13 +187,15 @@ impl RequestRate {
         })
     }
 
-    /// `Ok` when `ip` may make a request now; otherwise how long until it may.
+    /// `Ok` when the source of `ip` may make a request now; otherwise how long until it may.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.limiter.check_key(&ip).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+        self.limiter
+            .check_key(&Source::of(ip))
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
-    /// Forgets addresses whose budget is full again, so memory does not grow with every
-    /// address ever seen.
+    /// Forgets sources whose budget is full again, so memory does not grow with every source
+    /// ever seen.
     pub fn forget_idle(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
@@ -266,5 +269,19 @@ mod tests {
         let wait = rate.check(a).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_millis(200), "{wait:?}");
         assert!(rate.check("127.0.0.2".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn rate_limit_per_ipv6_slash_64() {
+        let rate = RequestRate::new(RateLimit { per_second: 1, burst: 2 }).unwrap();
+        let at = |text: &str| -> IpAddr { text.parse().unwrap() };
+        assert!(rate.check(at("2001:db8:5:6::1")).is_ok());
+        assert!(rate.check(at("2001:db8:5:6::2")).is_ok());
+        assert!(rate.check(at("2001:db8:5:6:ffff:1:2:3")).is_err(), "a new address of the same /64");
+        assert!(rate.check(at("2001:db8:5:7::1")).is_ok(), "the next /64 has its own budget");
+        // An IPv4 client on a dual-stack socket is the same source as over IPv4.
+        assert!(rate.check(at("192.0.2.1")).is_ok());
+        assert!(rate.check(at("::ffff:192.0.2.1")).is_ok());
+        assert!(rate.check(at("192.0.2.1")).is_err());
     }
 }
