@@ -57,6 +57,11 @@ impl Handler for Probe {
                 let text = probes::run_all(&targets) + &probes::own_descriptors();
                 return Response::text(200, text);
             }
+            "/app/header" => {
+                // One request header as the Handler sees it, for tests of what the edge forwards.
+                let name = request.query().strip_prefix("name=").unwrap_or("");
+                return Response::text(200, request.header(name).unwrap_or("-").to_string());
+            }
             "/app/open" => {
                 let path = request.query().strip_prefix("path=").unwrap_or("");
                 let verdict = match std::fs::File::open(path) {

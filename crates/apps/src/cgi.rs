@@ -292,11 +292,13 @@ fn meta_variables(
     for (name, value) in &request.headers {
         // Apache drops names with '_' so `X_Forwarded_For` cannot pose as `X-Forwarded-For`;
         // credentials are not passed (RFC 3875 4.1.18); framing is already in CONTENT_*, and
-        // Expect belongs to the edge–worker exchange, answered before the script ran.
+        // Expect belongs to the edge–worker exchange, answered before the script ran. `Proxy`
+        // would become HTTP_PROXY, which HTTP client libraries take as their outgoing proxy
+        // (httpoxy; Apache drops it since 2.4.25).
         let lower = name.to_ascii_lowercase();
         if name.contains('_')
             || wire::is_internal(name)
-            || ["authorization", "proxy-authorization", "content-length", "content-type", "expect"]
+            || ["authorization", "proxy-authorization", "content-length", "content-type", "expect", "proxy"]
                 .contains(&lower.as_str())
         {
             continue;
@@ -373,5 +375,22 @@ mod tests {
         assert_eq!(s.target("/cgi-bin/").unwrap(), Err(Refusal::NotFound));
         assert!(s.target("/static/x").is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_proxy_header_never_becomes_http_proxy() {
+        let head = b"GET /cgi-bin/x HTTP/1.1\r\nHost: h\r\nProxy: http://evil:1\r\nPROXY: http://evil:2\r\n\
+                     X-Kept: yes\r\nContent-Length: 0\r\n\r\n";
+        let (request, _) = Request::read_head(&head[..]).unwrap();
+        let target = ScriptTarget {
+            script_name: "/cgi-bin/x".into(),
+            file: "/srv/cgi/x".into(),
+            path_info: String::new(),
+            interpreter: None,
+            nph: false,
+        };
+        let vars = meta_variables(&settings(Path::new("/srv/cgi")), &target, &request, 0);
+        assert!(!vars.iter().any(|(k, v)| k == "HTTP_PROXY" || v.contains("evil")), "{vars:?}");
+        assert!(vars.iter().any(|(k, v)| k == "HTTP_X_KEPT" && v == "yes"), "{vars:?}");
     }
 }

@@ -642,6 +642,9 @@ fn normalize(
     headers.remove(header::HOST);
     headers.remove(header::UPGRADE);
     headers.remove(header::EXPECT);
+    // No standard header is named Proxy; as a CGI variable (HTTP_PROXY) it would redirect a
+    // script's outgoing requests (httpoxy), and a Handler passing headers on could do the same.
+    headers.remove("proxy");
     let proto = if client.tls.is_some() { "https" } else { "http" };
     let mut set = |name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
