@@ -35,7 +35,7 @@ pub struct Site {
     pub pool: PoolClient,
     /// At most MaxRequestWorkers requests in the pool; the rest queue, then 503.
     pub admission: Admission,
-    /// `RateLimit`, per client address.
+    /// `RateLimit`, per source (an IPv4 address or an IPv6 /64).
     pub rate: Option<RequestRate>,
     /// The `Server` header, per ServerTokens.
     pub server_header: HeaderValue,
