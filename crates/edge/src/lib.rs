@@ -16,6 +16,7 @@ pub mod pool_client;
 pub mod proxy_protocol;
 pub mod reqtimeout;
 pub mod request_body;
+pub mod request_checks;
 pub mod response_spool;
 pub mod router;
 pub mod routes;
