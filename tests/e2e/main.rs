@@ -10,6 +10,7 @@ mod cgi;
 mod config;
 mod edge_rules;
 mod fairness;
+mod h2_parity;
 mod httpoxy;
 mod ipv6_sources;
 mod observability;

@@ -193,6 +193,7 @@ fn access_log_lines_are_combined_log_format_for_every_kind_of_answer() {
     assert_eq!(client.get("/index.html").unwrap().status, 200);
     assert_eq!(client.request(Proto::H1, "POST", "/app/x", b"reading=1".to_vec()).unwrap().status, 200);
     assert_eq!(client.request(Proto::H1, "POST", "/app/x", vec![b'x'; 101]).unwrap().status, 413);
+    assert_eq!(client.request(Proto::H2, "POST", "/app/h2", vec![b'x'; 101]).unwrap().status, 413);
     let bad = client.raw(b"GET /a b HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     assert!(bad.starts_with(b"HTTP/1.1 400"));
     assert_eq!(client.get("/cgi-bin/fail").unwrap().status, 502);
@@ -212,7 +213,15 @@ fn access_log_lines_are_combined_log_format_for_every_kind_of_answer() {
     assert_eq!(sleeper.join().unwrap().unwrap().status, 200);
 
     let pattern = regex_lite::Regex::new(COMBINED).unwrap();
-    let expect = ["\" 200 ", "\"POST /app/x HTTP/1.1\" 200", "\" 413 ", "\" 400 ", "\" 502 ", "\" 503 "];
+    let expect = [
+        "\" 200 ",
+        "\"POST /app/x HTTP/1.1\" 200",
+        "\"POST /app/x HTTP/1.1\" 413 ",
+        "\"POST /app/h2 HTTP/2.0\" 413 ",
+        "\" 400 ",
+        "\" 502 ",
+        "\" 503 ",
+    ];
     let log = weir.path().join("access.log");
     assert!(
         wait_until(Duration::from_secs(5), || {

@@ -1,7 +1,7 @@
 //! Static files served by the edge: validators, conditional and range requests, and escapes.
 
 use crate::support::client::{Client, Proto};
-use crate::support::{payload, Site};
+use crate::support::{h2, payload, Site};
 
 #[test]
 fn conditional_requests_and_ranges() {
@@ -129,6 +129,19 @@ fn escape_attempts_never_leave_the_document_root() {
         let status: u16 = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
         assert!([400, 403, 404, 414].contains(&status), "{target}: status {status}\n{text}");
         assert!(!text.contains(marker) && !text.contains("root:x:0:0"), "{target} leaked: {text}");
+    }
+    // The same targets as h2 `:path`s. One that does not start with '/' (the absolute form) is
+    // no `:path` at all: the h2 layer resets it as malformed.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for target in attempts {
+        let outcome = runtime.block_on(h2::exchange(&weir, &h2::get(target), None));
+        let text = outcome.text();
+        let refused = match outcome.status {
+            Some(status) => [400, 403, 404, 414].contains(&status),
+            None => !target.starts_with('/') && outcome.reset == Some(h2::PROTOCOL_ERROR),
+        };
+        assert!(refused, "h2 {target}: {:?} {}\n{text}", outcome.status, outcome.frames);
+        assert!(!text.contains(marker) && !text.contains("root:x:0:0"), "h2 {target} leaked: {text}");
     }
     // The same files are reachable from inside, so the refusals above are about the path.
     assert_eq!(client.get("/sub/inside.txt").unwrap().text(), "inside");

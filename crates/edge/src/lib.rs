@@ -18,6 +18,7 @@ pub mod proxy_protocol;
 pub mod proxy_trust;
 pub mod reqtimeout;
 pub mod request_body;
+pub mod request_checks;
 pub mod response_spool;
 pub mod router;
 pub mod routes;

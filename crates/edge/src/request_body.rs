@@ -10,12 +10,19 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::reqtimeout::{log_expiry, StageClock};
+use crate::request_checks;
 use crate::source::Source;
 use crate::spill::{Full, MemoryHold, SpillError, SpillFile, SpillSpace};
 
 /// Bodies above this many bytes go to a spill file: the same bound as a response's memory (see
 /// [`crate::response_spool`]), so a request costs the edge at most this much of either.
 pub const SPILL_THRESHOLD: usize = 256 * 1024;
+
+/// How long and how much of a request body nobody wants is still read after the answer, so a
+/// client still sending sees the answer instead of a reset (nginx's lingering close; Apache
+/// reads for up to 2 s). HTTP/1.1 lingers on the connection, h2 on the stream.
+pub const LINGER_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+pub const LINGER_BYTES: u64 = 16 << 20;
 
 /// A complete request body.
 #[derive(Debug)]
@@ -104,7 +111,7 @@ impl BodyBuffer {
     /// Appends bytes; fails as soon as the total passes the limit or the spill space is full.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), BodyError> {
         let len = self.len + bytes.len() as u64;
-        if self.limit > 0 && len > self.limit {
+        if !request_checks::body_fits(len, self.limit) {
             return Err(BodyError::TooLarge);
         }
         if let Some(file) = &mut self.file {
@@ -159,7 +166,7 @@ pub fn check_declared(declared: u64, space: &SpillSpace) -> Result<(), BodyError
 /// Reads an h2 (or hyper) request body whole, under LimitRequestBody, the body stage's deadline
 /// and `idle` (Timeout) for each frame; only DATA payload bytes count toward MinRate.
 pub async fn read_incoming(
-    mut incoming: Incoming,
+    incoming: &mut Incoming,
     limit: u64,
     mut clock: Option<StageClock>,
     idle: std::time::Duration,
@@ -168,7 +175,7 @@ pub async fn read_incoming(
 ) -> Result<RequestBody, BodyError> {
     use hyper::body::Body as _;
     let declared = incoming.size_hint().lower();
-    if limit > 0 && declared > limit {
+    if !request_checks::body_fits(declared, limit) {
         return Err(BodyError::TooLarge);
     }
     check_declared(declared, &space)?;
@@ -196,6 +203,32 @@ pub async fn read_incoming(
         }
     }
     buffer.finish()
+}
+
+/// An h2 request body the answer did not take, or took only part of (a 413, a static file, a
+/// refusal): read and dropped in a task of its own for at most [`LINGER_FOR`] and
+/// [`LINGER_BYTES`], so the client can finish sending and read the answer. curl (7.88), for one,
+/// drops an answer whose stream is reset while it is still uploading, though RFC 9113 8.1 allows
+/// the reset: with the reset sent right after the answer, it read the 413 of 5 to 9 in 20
+/// over-limit uploads of 1 MB; reading on, 20 of 20. A client that ends its body ends the
+/// stream cleanly; past the bound the body is dropped, and h2 resets the stream with NO_ERROR
+/// once the answer is complete (never before: the stream is held until then).
+pub fn discard_incoming(incoming: Incoming) {
+    use hyper::body::Body as _;
+    if incoming.is_end_stream() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut incoming = incoming;
+        let until = tokio::time::Instant::now() + LINGER_FOR;
+        let mut read = 0u64;
+        while read < LINGER_BYTES {
+            match tokio::time::timeout_at(until, incoming.frame()).await {
+                Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |data| data.len() as u64),
+                _ => return,
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use crate::proxy_protocol::{self, ProxiedAddress};
 use crate::proxy_trust::ProxyTrust;
 use crate::reqtimeout::{Stage, StageClock};
 use crate::request_body;
+use crate::request_checks;
 use crate::site::Site;
 use crate::source::Source;
 use crate::stall_guard::StallGuard;
@@ -363,11 +364,10 @@ where
         })
     };
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    let header_list = (edge.h1.limits.field_size * edge.h1.limits.fields).min(1 << 20) as u32;
     builder
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
-        .max_header_list_size(header_list)
+        .max_header_list_size(edge.h1.limits.h2_header_list_size())
         .max_send_buf_size(256 * 1024);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
@@ -416,31 +416,41 @@ where
     }
 }
 
-/// One h2 request: the rate limit, then the site, which reads the body under the body stage only
-/// for the pool.
+/// One h2 request: the request checker (the HTTP/1.1 reader's limits and rules, so the two
+/// protocols refuse alike), the rate limit, then the site, which reads the body under the body
+/// stage only for the pool. A body left unread goes on being read and dropped for a bounded
+/// while after the answer, so the client gets to read the answer.
 async fn h2_request(
     site: &Site,
     facts: &ClientFacts,
     settings: &H1Settings,
     request: http::Request<hyper::body::Incoming>,
 ) -> http::Response<crate::body::Body> {
-    let (parts, incoming) = request.into_parts();
+    let (mut parts, mut incoming) = request.into_parts();
     let line = crate::site::request_line(&parts);
-    if let Some(refused) = site.rate_limited(facts) {
-        return site.refuse(facts, &line, refused);
-    }
-    // The body is read only if the site sends the request to the pool; otherwise the answer
-    // goes out at once and hyper resets the stream's unread body.
-    let read_body = move || {
-        let clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
-        request_body::read_incoming(
-            incoming,
-            settings.limit_request_body,
-            clock,
-            settings.body_read_timeout,
-            facts.peer,
-            site.spill.clone(),
-        )
+    let response = if let Err(refusal) = request_checks::h2(&mut parts, &settings.limits) {
+        tracing::debug!(client = %facts.peer, %refusal, "h2 request refused");
+        site.refuse(facts, &line, crate::body::error_page(refusal.status()))
+    } else if let Some(refused) = site.rate_limited(facts) {
+        site.refuse(facts, &line, refused)
+    } else {
+        let incoming = &mut incoming;
+        // The body is read only if the site sends the request to the pool.
+        let read_body = move || {
+            // Moved out, not reborrowed: the future keeps the borrow, so the closure is FnOnce.
+            let incoming = incoming;
+            let clock = StageClock::start(Stage::Body, &settings.read_timeout.body);
+            request_body::read_incoming(
+                incoming,
+                settings.limit_request_body,
+                clock,
+                settings.body_read_timeout,
+                facts.peer,
+                site.spill.clone(),
+            )
+        };
+        site.handle(facts, parts, read_body).await
     };
-    site.handle(facts, parts, read_body).await
+    request_body::discard_incoming(incoming);
+    response
 }

@@ -19,7 +19,8 @@ use super::head::{self, Framing, HeadError, Limits, RequestHead};
 use crate::body::{self, Body};
 use crate::pool_client::ClientFacts;
 use crate::reqtimeout::{log_expiry, Stage, StageClock};
-use crate::request_body::{check_declared, BodyBuffer, BodyError, RequestBody};
+use crate::request_body::{check_declared, BodyBuffer, BodyError, RequestBody, LINGER_BYTES, LINGER_FOR};
+use crate::request_checks;
 use crate::site::Site;
 use crate::source::Source;
 
@@ -231,7 +232,7 @@ where
         site.handle(facts, parts, move || async move {
             *taken = true;
             if let Framing::Length(n) = framing {
-                if settings.limit_request_body > 0 && *n > settings.limit_request_body {
+                if !request_checks::body_fits(*n, settings.limit_request_body) {
                     return Err(BodyError::TooLarge);
                 }
                 check_declared(*n, &site.spill)?;
@@ -289,12 +290,6 @@ enum Unread {
 /// discard of a body it does not need (it reads whatever comes, while a client keeps the
 /// connection): a small bound, since the bytes buy nothing but the connection.
 const DISCARD_BOUND: u64 = 64 * 1024;
-
-/// How long and how much a connection that closes with a body unread is still read from, so a
-/// client still sending gets the answer instead of a reset (nginx's lingering close; Apache
-/// reads for up to 2 s).
-const LINGER_FOR: Duration = Duration::from_secs(2);
-const LINGER_BYTES: u64 = 16 << 20;
 
 fn unread_body(framing: &Framing, buffer: &mut Vec<u8>, expect_continue: bool) -> Unread {
     match framing {

@@ -11,31 +11,15 @@
 //! [`HeadError::Incomplete`] only while no limit is exceeded, so the buffer a peer can make us
 //! hold is bounded by [`Limits::max_head_len`].
 
-use std::net::Ipv6Addr;
-
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+pub use crate::request_checks::Limits;
+use crate::request_checks::{self, Refusal};
 
 /// How many empty lines before the request line we skip (RFC 9112 section 2.2 says "at least
 /// one"; browsers may send a stray CRLF after a POST body).
 const MAX_LEADING_EMPTY_LINES: usize = 2;
-
-/// Size limits for a request head, named after (and defaulting to) Apache's directives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// `LimitRequestLine`: longest request line, excluding its CRLF.
-    pub request_line: usize,
-    /// `LimitRequestFieldSize`: longest field line (name, colon and value), excluding its CRLF.
-    pub field_size: usize,
-    /// `LimitRequestFields`: most field lines in the head.
-    pub fields: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { request_line: 8190, field_size: 8190, fields: 100 }
-    }
-}
 
 impl Limits {
     /// A strict upper bound on the buffer length for which [`parse`] can still answer
@@ -110,6 +94,18 @@ pub enum HeadError {
     VersionNotSupported,
 }
 
+impl From<Refusal> for HeadError {
+    fn from(refusal: Refusal) -> HeadError {
+        match refusal {
+            Refusal::LineTooLong => HeadError::LineTooLong,
+            Refusal::FieldTooLarge => HeadError::FieldTooLarge,
+            Refusal::TooManyFields => HeadError::TooManyFields,
+            Refusal::Malformed(reason) => HeadError::Malformed(reason),
+            Refusal::ExpectationFailed => HeadError::ExpectationFailed,
+        }
+    }
+}
+
 impl HeadError {
     /// The status to answer with. `Incomplete` maps to 400 for the case where the peer stopped
     /// sending (EOF) in the middle of a head; a caller timing out may prefer 408.
@@ -142,17 +138,17 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
 /// while the head could still become valid within the limits.
 pub fn parse(buf: &[u8], limits: &Limits) -> Result<(RequestHead, usize), HeadError> {
     let start = skip_leading_empty_lines(buf);
-    let (line, mut pos) = next_line(buf, start, limits.request_line, HeadError::LineTooLong)?;
+    let (line, mut pos) = next_line(buf, start, |len| limits.request_line(len))?;
     // Checked before the fields arrive, so a bad request line fails without waiting for them.
     let request_line = parse_request_line(line)?;
 
     let mut fields: Vec<(&[u8], &[u8])> = Vec::new();
     loop {
-        if fields.len() >= limits.fields && buf.get(pos).is_some_and(|&b| b != b'\r') {
+        if buf.get(pos).is_some_and(|&b| b != b'\r') {
             // Another line starts and it is not the blank line that ends the head.
-            return Err(HeadError::TooManyFields);
+            limits.field_count(fields.len() + 1)?;
         }
-        let (line, next) = next_line(buf, pos, limits.field_size, HeadError::FieldTooLarge)?;
+        let (line, next) = next_line(buf, pos, |len| limits.field_line(len))?;
         pos = next;
         if line.is_empty() {
             break;
@@ -180,20 +176,29 @@ fn skip_leading_empty_lines(buf: &[u8]) -> usize {
 /// Returns the line starting at `start` (without its CRLF) and the offset after the CRLF.
 ///
 /// Only CRLF ends a line: a bare LF or a CR not followed by LF is `Malformed`, because other
-/// parsers split lines there differently. A line longer than `max` fails with `too_long` as soon
-/// as that is certain, complete or not, so an unterminated line cannot grow without bound.
-fn next_line(buf: &[u8], start: usize, max: usize, too_long: HeadError) -> Result<(&[u8], usize), HeadError> {
+/// parsers split lines there differently. A line the checker's `fits` refuses (by its length so
+/// far) fails as soon as that is certain, complete or not, so an unterminated line cannot grow
+/// without bound.
+fn next_line(
+    buf: &[u8],
+    start: usize,
+    fits: impl Fn(usize) -> Result<(), Refusal>,
+) -> Result<(&[u8], usize), HeadError> {
     let rest = buf.get(start..).unwrap_or_default();
     match rest.iter().position(|&b| b == b'\r' || b == b'\n') {
         Some(i) if rest[i] == b'\n' => Err(HeadError::Malformed("bare LF line ending")),
-        Some(i) if i > max => Err(too_long),
-        Some(i) => match rest.get(i + 1) {
-            Some(b'\n') => Ok((&rest[..i], start + i + 2)),
-            Some(_) => Err(HeadError::Malformed("bare CR")),
-            None => Err(HeadError::Incomplete),
-        },
-        None if rest.len() > max => Err(too_long),
-        None => Err(HeadError::Incomplete),
+        Some(i) => {
+            fits(i)?;
+            match rest.get(i + 1) {
+                Some(b'\n') => Ok((&rest[..i], start + i + 2)),
+                Some(_) => Err(HeadError::Malformed("bare CR")),
+                None => Err(HeadError::Incomplete),
+            }
+        }
+        None => {
+            fits(rest.len())?;
+            Err(HeadError::Incomplete)
+        }
     }
 }
 
@@ -363,7 +368,7 @@ fn classify_target<'a>(method: &Method, target: &'a str) -> Result<(String, Opti
     }
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
-    validate_authority(authority)?;
+    request_checks::authority(authority)?;
     let path_and_query = match path.as_bytes().first() {
         None => "/".to_owned(),
         Some(b'?') => format!("/{path}"),
@@ -381,91 +386,32 @@ fn checked_path_and_query(path_and_query: &str) -> Result<String, &'static str> 
     }
 }
 
-/// Accepts `host [ ":" port ]` where host is a reg-name of unreserved characters, an IPv4
-/// address or an `[IPv6]` literal. Stricter than RFC 3986 on purpose: userinfo, percent-encoding
-/// and sub-delims in a host name are read differently by different components.
-fn validate_authority(authority: &str) -> Result<(), &'static str> {
-    let port = if let Some(rest) = authority.strip_prefix('[') {
-        let (address, after) = rest.split_once(']').ok_or("unterminated IPv6 literal")?;
-        address.parse::<Ipv6Addr>().map_err(|_| "invalid IPv6 literal")?;
-        match after.strip_prefix(':') {
-            Some(port) => Some(port),
-            None if after.is_empty() => None,
-            None => return Err("invalid authority"),
-        }
-    } else {
-        let (host, port) = match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        };
-        if host.is_empty() {
-            return Err("empty host");
-        }
-        if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
-            return Err("invalid host");
-        }
-        port
-    };
-    match port {
-        Some(port) if !is_valid_port(port) => Err("invalid port"),
-        _ => Ok(()),
-    }
-}
-
-/// 1 to 5 digits, at most 65535. An empty port is legal in RFC 3986 but never needed.
-fn is_valid_port(port: &str) -> bool {
-    (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()
-}
-
-/// The authority the request is for. HTTP/1.1 requires exactly one Host (RFC 9112 section 3.2);
-/// with an absolute-form target the two must agree, or a cache and a backend could disagree on
-/// which site was asked for.
+/// The authority the request is for, by the checker's Host rules. HTTP/1.1 requires a Host
+/// field, absolute-form target or not (RFC 9112 section 3.2).
 fn request_host(
     headers: &HeaderMap,
     version: Version,
     target_authority: Option<&str>,
 ) -> Result<Option<String>, HeadError> {
-    let mut values = headers.get_all(HOST).iter();
-    let header = values.next();
-    if values.next().is_some() {
-        return Err(HeadError::Malformed("more than one Host"));
+    let host = request_checks::host(headers, target_authority)?;
+    if version == Version::HTTP_11 && !headers.contains_key(HOST) {
+        return Err(HeadError::Malformed("HTTP/1.1 request without Host"));
     }
-    let header = match header {
-        Some(value) => {
-            let value = value.to_str().map_err(|_| HeadError::Malformed("invalid Host"))?;
-            validate_authority(value).map_err(|_| HeadError::Malformed("invalid Host"))?;
-            Some(value)
-        }
-        None if version == Version::HTTP_11 => {
-            return Err(HeadError::Malformed("HTTP/1.1 request without Host"))
-        }
-        None => None,
-    };
-    match (target_authority, header) {
-        (Some(target), Some(host)) if !target.eq_ignore_ascii_case(host) => {
-            Err(HeadError::Malformed("Host differs from the absolute-form target"))
-        }
-        (Some(target), _) => Ok(Some(target.to_owned())),
-        (None, host) => Ok(host.map(str::to_owned)),
-    }
+    Ok(host.map(str::to_owned))
 }
 
 /// Decides the body framing (RFC 9112 section 6.3), refusing every combination that another
 /// parser could frame differently: that is how requests are smuggled.
 fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, HeadError> {
-    let content_length = single_field(headers, &CONTENT_LENGTH, "more than one Content-Length")?;
     let transfer_encoding = single_field(headers, &TRANSFER_ENCODING, "more than one Transfer-Encoding")?;
-    match (transfer_encoding, content_length) {
-        (Some(_), Some(_)) => Err(HeadError::Malformed("both Transfer-Encoding and Content-Length")),
-        (Some(_), None) if version == Version::HTTP_10 => {
+    match (transfer_encoding, headers.contains_key(CONTENT_LENGTH)) {
+        (Some(_), true) => Err(HeadError::Malformed("both Transfer-Encoding and Content-Length")),
+        (Some(_), false) if version == Version::HTTP_10 => {
             Err(HeadError::Malformed("Transfer-Encoding in an HTTP/1.0 request"))
         }
-        (Some(te), None) if te.as_bytes().eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
-        (Some(_), None) => Err(HeadError::Malformed("Transfer-Encoding other than exactly chunked")),
-        (None, Some(cl)) => {
-            parse_content_length(cl.as_bytes()).map(Framing::Length).map_err(HeadError::Malformed)
-        }
-        (None, None) => Ok(Framing::None),
+        (Some(te), false) if te.as_bytes().eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
+        (Some(_), false) => Err(HeadError::Malformed("Transfer-Encoding other than exactly chunked")),
+        (None, _) => Ok(request_checks::content_length(headers)?.map_or(Framing::None, Framing::Length)),
     }
 }
 
@@ -481,21 +427,6 @@ fn single_field<'h>(
         return Err(HeadError::Malformed(duplicate));
     }
     Ok(first)
-}
-
-/// `1*DIGIT`, at most 19 digits so it always fits a u64: no sign, no inner whitespace and no
-/// comma list (which RFC 9110 would let a recipient collapse, and others would not).
-fn parse_content_length(value: &[u8]) -> Result<u64, &'static str> {
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-        return Err("invalid Content-Length");
-    }
-    if value.len() > 19 {
-        return Err("Content-Length too long");
-    }
-    value
-        .iter()
-        .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-        .ok_or("Content-Length overflows")
 }
 
 /// Persistence (RFC 9112 section 9.3): HTTP/1.1 unless `close`; HTTP/1.0 only with
@@ -517,17 +448,10 @@ fn keep_alive(headers: &HeaderMap, version: Version) -> Result<bool, HeadError> 
     Ok(!close && (version == Version::HTTP_11 || keep_alive))
 }
 
-/// `Expect: 100-continue` is the only expectation defined; anything else is 417 (RFC 9110
-/// section 10.1.1). An HTTP/1.0 client cannot handle a 100 response, so there it is ignored.
+/// `Expect: 100-continue`, by the checker's rule. An HTTP/1.0 client cannot handle a 100
+/// response, so there it is ignored.
 fn expect_continue(headers: &HeaderMap, version: Version) -> Result<bool, HeadError> {
-    let mut any = false;
-    for value in headers.get_all(EXPECT) {
-        if !value.as_bytes().eq_ignore_ascii_case(b"100-continue") {
-            return Err(HeadError::ExpectationFailed);
-        }
-        any = true;
-    }
-    Ok(any && version == Version::HTTP_11)
+    Ok(request_checks::expects_continue(headers)? && version == Version::HTTP_11)
 }
 
 /// Reads the accepted head again with `httparse` (default configuration) and requires the same
@@ -861,8 +785,8 @@ mod tests {
             ("Host with a bad IPv6 literal", b"GET / HTTP/1.1\r\nHost: [::g]\r\n\r\n", "invalid Host"),
             ("Host with an unterminated IPv6 literal", b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", "invalid Host"),
             ("Host with junk after IPv6", b"GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", "invalid Host"),
-            ("absolute-form with a different Host", b"GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n", "Host differs from the absolute-form target"),
-            ("absolute-form with a different port", b"GET http://a:80/ HTTP/1.1\r\nHost: a\r\n\r\n", "Host differs from the absolute-form target"),
+            ("absolute-form with a different Host", b"GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n", "Host differs from the target's authority"),
+            ("absolute-form with a different port", b"GET http://a:80/ HTTP/1.1\r\nHost: a\r\n\r\n", "Host differs from the target's authority"),
             ("absolute-form with userinfo", b"GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n", "invalid host"),
             ("absolute-form with empty authority", b"GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", "empty host"),
             ("absolute-form with another scheme", b"GET ftp://h/ HTTP/1.1\r\nHost: h\r\n\r\n", "unsupported scheme in absolute-form target"),
