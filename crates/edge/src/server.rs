@@ -430,9 +430,9 @@ async fn h2_request(
     let line = crate::site::request_line(&parts);
     let response = if let Err(refusal) = request_checks::h2(&mut parts, &settings.limits) {
         tracing::debug!(client = %facts.peer, %refusal, "h2 request refused");
-        site.refuse(facts, &line, crate::body::error_page(refusal.status()))
+        site.refuse(facts, &line, parts.version, crate::body::error_page(refusal.status()))
     } else if let Some(refused) = site.rate_limited(facts) {
-        site.refuse(facts, &line, refused)
+        site.refuse(facts, &line, parts.version, refused)
     } else {
         let incoming = &mut incoming;
         // The body is read only if the site sends the request to the pool.

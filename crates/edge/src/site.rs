@@ -104,6 +104,7 @@ impl Site {
         &self,
         facts: &ClientFacts,
         request_line: &str,
+        version: http::Version,
         response: Response<Body>,
     ) -> Response<Body> {
         let why = match response.status() {
@@ -119,7 +120,7 @@ impl Site {
             request_line: request_line.to_string(),
             referer: None,
             user_agent: None,
-            protocol: "HTTP/1.1".to_string(),
+            protocol: format!("{version:?}"),
             request_id: None,
         };
         self.log(facts, SystemTime::now(), &line, response)

@@ -185,7 +185,7 @@ where
     IO: AsyncWrite + Unpin,
 {
     let line = first_line(buffer);
-    let response = site.refuse(facts, &line, body::error_page(status));
+    let response = site.refuse(facts, &line, Version::HTTP_11, body::error_page(status));
     let _ = Box::pin(write_response(io, response, Version::HTTP_11, false, false)).await;
 }
 
@@ -207,7 +207,7 @@ where
     let request_line = format!("{} {} {:?}", head.method, head.target, version);
     let has_body = !matches!(head.framing, Framing::None);
     if let Some(refused) = site.rate_limited(facts) {
-        let response = site.refuse(facts, &request_line, refused);
+        let response = site.refuse(facts, &request_line, version, refused);
         let _ = write_response(io, response, version, head.method == Method::HEAD, false).await;
         return Next::Close;
     }
@@ -218,7 +218,7 @@ where
     let framing = head.framing;
     let expect_continue = head.expect_continue;
     let Some(parts) = into_parts(head) else {
-        let response = site.refuse(facts, &request_line, body::error_page(StatusCode::BAD_REQUEST));
+        let response = site.refuse(facts, &request_line, version, body::error_page(StatusCode::BAD_REQUEST));
         let _ = write_response(io, response, version, false, false).await;
         return Next::Close;
     };
