@@ -134,6 +134,7 @@ pub fn run(
             config.pool.max_request_workers,
             Some(scoreboard),
             spill.clone(),
+            limits.head_limits(),
         ),
         admission: admission::Admission::new(config.pool.max_request_workers, limits.queue_timeout),
         rate: limits.rate_limit.and_then(client_limits::RequestRate::new),

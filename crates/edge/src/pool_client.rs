@@ -17,6 +17,7 @@ use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
 
 use weir_wire as wire;
+use weir_wire::limits::HeadLimits;
 
 use crate::body::{self, Body};
 use crate::h1::chunked::{ChunkError, ChunkedDecoder};
@@ -36,6 +37,8 @@ pub struct PoolClient {
     idle: Arc<IdleWorkers>,
     /// Where responses a client reads slower than the worker writes wait.
     space: Arc<SpillSpace>,
+    /// The configured head limits, by which workers read what is sent them.
+    limits: HeadLimits,
 }
 
 /// Facts about the client connection that the worker must learn from the edge alone.
@@ -121,6 +124,10 @@ pub enum PoolError {
     Worker(std::io::Error),
     #[error("worker did not answer within Timeout")]
     Timeout,
+    /// The head the worker would read is beyond the contract's limits (only a client over the
+    /// configured limits, or with a client certificate of kilobytes, can cause it).
+    #[error("the request cannot go to a worker: {0}")]
+    Unsendable(wire::request::RequestHeadError),
 }
 
 impl PoolError {
@@ -129,6 +136,9 @@ impl PoolError {
         match self {
             PoolError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             PoolError::Connect(_) | PoolError::Worker(_) => StatusCode::BAD_GATEWAY,
+            PoolError::Unsendable(error) => {
+                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
         }
     }
 }
@@ -160,15 +170,18 @@ const RESENDS: usize = 3;
 
 impl PoolClient {
     /// `most_idle`: how many idle worker connections to keep (MaxRequestWorkers); `scoreboard`:
-    /// the pool's, whose workers say when they wait in `accept()`.
+    /// the pool's, whose workers say when they wait in `accept()`; `limits`: the configured
+    /// head limits.
     pub fn new(
         socket: PathBuf,
         timeout: Duration,
         most_idle: usize,
         scoreboard: Option<weir_scoreboard::Scoreboard>,
         space: Arc<SpillSpace>,
+        limits: HeadLimits,
     ) -> PoolClient {
-        PoolClient { socket, timeout, idle: Arc::new(IdleWorkers::new(most_idle, scoreboard)), space }
+        let idle = Arc::new(IdleWorkers::new(most_idle, scoreboard));
+        PoolClient { socket, timeout, idle, space, limits }
     }
 
     /// Sends a complete request to a worker and returns its response as soon as its head is in;
@@ -190,7 +203,8 @@ impl PoolClient {
         hold: H,
     ) -> Result<PoolAnswer, PoolError> {
         let inline = body.len() <= wire::INLINE_BODY;
-        let head = worker_head(&normalize(parts, body.len(), !inline, client));
+        let head = worker_head(&normalize(parts, body.len(), !inline, client), &self.limits)
+            .map_err(PoolError::Unsendable)?;
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut body = Some(body);
         let mut resends = 0;
@@ -242,8 +256,12 @@ impl PoolClient {
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.remove("x-powered-by");
         parts.headers.remove(header::SERVER);
-        let local_redirect =
-            parts.headers.get(wire::LOCAL_REDIRECT).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let local_redirect = match parts.headers.get(wire::LOCAL_REDIRECT).map(|v| v.to_str()) {
+            None => None,
+            // Only a local path: a worker's code is not trusted to name anything else.
+            Some(Ok(target)) if wire::is_local_path(target) => Some(target.to_string()),
+            Some(_) => return Err(early("a local redirect to no local path")),
+        };
         let worker = parts
             .headers
             .get(wire::WORKER_PID)
@@ -377,6 +395,8 @@ async fn exchange(
                 sending = Some(Sending::Running(BodySend(tokio::spawn(send_body(writer, body)))));
                 continue;
             }
+            // Only the one 100 Continue asked for: a 1xx from code would have its body read by
+            // the client as the next response.
             if parts.status.is_informational() {
                 return Err(early("an informational response from the worker").into());
             }
@@ -386,9 +406,6 @@ async fn exchange(
                 (None, _) => Sending::Withheld,
             };
             return Ok(Headed { parts, reader, sending, buffer });
-        }
-        if buffer.len() > MAX_RESPONSE_HEAD {
-            return Err(early("response head too large").into());
         }
         let nothing_yet = buffer.is_empty() && sending.is_none();
         match read_some(&mut reader, &mut buffer).await {
@@ -539,12 +556,6 @@ const SEND_CHUNK: usize = 64 * 1024;
 /// Bytes asked of the worker's socket per read.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Largest response head taken from a worker.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-
-/// Most header fields in a worker's response head.
-const MAX_RESPONSE_FIELDS: usize = 128;
-
 async fn read_some(stream: &mut OwnedReadHalf, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
     let start = buffer.len();
     buffer.resize(start + READ_CHUNK, 0);
@@ -553,35 +564,28 @@ async fn read_some(stream: &mut OwnedReadHalf, buffer: &mut Vec<u8>) -> std::io:
     read
 }
 
-/// The response head at the start of `buffer` and its length, once it is complete.
+/// The response head at the start of `buffer` and its length, once it is complete, read by
+/// the contract's rules ([`wire::response::parse`]).
 fn parse_response_head(buffer: &[u8]) -> Result<Option<(http::response::Parts, usize)>, PoolError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let used = match parsed.parse(buffer) {
-        Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(error) => return Err(early(&format!("malformed response head: {error}"))),
+    let mut response = Response::new(());
+    let headers = response.headers_mut();
+    let parsed = wire::response::parse(buffer, |name, value| {
+        let bad = |what: &str| wire::response::ResponseHeadError::Malformed(what.to_string());
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("bad header name"))?;
+        let value = HeaderValue::from_bytes(value).map_err(|_| bad("bad header value"))?;
+        headers.append(name, value);
+        Ok(())
+    });
+    let head = match parsed {
+        Ok(Some(head)) => head,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(early(&error.to_string())),
     };
-    let status = parsed.code.and_then(|code| StatusCode::from_u16(code).ok());
-    let Some(status) = status else {
+    let Ok(status) = StatusCode::from_u16(head.status) else {
         return Err(early("response head without a valid status"));
     };
-    let chunked = parsed.headers.iter().any(|field| {
-        field.name.eq_ignore_ascii_case("transfer-encoding") && field.value.eq_ignore_ascii_case(b"chunked")
-    });
-    // A 100 Continue has no body; every final response from a worker is chunked.
-    if !chunked && !status.is_informational() {
-        return Err(early("response body not chunked"));
-    }
-    let mut response = Response::new(());
     *response.status_mut() = status;
-    let headers = response.headers_mut();
-    for field in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| early("bad header name"))?;
-        let value = HeaderValue::from_bytes(field.value).map_err(|_| early("bad header value"))?;
-        headers.append(name, value);
-    }
-    Ok(Some((response.into_parts().0, used)))
+    Ok(Some((response.into_parts().0, head.len)))
 }
 
 fn early(reason: &str) -> PoolError {
@@ -595,21 +599,14 @@ fn chunk_error(error: ChunkError) -> PoolError {
     }
 }
 
-/// The request a worker reads, serialized.
-fn worker_head(head: &http::request::Parts) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
-    out.extend_from_slice(head.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(head.uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &head.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out
+/// The request a worker reads, serialized by the contract ([`wire::request::write`]).
+fn worker_head(
+    head: &http::request::Parts,
+    limits: &HeadLimits,
+) -> Result<Vec<u8>, wire::request::RequestHeadError> {
+    let target = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let fields = head.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+    wire::request::write(head.method.as_str(), target, fields, limits)
 }
 
 /// Whether the worker reset the connection (rather than closing it after reading).
@@ -740,11 +737,15 @@ mod tests {
         assert_eq!(parts.headers["x-a"], "b");
         assert_eq!(&whole[used..], b"3\r\nabc");
         assert!(parse_response_head(&whole[..20]).unwrap().is_none(), "a partial head waits for more");
+        let (parts, _) = parse_response_head(wire::response::CONTINUE).unwrap().unwrap();
+        assert_eq!(parts.status, StatusCode::CONTINUE, "the worker's own, which the exchange judges");
         for bad in [
             &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"[..],
             b"HTTP/1.1 2000 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nBad Name: x\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"garbage\r\n\r\n",
+            b"HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             assert!(parse_response_head(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
@@ -760,7 +761,7 @@ mod tests {
             .unwrap()
             .into_parts()
             .0;
-        let bytes = worker_head(&request);
+        let bytes = worker_head(&request, &HeadLimits::default()).unwrap();
         assert_eq!(bytes, b"GET /a?b=c HTTP/1.1\r\nhost: example.com\r\n\r\n");
     }
 
@@ -873,6 +874,7 @@ mod tests {
                 4,
                 None,
                 SpillSpace::new(None, 1 << 20, 1 << 20),
+                HeadLimits::default(),
             );
             let facts = ClientFacts {
                 peer: "127.0.0.1:5555".parse().unwrap(),
