@@ -4,7 +4,7 @@
 //! a script sets itself.
 
 use crate::support::client::{Client, Proto};
-use crate::support::{h2, raw, wait_until, Site, Weir};
+use crate::support::{h2, procs, raw, wait_until, Site, Weir};
 
 /// A script that counts the `X-F…` request fields it was given, and tells the length of its
 /// QUERY_STRING.
@@ -287,4 +287,32 @@ fn the_internal_headers_a_script_can_cause_are_cgis_own() {
     for entry in forged() {
         assert!(entry["worker_pid"].as_i64().is_some_and(|pid| pid > 1), "{entry}");
     }
+}
+
+#[test]
+fn a_worker_that_read_the_largest_heads_gives_the_memory_back() {
+    let site = Site::new();
+    site.script("count", COUNT);
+    let weir = site.start("StartServers 1\nMinSpareServers 1\nMaxSpareServers 1\nMaxRequestWorkers 1\n");
+    let mut worker = 0;
+    let one = wait_until(std::time::Duration::from_secs(10), || {
+        let workers = weir.workers();
+        worker = workers.first().map_or(0, |w| w.pid);
+        workers.len() == 1
+    });
+    assert!(one, "expected one worker\n{}", weir.logs());
+    // After one ordinary request, as a worker is once it has served.
+    assert_eq!(get(&weir, Proto::H1, "/cgi-bin/count", &fields(3, 100)).status, 200);
+    let before = procs::status_kib(worker, "VmRSS");
+    for _ in 0..3 {
+        let answer = get(&weir, Proto::H1, "/cgi-bin/count", &fields(98, 8190));
+        assert_eq!((answer.status, answer.body.as_str()), (200, "fields=98\nquery=0\n"));
+    }
+    assert_eq!(weir.workers().first().map(|w| w.pid), Some(worker), "the same worker served them");
+    let peak = procs::status_kib(worker, "VmHWM");
+    let settled =
+        wait_until(std::time::Duration::from_secs(6), || procs::status_kib(worker, "VmRSS") <= before + 64);
+    let now = procs::status_kib(worker, "VmRSS");
+    eprintln!("worker {worker}: VmRSS {before} KiB before, peak {peak}, {now} after");
+    assert!(settled, "worker {worker} kept {now} KiB resident after three 800 KB heads ({before} before)");
 }
