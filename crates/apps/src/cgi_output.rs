@@ -11,8 +11,9 @@ use weir_wire::response::ResponseHeadError;
 use crate::cgi_head::CgiHead;
 use crate::response::{HeadFailure, ResponseWriter};
 
-/// Most bytes of CGI header block accepted before the blank line.
-const MAX_CGI_HEAD: usize = 64 * 1024;
+/// Most bytes of CGI header block accepted before the blank line: a larger one could not become
+/// a response head the edge reads.
+const MAX_CGI_HEAD: usize = wire::limits::MAX_RESPONSE_HEAD;
 
 /// Why a script's output cannot become the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
