@@ -7,8 +7,10 @@
 pub mod access_log;
 pub mod admission;
 pub mod body;
+pub mod client_facts;
 pub mod client_limits;
 pub mod conditional;
+pub mod forwarding;
 pub mod h1;
 pub mod handshake_stage;
 pub mod logged_body;
@@ -16,6 +18,7 @@ pub mod pool_client;
 pub mod proxy_protocol;
 pub mod reqtimeout;
 pub mod request_body;
+pub mod request_id;
 pub mod response_spool;
 pub mod router;
 pub mod routes;

@@ -4,13 +4,12 @@
 //! into a [`crate::response_spool`] the client drains at its own pace, so the worker is free
 //! again (and its admission permit dropped) as soon as the whole response is in.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
+use http::{HeaderValue, Response, StatusCode, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
@@ -20,6 +19,8 @@ use weir_wire as wire;
 use weir_wire::limits::HeadLimits;
 
 use crate::body::{self, Body};
+use crate::client_facts::ClientFacts;
+use crate::forwarding::{normalize, remove_internal, strip_hop_by_hop};
 use crate::h1::chunked::{ChunkError, ChunkedDecoder};
 use crate::request_body::RequestBody;
 use crate::response_spool::{self, SpoolWriter};
@@ -39,68 +40,6 @@ pub struct PoolClient {
     space: Arc<SpillSpace>,
     /// The configured head limits, by which workers read what is sent them.
     limits: HeadLimits,
-}
-
-/// Facts about the client connection that the worker must learn from the edge alone.
-#[derive(Debug, Clone)]
-pub struct ClientFacts {
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    /// The TLS session, on https listeners.
-    pub tls: Option<TlsInfo>,
-}
-
-/// A TLS session in mod_ssl's terms.
-#[derive(Debug, Clone)]
-pub struct TlsInfo {
-    /// `TLSv1.2` or `TLSv1.3`.
-    pub protocol: &'static str,
-    /// OpenSSL's name for the suite, as mod_ssl's SSL_CIPHER gives it.
-    pub cipher: &'static str,
-    /// mod_ssl's SSL_CLIENT_VERIFY: `SUCCESS` with a verified client certificate, else `NONE`.
-    pub client_verify: &'static str,
-    /// The verified client certificate's subject, RFC 2253 style (SSL_CLIENT_S_DN).
-    pub client_subject: Option<String>,
-}
-
-impl TlsInfo {
-    pub fn of(connection: &rustls::ServerConnection) -> TlsInfo {
-        let protocol = match connection.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-            _ => "unknown",
-        };
-        let cipher =
-            connection.negotiated_cipher_suite().map_or("unknown", |suite| openssl_name(suite.suite()));
-        let client_subject = connection
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .and_then(|leaf| crate::tls::subject_dn(leaf.as_ref()));
-        TlsInfo {
-            protocol,
-            cipher,
-            client_verify: if client_subject.is_some() { "SUCCESS" } else { "NONE" },
-            client_subject,
-        }
-    }
-}
-
-/// OpenSSL's names for the suites rustls offers: what mod_ssl puts in SSL_CIPHER, and what
-/// scripts written for Apache compare against.
-fn openssl_name(suite: rustls::CipherSuite) -> &'static str {
-    use rustls::CipherSuite as S;
-    match suite {
-        S::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
-        S::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
-        S::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
-        S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
-        S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
-        S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-ECDSA-CHACHA20-POLY1305",
-        S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
-        S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
-        S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
-        _ => "unknown",
-    }
 }
 
 /// The pid of the worker that answered (a response extension, for the access log).
@@ -142,28 +81,6 @@ impl PoolError {
         }
     }
 }
-
-/// Headers the edge sets itself; a client's copies are removed so none can be spoofed.
-const EDGE_OWNED: [&str; 7] = [
-    "x-request-id",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-real-ip",
-];
-
-/// Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
 
 /// How many times a request goes to another worker after one reset the connection unread.
 const RESENDS: usize = 3;
@@ -614,120 +531,10 @@ fn reset_unread(error: &std::io::Error) -> bool {
     matches!(error.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)
 }
 
-/// Builds the request a worker sees: origin-form target, Host, exactly one Content-Length,
-/// `Connection: keep-alive`, `Expect: 100-continue` for a body sent only after the worker's
-/// 100 Continue, the forwarding headers, and none of the client's hop-by-hop headers.
-fn normalize(
-    parts: &http::request::Parts,
-    body_len: u64,
-    expect: bool,
-    client: &ClientFacts,
-) -> http::request::Parts {
-    let target = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string));
-    let mut headers = parts.headers.clone();
-    strip_hop_by_hop(&mut headers);
-    for name in EDGE_OWNED {
-        headers.remove(name);
-    }
-    remove_internal(&mut headers);
-    headers.remove(header::CONTENT_LENGTH);
-    headers.remove(header::HOST);
-    headers.remove(header::UPGRADE);
-    headers.remove(header::EXPECT);
-    let proto = if client.tls.is_some() { "https" } else { "http" };
-    let mut set = |name: &'static str, value: String| {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    };
-    if let Some(host) = &host {
-        set("host", host.clone());
-        set("x-forwarded-host", host.clone());
-    }
-    set("content-length", body_len.to_string());
-    set("connection", "keep-alive".to_string());
-    if expect {
-        set("expect", "100-continue".to_string());
-    }
-    set("x-forwarded-for", client.peer.ip().to_string());
-    set("x-forwarded-proto", proto.to_string());
-    set("x-forwarded-port", client.local.port().to_string());
-    set("forwarded", format!("for=\"{}\";proto={proto}", client.peer));
-    set("x-request-id", request_id(&parts.headers));
-    if let Some(tls) = &client.tls {
-        set(wire::SSL_PROTOCOL, tls.protocol.to_string());
-        set(wire::SSL_CIPHER, tls.cipher.to_string());
-        set(wire::SSL_CLIENT_VERIFY, tls.client_verify.to_string());
-        if let Some(subject) = &tls.client_subject {
-            set(wire::SSL_CLIENT_S_DN, subject.clone());
-        }
-    }
-    let mut request = Request::new(());
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = target.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
-    *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
-    request.into_parts().0
-}
-
-/// The request id the worker sees: the client's own `X-Request-Id` when it is a plain token (so
-/// a device can use it as an idempotency key across retries), otherwise one made here.
-pub fn request_id(headers: &HeaderMap) -> String {
-    let client = headers.get("x-request-id").and_then(|v| v.to_str().ok()).filter(|id| {
-        (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-    });
-    match client {
-        Some(id) => id.to_string(),
-        None => new_request_id(),
-    }
-}
-
-/// A new id: this edge's pid, the time and a counter, unique across the edges of one machine.
-fn new_request_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let micros =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // The pid, read once: a getpid() per request is a system call for a constant.
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    format!("{:x}-{micros:x}-{n:x}", PID.get_or_init(std::process::id))
-}
-
-/// Removes every `x-weir-*` header: they are weir's own, never a client's or a script's.
-pub fn remove_internal(headers: &mut HeaderMap) {
-    let internal: Vec<HeaderName> =
-        headers.keys().filter(|name| wire::is_internal(name.as_str())).cloned().collect();
-    for name in internal {
-        headers.remove(name);
-    }
-}
-
-/// Removes hop-by-hop headers, and every header the Connection header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|n| n.trim().to_ascii_lowercase()))
-        .filter(|n| !n.is_empty())
-        .collect();
-    for name in named {
-        headers.remove(name.as_str());
-    }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Request;
 
     #[test]
     fn a_worker_response_head_is_taken_only_whole_and_chunked() {
@@ -763,51 +570,6 @@ mod tests {
             .0;
         let bytes = worker_head(&request, &HeadLimits::default()).unwrap();
         assert_eq!(bytes, b"GET /a?b=c HTTP/1.1\r\nhost: example.com\r\n\r\n");
-    }
-
-    #[test]
-    fn normalized_request_owns_its_framing_and_forwarding() {
-        let request = Request::builder()
-            .method("POST")
-            .uri("https://example.com/cgi-bin/x?y=1")
-            .header("x-forwarded-for", "6.6.6.6")
-            .header("connection", "x-secret, keep-alive")
-            .header("x-secret", "1")
-            .header("transfer-encoding", "chunked")
-            .header("x-app", "kept")
-            .header("x-weir-ssl-client-s-dn", "CN=forged")
-            .header("x-request-id", "device-42:retry.1")
-            .body(())
-            .unwrap();
-        let (parts, ()) = request.into_parts();
-        let client = ClientFacts {
-            peer: "10.0.0.7:5555".parse().unwrap(),
-            local: "127.0.0.1:8443".parse().unwrap(),
-            tls: Some(TlsInfo {
-                protocol: "TLSv1.3",
-                cipher: "TLS_AES_128_GCM_SHA256",
-                client_verify: "SUCCESS",
-                client_subject: Some("CN=meter-7,O=Water".to_string()),
-            }),
-        };
-        let normalized = normalize(&parts, 3, false, &client);
-        let h = &normalized.headers;
-        assert_eq!(normalized.uri, "/cgi-bin/x?y=1");
-        assert_eq!(h["host"], "example.com");
-        assert_eq!(h["x-forwarded-for"], "10.0.0.7");
-        assert_eq!(h["content-length"], "3");
-        assert_eq!(h["connection"], "keep-alive");
-        assert_eq!(h["forwarded"], "for=\"10.0.0.7:5555\";proto=https");
-        assert_eq!(h["x-app"], "kept");
-        assert!(h.get("x-secret").is_none());
-        assert!(h.get("transfer-encoding").is_none());
-        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
-        assert_eq!(h["x-weir-ssl-client-s-dn"], "CN=meter-7,O=Water", "the edge's, not the forged one");
-        assert_eq!(h["x-weir-ssl-protocol"], "TLSv1.3");
-        assert_eq!(h["x-request-id"], "device-42:retry.1");
-        let mut bad = HeaderMap::new();
-        bad.insert("x-request-id", HeaderValue::from_static("has space"));
-        assert_ne!(request_id(&bad), "has space");
     }
 
     /// A worker end on a real Unix socket: answers the first request on a connection with
