@@ -62,6 +62,7 @@ impl Handler for Probe {
                 let name = request.query().strip_prefix("name=").unwrap_or("");
                 return Response::text(200, request.header(name).unwrap_or("-").to_string());
             }
+            "/app/respond" => return respond(request.query()),
             "/app/open" => {
                 let path = request.query().strip_prefix("path=").unwrap_or("");
                 let verdict = match std::fs::File::open(path) {
@@ -97,6 +98,52 @@ impl Handler for Probe {
             }
         }
     }
+}
+
+/// The response a query asks for: `status=N` and any number of `name=…&value=…` pairs,
+/// percent-decoded, so a test can make a Handler answer with what application code might get
+/// wrong (a CR LF in a value, a bad name, an informational status).
+fn respond(query: &str) -> Response {
+    let mut response = Response::text(200, "responded\n");
+    let mut name = None;
+    for pair in query.split('&') {
+        let Some((key, value)) = pair.split_once('=') else { continue };
+        let value = percent_decode(value);
+        match key {
+            "status" => response.status = value.parse().unwrap_or(200),
+            "name" => name = Some(value),
+            "value" => {
+                let name = name.take().unwrap_or_default();
+                response.headers.push((name, value.into_bytes()));
+            }
+            _ => {}
+        }
+    }
+    response
+}
+
+/// `%XX` escapes decoded, as bytes taken as UTF-8 (lossily): enough for the tests' queries.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// With `TESTAPP_RECORD` set, every request that reaches a worker is appended to that file

@@ -8,6 +8,7 @@ mod bodies;
 mod bodies_edge;
 mod cgi;
 mod config;
+mod contract;
 mod edge_rules;
 mod fairness;
 mod h2_parity;

@@ -19,11 +19,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::response::ResponseWriter;
 
+use weir_wire::response::CONTINUE;
+
 #[cfg(doc)]
 use weir_wire as wire;
-
-/// What the worker writes to let the edge send a body it announced with `Expect`.
-const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The request body still to be read from the edge's connection.
 #[derive(Debug)]

@@ -381,7 +381,11 @@ mod tests {
     fn a_proxy_header_never_becomes_http_proxy() {
         let head = b"GET /cgi-bin/x HTTP/1.1\r\nHost: h\r\nProxy: http://evil:1\r\nPROXY: http://evil:2\r\n\
                      X-Kept: yes\r\nContent-Length: 0\r\n\r\n";
-        let (request, _) = Request::read_head(&head[..]).unwrap();
+        let (request, _) = Request::read_head(
+            &head[..],
+            &weir_wire::limits::HeadLimits { request_line: 8190, field_size: 8190, fields: 100 },
+        )
+        .unwrap();
         let target = ScriptTarget {
             script_name: "/cgi-bin/x".into(),
             file: "/srv/cgi/x".into(),

@@ -1,5 +1,7 @@
 //! The header block a CGI script prints before its body (RFC 3875 section 6).
 
+use weir_wire::fields;
+
 use crate::response::reason;
 
 /// A parsed CGI header block, ready to become the response head.
@@ -9,7 +11,7 @@ pub struct CgiHead {
     pub reason: String,
     /// Headers to send, without `Status`.
     pub headers: Vec<(String, Vec<u8>)>,
-    /// A local redirect (RFC 3875 6.2.2): `Location` is a local path and no Status was given.
+    /// A local redirect (RFC 3875 6.2.2): `Location` is a local path and the only field.
     pub local_redirect: Option<String>,
 }
 
@@ -34,8 +36,8 @@ impl CgiHead {
             let Some((name, value)) = line.split_once(':') else {
                 return Err(line.to_string());
             };
-            let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
-            if !valid_name || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            // The syntax the edge reads: a script's fields go out as it wrote them or not at all.
+            if !fields::is_token(name.as_bytes()) || !fields::is_value(value.as_bytes()) {
                 return Err(line.to_string());
             }
             let value = value.trim();
@@ -48,8 +50,10 @@ impl CgiHead {
             }
             headers.push((name.to_string(), value.as_bytes().to_vec()));
         }
+        // RFC 3875 6.2.2: a local redirect is a Location with a local path and no other field
+        // (a Status included). Anything else with a Location is a document for the client.
         let local_redirect = match (&status, &location) {
-            (None, Some(path)) if path.starts_with('/') => Some(path.clone()),
+            (None, Some(path)) if headers.len() == 1 && weir_wire::is_local_path(path) => Some(path.clone()),
             _ => None,
         };
         let default = if location.is_some() { 302 } else { 200 };
@@ -91,6 +95,28 @@ mod tests {
         assert_eq!((head.status, head.reason.as_str()), (418, "I'm a teapot"));
         assert_eq!(head.headers.len(), 1);
         assert!(CgiHead::parse("garbage", false).is_err());
+        assert!(CgiHead::parse("Bad(Name): x", false).is_err());
+        assert!(CgiHead::parse("X-A: a\x00b", false).is_err());
+        let head = CgiHead::parse("Status: 103 Early Hints", false).unwrap();
+        assert_eq!(head.status, 103, "parsed here, refused when written");
+    }
+
+    #[test]
+    fn a_local_redirect_is_a_local_location_alone() {
+        let head = CgiHead::parse("Location: /other", false).unwrap();
+        assert_eq!(head.local_redirect.as_deref(), Some("/other"));
+        for client in [
+            "Location: //elsewhere.example/x",
+            "Location: /other\r\nContent-Type: text/html",
+            "Content-Type: text/html\r\nLocation: /other",
+            "Status: 200 OK\r\nLocation: /other",
+            "Location: other",
+        ] {
+            let head = CgiHead::parse(client, false).unwrap();
+            assert_eq!(head.local_redirect, None, "{client:?}");
+        }
+        let head = CgiHead::parse("Location: //elsewhere.example/x", false).unwrap();
+        assert_eq!(head.status, 302, "a client redirect, as the script wrote it");
         assert!(CgiHead::parse("Status: abc", false).is_err());
     }
 }

@@ -6,11 +6,41 @@ use std::io::Write;
 
 use weir_wire as wire;
 
-use crate::cgi_head::CgiHead;
-use crate::response::ResponseWriter;
+use weir_wire::response::ResponseHeadError;
 
-/// Most bytes of CGI header block accepted before the blank line.
-const MAX_CGI_HEAD: usize = 64 * 1024;
+use crate::cgi_head::CgiHead;
+use crate::response::{HeadFailure, ResponseWriter};
+
+/// Most bytes of CGI header block accepted before the blank line: a larger one could not become
+/// a response head the edge reads.
+const MAX_CGI_HEAD: usize = wire::limits::MAX_RESPONSE_HEAD;
+
+/// Why a script's output cannot become the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadOutput {
+    /// Not a CGI response, or one the edge would not read (AH01215), or the edge is gone.
+    Malformed,
+    /// An informational status: a script cannot answer 1xx (the edge alone sends
+    /// 100 Continue), and no final response came.
+    Informational,
+}
+
+impl BadOutput {
+    /// The answer when nothing of the response went out yet.
+    pub(crate) fn status(self) -> u16 {
+        match self {
+            BadOutput::Malformed => 500,
+            BadOutput::Informational => 502,
+        }
+    }
+
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            BadOutput::Malformed => "The script sent a malformed response.\n",
+            BadOutput::Informational => "The script sent no final response.\n",
+        }
+    }
+}
 
 /// Where the script's stdout is: in its header block, in its body, or in the body of a local
 /// redirect, which is read and dropped.
@@ -28,9 +58,9 @@ impl Stdout {
         nph: bool,
         out: &mut ResponseWriter<W>,
         script: &str,
-    ) -> Result<(), ()> {
+    ) -> Result<(), BadOutput> {
         let head = match self {
-            Stdout::Body => return out.body(bytes).map_err(|_| ()),
+            Stdout::Body => return out.body(bytes).map_err(|_| BadOutput::Malformed),
             Stdout::Discard => return Ok(()),
             Stdout::Head(head) => head,
         };
@@ -38,7 +68,7 @@ impl Stdout {
         let Some((head_len, body_start)) = find_blank_line(head) else {
             if head.len() > MAX_CGI_HEAD {
                 tracing::error!(%script, "AH01217: malformed header from script '{script}': header block too large");
-                return Err(());
+                return Err(BadOutput::Malformed);
             }
             return Ok(());
         };
@@ -48,20 +78,33 @@ impl Stdout {
         let cgi = match CgiHead::parse(&text, nph) {
             Ok(cgi) => cgi,
             Err(bad) => {
-                tracing::error!(%script, "AH01215: malformed header from script '{script}': Bad header: {bad}");
-                return Err(());
+                tracing::error!(%script, "AH01215: malformed header from script '{script}': Bad header: {bad:?}");
+                return Err(BadOutput::Malformed);
             }
         };
+        for (name, _) in cgi.headers.iter().filter(|(name, _)| wire::is_internal(name)) {
+            tracing::warn!(%script, header = %name, "script '{script}' set weir's internal header {name}; dropped");
+        }
         if let Some(location) = cgi.local_redirect {
             // RFC 3875 6.2.2: the server answers as if the client had asked for `location`.
             // The edge does that, since the new target may be a static file or another script.
             *self = Stdout::Discard;
-            let marker = [(wire::LOCAL_REDIRECT.to_string(), location.into_bytes())];
-            return out.head(200, "OK", &marker).map_err(|_| ());
+            return out.local_redirect(&location).map_err(|_| BadOutput::Malformed);
+        }
+        match out.head(cgi.status, &cgi.reason, &cgi.headers) {
+            Ok(()) => {}
+            Err(HeadFailure::Refused(ResponseHeadError::Informational(status))) => {
+                tracing::error!(%script, "AH01215: malformed header from script '{script}': informational status {status}; only the server sends one");
+                return Err(BadOutput::Informational);
+            }
+            Err(HeadFailure::Refused(refused)) => {
+                tracing::error!(%script, "AH01215: malformed header from script '{script}': {refused}");
+                return Err(BadOutput::Malformed);
+            }
+            Err(HeadFailure::Io(_)) => return Err(BadOutput::Malformed),
         }
         *self = Stdout::Body;
-        out.head(cgi.status, &cgi.reason, &cgi.headers).map_err(|_| ())?;
-        out.body(&rest).map_err(|_| ())
+        out.body(&rest).map_err(|_| BadOutput::Malformed)
     }
 }
 

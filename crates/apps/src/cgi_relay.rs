@@ -61,7 +61,7 @@ pub(crate) fn relay<S: Read + AsFd, W: Write>(
     let mut stderr_line = Vec::new();
     let (mut out_open, mut err_open) = (true, true);
     let mut buffer = vec![0u8; PIECE];
-    let mut failed = false;
+    let mut failed = None;
     loop {
         feed.settle(body);
         if !(out_open || err_open || feed.is_open()) {
@@ -130,8 +130,8 @@ pub(crate) fn relay<S: Read + AsFd, W: Write>(
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Ok(0) | Err(_) => out_open = false,
                 Ok(n) => {
-                    if let Err(()) = state.take(&buffer[..n], script.nph, &mut out, name) {
-                        failed = true;
+                    if let Err(bad) = state.take(&buffer[..n], script.nph, &mut out, name) {
+                        failed = Some(bad);
                         break;
                     }
                 }
@@ -150,11 +150,11 @@ pub(crate) fn relay<S: Read + AsFd, W: Write>(
     if !stderr_line.is_empty() {
         log_stderr(b"\n", &mut stderr_line, name);
     }
-    if failed {
+    if let Some(bad) = failed {
         kill_group(&mut child);
         if !out.head_sent() {
             body.settle_for(&mut out, deadline);
-            let _ = out.simple(500, reason(500), "The script sent a malformed response.\n");
+            let _ = out.simple(bad.status(), reason(bad.status()), bad.text());
         }
         return;
     }

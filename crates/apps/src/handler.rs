@@ -25,9 +25,13 @@ pub trait Handler {
 /// A handler's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// A final status, 200 to 999: an informational one (1xx) is answered 502, since only weir
+    /// sends `100 Continue`; anything else outside that range 500.
     pub status: u16,
-    /// Header fields; framing headers (Content-Length, Transfer-Encoding, Connection) are weir's
-    /// to set and are dropped.
+    /// Header fields. A name must be a token and a value must hold no CR, LF, NUL or other
+    /// control character: a response that breaks this is never written, and the client gets 500
+    /// (the error log names the field). Framing headers (Content-Length, Transfer-Encoding,
+    /// Connection) and weir's internal `x-weir-*` ones are weir's to set and are dropped.
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
 }

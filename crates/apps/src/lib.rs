@@ -24,27 +24,36 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use weir_prefork::{AfterRequest, ConnectionHandler, Slot};
+use weir_wire::limits::HeadLimits;
+use weir_wire::response::ResponseHeadError;
 
 pub use crate::body::RequestBody;
 pub use crate::handler::{Handler, Response};
 pub use crate::request::{Request, TlsFacts};
 
 use crate::cgi::{CgiSettings, Refusal};
-use crate::response::{reason, ResponseWriter};
+use crate::response::{reason, HeadFailure, ResponseWriter};
 
 /// The worker's connection handler: one request from the edge, to a registered [`Handler`] or to
 /// the CGI script it names.
 pub struct HttpWorker {
     /// CGI settings drawn from the configuration.
     pub cgi: CgiSettings,
+    /// The limits the edge admits request heads by, from the configuration: a worker reads
+    /// every head within them.
+    pub head_limits: HeadLimits,
     /// Registered handlers and their paths, most specific first.
     pub handlers: Vec<(String, Box<dyn Handler>)>,
 }
 
 impl HttpWorker {
-    pub fn new(cgi: CgiSettings, mut handlers: Vec<(String, Box<dyn Handler>)>) -> HttpWorker {
+    pub fn new(
+        cgi: CgiSettings,
+        head_limits: HeadLimits,
+        mut handlers: Vec<(String, Box<dyn Handler>)>,
+    ) -> HttpWorker {
         handlers.sort_by_key(|(route, _)| std::cmp::Reverse(route.len()));
-        HttpWorker { cgi, handlers }
+        HttpWorker { cgi, head_limits, handlers }
     }
 }
 
@@ -66,7 +75,7 @@ impl ConnectionHandler for HttpWorker {
         // A write to an edge that stopped reading (stuck, or stopped by a signal) must end the
         // request, not block the worker until the pool master kills it as hung.
         let _ = stream.set_write_timeout(Some(self.cgi.timeout));
-        let (mut request, mut body) = match Request::read_head(stream) {
+        let (mut request, mut body) = match Request::read_head(stream, &self.head_limits) {
             Ok(read) => read,
             Err(error) => {
                 tracing::debug!(%error, "worker dropped a request it could not read");
@@ -200,7 +209,9 @@ impl std::io::Write for CountingWriter<'_> {
 }
 
 /// Calls a handler; a panic answers 500 and retires the worker, whose state can no longer be
-/// trusted, so only this request is lost.
+/// trusted, so only this request is lost. A response the contract refuses is never written:
+/// a bad header answers 500, as Apache's check of response headers does, and an informational
+/// status 502, since no final response came.
 fn run_handler<W: std::io::Write>(
     handler: &mut dyn Handler,
     request: &Request,
@@ -208,11 +219,17 @@ fn run_handler<W: std::io::Write>(
 ) -> AfterRequest {
     match std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(request))) {
         Ok(response) => {
-            let reason = reason(response.status);
-            let sent = out
-                .head(response.status, reason, &response.headers)
-                .and_then(|()| out.body(&response.body))
-                .and_then(|()| out.finish());
+            for (name, _) in response.headers.iter().filter(|(name, _)| weir_wire::is_internal(name)) {
+                tracing::warn!(target = %request.target, header = %name, "a handler set weir's internal header {name}; dropped");
+            }
+            let sent = match out.head(response.status, reason(response.status), &response.headers) {
+                Err(HeadFailure::Refused(refused)) => {
+                    let status = refused_handler_response(&refused, &request.target);
+                    out.simple(status, reason(status), &format!("{}\n", reason(status)))
+                }
+                Err(HeadFailure::Io(error)) => Err(error),
+                Ok(()) => out.body(&response.body).and_then(|()| out.finish()),
+            };
             if let Err(error) = sent {
                 tracing::debug!(%error, "the edge went away before the response was sent");
             }
@@ -224,4 +241,23 @@ fn run_handler<W: std::io::Write>(
             AfterRequest::Retire
         }
     }
+}
+
+/// Logs why a handler's response head was refused, in Apache's words where Apache has them
+/// (values escaped: they may hold the very line ends refused), and returns the status to answer.
+fn refused_handler_response(refused: &ResponseHeadError, target: &str) -> u16 {
+    match refused {
+        ResponseHeadError::BadName(name) => {
+            tracing::error!(%target, "AH02429: Response header name {name:?} contains invalid characters, aborting request");
+        }
+        ResponseHeadError::BadValue { name, value } => {
+            tracing::error!(%target, "AH02430: Response header {name:?} value of {value:?} contains invalid characters, aborting request");
+        }
+        ResponseHeadError::Informational(status) => {
+            tracing::error!(%target, "a handler answered with the informational status {status}; only the server sends one");
+            return 502;
+        }
+        other => tracing::error!(%target, "a handler's response head was refused: {other}"),
+    }
+    500
 }

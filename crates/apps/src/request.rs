@@ -1,8 +1,9 @@
 //! Reading the one request the edge sends on a worker connection.
 //!
 //! The edge has already checked and re-framed the request (origin-form target, exactly one
-//! Content-Length, no Transfer-Encoding), so this reader is strict and small: httparse for the
-//! head, then the body as the edge–worker contract says (see [`crate::body`]).
+//! Content-Length, no Transfer-Encoding), so this reader is strict and small: the contract's
+//! parser for the head, within the limits the edge admits heads by ([`wire::limits`]), then the
+//! body as the contract says (see [`crate::body`]).
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
@@ -10,11 +11,6 @@ use std::net::{IpAddr, SocketAddr};
 use weir_wire as wire;
 
 use crate::body::RequestBody;
-
-/// Most bytes of request head accepted from the edge (its own limits are far lower).
-const MAX_HEAD: usize = 128 * 1024;
-/// Most header fields accepted from the edge.
-const MAX_FIELDS: usize = 256;
 
 /// A request as a worker sees it.
 #[derive(Debug, Clone)]
@@ -67,8 +63,12 @@ impl Request {
     /// Reads one request's head from the edge, and with it the body as the contract has it
     /// ([`wire::INLINE_BODY`]): an inline body whole; a larger one left on the socket, to be
     /// read through the returned [`RequestBody`] once the request has been routed. `body` is
-    /// empty here; a Handler's is filled in after routing ([`RequestBody::read_all`]).
-    pub fn read_head<S: Read>(mut stream: S) -> Result<(Request, RequestBody<S>), ReadError> {
+    /// empty here; a Handler's is filled in after routing ([`RequestBody::read_all`]). `limits`
+    /// are the configured ones, by which the edge admitted the request.
+    pub fn read_head<S: Read>(
+        mut stream: S,
+        limits: &wire::limits::HeadLimits,
+    ) -> Result<(Request, RequestBody<S>), ReadError> {
         // Read straight into the heap buffer: a stack array would leave its pages touched for
         // the worker's whole life.
         let mut buffer: Vec<u8> = Vec::new();
@@ -86,19 +86,18 @@ impl Request {
             if n == 0 {
                 return Err(ReadError::Truncated);
             }
-            let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-            let mut parsed = httparse::Request::new(&mut fields);
-            match parsed.parse(&buffer) {
-                Ok(httparse::Status::Complete(head_len)) => {
-                    let request = Self::from_parsed(&parsed)?;
+            // Parsed once its blank line is in, not once for each piece of a large head.
+            if wire::request::head_end(&buffer, start).is_none() && buffer.len() <= limits.max_head() {
+                continue;
+            }
+            match wire::request::parse(&buffer, limits) {
+                Ok(Some((head, head_len))) => {
+                    let request = Self::from_head(head);
                     let early = buffer.split_off(head_len);
                     let body = request.body_after_head(stream, early)?;
                     return Ok((request, body));
                 }
-                Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => continue,
-                Ok(httparse::Status::Partial) => {
-                    return Err(ReadError::Malformed("request head too large".into()))
-                }
+                Ok(None) => continue,
                 Err(error) => return Err(ReadError::Malformed(error.to_string())),
             }
         }
@@ -133,15 +132,12 @@ impl Request {
         Ok(RequestBody::new(stream, early, length, false))
     }
 
-    fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, ReadError> {
-        let missing = || ReadError::Malformed("incomplete request line".into());
-        let headers: Vec<(String, Vec<u8>)> =
-            parsed.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
+    fn from_head(head: wire::request::RequestHead) -> Request {
         let mut request = Request {
-            method: parsed.method.ok_or_else(missing)?.to_string(),
-            target: parsed.path.ok_or_else(missing)?.to_string(),
-            protocol: format!("HTTP/1.{}", parsed.version.ok_or_else(missing)?),
-            headers,
+            method: head.method,
+            target: head.target,
+            protocol: format!("HTTP/1.{}", head.minor_version),
+            headers: head.fields,
             body: Vec::new(),
             client: None,
             tls: None,
@@ -153,7 +149,7 @@ impl Request {
             client_verify: request.header(wire::SSL_CLIENT_VERIFY).unwrap_or("NONE").to_string(),
             client_subject: request.header(wire::SSL_CLIENT_S_DN).map(str::to_string),
         });
-        Ok(request)
+        request
     }
 
     /// The first value of a header, by case-insensitive name, if it is valid UTF-8.
@@ -208,10 +204,13 @@ mod tests {
     use std::io::Write;
     use std::os::unix::net::UnixStream;
 
+    const LIMITS: wire::limits::HeadLimits =
+        wire::limits::HeadLimits { request_line: 8190, field_size: 8190, fields: 100 };
+
     #[test]
     fn reads_head_and_inline_body() {
         let raw = b"POST /cgi-bin/x?a=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nForwarded: for=\"[::1]:4000\";proto=https\r\n\r\nhello";
-        let (request, mut body) = Request::read_head(&raw[..]).unwrap();
+        let (request, mut body) = Request::read_head(&raw[..], &LIMITS).unwrap();
         assert_eq!(request.method, "POST");
         assert_eq!(request.path(), "/cgi-bin/x");
         assert_eq!(request.query(), "a=1");
@@ -230,7 +229,7 @@ mod tests {
         edge.write_all(format!("PUT /h HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body_bytes.len()).as_bytes())
             .unwrap();
         edge.write_all(&body_bytes).unwrap();
-        let (_, body) = Request::read_head(&worker).unwrap();
+        let (_, body) = Request::read_head(&worker, &LIMITS).unwrap();
         assert_eq!(body.length(), wire::INLINE_BODY);
         assert!(!body.is_withheld());
         // Nothing is left on the socket: the whole body came with the head.
@@ -245,7 +244,7 @@ mod tests {
         let length = wire::INLINE_BODY + 1;
         edge.write_all(format!("POST /x HTTP/1.1\r\nContent-Length: {length}\r\n\r\nfirst").as_bytes())
             .unwrap();
-        let (_, mut body) = Request::read_head(&worker).unwrap();
+        let (_, mut body) = Request::read_head(&worker, &LIMITS).unwrap();
         assert!(!body.is_withheld(), "no Expect: the body follows the head");
         assert_eq!(body.left(), length);
         let mut first = [0u8; 5];
@@ -257,27 +256,50 @@ mod tests {
     #[test]
     fn an_announced_body_waits_for_100_continue() {
         let raw = b"POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 70000\r\n\r\n";
-        let (_, body) = Request::read_head(&raw[..]).unwrap();
+        let (_, body) = Request::read_head(&raw[..], &LIMITS).unwrap();
         assert!(body.is_withheld());
         assert_eq!(body.length(), 70_000);
         assert!(!body.has_buffered());
 
         let early = b"POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 70000\r\n\r\nxyz";
         assert!(
-            matches!(Request::read_head(&early[..]), Err(ReadError::Malformed(_))),
+            matches!(Request::read_head(&early[..], &LIMITS), Err(ReadError::Malformed(_))),
             "a body sent before 100 Continue breaks the contract"
         );
     }
 
     #[test]
+    fn a_head_as_large_as_the_edge_admits_is_read_and_no_larger() {
+        // 100 field lines of 8190 bytes, and the fields the edge adds: over 800 KB.
+        let client: Vec<(String, String)> =
+            (0..100).map(|i| (format!("x-f{i:03}"), "v".repeat(8190 - 8))).collect();
+        let mut fields: Vec<(&str, &[u8])> = client.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+        fields.push(("x-forwarded-for", b"10.0.0.1"));
+        fields.push((wire::SSL_CLIENT_S_DN, b"CN=meter-7,O=Water"));
+        let head = wire::request::write("GET", "/x", fields.iter().copied(), &LIMITS).unwrap();
+        assert!(head.len() > 800_000);
+        let (request, body) = Request::read_head(&head[..], &LIMITS).unwrap();
+        assert_eq!(request.headers.len(), 102);
+        assert_eq!(body.length(), 0);
+        assert_eq!(request.tls, None, "no protocol, no TLS facts");
+
+        let small = wire::limits::HeadLimits { request_line: 100, field_size: 100, fields: 2 };
+        let too_many: String = (0..small.max_fields() + 1).map(|i| format!("x-{i}: 1\r\n")).collect();
+        let raw = format!("GET / HTTP/1.1\r\n{too_many}\r\n");
+        assert!(matches!(Request::read_head(raw.as_bytes(), &small), Err(ReadError::Malformed(_))));
+        let unended = format!("GET / HTTP/1.1\r\nx-a: {}", "v".repeat(small.max_head()));
+        assert!(matches!(Request::read_head(unended.as_bytes(), &small), Err(ReadError::Malformed(_))));
+    }
+
+    #[test]
     fn short_inline_body_is_truncated() {
         let raw = b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nhello";
-        assert!(matches!(Request::read_head(&raw[..]), Err(ReadError::Truncated)));
+        assert!(matches!(Request::read_head(&raw[..], &LIMITS), Err(ReadError::Truncated)));
     }
 
     #[test]
     fn more_body_than_announced_is_malformed() {
         let raw = b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhello";
-        assert!(matches!(Request::read_head(&raw[..]), Err(ReadError::Malformed(_))));
+        assert!(matches!(Request::read_head(&raw[..], &LIMITS), Err(ReadError::Malformed(_))));
     }
 }

@@ -6,6 +6,18 @@ use std::cell::Cell;
 use std::io::{self, Write};
 use std::rc::Rc;
 
+use weir_wire as wire;
+
+/// Why a response head was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadFailure {
+    /// Code's head breaks the contract; nothing was written.
+    #[error(transparent)]
+    Refused(#[from] wire::response::ResponseHeadError),
+    #[error("edge connection failed: {0}")]
+    Io(#[from] io::Error),
+}
+
 /// Writes a response to the edge in HTTP/1.1 chunked framing.
 pub struct ResponseWriter<W: Write> {
     out: W,
@@ -42,25 +54,36 @@ impl<W: Write> ResponseWriter<W> {
         self.head_sent
     }
 
-    /// Sends the status line and headers. Framing headers are weir's to set and are dropped.
-    pub fn head(&mut self, status: u16, reason: &str, headers: &[(String, Vec<u8>)]) -> io::Result<()> {
-        let mut head = Vec::with_capacity(256);
-        write!(head, "HTTP/1.1 {status} {reason}\r\n")?;
-        for (name, value) in headers {
-            if is_framing(name) {
-                continue;
-            }
-            head.extend_from_slice(name.as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value);
-            head.extend_from_slice(b"\r\n");
-        }
-        head.extend_from_slice(format!("{}: {}\r\n", weir_wire::WORKER_PID, std::process::id()).as_bytes());
-        head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        head.extend_from_slice(match self.kept {
-            Some(_) => b"Connection: keep-alive\r\n\r\n",
-            None => b"Connection: close\r\n\r\n",
-        });
+    /// Sends the status line and headers, with the worker's own fields ([`wire::response`]).
+    /// Framing and internal headers from code are dropped; a head that breaks HTTP's syntax, has
+    /// an informational status or exceeds the edge's limits is refused before a byte is
+    /// written, so the caller can still answer with an error.
+    pub fn head(
+        &mut self,
+        status: u16,
+        reason: &str,
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<(), HeadFailure> {
+        self.write_head(status, reason, headers, None)
+    }
+
+    /// Sends the head of a CGI local redirect to `target` (RFC 3875 6.2.2), which the edge
+    /// answers as a GET of it: the one way a worker asks for one.
+    pub fn local_redirect(&mut self, target: &str) -> Result<(), HeadFailure> {
+        self.write_head(200, "OK", &[], Some(target))
+    }
+
+    fn write_head(
+        &mut self,
+        status: u16,
+        reason: &str,
+        headers: &[(String, Vec<u8>)],
+        local_redirect: Option<&str>,
+    ) -> Result<(), HeadFailure> {
+        let own =
+            wire::response::Own { pid: std::process::id(), keep_alive: self.kept.is_some(), local_redirect };
+        let fields = headers.iter().map(|(name, value)| (name.as_str(), value.as_slice()));
+        let head = wire::response::write(status, reason, fields, &own)?;
         self.out.write_all(&head)?;
         self.head_sent = true;
         Ok(())
@@ -89,16 +112,13 @@ impl<W: Write> ResponseWriter<W> {
     /// A whole small response, for errors the worker itself decides.
     pub fn simple(mut self, status: u16, reason: &str, text: &str) -> io::Result<()> {
         let headers = [("Content-Type".to_string(), b"text/plain; charset=utf-8".to_vec())];
-        self.head(status, reason, &headers)?;
+        self.head(status, reason, &headers).map_err(|failure| match failure {
+            HeadFailure::Io(error) => error,
+            HeadFailure::Refused(refused) => io::Error::new(io::ErrorKind::InvalidInput, refused),
+        })?;
         self.body(text.as_bytes())?;
         self.finish()
     }
-}
-
-fn is_framing(name: &str) -> bool {
-    ["content-length", "transfer-encoding", "connection", "keep-alive"]
-        .iter()
-        .any(|framing| name.eq_ignore_ascii_case(framing))
 }
 
 /// The standard reason phrase for a status code.
@@ -131,6 +151,7 @@ pub fn reason(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_wire::response::ResponseHeadError;
 
     #[test]
     fn chunked_framing() {
@@ -147,6 +168,21 @@ mod tests {
             text,
             format!("HTTP/1.1 201 Created\r\nX-A: b\r\n{pid_line}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
         );
+    }
+
+    #[test]
+    fn a_refused_head_writes_nothing_and_leaves_room_for_an_error() {
+        let mut out = Vec::new();
+        let mut writer = ResponseWriter::new(&mut out);
+        let injected = [("X-A".to_string(), b"1\r\nX-Injected: 1".to_vec())];
+        assert!(matches!(writer.head(200, "OK", &injected), Err(HeadFailure::Refused(_))));
+        let early = writer.head(103, "Early Hints", &[]);
+        assert!(matches!(early, Err(HeadFailure::Refused(ResponseHeadError::Informational(103)))));
+        assert!(!writer.head_sent());
+        writer.simple(500, "Internal Server Error", "x").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 500 Internal Server Error\r\n"), "{text}");
+        assert!(!text.contains("Injected") && !text.contains("103"), "{text}");
     }
 
     #[test]

@@ -335,6 +335,18 @@ pub struct EdgeLimits {
     pub headers: Vec<HeaderRule>,
 }
 
+impl EdgeLimits {
+    /// LimitRequestLine, LimitRequestFieldSize and LimitRequestFields, as the edge–worker
+    /// contract sizes heads by them: the edge admits by these, a worker reads by them.
+    pub fn head_limits(&self) -> weir_wire::limits::HeadLimits {
+        weir_wire::limits::HeadLimits {
+            request_line: self.limit_request_line,
+            field_size: self.limit_request_field_size,
+            fields: self.limit_request_fields,
+        }
+    }
+}
+
 impl Default for EdgeLimits {
     fn default() -> Self {
         EdgeLimits {

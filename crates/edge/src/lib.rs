@@ -7,8 +7,10 @@
 pub mod access_log;
 pub mod admission;
 pub mod body;
+pub mod client_facts;
 pub mod client_limits;
 pub mod conditional;
+pub mod forwarding;
 pub mod h1;
 pub mod handshake_stage;
 pub mod log_gate;
@@ -19,6 +21,7 @@ pub mod proxy_trust;
 pub mod reqtimeout;
 pub mod request_body;
 pub mod request_checks;
+pub mod request_id;
 pub mod response_spool;
 pub mod router;
 pub mod routes;
@@ -137,6 +140,7 @@ pub fn run(
             config.pool.max_request_workers,
             Some(scoreboard),
             spill.clone(),
+            limits.head_limits(),
         ),
         admission: admission::Admission::new(config.pool.max_request_workers, limits.queue_timeout),
         rate: limits.rate_limit.and_then(client_limits::RequestRate::new),

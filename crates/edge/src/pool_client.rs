@@ -4,21 +4,23 @@
 //! into a [`crate::response_spool`] the client drains at its own pace, so the worker is free
 //! again (and its admission permit dropped) as soon as the whole response is in.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
+use http::{HeaderValue, Response, StatusCode, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
 
 use weir_wire as wire;
+use weir_wire::limits::HeadLimits;
 
 use crate::body::{self, Body};
+use crate::client_facts::ClientFacts;
+use crate::forwarding::{normalize, remove_internal, strip_hop_by_hop};
 use crate::h1::chunked::{ChunkError, ChunkedDecoder};
 use crate::request_body::RequestBody;
 use crate::response_spool::{self, SpoolWriter};
@@ -36,68 +38,8 @@ pub struct PoolClient {
     idle: Arc<IdleWorkers>,
     /// Where responses a client reads slower than the worker writes wait.
     space: Arc<SpillSpace>,
-}
-
-/// Facts about the client connection that the worker must learn from the edge alone.
-#[derive(Debug, Clone)]
-pub struct ClientFacts {
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    /// The TLS session, on https listeners.
-    pub tls: Option<TlsInfo>,
-}
-
-/// A TLS session in mod_ssl's terms.
-#[derive(Debug, Clone)]
-pub struct TlsInfo {
-    /// `TLSv1.2` or `TLSv1.3`.
-    pub protocol: &'static str,
-    /// OpenSSL's name for the suite, as mod_ssl's SSL_CIPHER gives it.
-    pub cipher: &'static str,
-    /// mod_ssl's SSL_CLIENT_VERIFY: `SUCCESS` with a verified client certificate, else `NONE`.
-    pub client_verify: &'static str,
-    /// The verified client certificate's subject, RFC 2253 style (SSL_CLIENT_S_DN).
-    pub client_subject: Option<String>,
-}
-
-impl TlsInfo {
-    pub fn of(connection: &rustls::ServerConnection) -> TlsInfo {
-        let protocol = match connection.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-            _ => "unknown",
-        };
-        let cipher =
-            connection.negotiated_cipher_suite().map_or("unknown", |suite| openssl_name(suite.suite()));
-        let client_subject = connection
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .and_then(|leaf| crate::tls::subject_dn(leaf.as_ref()));
-        TlsInfo {
-            protocol,
-            cipher,
-            client_verify: if client_subject.is_some() { "SUCCESS" } else { "NONE" },
-            client_subject,
-        }
-    }
-}
-
-/// OpenSSL's names for the suites rustls offers: what mod_ssl puts in SSL_CIPHER, and what
-/// scripts written for Apache compare against.
-fn openssl_name(suite: rustls::CipherSuite) -> &'static str {
-    use rustls::CipherSuite as S;
-    match suite {
-        S::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
-        S::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
-        S::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
-        S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
-        S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
-        S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-ECDSA-CHACHA20-POLY1305",
-        S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
-        S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
-        S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
-        _ => "unknown",
-    }
+    /// The configured head limits, by which workers read what is sent them.
+    limits: HeadLimits,
 }
 
 /// The pid of the worker that answered (a response extension, for the access log).
@@ -121,6 +63,10 @@ pub enum PoolError {
     Worker(std::io::Error),
     #[error("worker did not answer within Timeout")]
     Timeout,
+    /// The head the worker would read is beyond the contract's limits (only a client over the
+    /// configured limits, or with a client certificate of kilobytes, can cause it).
+    #[error("the request cannot go to a worker: {0}")]
+    Unsendable(wire::request::RequestHeadError),
 }
 
 impl PoolError {
@@ -129,46 +75,30 @@ impl PoolError {
         match self {
             PoolError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             PoolError::Connect(_) | PoolError::Worker(_) => StatusCode::BAD_GATEWAY,
+            PoolError::Unsendable(error) => {
+                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
         }
     }
 }
-
-/// Headers the edge sets itself; a client's copies are removed so none can be spoofed.
-const EDGE_OWNED: [&str; 7] = [
-    "x-request-id",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-real-ip",
-];
-
-/// Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
 
 /// How many times a request goes to another worker after one reset the connection unread.
 const RESENDS: usize = 3;
 
 impl PoolClient {
     /// `most_idle`: how many idle worker connections to keep (MaxRequestWorkers); `scoreboard`:
-    /// the pool's, whose workers say when they wait in `accept()`.
+    /// the pool's, whose workers say when they wait in `accept()`; `limits`: the configured
+    /// head limits.
     pub fn new(
         socket: PathBuf,
         timeout: Duration,
         most_idle: usize,
         scoreboard: Option<weir_scoreboard::Scoreboard>,
         space: Arc<SpillSpace>,
+        limits: HeadLimits,
     ) -> PoolClient {
-        PoolClient { socket, timeout, idle: Arc::new(IdleWorkers::new(most_idle, scoreboard)), space }
+        let idle = Arc::new(IdleWorkers::new(most_idle, scoreboard));
+        PoolClient { socket, timeout, idle, space, limits }
     }
 
     /// Sends a complete request to a worker and returns its response as soon as its head is in;
@@ -190,7 +120,8 @@ impl PoolClient {
         hold: H,
     ) -> Result<PoolAnswer, PoolError> {
         let inline = body.len() <= wire::INLINE_BODY;
-        let head = worker_head(&normalize(parts, body.len(), !inline, client));
+        let head = worker_head(&normalize(parts, body.len(), !inline, client), &self.limits)
+            .map_err(PoolError::Unsendable)?;
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut body = Some(body);
         let mut resends = 0;
@@ -242,8 +173,12 @@ impl PoolClient {
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.remove("x-powered-by");
         parts.headers.remove(header::SERVER);
-        let local_redirect =
-            parts.headers.get(wire::LOCAL_REDIRECT).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let local_redirect = match parts.headers.get(wire::LOCAL_REDIRECT).map(|v| v.to_str()) {
+            None => None,
+            // Only a local path: a worker's code is not trusted to name anything else.
+            Some(Ok(target)) if wire::is_local_path(target) => Some(target.to_string()),
+            Some(_) => return Err(early("a local redirect to no local path")),
+        };
         let worker = parts
             .headers
             .get(wire::WORKER_PID)
@@ -377,6 +312,8 @@ async fn exchange(
                 sending = Some(Sending::Running(BodySend(tokio::spawn(send_body(writer, body)))));
                 continue;
             }
+            // Only the one 100 Continue asked for: a 1xx from code would have its body read by
+            // the client as the next response.
             if parts.status.is_informational() {
                 return Err(early("an informational response from the worker").into());
             }
@@ -386,9 +323,6 @@ async fn exchange(
                 (None, _) => Sending::Withheld,
             };
             return Ok(Headed { parts, reader, sending, buffer });
-        }
-        if buffer.len() > MAX_RESPONSE_HEAD {
-            return Err(early("response head too large").into());
         }
         let nothing_yet = buffer.is_empty() && sending.is_none();
         match read_some(&mut reader, &mut buffer).await {
@@ -539,12 +473,6 @@ const SEND_CHUNK: usize = 64 * 1024;
 /// Bytes asked of the worker's socket per read.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Largest response head taken from a worker.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-
-/// Most header fields in a worker's response head.
-const MAX_RESPONSE_FIELDS: usize = 128;
-
 async fn read_some(stream: &mut OwnedReadHalf, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
     let start = buffer.len();
     buffer.resize(start + READ_CHUNK, 0);
@@ -553,35 +481,28 @@ async fn read_some(stream: &mut OwnedReadHalf, buffer: &mut Vec<u8>) -> std::io:
     read
 }
 
-/// The response head at the start of `buffer` and its length, once it is complete.
+/// The response head at the start of `buffer` and its length, once it is complete, read by
+/// the contract's rules ([`wire::response::parse`]).
 fn parse_response_head(buffer: &[u8]) -> Result<Option<(http::response::Parts, usize)>, PoolError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let used = match parsed.parse(buffer) {
-        Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(error) => return Err(early(&format!("malformed response head: {error}"))),
+    let mut response = Response::new(());
+    let headers = response.headers_mut();
+    let parsed = wire::response::parse(buffer, |name, value| {
+        let bad = |what: &str| wire::response::ResponseHeadError::Malformed(what.to_string());
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("bad header name"))?;
+        let value = HeaderValue::from_bytes(value).map_err(|_| bad("bad header value"))?;
+        headers.append(name, value);
+        Ok(())
+    });
+    let head = match parsed {
+        Ok(Some(head)) => head,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(early(&error.to_string())),
     };
-    let status = parsed.code.and_then(|code| StatusCode::from_u16(code).ok());
-    let Some(status) = status else {
+    let Ok(status) = StatusCode::from_u16(head.status) else {
         return Err(early("response head without a valid status"));
     };
-    let chunked = parsed.headers.iter().any(|field| {
-        field.name.eq_ignore_ascii_case("transfer-encoding") && field.value.eq_ignore_ascii_case(b"chunked")
-    });
-    // A 100 Continue has no body; every final response from a worker is chunked.
-    if !chunked && !status.is_informational() {
-        return Err(early("response body not chunked"));
-    }
-    let mut response = Response::new(());
     *response.status_mut() = status;
-    let headers = response.headers_mut();
-    for field in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| early("bad header name"))?;
-        let value = HeaderValue::from_bytes(field.value).map_err(|_| early("bad header value"))?;
-        headers.append(name, value);
-    }
-    Ok(Some((response.into_parts().0, used)))
+    Ok(Some((response.into_parts().0, head.len)))
 }
 
 fn early(reason: &str) -> PoolError {
@@ -595,21 +516,14 @@ fn chunk_error(error: ChunkError) -> PoolError {
     }
 }
 
-/// The request a worker reads, serialized.
-fn worker_head(head: &http::request::Parts) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
-    out.extend_from_slice(head.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(head.uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &head.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out
+/// The request a worker reads, serialized by the contract ([`wire::request::write`]).
+fn worker_head(
+    head: &http::request::Parts,
+    limits: &HeadLimits,
+) -> Result<Vec<u8>, wire::request::RequestHeadError> {
+    let target = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let fields = head.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+    wire::request::write(head.method.as_str(), target, fields, limits)
 }
 
 /// Whether the worker reset the connection (rather than closing it after reading).
@@ -617,123 +531,10 @@ fn reset_unread(error: &std::io::Error) -> bool {
     matches!(error.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)
 }
 
-/// Builds the request a worker sees: origin-form target, Host, exactly one Content-Length,
-/// `Connection: keep-alive`, `Expect: 100-continue` for a body sent only after the worker's
-/// 100 Continue, the forwarding headers, and none of the client's hop-by-hop headers.
-fn normalize(
-    parts: &http::request::Parts,
-    body_len: u64,
-    expect: bool,
-    client: &ClientFacts,
-) -> http::request::Parts {
-    let target = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string));
-    let mut headers = parts.headers.clone();
-    strip_hop_by_hop(&mut headers);
-    for name in EDGE_OWNED {
-        headers.remove(name);
-    }
-    remove_internal(&mut headers);
-    headers.remove(header::CONTENT_LENGTH);
-    headers.remove(header::HOST);
-    headers.remove(header::UPGRADE);
-    headers.remove(header::EXPECT);
-    // No standard header is named Proxy; as a CGI variable (HTTP_PROXY) it would redirect a
-    // script's outgoing requests (httpoxy), and a Handler passing headers on could do the same.
-    headers.remove("proxy");
-    let proto = if client.tls.is_some() { "https" } else { "http" };
-    let mut set = |name: &'static str, value: String| {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    };
-    if let Some(host) = &host {
-        set("host", host.clone());
-        set("x-forwarded-host", host.clone());
-    }
-    set("content-length", body_len.to_string());
-    set("connection", "keep-alive".to_string());
-    if expect {
-        set("expect", "100-continue".to_string());
-    }
-    set("x-forwarded-for", client.peer.ip().to_string());
-    set("x-forwarded-proto", proto.to_string());
-    set("x-forwarded-port", client.local.port().to_string());
-    set("forwarded", format!("for=\"{}\";proto={proto}", client.peer));
-    set("x-request-id", request_id(&parts.headers));
-    if let Some(tls) = &client.tls {
-        set(wire::SSL_PROTOCOL, tls.protocol.to_string());
-        set(wire::SSL_CIPHER, tls.cipher.to_string());
-        set(wire::SSL_CLIENT_VERIFY, tls.client_verify.to_string());
-        if let Some(subject) = &tls.client_subject {
-            set(wire::SSL_CLIENT_S_DN, subject.clone());
-        }
-    }
-    let mut request = Request::new(());
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = target.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
-    *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
-    request.into_parts().0
-}
-
-/// The request id the worker sees: the client's own `X-Request-Id` when it is a plain token (so
-/// a device can use it as an idempotency key across retries), otherwise one made here.
-pub fn request_id(headers: &HeaderMap) -> String {
-    let client = headers.get("x-request-id").and_then(|v| v.to_str().ok()).filter(|id| {
-        (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-    });
-    match client {
-        Some(id) => id.to_string(),
-        None => new_request_id(),
-    }
-}
-
-/// A new id: this edge's pid, the time and a counter, unique across the edges of one machine.
-fn new_request_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let micros =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // The pid, read once: a getpid() per request is a system call for a constant.
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    format!("{:x}-{micros:x}-{n:x}", PID.get_or_init(std::process::id))
-}
-
-/// Removes every `x-weir-*` header: they are weir's own, never a client's or a script's.
-pub fn remove_internal(headers: &mut HeaderMap) {
-    let internal: Vec<HeaderName> =
-        headers.keys().filter(|name| wire::is_internal(name.as_str())).cloned().collect();
-    for name in internal {
-        headers.remove(name);
-    }
-}
-
-/// Removes hop-by-hop headers, and every header the Connection header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|n| n.trim().to_ascii_lowercase()))
-        .filter(|n| !n.is_empty())
-        .collect();
-    for name in named {
-        headers.remove(name.as_str());
-    }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Request;
 
     #[test]
     fn a_worker_response_head_is_taken_only_whole_and_chunked() {
@@ -743,11 +544,15 @@ mod tests {
         assert_eq!(parts.headers["x-a"], "b");
         assert_eq!(&whole[used..], b"3\r\nabc");
         assert!(parse_response_head(&whole[..20]).unwrap().is_none(), "a partial head waits for more");
+        let (parts, _) = parse_response_head(wire::response::CONTINUE).unwrap().unwrap();
+        assert_eq!(parts.status, StatusCode::CONTINUE, "the worker's own, which the exchange judges");
         for bad in [
             &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"[..],
             b"HTTP/1.1 2000 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nBad Name: x\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"garbage\r\n\r\n",
+            b"HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             assert!(parse_response_head(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
@@ -763,53 +568,8 @@ mod tests {
             .unwrap()
             .into_parts()
             .0;
-        let bytes = worker_head(&request);
+        let bytes = worker_head(&request, &HeadLimits::default()).unwrap();
         assert_eq!(bytes, b"GET /a?b=c HTTP/1.1\r\nhost: example.com\r\n\r\n");
-    }
-
-    #[test]
-    fn normalized_request_owns_its_framing_and_forwarding() {
-        let request = Request::builder()
-            .method("POST")
-            .uri("https://example.com/cgi-bin/x?y=1")
-            .header("x-forwarded-for", "6.6.6.6")
-            .header("connection", "x-secret, keep-alive")
-            .header("x-secret", "1")
-            .header("transfer-encoding", "chunked")
-            .header("x-app", "kept")
-            .header("x-weir-ssl-client-s-dn", "CN=forged")
-            .header("x-request-id", "device-42:retry.1")
-            .body(())
-            .unwrap();
-        let (parts, ()) = request.into_parts();
-        let client = ClientFacts {
-            peer: "10.0.0.7:5555".parse().unwrap(),
-            local: "127.0.0.1:8443".parse().unwrap(),
-            tls: Some(TlsInfo {
-                protocol: "TLSv1.3",
-                cipher: "TLS_AES_128_GCM_SHA256",
-                client_verify: "SUCCESS",
-                client_subject: Some("CN=meter-7,O=Water".to_string()),
-            }),
-        };
-        let normalized = normalize(&parts, 3, false, &client);
-        let h = &normalized.headers;
-        assert_eq!(normalized.uri, "/cgi-bin/x?y=1");
-        assert_eq!(h["host"], "example.com");
-        assert_eq!(h["x-forwarded-for"], "10.0.0.7");
-        assert_eq!(h["content-length"], "3");
-        assert_eq!(h["connection"], "keep-alive");
-        assert_eq!(h["forwarded"], "for=\"10.0.0.7:5555\";proto=https");
-        assert_eq!(h["x-app"], "kept");
-        assert!(h.get("x-secret").is_none());
-        assert!(h.get("transfer-encoding").is_none());
-        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
-        assert_eq!(h["x-weir-ssl-client-s-dn"], "CN=meter-7,O=Water", "the edge's, not the forged one");
-        assert_eq!(h["x-weir-ssl-protocol"], "TLSv1.3");
-        assert_eq!(h["x-request-id"], "device-42:retry.1");
-        let mut bad = HeaderMap::new();
-        bad.insert("x-request-id", HeaderValue::from_static("has space"));
-        assert_ne!(request_id(&bad), "has space");
     }
 
     /// A worker end on a real Unix socket: answers the first request on a connection with
@@ -876,6 +636,7 @@ mod tests {
                 4,
                 None,
                 SpillSpace::new(None, 1 << 20, 1 << 20),
+                HeadLimits::default(),
             );
             let facts = ClientFacts {
                 peer: "127.0.0.1:5555".parse().unwrap(),

@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use weir_conf::edge::StageTimeout;
 
+use crate::client_facts::{ClientFacts, TlsInfo};
 use crate::client_limits::{ConnectionLimits, ConnectionSlot, Over};
 use crate::h1::conn::{self as h1, H1Settings};
 use crate::handshake_stage::{HandshakeStage, Staged};
-use crate::pool_client::{ClientFacts, TlsInfo};
 use crate::proxy_protocol::{self, ProxiedAddress};
 use crate::proxy_trust::ProxyTrust;
 use crate::reqtimeout::{Stage, StageClock};

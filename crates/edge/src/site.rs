@@ -14,9 +14,10 @@ use weir_conf::edge::{HeaderAction, HeaderRule, ServerSignature};
 use crate::access_log::AccessLog;
 use crate::admission::{Admission, Refused};
 use crate::body::{self, Body, EdgePage};
+use crate::client_facts::ClientFacts;
 use crate::client_limits::RequestRate;
 use crate::logged_body::{LogLine, LoggedBody, Record};
-use crate::pool_client::{ClientFacts, PoolAnswer, PoolClient};
+use crate::pool_client::{PoolAnswer, PoolClient};
 use crate::request_body::{BodyError, RequestBody};
 use crate::router::{Route, Router};
 use crate::source::Source;
@@ -81,7 +82,7 @@ impl Site {
         let started = SystemTime::now();
         // Every request gets its id here (the client's own when it is a plain token), so the
         // access log and the worker see the same one.
-        let id = crate::pool_client::request_id(&parts.headers);
+        let id = crate::request_id::request_id(&parts.headers);
         if let Ok(value) = HeaderValue::from_str(&id) {
             parts.headers.insert("x-request-id", value);
         }

@@ -1,12 +1,20 @@
 //! weir-wire: the contract between the edge and the workers, defined once because the edge
 //! writes it and the workers read it: the request target both route by ([`target`]), how a URL
-//! path names a script ([`script_path`]), how requests are routed to the pool, and the few header
-//! names by which the edge tells a worker what only the edge can know, and a worker asks the
-//! edge for an internal redirect.
+//! path names a script ([`script_path`]), how requests are routed to the pool, the heads on the
+//! pool socket and their syntax ([`request`], [`response`], [`fields`]), the limits both sides
+//! hold them to ([`limits`]), and the few header names by which the edge tells a worker what
+//! only the edge can know, and a worker asks the edge for an internal redirect.
 //!
 //! The edge removes every `x-weir-*` header a client sends, and every one a worker answers with,
-//! so none can be forged from outside or leak out.
+//! so none can be forged from outside or leak out; a worker writes none that code gave it.
+//!
+//! Used by the edge (async, threaded) and by workers (single-threaded, forked): nothing here
+//! starts a thread, forks, or allocates before it is called.
 
+pub mod fields;
+pub mod limits;
+pub mod request;
+pub mod response;
 pub mod script_path;
 pub mod target;
 
@@ -42,7 +50,14 @@ pub const WORKER_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs
 
 /// Whether a header name is one of weir's internal ones.
 pub fn is_internal(name: &str) -> bool {
-    name.len() >= PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+    // By bytes: a name from code may be any string, and a slice by chars could split one.
+    name.as_bytes().get(..PREFIX.len()).is_some_and(|start| start.eq_ignore_ascii_case(PREFIX.as_bytes()))
+}
+
+/// Whether `target` is a local path a CGI local redirect may name (RFC 3875 6.2.2): an
+/// origin-form path and query, which `//host/…` (a URL for another host) is not.
+pub fn is_local_path(target: &str) -> bool {
+    target.starts_with('/') && !target.starts_with("//") && fields::is_target(target.as_bytes())
 }
 
 /// Whether a handler registered on `route` answers `path`: the path itself, or anything below
@@ -67,8 +82,17 @@ mod tests {
     }
 
     #[test]
+    fn local_paths() {
+        assert!(is_local_path("/a?b=c") && is_local_path("/"));
+        for not in ["//evil.example/x", "https://example.com/", "a/b", "", "/a b", "/a\r\nX: 1"] {
+            assert!(!is_local_path(not), "{not:?}");
+        }
+    }
+
+    #[test]
     fn internal_names() {
         assert!(is_internal("X-Weir-SSL-Cipher"));
         assert!(!is_internal("x-forwarded-for"));
+        assert!(!is_internal("x-wei\u{e9}r-a") && !is_internal("\u{e9}\u{e9}\u{e9}\u{e9}"));
     }
 }

@@ -17,7 +17,7 @@ use weir_conf::edge::RequestReadTimeout;
 use super::chunked::{ChunkError, ChunkedDecoder};
 use super::head::{self, Framing, HeadError, Limits, RequestHead};
 use crate::body::{self, Body};
-use crate::pool_client::ClientFacts;
+use crate::client_facts::ClientFacts;
 use crate::reqtimeout::{log_expiry, Stage, StageClock};
 use crate::request_body::{check_declared, BodyBuffer, BodyError, RequestBody, LINGER_BYTES, LINGER_FOR};
 use crate::request_checks;
