@@ -185,9 +185,9 @@ fn literal(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/".contains(c)
 }
 
-/// Percent-encodes a decoded path canonically: every character that is not [`literal`], byte
-/// by byte of its UTF-8, in upper-case hex. `normalise(encode_path(p)) == p` for every
-/// normalised `p`.
+/// Percent-encodes a decoded path canonically: every character that is not literal
+/// (unreserved, sub-delims, `:`, `@`, `/`), byte by byte of its UTF-8, in upper-case hex.
+/// `normalise(encode_path(p)) == p` for every normalised `p`.
 pub fn encode_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for c in path.chars() {
