@@ -271,3 +271,33 @@ fn bad_targets_are_refused_as_apache_refuses_them() {
         assert_eq!(get(&weir, proto, "/a/./b.txt").body, "B", "{proto:?}");
     }
 }
+
+#[test]
+fn a_file_named_as_a_directory_is_not_found() {
+    let site = Site::new();
+    site.doc("page.html", b"PAGE");
+    let weir = site.start("");
+    for proto in [Proto::H1, Proto::H2] {
+        assert_eq!(get(&weir, proto, "/page.html").body, "PAGE", "{proto:?}");
+        for spelling in ["/page.html/", "/page.html//", "/page.html/."] {
+            let answer = get(&weir, proto, spelling);
+            assert_eq!(answer.status, 404, "{proto:?} {spelling}");
+            assert!(!answer.body.contains("PAGE"), "{proto:?} {spelling}");
+        }
+    }
+}
+
+#[test]
+fn a_script_is_not_told_the_edge_workers_connection_header() {
+    let site = Site::new();
+    site.script(
+        "conn",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"CONNECTION=${HTTP_CONNECTION-unset}\"\n",
+    );
+    let weir = site.start("");
+    for proto in [Proto::H1, Proto::H2] {
+        let answer = get(&weir, proto, "/cgi-bin/conn");
+        assert_eq!(answer.status, 200, "{proto:?}");
+        assert!(answer.body.contains("CONNECTION=unset"), "{proto:?}: {}", answer.body);
+    }
+}

@@ -294,12 +294,21 @@ fn meta_variables(
         // credentials are not passed (RFC 3875 4.1.18); framing is already in CONTENT_*, and
         // Expect belongs to the edge–worker exchange, answered before the script ran. `Proxy`
         // would become HTTP_PROXY, which HTTP client libraries take as their outgoing proxy
-        // (httpoxy; Apache drops it since 2.4.25).
+        // (httpoxy; Apache drops it since 2.4.25). `Connection` describes the edge–worker hop
+        // (always keep-alive), not the client's, so a script is not told something untrue.
         let lower = name.to_ascii_lowercase();
         if name.contains('_')
             || wire::is_internal(name)
-            || ["authorization", "proxy-authorization", "content-length", "content-type", "expect", "proxy"]
-                .contains(&lower.as_str())
+            || [
+                "authorization",
+                "proxy-authorization",
+                "content-length",
+                "content-type",
+                "expect",
+                "proxy",
+                "connection",
+            ]
+            .contains(&lower.as_str())
         {
             continue;
         }

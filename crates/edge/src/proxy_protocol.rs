@@ -18,7 +18,8 @@
 //! - v2 LOCAL is answered before `ppp` sees it, since the spec says to ignore the family and
 //!   address block of a LOCAL header, which `ppp` checks;
 //! - v2 family/protocol bytes other than the ones the spec defines are refused, and of those only
-//!   TCP over IPv4 or IPv6 (or UNSPEC, taken as [`ProxiedAddress::Local`]) is accepted.
+//!   TCP over IPv4 or IPv6 (or UNSPEC or a UNIX stream, taken as [`ProxiedAddress::Local`]) is
+//!   accepted.
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -223,8 +224,11 @@ async fn read_v2<S: AsyncRead + Unpin>(stream: &mut S) -> Result<ProxiedAddress,
         0x00 => return Ok(ProxiedAddress::Local),
         // TCP over IPv4, TCP over IPv6.
         0x11 | 0x21 => {}
-        // UDP over IPv4/IPv6, UNIX stream/datagram: not what a TLS listener serves.
-        0x12 | 0x22 | 0x31 | 0x32 => {
+        // UNIX stream: a proxy whose own client came over a Unix socket has no address to
+        // name; keep the socket's peer address, as for UNSPEC.
+        0x31 => return Ok(ProxiedAddress::Local),
+        // UDP over IPv4/IPv6, UNIX datagram: not what a stream listener serves.
+        0x12 | 0x22 | 0x32 => {
             return Err(ProxyHeaderError::Invalid("PROXY v2 header for a non-TCP connection"))
         }
         _ => return Err(ProxyHeaderError::Invalid("undefined family or protocol in a PROXY v2 header")),
@@ -448,6 +452,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn v2_proxy_over_a_unix_stream_is_local() {
+        let (result, rest) = read(&with_hello(&v2(0x21, 0x31, &[0u8; 216]))).await;
+        assert_eq!(result.expect("valid"), ProxiedAddress::Local);
+        assert_eq!(rest, CLIENT_HELLO);
+    }
+
+    #[tokio::test]
     async fn v2_tlvs_are_ignored() {
         let mut payload = v2_ipv4_payload();
         // PP2_TYPE_AUTHORITY "example.com", PP2_TYPE_NOOP, PP2_TYPE_UNIQUE_ID.
@@ -479,10 +490,10 @@ mod tests {
             v2(0x31, 0x11, &ipv4),
             // Command 2.
             v2(0x22, 0x11, &ipv4),
-            // UDP over IPv4 and IPv6, UNIX stream.
+            // UDP over IPv4 and IPv6, UNIX datagram.
             v2(0x21, 0x12, &ipv4),
             v2(0x21, 0x22, &v2_ipv6_payload()),
-            v2(0x21, 0x31, &unix),
+            v2(0x21, 0x32, &unix),
             // Undefined family/protocol combinations.
             v2(0x21, 0x10, &ipv4),
             v2(0x21, 0x13, &ipv4),

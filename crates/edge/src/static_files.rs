@@ -91,7 +91,9 @@ impl StaticFiles {
                 Some((candidate, _)) => self.file(candidate),
             };
         }
-        if !meta.is_file() {
+        // A file named with a trailing slash (`/index.html/`) is no directory: 404, as Apache
+        // answers without AcceptPathInfo.
+        if !meta.is_file() || path.ends_with('/') {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         }
         self.file(real)
