@@ -712,19 +712,6 @@ fn limit_request_body_counts_both_framings() {
     );
 }
 
-/// A PROXY protocol v2 header: PROXY command, TCP over IPv4.
-fn proxy_v2(client: [u8; 4], client_port: u16, server: [u8; 4], server_port: u16) -> Vec<u8> {
-    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
-    header.push(0x21); // version 2, PROXY
-    header.push(0x11); // AF_INET, STREAM
-    header.extend_from_slice(&12u16.to_be_bytes());
-    header.extend_from_slice(&client);
-    header.extend_from_slice(&server);
-    header.extend_from_slice(&client_port.to_be_bytes());
-    header.extend_from_slice(&server_port.to_be_bytes());
-    header
-}
-
 /// The access-log line of the request for `path`, once it is written.
 fn access_line(weir: &Weir, path: &str) -> String {
     let log = weir.path().join("access.log");
@@ -775,7 +762,7 @@ fn proxy_protocol_sets_the_client_address_and_garbage_is_refused() {
     let line = access_line(&weir, "/app/proxy-v1");
     assert!(line.starts_with("203.0.113.9 "), "{line}");
 
-    let v2 = proxy_v2([198, 51, 100, 7], 40001, [127, 0, 0, 1], 443);
+    let v2 = raw::proxy_v2([198, 51, 100, 7], 40001, [127, 0, 0, 1], 443);
     let reply = one_response(proxied, &tls, &v2, &get("/app/proxy-v2"));
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(field(&reply.text(), "client"), Some("198.51.100.7"));

@@ -26,19 +26,6 @@ const GUARDED: &str = "<Location /cgi-bin/>\nRequire ip 10.9.9.9\n</Location>\n"
 /// A second listener, after the fixture's own plain one, that expects a PROXY header.
 const PROXY_LISTENER: &str = "Listen 127.0.0.1:0 https proxy-protocol\n";
 
-/// A PROXY v2 header: PROXY command, TCP over IPv4.
-fn proxy_v2(client: [u8; 4], client_port: u16, server: [u8; 4], server_port: u16) -> Vec<u8> {
-    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
-    header.push(0x21); // version 2, PROXY
-    header.push(0x11); // AF_INET, STREAM
-    header.extend_from_slice(&12u16.to_be_bytes());
-    header.extend_from_slice(&client);
-    header.extend_from_slice(&server);
-    header.extend_from_slice(&client_port.to_be_bytes());
-    header.extend_from_slice(&server_port.to_be_bytes());
-    header
-}
-
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").into_bytes()
 }
@@ -91,7 +78,7 @@ fn a_forged_header_from_an_untrusted_peer_is_refused_and_logged() {
     assert!(direct.text().starts_with("HTTP/1.1 403"), "{}", direct.text());
 
     let v1 = b"PROXY TCP4 10.9.9.9 127.0.0.1 40000 443\r\n".to_vec();
-    let v2 = proxy_v2([10, 9, 9, 9], 40001, [127, 0, 0, 1], 443);
+    let v2 = raw::proxy_v2([10, 9, 9, 9], 40001, [127, 0, 0, 1], 443);
     for (name, header) in [("v1", v1), ("v2", v2), ("no header", Vec::new())] {
         let exchange = raw::exchange(proxied, tls.clone(), &header, &get("/cgi-bin/env"), DEADLINE);
         assert_refused(&exchange, name);
@@ -135,7 +122,7 @@ fn a_trusted_proxy_passes_its_clients_address() {
     let tls = h1_config(&weir);
 
     let v1 = b"PROXY TCP4 10.9.9.9 127.0.0.1 40000 443\r\n".to_vec();
-    let v2 = proxy_v2([10, 9, 9, 9], 40001, [127, 0, 0, 1], 443);
+    let v2 = raw::proxy_v2([10, 9, 9, 9], 40001, [127, 0, 0, 1], 443);
     for (name, header) in [("v1", v1), ("v2", v2)] {
         let exchange = raw::exchange(proxied, tls.clone(), &header, &get("/cgi-bin/env"), DEADLINE);
         let text = exchange.text();
@@ -164,7 +151,7 @@ fn a_trusted_proxy_passes_its_clients_address() {
 /// Opens a TLS connection through the PROXY listener, as the proxy would for `client`.
 async fn through_proxy(addr: SocketAddr, weir: &Weir, client: [u8; 4]) -> std::io::Result<Tls> {
     let mut tcp = attack::tcp_connect_with(addr, Dial::default()).await?;
-    tcp.write_all(&proxy_v2(client, 40000, [127, 0, 0, 1], 443)).await?;
+    tcp.write_all(&raw::proxy_v2(client, 40000, [127, 0, 0, 1], 443)).await?;
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
     let connector = tokio_rustls::TlsConnector::from(attack::tls_config(&weir.cert_pem));
     tokio::time::timeout(DEADLINE, connector.connect(name, tcp))

@@ -233,3 +233,16 @@ fn dechunk(bytes: &[u8]) -> Result<(Vec<u8>, usize), String> {
         pos += size + 2;
     }
 }
+
+/// A PROXY protocol v2 header: PROXY command, TCP over IPv4.
+pub fn proxy_v2(client: [u8; 4], client_port: u16, server: [u8; 4], server_port: u16) -> Vec<u8> {
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    header.push(0x21); // version 2, PROXY
+    header.push(0x11); // AF_INET, STREAM
+    header.extend_from_slice(&12u16.to_be_bytes());
+    header.extend_from_slice(&client);
+    header.extend_from_slice(&server);
+    header.extend_from_slice(&client_port.to_be_bytes());
+    header.extend_from_slice(&server_port.to_be_bytes());
+    header
+}
