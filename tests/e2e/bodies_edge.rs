@@ -497,3 +497,50 @@ fn a_body_for_a_missing_script_is_refused_from_the_head() {
         client.request(crate::support::client::Proto::H1, "POST", "/cgi-bin/count", vec![b'z'; 500_000]);
     assert!(matches!(&reply, Ok(r) if r.status == 200 && r.text().trim() == "500000"), "{reply:?}");
 }
+
+/// Bodies trickled a few bytes at a time (slowhttptest -B) cost the edge no read buffer while
+/// they wait: 400 such connections grow its resident memory by what their TLS sessions need,
+/// not by a 64 KiB buffer each (that was 84 KiB a connection, measured with 2,000).
+#[test]
+fn trickled_bodies_hold_no_read_buffer_while_they_wait() {
+    const CONNECTIONS: usize = 400;
+    let site = Site::new();
+    site.script("post", "#!/bin/sh\ncat >/dev/null\nprintf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'\n");
+    let weir = site.start("MaxConnectionsPerIP 0\nRequestReadTimeout body=60\nTimeout 60\n");
+    let (_, edge) = weir.roles();
+    attack::raise_nofile_limit();
+    let runtime = runtime();
+    let before = procs::status_kib(edge.pid, "VmRSS");
+    let growth = runtime.block_on(async {
+        let config = attack::tls_config(&weir.cert_pem);
+        let mut held = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let mut tls = attack::tls_connect(weir.addr(), &config).await.expect("TLS connection");
+            let head = "POST /cgi-bin/post HTTP/1.1\r\nHost: localhost\r\nContent-Length: 8192\r\n\r\n";
+            tls.write_all(head.as_bytes()).await.expect("head");
+            tls.write_all(b"0123456789").await.expect("first body bytes");
+            tls.flush().await.expect("flush");
+            held.push(tls);
+        }
+        // Another few bytes on each, as a trickling client sends them.
+        for tls in &mut held {
+            tls.write_all(b"abcdefghij").await.expect("more body bytes");
+            tls.flush().await.expect("flush");
+        }
+        // The edge has taken the bytes once its memory stops changing between two looks.
+        let mut last = 0;
+        let settled = wait_until(Duration::from_secs(10), || {
+            let now = procs::status_kib(edge.pid, "VmRSS");
+            std::mem::replace(&mut last, now) == now
+        });
+        assert!(settled, "the edge's memory never settled");
+        let growth = procs::status_kib(edge.pid, "VmRSS").saturating_sub(before);
+        drop(held);
+        growth
+    });
+    let per_connection = growth / CONNECTIONS as u64;
+    assert!(
+        per_connection < 48,
+        "the edge's RSS grew by {growth} KiB for {CONNECTIONS} trickled bodies ({per_connection} KiB each)"
+    );
+}

@@ -45,6 +45,9 @@ pub struct H1Settings {
 /// Bytes read from the socket at a time for a body (a head grows from 1 KiB reads).
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Capacity a connection's buffer may keep while it waits for a body's next bytes.
+const IDLE_BUFFER: usize = 4 * 1024;
+
 /// Largest head-plus-body written as one piece (one TLS record holds 16 KiB).
 const COALESCE: usize = 16 * 1024;
 
@@ -433,13 +436,30 @@ async fn read_in_stage<IO: AsyncRead + Unpin>(
     Ok(n)
 }
 
-/// Reads more of a body: large reads, since the bytes are known to be coming.
+/// Reads more of a body. Like a head, a body waits with no buffer: a body trickled a few bytes
+/// every few seconds (slowhttptest -B) would otherwise hold a 64 KiB read buffer per connection
+/// between its bytes, and have it zero-filled for every one of them. So the first byte is
+/// awaited with a one-byte read and what has already arrived behind it is then taken in one large
+/// read into spare capacity (never zero-filled), without waiting again; once the caller has
+/// consumed everything, the buffer is given back before the next wait.
 async fn read_body_more<IO: AsyncRead + Unpin>(io: &mut IO, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
-    let start = buffer.len();
-    buffer.resize(start + READ_CHUNK, 0);
-    let result = io.read(&mut buffer[start..]).await;
-    buffer.truncate(start + *result.as_ref().unwrap_or(&0));
-    result
+    if buffer.is_empty() && buffer.capacity() > IDLE_BUFFER {
+        *buffer = Vec::new();
+    }
+    let mut first = [0u8; 1];
+    if io.read(&mut first).await? == 0 {
+        return Ok(0);
+    }
+    buffer.push(first[0]);
+    buffer.reserve(READ_CHUNK);
+    // One poll: whatever is buffered or readable now; a pending read is dropped unstarted
+    // (reads on tokio and tokio-rustls streams are cancel-safe).
+    let more = match futures_util::FutureExt::now_or_never(io.read_buf(buffer)) {
+        Some(Ok(n)) => n,
+        // The byte already read still counts; an error shows again at the next read.
+        Some(Err(_)) | None => 0,
+    };
+    Ok(1 + more)
 }
 
 /// Reads more of a request head. An idle connection waits with no buffer at all: the first byte of
