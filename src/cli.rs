@@ -116,7 +116,7 @@ pub fn main_with(register: impl FnOnce(Server) -> Server) -> ExitCode {
             Err(code) => code,
         },
         Some(Command::Reload(file)) => reload(file.file.as_deref()),
-        Some(Command::Stop(file)) => signal_running(file.file.as_deref(), libc::SIGTERM),
+        Some(Command::Stop(file)) => stop(file.file.as_deref()),
         Some(Command::Cert(command)) => cert(command),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -255,13 +255,13 @@ const RELOAD_VERDICT_DEADLINE: Duration = Duration::from_secs(75);
 /// `weir reload`: every check configtest makes, then SIGHUP, then the supervisor's verdict from
 /// RuntimeDir/reload-status (see `reload_status`). Exit 0 only when a new generation serves.
 fn reload(file: Option<&Path>) -> i32 {
-    let not_reloading = "weir: not reloading (the running server is unchanged)";
+    let unchanged = "not reloading (the running server is unchanged)";
     // As `apachectl graceful`: a configuration that fails configtest is not loaded.
     let config = match load_config(file) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!("weir: the configuration has errors; {}", &not_reloading[6..]);
+            eprintln!("weir: the configuration has errors; {unchanged}");
             return EXIT_CONFIG;
         }
     };
@@ -272,7 +272,7 @@ fn reload(file: Option<&Path>) -> i32 {
         for problem in problems {
             eprintln!("{}: {problem}", config.source_name());
         }
-        eprintln!("{not_reloading}");
+        eprintln!("weir: {unchanged}");
         return EXIT_CONFIG;
     }
     let pid = match running_pid(&config) {
@@ -297,7 +297,7 @@ fn reload(file: Option<&Path>) -> i32 {
     let deadline = Instant::now() + RELOAD_VERDICT_DEADLINE;
     loop {
         match crate::reload_status::read(runtime_dir, owner) {
-            Ok(Some(record)) if record.attempt > before => {
+            Ok(Some(record)) if record.attempt > before && !record.running => {
                 if record.ok {
                     println!("weir (pid {pid}) reloaded: generation {} is serving", record.generation);
                     return 0;
@@ -345,7 +345,7 @@ fn running_pid(config: &Config) -> Result<i32, i32> {
 }
 
 /// `stop`: signal the supervisor named in the configuration's PidFile, and wait until it is gone.
-fn signal_running(file: Option<&Path>, signal: libc::c_int) -> i32 {
+fn stop(file: Option<&Path>) -> i32 {
     let config = match load_config(file) {
         Ok(config) => config,
         Err(errors) => match file.and_then(Config::load_lenient) {
@@ -366,7 +366,7 @@ fn signal_running(file: Option<&Path>, signal: libc::c_int) -> i32 {
         Err(code) => return code,
     };
     // SAFETY: kill takes plain integers.
-    if unsafe { libc::kill(pid, signal) } != 0 {
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
         eprintln!("could not signal weir (pid {pid}): {}", std::io::Error::last_os_error());
         return EXIT_STARTUP;
     }

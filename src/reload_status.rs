@@ -2,10 +2,12 @@
 //! `RuntimeDir/reload-status` after its first start and after every reload attempt, and the
 //! command waits for an attempt newer than the one it saw before it sent SIGHUP.
 //!
-//! One line: `ATTEMPT ok GENERATION` or `ATTEMPT failed GENERATION REASON`, where GENERATION is
-//! the one serving afterwards. The file is written like PidFile (a fresh name, never through a
+//! One line: `ATTEMPT running GENERATION` while a reload is under way, then `ATTEMPT ok
+//! GENERATION` or `ATTEMPT failed GENERATION REASON`, where GENERATION is the one serving. The file is written like PidFile (a fresh name, never through a
 //! symlink, renamed into place) in the root-owned RuntimeDir, and the command believes it only
 //! when it is a regular file owned by the supervisor's user and writable by no one else.
+//! A reload already under way when the command looks may have read the file before it was
+//! edited, so the command waits for the verdict of an attempt numbered after the one it saw.
 //! Two SIGHUPs close together may be served by one reload: both commands then report it.
 
 use std::os::unix::fs::MetadataExt;
@@ -18,6 +20,8 @@ const FILE: &str = "reload-status";
 pub enum Outcome<'a> {
     /// The first generation is serving (attempt 0).
     Started,
+    /// A reload has begun.
+    Running,
     /// A new generation took over.
     Reloaded,
     /// The reload failed; the generation that was serving still is.
@@ -28,6 +32,8 @@ pub enum Outcome<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub attempt: u64,
+    /// Still under way: no verdict yet.
+    pub running: bool,
     pub ok: bool,
     pub generation: u32,
     pub reason: String,
@@ -46,6 +52,7 @@ pub fn write(
 ) -> std::io::Result<()> {
     let line = match outcome {
         Outcome::Started | Outcome::Reloaded => format!("{attempt} ok {generation}\n"),
+        Outcome::Running => format!("{attempt} running {generation}\n"),
         // One line: a reason never spans more (it is shown to the operator as is).
         Outcome::Failed(reason) => {
             let reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -78,14 +85,15 @@ fn parse(text: &str) -> Option<Record> {
     let line = text.lines().next()?;
     let mut fields = line.splitn(4, ' ');
     let attempt = fields.next()?.parse().ok()?;
-    let ok = match fields.next()? {
-        "ok" => true,
-        "failed" => false,
+    let (running, ok) = match fields.next()? {
+        "ok" => (false, true),
+        "failed" => (false, false),
+        "running" => (true, false),
         _ => return None,
     };
     let generation = fields.next()?.parse().ok()?;
     let reason = fields.next().unwrap_or("").to_string();
-    Some(Record { attempt, ok, generation, reason })
+    Some(Record { attempt, running, ok, generation, reason })
 }
 
 #[cfg(test)]
@@ -100,8 +108,10 @@ mod tests {
         write(dir.path(), 0, 1, &Outcome::Started).unwrap();
         assert_eq!(
             read(dir.path(), me).unwrap(),
-            Some(Record { attempt: 0, ok: true, generation: 1, reason: String::new() })
+            Some(Record { attempt: 0, running: false, ok: true, generation: 1, reason: String::new() })
         );
+        write(dir.path(), 3, 1, &Outcome::Running).unwrap();
+        assert!(read(dir.path(), me).unwrap().unwrap().running);
         write(dir.path(), 3, 2, &Outcome::Failed("User cannot change\non reload")).unwrap();
         let record = read(dir.path(), me).unwrap().unwrap();
         assert_eq!((record.attempt, record.ok, record.generation), (3, false, 2));

@@ -439,10 +439,21 @@ impl Running {
     /// A pool master (tagged `owner`) has been reaped: frees the slots its workers held, now or
     /// as each of them, re-parented here, is reaped.
     fn reclaim_slots(&mut self, owner: u32) {
+        // A stale slot's pid may since have been given to one of our roles: that is no worker,
+        // and must not be waited for here (its exit belongs to `reaped`).
+        let roles: Vec<Pid> = self
+            .draining
+            .iter_mut()
+            .chain(std::iter::once(&mut self.current))
+            .flat_map(|g| g.children().map(|c| c.pid()))
+            .flatten()
+            .collect();
         let alive = self.scoreboard.reclaim_owner(owner, |pid| {
+            let pid = Pid::from_raw(pid);
             // Every child of the dead master is ours by now (re-parented before it could be
             // reaped): a pid that is not our child has been reaped already, by the master.
-            !matches!(waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive))
+            roles.contains(&pid)
+                || !matches!(waitpid(pid, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive))
         });
         if !alive.is_empty() && !self.dead_slot_owners.contains(&owner) {
             self.dead_slot_owners.push(owner);
@@ -552,6 +563,7 @@ impl Running {
         tracing::info!("AH00171: Graceful restart requested, doing restart");
         notify::reloading();
         self.reload_attempts += 1;
+        self.write_reload_status(&reload_status::Outcome::Running);
         match self.try_reload(signals) {
             Ok(()) => {
                 self.announce();
@@ -734,6 +746,7 @@ impl Running {
         kill_orphans(deadline);
         let config = &self.current.config;
         let _ = std::fs::remove_file(config.runtime_dir.join("listen"));
+        let _ = std::fs::remove_file(reload_status::path(&config.runtime_dir));
         for generation in self.draining.iter().chain(std::iter::once(&self.current)) {
             let _ = std::fs::remove_file(&generation.pool_socket);
         }
