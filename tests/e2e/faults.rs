@@ -171,7 +171,9 @@ fn weir_reload_reports_the_supervisors_verdict() {
     let mut weir = Site::new().start("");
     let conf = conf_path(&weir);
     // A good reload: exit 0, and the new generation is serving when the command returns.
+    let asked = std::time::Instant::now();
     let output = weir_cli(&["reload", "-f"], &conf);
+    eprintln!("weir reload returned its verdict in {:?}", asked.elapsed());
     assert_eq!(output.status.code(), Some(0), "{}\n{}", text(&output), weir.logs());
     assert!(text(&output).contains("generation 2"), "{}", text(&output));
     let client = Client::new(weir.addr(), &weir.cert_pem);
@@ -405,11 +407,13 @@ fn sigkill_on_the_supervisor_takes_the_tree_down_and_frees_the_listeners() {
     let pgid = weir.pid();
     let mut weir = weir;
     let mut child = weir.child.take().expect("supervisor");
+    let killed = std::time::Instant::now();
     child.kill().expect("SIGKILL the supervisor");
     let _ = child.wait();
     let gone = wait_until(Duration::from_secs(3), || {
         procs::read(master.pid).is_none() && procs::read(edge.pid).is_none()
     });
+    eprintln!("edge and pool master gone {:?} after the supervisor's SIGKILL", killed.elapsed());
     let left = procs::in_group(pgid);
     if !gone {
         // SAFETY: kill takes plain integers; a negative pid names the process group.
