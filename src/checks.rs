@@ -274,6 +274,15 @@ pub fn risk_warnings(config: &Config, measured_worker_bytes: Option<u64>) -> Vec
     if !config.edge.read_timeout.header.is_on() {
         warnings.push("RequestReadTimeout header=0 turns the header timeout off: slow clients may hold connections forever".to_string());
     }
+    if config.graceful_shutdown_timeout < config.timeout {
+        warnings.push(format!(
+            "GracefulShutdownTimeout {} is shorter than Timeout {}: a reload or stop kills requests still running after {}s that the pool would have let finish (leave GracefulShutdownTimeout unset for Timeout + {}s)",
+            config.graceful_shutdown_timeout.as_secs(),
+            config.timeout.as_secs(),
+            config.graceful_shutdown_timeout.as_secs(),
+            weir_conf::GRACE_PAST_TIMEOUT.as_secs()
+        ));
+    }
     if config.limit_request_body == 0 {
         warnings.push("LimitRequestBody 0 accepts request bodies of any size".to_string());
     }

@@ -115,8 +115,8 @@ pub fn main_with(register: impl FnOnce(Server) -> Server) -> ExitCode {
             Ok(config) => register(Server::new(config)).run(),
             Err(code) => code,
         },
-        Some(Command::Reload(file)) => signal_running(file.file.as_deref(), libc::SIGHUP),
-        Some(Command::Stop(file)) => signal_running(file.file.as_deref(), libc::SIGTERM),
+        Some(Command::Reload(file)) => reload(file.file.as_deref()),
+        Some(Command::Stop(file)) => stop(file.file.as_deref()),
         Some(Command::Cert(command)) => cert(command),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -153,9 +153,7 @@ fn configtest(file: Option<&Path>) -> i32 {
     for warning in checks::script_dirs_for_edge(&config, identities.as_ref()) {
         eprintln!("{warning}");
     }
-    if let Err(problems) =
-        checks::full(&config).and_then(|()| checks::runtime_paths(&config, identities.as_ref()))
-    {
+    if let Err(problems) = deep_checks(&config, identities.as_ref()) {
         for problem in problems {
             eprintln!("{}: {problem}", config.source_name());
         }
@@ -163,6 +161,15 @@ fn configtest(file: Option<&Path>) -> i32 {
     }
     println!("Syntax OK");
     0
+}
+
+/// What configtest checks beyond the syntax, and `weir reload` before it signals: the key pair,
+/// the files named, and the paths the roles' identities will read and write.
+fn deep_checks(
+    config: &Config,
+    identities: Option<&weir_prefork::privileges::Identities>,
+) -> Result<(), Vec<String>> {
+    checks::full(config).and_then(|()| checks::runtime_paths(config, identities))
 }
 
 fn version(file: Option<&Path>) -> i32 {
@@ -241,16 +248,106 @@ fn describe_timeouts(timeouts: &weir_conf::edge::RequestReadTimeout) -> String {
     )
 }
 
-/// `reload` and `stop`: signal the supervisor named in the configuration's PidFile.
-fn signal_running(file: Option<&Path>, signal: libc::c_int) -> i32 {
+/// How long `weir reload` waits for the supervisor's verdict: its new generation has 30 s to
+/// report ready, and a reload may queue behind one already under way.
+const RELOAD_VERDICT_DEADLINE: Duration = Duration::from_secs(75);
+
+/// `weir reload`: every check configtest makes, then SIGHUP, then the supervisor's verdict from
+/// RuntimeDir/reload-status (see `reload_status`). Exit 0 only when a new generation serves.
+fn reload(file: Option<&Path>) -> i32 {
+    let unchanged = "not reloading (the running server is unchanged)";
+    // As `apachectl graceful`: a configuration that fails configtest is not loaded.
     let config = match load_config(file) {
         Ok(config) => config,
-        Err(errors) if signal == libc::SIGHUP => {
-            // As `apachectl graceful`: a configuration that fails configtest is not loaded.
+        Err(errors) => {
             eprintln!("{errors}");
-            eprintln!("weir: the configuration has errors; not reloading (the running server is unchanged)");
+            eprintln!("weir: the configuration has errors; {unchanged}");
             return EXIT_CONFIG;
         }
+    };
+    let checked = crate::resolve_identities(&config)
+        .map_err(|problem| vec![problem])
+        .and_then(|identities| deep_checks(&config, identities.as_ref()));
+    if let Err(problems) = checked {
+        for problem in problems {
+            eprintln!("{}: {problem}", config.source_name());
+        }
+        eprintln!("weir: {unchanged}");
+        return EXIT_CONFIG;
+    }
+    let pid = match running_pid(&config) {
+        Ok(pid) => pid,
+        Err(code) => return code,
+    };
+    let owner = std::fs::metadata(format!("/proc/{pid}")).map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    let owner = owner.unwrap_or_else(|_| nix::unistd::Uid::effective().as_raw());
+    let runtime_dir = &config.runtime_dir;
+    let before = match crate::reload_status::read(runtime_dir, owner) {
+        Ok(record) => record.map_or(0, |r| r.attempt),
+        Err(problem) => {
+            eprintln!("weir: {problem}");
+            return EXIT_STARTUP;
+        }
+    };
+    // SAFETY: kill takes plain integers.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        eprintln!("could not signal weir (pid {pid}): {}", std::io::Error::last_os_error());
+        return EXIT_STARTUP;
+    }
+    let deadline = Instant::now() + RELOAD_VERDICT_DEADLINE;
+    loop {
+        match crate::reload_status::read(runtime_dir, owner) {
+            Ok(Some(record)) if record.attempt > before && !record.running => {
+                if record.ok {
+                    println!("weir (pid {pid}) reloaded: generation {} is serving", record.generation);
+                    return 0;
+                }
+                eprintln!(
+                    "weir (pid {pid}): reload failed, generation {} still serving: {}",
+                    record.generation, record.reason
+                );
+                return EXIT_STARTUP;
+            }
+            Ok(_) => {}
+            Err(problem) => {
+                eprintln!("weir: {problem}");
+                return EXIT_STARTUP;
+            }
+        }
+        if !alive(pid) {
+            eprintln!("weir (pid {pid}) exited during the reload");
+            return EXIT_STARTUP;
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "weir (pid {pid}) was asked to reload but has not said how it went within {}s; see the error log",
+                RELOAD_VERDICT_DEADLINE.as_secs()
+            );
+            return EXIT_STARTUP;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The live supervisor named by the configuration's PidFile, or the exit code after saying why not.
+fn running_pid(config: &Config) -> Result<i32, i32> {
+    let pid_file = &config.pid_file;
+    crate::runtime_files::trusted_pid(pid_file)
+        .and_then(|pid| if alive(pid) { Ok(pid) } else { Err(format!("no live process {pid}")) })
+        .map_err(|reason| {
+            eprintln!(
+                "weir is not running: {reason} (PidFile {} from {})",
+                pid_file.display(),
+                config.source_name()
+            );
+            EXIT_STARTUP
+        })
+}
+
+/// `stop`: signal the supervisor named in the configuration's PidFile, and wait until it is gone.
+fn stop(file: Option<&Path>) -> i32 {
+    let config = match load_config(file) {
+        Ok(config) => config,
         Err(errors) => match file.and_then(Config::load_lenient) {
             // A broken file must not keep a running server from being stopped.
             Some(config) => {
@@ -264,32 +361,14 @@ fn signal_running(file: Option<&Path>, signal: libc::c_int) -> i32 {
             }
         },
     };
-    let pid_file = &config.pid_file;
-    let pid = match crate::runtime_files::trusted_pid(pid_file).and_then(|pid| {
-        if alive(pid) {
-            Ok(pid)
-        } else {
-            Err(format!("no live process {pid}"))
-        }
-    }) {
+    let pid = match running_pid(&config) {
         Ok(pid) => pid,
-        Err(reason) => {
-            eprintln!(
-                "weir is not running: {reason} (PidFile {} from {})",
-                pid_file.display(),
-                config.source_name()
-            );
-            return EXIT_STARTUP;
-        }
+        Err(code) => return code,
     };
     // SAFETY: kill takes plain integers.
-    if unsafe { libc::kill(pid, signal) } != 0 {
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
         eprintln!("could not signal weir (pid {pid}): {}", std::io::Error::last_os_error());
         return EXIT_STARTUP;
-    }
-    if signal != libc::SIGTERM {
-        println!("reload requested (pid {pid})");
-        return 0;
     }
     let deadline = Instant::now() + config.graceful_shutdown_timeout + Duration::from_secs(10);
     while alive(pid) {

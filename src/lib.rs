@@ -50,6 +50,8 @@ mod checks;
 pub mod cli;
 mod errorlog;
 mod notify;
+mod reload_rules;
+mod reload_status;
 mod roles;
 mod runtime_files;
 mod sockets;

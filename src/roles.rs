@@ -20,7 +20,7 @@ use crate::sockets::BoundListener;
 pub fn pool_master(
     config: &Config,
     scoreboard: Scoreboard,
-    generation: u32,
+    (generation, slot_owner): (u32, u32),
     listener: &UnixListener,
     account: Option<Account>,
     ready: OwnedFd,
@@ -39,6 +39,7 @@ pub fn pool_master(
         account,
         rlimits: config.rlimits,
         generation,
+        slot_owner,
     };
     let mut handler = HttpWorker::new(CgiSettings::from_config(config), config.edge.head_limits(), handlers);
     let listener = match listener.try_clone() {

@@ -26,6 +26,7 @@ use weir_prefork::signals::{self, SignalReader};
 use weir_prefork::{fork_child, Role, Scoreboard};
 
 use crate::notify;
+use crate::reload_status;
 use crate::roles;
 use crate::runtime_files::PidFile;
 use crate::sockets::{self, BoundListener};
@@ -60,11 +61,14 @@ struct Child {
     phase: Phase,
     /// The wait before the next restart after an unexpected exit.
     backoff: Duration,
+    /// A pool master's tag in the scoreboard slots it claims (0 for an edge): each pool master
+    /// forked gets a new one, so the slots of one that died can be told apart and freed.
+    slot_owner: u32,
 }
 
 impl Child {
     fn new(role: Role) -> Self {
-        Child { role, phase: Phase::Gone, backoff: FIRST_BACKOFF }
+        Child { role, phase: Phase::Gone, backoff: FIRST_BACKOFF, slot_owner: 0 }
     }
 
     /// The process, while it exists (not yet reaped).
@@ -167,6 +171,18 @@ struct Running {
     /// A new generation is starting: a role of it that dies is not restarted, the reload is
     /// abandoned instead (and the log says so).
     starting_generation: bool,
+    /// Whether the first generation has been announced ready. Until then a role that fails
+    /// means weir could not start: the tree is stopped and `weir run` exits 1.
+    announced: bool,
+    /// Why the first start failed, once it has.
+    start_failure: Option<String>,
+    /// The tag the next pool master forked gets (see [`Child::slot_owner`]).
+    next_slot_owner: u32,
+    /// Tags of pool masters that have died: their workers, re-parented here, still hold slots
+    /// that are freed as each is reaped.
+    dead_slot_owners: Vec<u32>,
+    /// Reloads attempted so far, for the status file `weir reload` reads.
+    reload_attempts: u64,
 }
 
 impl Supervisor {
@@ -196,13 +212,17 @@ impl Supervisor {
             stop_requested: false,
             reload_again: false,
             starting_generation: false,
+            announced: false,
+            start_failure: None,
+            next_slot_owner: 1,
+            dead_slot_owners: Vec::new(),
+            reload_attempts: 0,
         };
         if let Err(error) = running.start_generation_roles() {
             tracing::error!("{error}");
             running.stop_all();
             return 1;
         }
-        let mut announced = false;
         loop {
             running.wait_for_events(signals);
             let mut stop = false;
@@ -221,11 +241,19 @@ impl Supervisor {
                 return 0;
             }
             running.reap();
+            if let Some(reason) = running.start_failure.take() {
+                // As Apache with a bad key: nothing was announced, nothing serves; say why and
+                // exit, rather than restart a role that cannot start and look alive meanwhile.
+                tracing::error!("weir could not start: {reason}");
+                running.stop_all();
+                return 1;
+            }
             running.restart_lost_roles();
             running.retire_drained();
-            if !announced && running.current.pool.is_ready() && running.current.edge.is_ready() {
-                announced = true;
+            if !running.announced && running.current.pool.is_ready() && running.current.edge.is_ready() {
+                running.announced = true;
                 running.announce();
+                running.write_reload_status(&reload_status::Outcome::Started);
                 notify::send("READY=1");
             }
             if reload || std::mem::take(&mut running.reload_again) {
@@ -253,8 +281,10 @@ impl Running {
         let (ready_read, ready_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|source| ForkError::Fork { role, source })?;
         let generation = &self.current;
+        let slot_owner = self.next_slot_owner;
         let pid = match role {
             Role::PoolMaster => {
+                self.next_slot_owner = self.next_slot_owner.wrapping_add(1).max(1);
                 let keep = [generation.pool_listener.as_raw_fd(), ready_write.as_raw_fd()];
                 let handlers = &mut self.handlers;
                 let workers = self.identities.as_ref().map(|ids| ids.workers.clone());
@@ -267,7 +297,7 @@ impl Running {
                     roles::pool_master(
                         config,
                         scoreboard,
-                        number,
+                        (number, slot_owner),
                         pool_listener,
                         workers,
                         ready_write,
@@ -293,6 +323,9 @@ impl Running {
         };
         let child = self.current.child(role);
         child.phase = Phase::Starting { pid, ready: Some(ready_read), since: Instant::now() };
+        if role == Role::PoolMaster {
+            child.slot_owner = slot_owner;
+        }
         Ok(())
     }
 
@@ -344,15 +377,28 @@ impl Running {
 
     /// Records that `pid` exited (`how`), whichever generation it belonged to.
     fn reaped(&mut self, pid: Pid, how: &str) {
-        if let Some(child) =
-            self.draining.iter_mut().flat_map(|g| g.children()).find(|c| c.pid() == Some(pid))
-        {
+        let old = self.draining.iter_mut().flat_map(|g| g.children()).find(|c| c.pid() == Some(pid));
+        if let Some(child) = old {
             child.phase = Phase::Gone;
+            let (role, owner) = (child.role, child.slot_owner);
+            if role == Role::PoolMaster {
+                self.reclaim_slots(owner);
+            }
             return;
         }
         let Some(child) = self.current.children().into_iter().find(|c| c.pid() == Some(pid)) else {
-            // A worker orphaned by a lost pool master, re-parented to us.
+            // A worker orphaned by a lost pool master, re-parented to us (we are the tree's
+            // subreaper): its slot is freed here, since its master is gone.
+            let dead = &self.dead_slot_owners;
+            self.scoreboard.release_orphan(pid.as_raw(), |owner| dead.contains(&owner));
             tracing::warn!("AH00165: long lost child came home! (pid {pid})");
+            return;
+        };
+        if child.role == Role::PoolMaster {
+            let owner = child.slot_owner;
+            self.reclaim_slots(owner);
+        }
+        let Some(child) = self.current.children().into_iter().find(|c| c.pid() == Some(pid)) else {
             return;
         };
         let now = Instant::now();
@@ -365,6 +411,8 @@ impl Running {
                 let failed_at_start = matches!(child.phase, Phase::Starting { .. });
                 let then = if self.starting_generation {
                     "the reload is abandoned".to_string()
+                } else if !self.announced {
+                    "weir cannot start".to_string()
                 } else {
                     format!("restarting it in {:?}", child.backoff)
                 };
@@ -377,9 +425,43 @@ impl Running {
                 );
                 child.phase = Phase::WaitingToRestart { at: now + child.backoff };
                 child.backoff = (child.backoff * 2).min(MAX_BACKOFF);
+                if !self.announced && !self.starting_generation {
+                    self.start_failure = Some(format!(
+                        "{} (pid {pid}) {how} before weir was ready (see the lines above)",
+                        child.role.title()
+                    ));
+                }
             }
             Phase::Gone | Phase::WaitingToRestart { .. } => {}
         }
+    }
+
+    /// A pool master (tagged `owner`) has been reaped: frees the slots its workers held, now or
+    /// as each of them, re-parented here, is reaped.
+    fn reclaim_slots(&mut self, owner: u32) {
+        // A stale slot's pid may since have been given to one of our roles: that is no worker,
+        // and must not be waited for here (its exit belongs to `reaped`).
+        let roles: Vec<Pid> = self
+            .draining
+            .iter_mut()
+            .chain(std::iter::once(&mut self.current))
+            .flat_map(|g| g.children().map(|c| c.pid()))
+            .flatten()
+            .collect();
+        let alive = self.scoreboard.reclaim_owner(owner, |pid| {
+            let pid = Pid::from_raw(pid);
+            // Every child of the dead master is ours by now (re-parented before it could be
+            // reaped): a pid that is not our child has been reaped already, by the master.
+            roles.contains(&pid)
+                || !matches!(waitpid(pid, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive))
+        });
+        if !alive.is_empty() && !self.dead_slot_owners.contains(&owner) {
+            self.dead_slot_owners.push(owner);
+        }
+        // A tag no slot carries any more need not be remembered.
+        let scoreboard = self.scoreboard;
+        self.dead_slot_owners
+            .retain(|tag| scoreboard.slots().any(|slot| slot.owner() == *tag && slot.pid() > 0));
     }
 
     /// Forks again each role of the current generation whose restart time has come, and stops
@@ -480,35 +562,51 @@ impl Running {
     fn reload(&mut self, signals: &mut SignalReader) {
         tracing::info!("AH00171: Graceful restart requested, doing restart");
         notify::reloading();
+        self.reload_attempts += 1;
+        self.write_reload_status(&reload_status::Outcome::Running);
         match self.try_reload(signals) {
             Ok(()) => {
                 self.announce();
+                self.write_reload_status(&reload_status::Outcome::Reloaded);
             }
             Err(reason) => {
-                tracing::error!("reload refused, the running configuration stays in service: {reason}");
+                tracing::error!(
+                    "reload failed; generation {} stays in service: {reason}",
+                    self.current.number
+                );
+                self.write_reload_status(&reload_status::Outcome::Failed(&reason));
             }
         }
         notify::send("READY=1");
     }
 
+    /// Tells `weir reload` (and anyone looking) what the last attempt came to.
+    fn write_reload_status(&self, outcome: &reload_status::Outcome<'_>) {
+        let dir = &self.current.config.runtime_dir;
+        if let Err(error) = reload_status::write(dir, self.reload_attempts, self.current.number, outcome) {
+            tracing::error!(%error, "could not write {}", reload_status::path(dir).display());
+        }
+    }
+
     fn try_reload(&mut self, signals: &mut SignalReader) -> Result<(), String> {
         let config = crate::load_config(self.config_path.as_deref()).map_err(|errors| errors.to_string())?;
+        let fixed = crate::reload_rules::fixed_at_start(&self.current.config, &config);
+        if !fixed.is_empty() {
+            return Err(fixed.join("; "));
+        }
+        // What configtest checks, but the key pair: the supervisor never reads a private key
+        // (its next pool master would inherit it). A key that does not fit stops the new edge
+        // before it is ready, which fails the reload just the same.
         crate::checks::files_readable(&config).map_err(|problems| problems.join("; "))?;
+        let identities = self.identities.as_ref();
+        crate::checks::runtime_paths(&config, identities).map_err(|problems| problems.join("; "))?;
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
-        crate::check_log_dirs(&config, self.identities.as_ref())?;
         if let Some(path) = &config.error_log {
             // Reopened, so logrotate's moved file is let go.
             crate::errorlog::redirect_stderr(path)
                 .map_err(|e| format!("ErrorLog {}: {e}", path.display()))?;
-        }
-        if config.pool.server_limit > self.scoreboard.len() {
-            tracing::warn!(
-                "AH00179: changing ServerLimit to {} from original value of {} not allowed during restart",
-                config.pool.server_limit,
-                self.scoreboard.len()
-            );
         }
         let listeners =
             sockets::rebind(&config.listeners, &self.current.listeners).map_err(|e| e.to_string())?;
@@ -619,6 +717,7 @@ impl Running {
             }
             child.phase = Phase::Gone;
         }
+        self.reclaim_slots(failed.pool.slot_owner);
         let _ = std::fs::remove_file(&failed.pool_socket);
     }
 
@@ -647,6 +746,7 @@ impl Running {
         kill_orphans(deadline);
         let config = &self.current.config;
         let _ = std::fs::remove_file(config.runtime_dir.join("listen"));
+        let _ = std::fs::remove_file(reload_status::path(&config.runtime_dir));
         for generation in self.draining.iter().chain(std::iter::once(&self.current)) {
             let _ = std::fs::remove_file(&generation.pool_socket);
         }

@@ -201,6 +201,12 @@ pub const DEFAULT_SPILL_LIMIT: u64 = 1 << 30;
 /// opens, while one client still fits a body four times the default LimitRequestBody.
 pub const SPILL_SHARE_DIVISOR: u64 = 4;
 
+/// The default GracefulShutdownTimeout is Timeout plus this: a worker's request is killed as
+/// hung one second past Timeout (and SIGKILLed a second later), and the edge still has to pass
+/// the answer on; so a reload or stop with the defaults lets every request the pool would let
+/// finish, finish.
+pub const GRACE_PAST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A whole, validated configuration. Immutable once loaded; processes share it by `Arc`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -245,7 +251,11 @@ pub struct Config {
     /// How long a worker may take over one request, and other I/O waits.
     pub timeout: Duration,
     /// How long a stop or reload waits for requests in flight before killing what is left.
+    /// Unless set, [`GRACE_PAST_TIMEOUT`] more than `timeout`, so a reload never cuts a request
+    /// the pool itself would have let finish.
     pub graceful_shutdown_timeout: Duration,
+    /// `GracefulShutdownTimeout` as written, if it was.
+    pub(crate) graceful_shutdown_input: Option<Duration>,
     /// Largest request body accepted, in bytes; 0 means no limit.
     pub limit_request_body: u64,
     /// `SpillDir` (weir): where request and response bodies too large for the edge's memory
@@ -304,7 +314,8 @@ impl Config {
             custom_log: None,
             custom_log_format: LogFormat::Combined,
             timeout: Duration::from_secs(60),
-            graceful_shutdown_timeout: Duration::from_secs(30),
+            graceful_shutdown_timeout: Duration::from_secs(60) + GRACE_PAST_TIMEOUT,
+            graceful_shutdown_input: None,
             limit_request_body: DEFAULT_LIMIT_REQUEST_BODY,
             spill_dir: None,
             spill_limit: DEFAULT_SPILL_LIMIT,
@@ -406,6 +417,8 @@ impl Config {
             problem(Problem::Missing { directive: "SSLCertificateKeyFile" });
         }
         self.pool = pool_rules::correct(&self.pool_input, &self.pool, &mut self.warnings);
+        self.graceful_shutdown_timeout =
+            self.graceful_shutdown_input.unwrap_or(self.timeout + GRACE_PAST_TIMEOUT);
         for (index, listener) in self.listeners.iter().enumerate() {
             let clash = self.listeners[..index]
                 .iter()
@@ -473,6 +486,17 @@ mod tests {
         assert_eq!(config.listeners[0].scheme, ListenScheme::Https);
         assert_eq!(config.document_root, PathBuf::from("/srv/w/htdocs"));
         assert!(config.tls.generate_self_signed);
+    }
+
+    #[test]
+    fn graceful_shutdown_outlasts_timeout_unless_set() {
+        let listen = "Listen 127.0.0.1:0 http\n";
+        let config = load(listen).unwrap();
+        assert_eq!(config.graceful_shutdown_timeout, Duration::from_secs(65));
+        let config = load(&format!("{listen}Timeout 300\n")).unwrap();
+        assert_eq!(config.graceful_shutdown_timeout, Duration::from_secs(305));
+        let config = load(&format!("{listen}Timeout 300\nGracefulShutdownTimeout 10\n")).unwrap();
+        assert_eq!(config.graceful_shutdown_timeout, Duration::from_secs(10));
     }
 
     #[test]

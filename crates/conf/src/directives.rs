@@ -329,8 +329,7 @@ pub const DIRECTIVES: &[Directive] = &[
         args: (1, 1),
         help: "Maximum time in seconds to wait for child processes to complete transactions during shutdown",
         apply: |config, args| {
-            config.graceful_shutdown_timeout =
-                values::seconds("GracefulShutdownTimeout", &args[0])?;
+            config.graceful_shutdown_input = Some(values::seconds("GracefulShutdownTimeout", &args[0])?);
             Ok(())
         },
     },

@@ -23,7 +23,7 @@ mod bad_configs;
 
 pub use config::{
     Config, ListenScheme, Listener, LogFormat, LogLevel, Pool, RLimit, RLimitValue, RLimits, ScriptAlias,
-    ServerTokens, Source, Tls,
+    ServerTokens, Source, Tls, GRACE_PAST_TIMEOUT,
 };
 pub use error::{ConfigError, ConfigErrors, Problem};
 

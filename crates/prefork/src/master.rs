@@ -40,6 +40,10 @@ pub struct PoolSettings {
     pub rlimits: RLimits,
     /// This pool's generation (a reload starts a new one).
     pub generation: u32,
+    /// This pool master's own tag, written into every slot it claims: unique per pool master
+    /// the supervisor forks (a restarted one gets a new tag), so the supervisor can free the
+    /// slots of one that died.
+    pub slot_owner: u32,
 }
 
 /// How often the loop wakes to look at the scoreboard: the reaction time when idle workers run
@@ -444,7 +448,8 @@ impl Master<'_> {
         if Instant::now() < self.next_fork_at || self.workers.len() >= self.settings.max_request_workers {
             return;
         }
-        let Some(index) = self.scoreboard.claim_free_slot(self.settings.generation) else {
+        let Some(index) = self.scoreboard.claim_free_slot(self.settings.generation, self.settings.slot_owner)
+        else {
             return;
         };
         let Some(slot) = self.scoreboard.slot(index) else {

@@ -109,12 +109,44 @@ impl Scoreboard {
         Some(unsafe { &*self.first_slot.as_ptr().cast::<u8>().add(self.stride * index).cast::<Slot>() })
     }
 
-    /// Claims the first slot with no worker in it for a new worker of `generation`. The claim is
-    /// a compare-and-swap: during a reload two pool masters claim slots at once.
-    pub fn claim_free_slot(&self, generation: u32) -> Option<usize> {
+    /// Claims the first slot with no worker in it for a new worker of `generation`, forked by
+    /// the pool master tagged `owner`. The claim is a compare-and-swap: during a reload two pool
+    /// masters claim slots at once.
+    pub fn claim_free_slot(&self, generation: u32, owner: u32) -> Option<usize> {
         let index = (0..self.slots).position(|index| self.slot(index).is_some_and(Slot::try_open_claim))?;
-        self.slot(index)?.claim(generation);
+        self.slot(index)?.claim(generation, owner);
         Some(index)
+    }
+
+    /// In the supervisor, once the pool master tagged `owner` is reaped: frees each of its slots
+    /// whose worker is gone (`worker_gone(pid)`; a pid of 0 means a fork that never finished).
+    /// Returns the pids of its workers still alive: their slots are freed when they are reaped
+    /// ([`Scoreboard::release_orphan`]). Only the master freed slots, so without this every
+    /// worker of a lost master would keep its slot for the life of the server.
+    pub fn reclaim_owner(&self, owner: u32, mut worker_gone: impl FnMut(i32) -> bool) -> Vec<i32> {
+        let mut alive = Vec::new();
+        for slot in self.slots().filter(|slot| slot.owner() == owner && slot.state() != State::Open) {
+            let pid = slot.pid();
+            if pid <= 0 || worker_gone(pid) {
+                slot.release();
+            } else {
+                alive.push(pid);
+            }
+        }
+        alive
+    }
+
+    /// In the supervisor: frees the slot of `pid`, a worker of a dead pool master (one whose
+    /// tag `owner_dead` accepts) that the supervisor has just reaped. No live master's worker
+    /// can hold that pid: it was the supervisor's child until now. Returns whether a slot was
+    /// freed.
+    pub fn release_orphan(&self, pid: i32, owner_dead: impl Fn(u32) -> bool) -> bool {
+        let mut freed = false;
+        for slot in self.slots().filter(|slot| slot.pid() == pid && owner_dead(slot.owner())) {
+            slot.release();
+            freed = true;
+        }
+        freed
     }
 
     /// In a new worker: unmaps the counters and every slot but `index`. Afterwards only that

@@ -61,6 +61,10 @@ impl State {
 pub struct Slot {
     pid: AtomicI32,
     generation: AtomicU32,
+    /// The pool master that claimed the slot, by the tag the supervisor gave it (unique per
+    /// pool master, restarts included): when that master dies, the supervisor frees its
+    /// workers' slots, since no one else would.
+    owner: AtomicU32,
     pub(crate) state: AtomicU8,
     /// Set by the master: finish the current request, then exit.
     retire: AtomicU8,
@@ -112,6 +116,11 @@ impl Slot {
         self.pid.load(Ordering::Acquire)
     }
 
+    /// The tag of the pool master that claimed the slot (see `owner`).
+    pub fn owner(&self) -> u32 {
+        self.owner.load(Ordering::Acquire)
+    }
+
     pub fn state(&self) -> State {
         State::from_byte(self.state.load(Ordering::Acquire))
     }
@@ -130,7 +139,7 @@ impl Slot {
 
     /// Claims the slot for a new worker (master, before fork; the child writes its pid too, so
     /// the slot is right whichever runs first).
-    pub fn claim(&self, generation: u32) {
+    pub fn claim(&self, generation: u32, owner: u32) {
         self.retire.store(0, Ordering::Release);
         self.wants_recycle.store(0, Ordering::Release);
         self.recycle_granted.store(0, Ordering::Release);
@@ -142,6 +151,7 @@ impl Slot {
         self.rss.store(0, Ordering::Release);
         self.pss.store(0, Ordering::Release);
         self.generation.store(generation, Ordering::Release);
+        self.owner.store(owner, Ordering::Release);
         self.state.store(State::Starting as u8, Ordering::Release);
     }
 
