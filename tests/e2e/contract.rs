@@ -180,6 +180,25 @@ fn an_informational_status_from_code_is_a_502() {
     assert!(logged, "{}", weir.logs());
 }
 
+/// RFC 9110 defines no status class above 5xx, and clients differ on what such a code means: a
+/// script or Handler that answers one gets a 5xx from weir, never its own code relayed.
+#[test]
+fn a_status_above_599_from_code_is_never_relayed() {
+    let site = Site::new().with_example("testapp");
+    site.script(
+        "odd",
+        "#!/bin/sh\nprintf 'Status: 999 Odd\\r\\nContent-Type: text/plain\\r\\n\\r\\nodd\\n'\n",
+    );
+    let weir = site.start("");
+    for proto in [Proto::H1, Proto::H2] {
+        for target in ["/cgi-bin/odd", "/app/respond?status=600"] {
+            let answer = get(&weir, proto, target, &[]);
+            assert!((500..=502).contains(&answer.status), "{proto:?} {target}: {answer:?}");
+            assert!(!answer.body.contains("odd\n"), "{proto:?} {target}: {answer:?}");
+        }
+    }
+}
+
 /// `value` percent-encoded for a query.
 fn encode(value: &str) -> String {
     value

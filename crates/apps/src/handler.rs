@@ -25,7 +25,7 @@ pub trait Handler {
 /// A handler's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
-    /// A final status, 200 to 999: an informational one (1xx) is answered 502, since only weir
+    /// A final status, 200 to 599: an informational one (1xx) is answered 502, since only weir
     /// sends `100 Continue`; anything else outside that range 500.
     pub status: u16,
     /// Header fields. A name must be a token and a value must hold no CR, LF, NUL or other

@@ -18,7 +18,7 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// Why a response head cannot be written, or was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResponseHeadError {
-    /// A status outside 100 to 999.
+    /// A status outside 100 to 599 (RFC 9110 defines no class above 5xx; clients differ on them).
     #[error("status {0} is not a three-digit code")]
     BadStatus(u16),
     /// A 1xx status from code, or one the edge did not ask for.
@@ -68,11 +68,12 @@ fn is_framing(name: &str) -> bool {
         .any(|framing| name.eq_ignore_ascii_case(framing))
 }
 
-/// Whether `status` may be a final response's: three digits, not 1xx.
+/// Whether `status` may be a final response's: 200 to 599 (not 1xx, and no class RFC 9110 does
+/// not define).
 pub fn check_status(status: u16) -> Result<(), ResponseHeadError> {
     match status {
         100..=199 => Err(ResponseHeadError::Informational(status)),
-        200..=999 => Ok(()),
+        200..=599 => Ok(()),
         _ => Err(ResponseHeadError::BadStatus(status)),
     }
 }
@@ -174,7 +175,7 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
 /// A response head the edge has read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseHead {
-    /// A final status (200 to 999), or 100 for the worker's [`CONTINUE`].
+    /// A final status (200 to 599), or 100 for the worker's [`CONTINUE`].
     pub status: u16,
     /// Bytes of head, blank line included.
     pub len: usize,

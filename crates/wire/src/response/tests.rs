@@ -63,10 +63,10 @@ fn only_final_statuses_are_written() {
     for status in [100, 101, 103, 199] {
         assert_eq!(write(status, "X", [], &OWN), Err(ResponseHeadError::Informational(status)));
     }
-    for status in [0, 99, 1000, u16::MAX] {
+    for status in [0, 99, 600, 999, 1000, u16::MAX] {
         assert_eq!(write(status, "X", [], &OWN), Err(ResponseHeadError::BadStatus(status)));
     }
-    assert!(write(200, "", [], &OWN).is_ok() && write(999, "", [], &OWN).is_ok());
+    assert!(write(200, "", [], &OWN).is_ok() && write(599, "", [], &OWN).is_ok());
 }
 
 #[test]
@@ -123,7 +123,7 @@ proptest! {
     /// without the whitespace at their ends), then the worker's own.
     #[test]
     fn every_head_round_trips(
-        status in 200u16..1000,
+        status in 200u16..600,
         reason in "[ -~\t]{0,20}",
         list in proptest::collection::vec((token(), value()), 0..30),
         keep_alive in any::<bool>(),
