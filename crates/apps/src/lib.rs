@@ -8,6 +8,7 @@
 
 pub mod body;
 pub mod cgi;
+mod cgi_group;
 mod cgi_head;
 mod cgi_output;
 mod cgi_relay;
@@ -140,8 +141,7 @@ impl HttpWorker {
         }
         let refusal = match self.cgi.target(&path) {
             Some(Ok(target)) => {
-                cgi::serve(&self.cgi, &target, request, body, out);
-                return AfterRequest::KeepAlive;
+                return cgi::serve(&self.cgi, &target, request, body, out);
             }
             Some(Err(Refusal::Forbidden)) => 403,
             Some(Err(Refusal::NotFound)) | None => 404,
