@@ -263,6 +263,10 @@ pub struct Config {
     pub cgi_interpreters: Vec<(String, PathBuf)>,
     /// What the `Server` header and SERVER_SOFTWARE say.
     pub server_tokens: ServerTokens,
+    /// `StatusQueryStrings` (weir): whether server-status shows the query strings of the
+    /// request lines it lists. Off by default: they carry tokens and session ids, and a
+    /// worker's last request line stays on the page after the request ended.
+    pub status_query_strings: bool,
     /// Resource limits for workers and scripts.
     pub rlimits: RLimits,
     /// `<Location>` sections (server-status and its access rules).
@@ -312,6 +316,7 @@ impl Config {
             script_aliases: Vec::new(),
             cgi_interpreters: Vec::new(),
             server_tokens: ServerTokens::default(),
+            status_query_strings: false,
             rlimits: RLimits::default(),
             locations: Vec::new(),
             edge: EdgeLimits::default(),

@@ -503,6 +503,15 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "StatusQueryStrings",
+        args: (1, 1),
+        help: "weir: whether server-status shows the query strings of request lines (tokens, session ids); default Off",
+        apply: |config, args| {
+            config.status_query_strings = values::on_off("StatusQueryStrings", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
         name: "KeepAliveTimeout",
         args: (1, 1),
         help: "Keep-Alive timeout duration (sec)",
