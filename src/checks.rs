@@ -71,10 +71,12 @@ pub fn files_readable(config: &Config) -> Result<(), Vec<String>> {
             problems.push(format!("SSLCACertificateFile '{}' cannot be read: {error}", path.display()));
         }
     }
-    if config.source != weir_conf::Source::BuiltIn && !config.document_root.is_dir() {
+    // The built-in default creates its own on start.
+    let builtin = config.source == weir_conf::Source::BuiltIn;
+    if !builtin && !config.document_root.is_dir() {
         problems.push(format!("DocumentRoot '{}' is not a directory", config.document_root.display()));
     }
-    for alias in &config.script_aliases {
+    for alias in config.script_aliases.iter().filter(|_| !builtin) {
         if !alias.dir.is_dir() {
             problems.push(format!("ScriptAlias directory '{}' is not a directory", alias.dir.display()));
         }
