@@ -12,6 +12,7 @@ mod contract;
 mod edge_rules;
 mod fairness;
 mod h2_parity;
+mod hardening15;
 mod httpoxy;
 mod ipv6_sources;
 mod observability;
