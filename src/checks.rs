@@ -40,6 +40,13 @@ pub fn privilege_report(identities: Option<&Identities>) -> Vec<Report> {
             weir_prefork::privileges::EDGE_ACCOUNT
         )));
     }
+    if ids.workers.uid.is_root() {
+        report.push(Report::Warning(format!(
+            "UnsafeAllowUserRoot On: User is {} (uid 0), so every worker, script and Handler runs as root with every privilege; \
+             for development only, never on a machine that serves anyone",
+            ids.workers.name
+        )));
+    }
     if ids.edge_shares_worker_uid() {
         report.push(Report::Warning(format!(
             "EdgeUser and User are the same account ({}): code in workers can signal and trace the edge, \

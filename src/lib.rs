@@ -212,6 +212,7 @@ pub(crate) fn resolve_identities(config: &Config) -> Result<Option<Identities>, 
         config.group.as_deref(),
         config.edge_user.as_deref(),
         config.edge_group.as_deref(),
+        config.unsafe_allow_user_root,
     )
     .map_err(|e| e.to_string())
 }

@@ -322,7 +322,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// `User root` would run every script with every privilege: refused, as Apache refuses it,
-/// naming the directive.
+/// naming the directive; `UnsafeAllowUserRoot On` allows it for development, with a warning at
+/// start.
 #[test]
 fn user_root_is_refused() {
     if !is_root() {
@@ -354,6 +355,18 @@ fn user_root_is_refused() {
     let log = std::fs::read_to_string(site.path().join("error.log")).unwrap_or_default();
     assert!(ended, "weir ran with User root:\n{log}");
     assert_ne!(status.and_then(|s| s.code()), Some(0), "{log}");
+
+    let site = Site::new();
+    site.script("id", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nid -u\n");
+    let weir = site.start("User root\nUnsafeAllowUserRoot On\n");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let reply = client.get("/cgi-bin/id").expect("an answer");
+    assert_eq!((reply.status, reply.text().as_str()), (200, "0\n"), "{}", weir.logs());
+    assert!(
+        weir.logs().contains("[core:warn]") && weir.logs().contains("UnsafeAllowUserRoot On"),
+        "{}",
+        weir.logs()
+    );
 }
 
 /// The built-in default (no -f) started from `/` as root: its RuntimeDir was `/run`, its

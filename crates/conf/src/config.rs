@@ -230,6 +230,9 @@ pub struct Config {
     pub edge_user: Option<String>,
     /// `EdgeGroup` (weir): the edge's group.
     pub edge_group: Option<String>,
+    /// `UnsafeAllowUserRoot` (weir): lets `User` be root, which Apache refuses and weir refuses
+    /// without it; for development only, and warned about on every start.
+    pub unsafe_allow_user_root: bool,
     /// Where the supervisor writes its pid.
     pub pid_file: PathBuf,
     /// Directory for the pool's Unix socket and the bound-address file.
@@ -300,6 +303,7 @@ impl Config {
             user: None,
             group: None,
             edge_user: None,
+            unsafe_allow_user_root: false,
             edge_group: None,
             pid_file: server_root.join("run/weir.pid"),
             runtime_dir: server_root.join("run"),

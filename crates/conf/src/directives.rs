@@ -215,6 +215,15 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "UnsafeAllowUserRoot",
+        args: (1, 1),
+        help: "weir: On lets User be root, so every script and Handler runs as root; for development only, warned about on every start",
+        apply: |config, args| {
+            config.unsafe_allow_user_root = values::on_off("UnsafeAllowUserRoot", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
         name: "EdgeGroup",
         args: (1, 1),
         help: "Group the edge runs as when started as root: a name or #gid",
