@@ -167,7 +167,8 @@ fn scripts_start_with_default_signal_dispositions_and_an_empty_mask() {
     let site = Site::new();
     site.script(
         "signals",
-        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\ngrep -E '^(SigIgn|SigBlk):' /proc/$$/status\n",
+        // exec: the shell's own mask changes while it waits for a child; grep reads its own.
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nexec grep -E '^(SigIgn|SigBlk):' /proc/self/status\n",
     );
     let weir = site.start("");
     let client = Client::new(weir.addr(), &weir.cert_pem);
@@ -450,4 +451,52 @@ fn the_built_in_default_writes_no_certificate_through_a_symlink() {
 fn site_answers(weir: &Weir) {
     let client = Client::new(weir.addr(), &weir.cert_pem);
     assert_eq!(client.get("/").expect("index").status, 200, "{}", weir.logs());
+}
+
+/// An existing RuntimeDir weir did not make its own (here a sticky, world-writable one, as /run
+/// or /tmp could be) is refused and named, never chmod'ed or chown'ed: weir took such a
+/// directory over (mode 0755, owner User) and never gave it back.
+#[test]
+fn an_existing_runtime_dir_is_refused_not_taken_over() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let site = Site::new();
+    let run = site.path().join("run");
+    std::fs::create_dir(&run).expect("mkdir");
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let conf = site.path().join("weir.conf");
+    std::fs::write(&conf, site.config("")).expect("conf");
+    let test = weir_command(&["configtest", "-f"], &conf).output().expect("configtest");
+    let said = String::from_utf8_lossy(&test.stderr).into_owned();
+    let mut child = weir_command(&["run", "-f"], &conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weir run");
+    let mut status = None;
+    let ended = wait_until(Duration::from_secs(10), || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if !ended {
+        // SAFETY: kill takes plain integers; a negative pid names the process group.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.wait();
+    }
+    let meta = std::fs::metadata(&run).expect("RuntimeDir");
+    let log = std::fs::read_to_string(site.path().join("error.log")).unwrap_or_default();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+        (0o1777, 0, 0),
+        "RuntimeDir was changed:\n{log}"
+    );
+    assert!(
+        ended && status.and_then(|s| s.code()) == Some(1),
+        "weir ran on a RuntimeDir open to all:\n{log}"
+    );
+    assert!(log.contains("RuntimeDir"), "{log}");
+    assert!(!test.status.success() && said.contains("RuntimeDir"), "configtest: {said}");
 }
