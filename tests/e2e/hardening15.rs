@@ -500,3 +500,48 @@ fn an_existing_runtime_dir_is_refused_not_taken_over() {
     assert!(log.contains("RuntimeDir"), "{log}");
     assert!(!test.status.success() && said.contains("RuntimeDir"), "configtest: {said}");
 }
+
+/// No SpillDir, and a system temporary directory the edge cannot write (the report saw /tmp left
+/// at mode 0755): every body over about 1 MiB got a bare 500 and nothing was logged. weir now
+/// refuses to start, naming the directory and the edge's identity, and configtest says so.
+#[test]
+fn a_temporary_directory_the_edge_cannot_write_is_refused_at_start() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let site = Site::new();
+    let tmp = site.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let conf = site.path().join("weir.conf");
+    std::fs::write(&conf, site.config("")).expect("conf");
+    let test = weir_command(&["configtest", "-f"], &conf).env("TMPDIR", &tmp).output().expect("configtest");
+    let said = String::from_utf8_lossy(&test.stderr).into_owned();
+    let mut child = weir_command(&["run", "-f"], &conf)
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weir run");
+    let mut status = None;
+    let ended = wait_until(Duration::from_secs(20), || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if !ended {
+        // SAFETY: kill takes plain integers; a negative pid names the process group.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.wait();
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    let log = std::fs::read_to_string(site.path().join("error.log")).unwrap_or_default();
+    let shown = tmp.display().to_string();
+    assert!(ended, "weir started with a temporary directory the edge cannot write:\n{log}");
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}{log}");
+    assert!(format!("{stderr}{log}").contains(&shown), "the directory is named: {stderr}{log}");
+    assert!(!test.status.success() && said.contains(&shown), "configtest: {said}");
+}
