@@ -70,6 +70,7 @@ fn a_script_that_closes_stdout_and_lingers_is_answered_and_killed_with_its_child
              echo $$ > {p}/script.tmp && mv {p}/script.tmp {p}/script\nsleep 300\n"
         ),
     );
+    site.script("quick", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nquick\\n'\n");
     let weir = site.start("Timeout 6\n");
     let client = Client::new(weir.addr(), &weir.cert_pem);
     let started = Instant::now();
@@ -78,6 +79,14 @@ fn a_script_that_closes_stdout_and_lingers_is_answered_and_killed_with_its_child
     let (script, child) = (pid_in(&pids.join("script")), pid_in(&pids.join("child")));
     assert_eq!((reply.status, reply.text().as_str()), (200, "answered\n"), "{}", weir.logs());
     assert!(took < Duration::from_secs(5), "the answer waited {took:?} for a script that closed stdout");
+    // The worker that waits for the lingering script takes no other request meanwhile: the next
+    // ones are answered at once by others, never queued behind it until the time limit.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let quick = client.get("/cgi-bin/quick").expect("an answer");
+        assert_eq!((quick.status, quick.text().as_str()), (200, "quick\n"), "{}", weir.logs());
+        assert!(started.elapsed() < Duration::from_secs(4), "a request waited {:?}", started.elapsed());
+    }
     // Timeout 6 is the script's limit; the pool's hung-worker kill would come later still.
     let gone = wait_until(Duration::from_secs(20), || !alive(script) && !alive(child));
     let left = (alive(script), alive(child));
