@@ -119,7 +119,7 @@ impl<W: Write> Relay<'_, W> {
                 group.kill();
             }
             if !out_open && self.out.is_some() && (body.is_consumed() || !feed.is_open()) {
-                let lingering = !group.has_exited();
+                let lingering = !exits_soon(group);
                 if let Some(connection) = self.end_of_output(body, lingering) {
                     return connection;
                 }
@@ -259,17 +259,19 @@ impl<W: Write> Relay<'_, W> {
             self.out = None;
             return Some(Connection::Close);
         }
+        if lingering {
+            // The worker stays with the script until it exits or times out, so the edge must
+            // not send another request here meanwhile, though the head offered keep-alive. Shut
+            // for reading before the response is whole, the socket refuses the edge's next
+            // write (EPIPE), which the edge takes as a request left unread and sends elsewhere;
+            // shut after, the edge could write in between and wait until the time limit.
+            // SAFETY: shutdown on a descriptor the body borrows; it stays open.
+            unsafe { libc::shutdown(body.socket().as_raw_fd(), libc::SHUT_RD) };
+            self.after = Connection::Close;
+        }
         let finished = self.out.take().map(ResponseWriter::finish);
         if !matches!(finished, Some(Ok(()))) {
             return Some(Connection::Close);
-        }
-        if lingering {
-            // The worker stays with the script until it exits or times out: the edge must not
-            // send another request here meanwhile. A shut write side tells it so at once (it
-            // sends a request that meets an end of file again on another connection).
-            // SAFETY: shutdown on a descriptor the body borrows; it stays open.
-            unsafe { libc::shutdown(body.socket().as_raw_fd(), libc::SHUT_WR) };
-            self.after = Connection::Close;
         }
         None
     }
@@ -301,6 +303,30 @@ impl<W: Write> Relay<'_, W> {
             None => Connection::Close,
         }
     }
+}
+
+/// How long a script whose stdout has closed is given to exit before the worker counts it as
+/// lingering: most close stdout as they exit (php-cgi among them), and a worker that waits for
+/// one keeps its connection to the edge from carrying another request.
+const EXIT_GRACE: Duration = Duration::from_millis(100);
+
+/// Whether the script exits within [`EXIT_GRACE`].
+fn exits_soon(group: &mut ScriptGroup) -> bool {
+    let until = Instant::now() + EXIT_GRACE;
+    while !group.has_exited() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let millis = PollTimeout::try_from(left.as_millis() as u32 + 1).unwrap_or(PollTimeout::MAX);
+        match group.exit_fd() {
+            Some(fd) => {
+                let _ = poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], millis);
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(10))),
+        }
+    }
+    true
 }
 
 /// The descriptors the loop waits on.
