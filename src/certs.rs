@@ -21,6 +21,9 @@ pub enum CertError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
+    /// `--cn` names the files too: one that is not a plain file name would put them elsewhere.
+    #[error("--cn {0:?} cannot name a file in --out: use letters, digits, '-', '_', '.' and '@', not starting with '.'")]
+    FileName(String),
 }
 
 /// Days a generated certificate is valid: servers one year less a day (what clients accept),
@@ -80,6 +83,9 @@ pub fn signed(
     client: bool,
     force: bool,
 ) -> Result<Vec<PathBuf>, CertError> {
+    if !is_plain_file_name(stem) {
+        return Err(CertError::FileName(stem.to_string()));
+    }
     let (cert, key) = (out.join(format!("{stem}.crt")), out.join(format!("{stem}.key")));
     refuse_overwrite(&[&cert, &key], force)?;
     let ca_pem = read(&ca_dir.join("ca.crt"))?;
@@ -96,6 +102,15 @@ pub fn signed(
     write_file(&cert, certificate.pem().as_bytes(), 0o644)?;
     write_file(&key, pair.serialize_pem().as_bytes(), 0o600)?;
     Ok(vec![cert, key])
+}
+
+/// A name that stays in its directory as `NAME.crt`: no separator, no `..`, no hidden file, no
+/// control or shell-special character (device names are host-name-like: `meter-0042`).
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 200
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
 }
 
 fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
@@ -127,7 +142,27 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertError> {
     }
     // Replaced whole (with --force): a new file with the right mode from its first byte.
     let _ = std::fs::remove_file(path);
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(fail)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(fail)?;
     file.write_all(bytes).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_must_stay_in_their_directory() {
+        for good in ["meter-0042", "pump_7.site-a", "dev@plant"] {
+            assert!(is_plain_file_name(good), "{good}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "a\nb", "a b", "/abs"] {
+            assert!(!is_plain_file_name(bad), "{bad:?}");
+        }
+    }
 }

@@ -40,6 +40,13 @@ pub fn privilege_report(identities: Option<&Identities>) -> Vec<Report> {
             weir_prefork::privileges::EDGE_ACCOUNT
         )));
     }
+    if ids.workers.uid.is_root() {
+        report.push(Report::Warning(format!(
+            "UnsafeAllowUserRoot On: User is {} (uid 0), so every worker, script and Handler runs as root with every privilege; \
+             for development only, never on a machine that serves anyone",
+            ids.workers.name
+        )));
+    }
     if ids.edge_shares_worker_uid() {
         report.push(Report::Warning(format!(
             "EdgeUser and User are the same account ({}): code in workers can signal and trace the edge, \
@@ -71,10 +78,12 @@ pub fn files_readable(config: &Config) -> Result<(), Vec<String>> {
             problems.push(format!("SSLCACertificateFile '{}' cannot be read: {error}", path.display()));
         }
     }
-    if config.source != weir_conf::Source::BuiltIn && !config.document_root.is_dir() {
+    // The built-in default creates its own on start.
+    let builtin = config.source == weir_conf::Source::BuiltIn;
+    if !builtin && !config.document_root.is_dir() {
         problems.push(format!("DocumentRoot '{}' is not a directory", config.document_root.display()));
     }
-    for alias in &config.script_aliases {
+    for alias in config.script_aliases.iter().filter(|_| !builtin) {
         if !alias.dir.is_dir() {
             problems.push(format!("ScriptAlias directory '{}' is not a directory", alias.dir.display()));
         }

@@ -134,6 +134,16 @@ fn configtest(file: Option<&Path>) -> i32 {
         Ok(config) => config,
         Err(code) => return code,
     };
+    if config.source == weir_conf::Source::BuiltIn {
+        eprintln!(
+            "built-in default: its site, certificate and runtime files are in {}",
+            config.server_root.display()
+        );
+        if let Err(problem) = crate::default_site::check(&config.server_root) {
+            eprintln!("{}: {problem}", config.source_name());
+            return EXIT_CONFIG;
+        }
+    }
     let measured = checks::measured_worker_pss(&config);
     for warning in config.warnings.iter().chain(&checks::risk_warnings(&config, measured)) {
         eprintln!("{warning}");

@@ -48,6 +48,7 @@
 mod certs;
 mod checks;
 pub mod cli;
+mod default_site;
 mod errorlog;
 mod notify;
 mod reload_rules;
@@ -71,18 +72,21 @@ pub const EXIT_STARTUP: i32 = 1;
 /// Exit status for a bad command line or configuration.
 pub const EXIT_CONFIG: i32 = 64;
 
-/// The bundled document root's index page, written by the built-in default when missing.
-const DEFAULT_INDEX: &str = include_str!("../htdocs/index.html");
-/// The bundled example CGI script.
-const DEFAULT_CGI: &str = include_str!("../cgi-bin/hello");
-
-/// Loads the configuration in `file`, or the built-in default (paths from the current directory).
+/// Loads the configuration in `file`, or the built-in default (its paths under a directory of
+/// its own: see `default_site`).
 pub fn load_config(file: Option<&Path>) -> Result<Config, ConfigErrors> {
     match file {
         Some(file) => Config::load(file),
         None => {
-            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-            Config::builtin(&cwd)
+            let home = default_site::home().map_err(|problem| {
+                ConfigErrors(vec![weir_conf::ConfigError {
+                    file: PathBuf::from("(built-in default)"),
+                    line: 0,
+                    directive: None,
+                    problem: weir_conf::Problem::Contradiction(problem),
+                }])
+            })?;
+            Config::builtin(&home)
         }
     }
 }
@@ -163,7 +167,11 @@ fn prepare_and_run(
     report_protections(identities.as_ref());
     let untrusted = runtime_files::Untrusted::of(identities.as_ref());
     if config.source == weir_conf::Source::BuiltIn {
-        materialize_default_site(&config).map_err(|e| format!("could not create the default site: {e}"))?;
+        let home = &config.server_root;
+        default_site::materialize(&config, home).map_err(|e| {
+            format!("could not create the built-in default's site in {}: {e}", home.display())
+        })?;
+        tracing::info!("built-in default: its site, certificate and runtime files are in {}", home.display());
     }
     runtime_files::prepare_runtime_dir(&config.runtime_dir, untrusted).map_err(|e| e.to_string())?;
     let pid_file = runtime_files::write_pid_file(&config.pid_file, untrusted).map_err(|e| e.to_string())?;
@@ -206,6 +214,7 @@ pub(crate) fn resolve_identities(config: &Config) -> Result<Option<Identities>, 
         config.group.as_deref(),
         config.edge_user.as_deref(),
         config.edge_group.as_deref(),
+        config.unsafe_allow_user_root,
     )
     .map_err(|e| e.to_string())
 }
@@ -232,26 +241,6 @@ fn report_protections(identities: Option<&Identities>) {
             checks::Report::Warning(text) => tracing::warn!("{text}"),
         }
     }
-}
-
-/// The built-in default serves out of the box: its document root and example script are created
-/// when missing, never overwritten.
-fn materialize_default_site(config: &Config) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let index = config.document_root.join("index.html");
-    if !config.document_root.exists() {
-        std::fs::create_dir_all(&config.document_root)?;
-        std::fs::write(&index, DEFAULT_INDEX)?;
-    }
-    for alias in &config.script_aliases {
-        if !alias.dir.exists() {
-            std::fs::create_dir_all(&alias.dir)?;
-            let script = alias.dir.join("hello");
-            std::fs::write(&script, DEFAULT_CGI)?;
-            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
-        }
-    }
-    Ok(())
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit: every held connection is a descriptor.

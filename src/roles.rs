@@ -41,7 +41,8 @@ pub fn pool_master(
         generation,
         slot_owner,
     };
-    let mut handler = HttpWorker::new(CgiSettings::from_config(config), config.edge.head_limits(), handlers);
+    let mut handler = HttpWorker::new(CgiSettings::from_config(config), config.edge.head_limits(), handlers)
+        .showing_query_strings(config.status_query_strings);
     let listener = match listener.try_clone() {
         Ok(listener) => OwnedFd::from(listener),
         Err(error) => {

@@ -37,9 +37,12 @@ impl Untrusted {
     /// The roles' identities, when weir runs as root; `None` when it runs as one user (then
     /// nothing is checked: every process is that user anyway).
     pub fn of(identities: Option<&Identities>) -> Option<Untrusted> {
+        // Workers that run as root (UnsafeAllowUserRoot) own everything anyway: root's own
+        // directories are not held against them, or nothing could be used.
+        let unless_root = |uid: u32, edge: u32| if uid == 0 { edge } else { uid };
         identities.map(|ids| Untrusted {
-            uids: [ids.workers.uid.as_raw(), ids.edge.uid.as_raw()],
-            gids: [ids.workers.gid.as_raw(), ids.edge.gid.as_raw()],
+            uids: [unless_root(ids.workers.uid.as_raw(), ids.edge.uid.as_raw()), ids.edge.uid.as_raw()],
+            gids: [unless_root(ids.workers.gid.as_raw(), ids.edge.gid.as_raw()), ids.edge.gid.as_raw()],
         })
     }
 

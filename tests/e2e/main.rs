@@ -13,6 +13,7 @@ mod edge_rules;
 mod fairness;
 mod faults;
 mod h2_parity;
+mod hardening15;
 mod httpoxy;
 mod ipv6_sources;
 mod observability;

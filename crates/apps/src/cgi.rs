@@ -9,11 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use weir_conf::{Config, RLimitValue, RLimits};
+use weir_prefork::AfterRequest;
 use weir_wire as wire;
 use weir_wire::script_path::{self, Verdict};
 
 use crate::body::RequestBody;
-use crate::cgi_relay::{kill_group, relay, Script};
+use crate::cgi_relay::{kill_group, relay, Connection, Script};
 use crate::request::Request;
 use crate::response::{reason, ResponseWriter};
 
@@ -154,7 +155,8 @@ impl CgiSettings {
     }
 }
 
-/// Runs the script and writes its response. Errors are answered here; none escapes.
+/// Runs the script and writes its response. Errors are answered here; none escapes. Returns
+/// whether the connection to the edge may carry another request.
 ///
 /// The body goes into the script's stdin as it comes from the edge, a bounded piece at a time,
 /// while the script's output goes back; the edge is asked for it (`100 Continue`) only once
@@ -165,24 +167,27 @@ pub fn serve<S: Read + Write + AsFd, W: Write>(
     request: &Request,
     body: &mut RequestBody<S>,
     mut out: ResponseWriter<W>,
-) {
+) -> AfterRequest {
     let mut child = match spawn(settings, target, request, body.length()) {
         Ok(child) => child,
         Err(error) => {
             tracing::error!(script = %target.file.display(), %error, "AH01241: couldn't spawn child process");
             body.settle_for(&mut out, Instant::now() + settings.timeout);
             let _ = out.simple(500, reason(500), "The script could not be started.\n");
-            return;
+            return AfterRequest::KeepAlive;
         }
     };
     if let Err(error) = body.accept() {
         tracing::debug!(%error, "the edge went away before the request body was sent");
         kill_group(&mut child);
-        return;
+        return AfterRequest::Close;
     }
     let name = target.file.display().to_string();
     let script = Script { name: &name, nph: target.nph, timeout: settings.timeout };
-    relay(&script, child, body, out);
+    match relay(&script, child, body, out) {
+        Connection::Reusable => AfterRequest::KeepAlive,
+        Connection::Close => AfterRequest::Close,
+    }
 }
 
 fn spawn(
@@ -206,11 +211,12 @@ fn spawn(
         .stderr(Stdio::piped())
         // Its own process group, so a timeout kills whatever the script started too.
         .process_group(0);
-    // SAFETY: the closure runs in the forked child before exec and only makes one
-    // async-signal-safe system call. A script must not outlive a worker that crashed.
+    // SAFETY: the closure runs in the forked child before exec and makes only async-signal-safe
+    // system calls. A script must not outlive a worker that crashed.
     unsafe {
         command.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            reset_signals();
             for (resource, limit) in &limits {
                 if libc::setrlimit(*resource, limit) != 0 {
                     return Err(std::io::Error::last_os_error());
@@ -222,6 +228,45 @@ fn spawn(
     // A pipe, fed by the relay as the body comes from the edge: never a copy of the whole body.
     command.stdin(if content_length == 0 { Stdio::null() } else { Stdio::piped() });
     command.spawn()
+}
+
+/// Every signal back to its default disposition, none blocked: a script starts as from a shell,
+/// not with what the worker ignores (SIGHUP, SIGINT: the pool master's to send) or what the
+/// process that started weir ignored. Handled signals are reset by exec itself; ignored ones
+/// are inherited, so each is set back here. A raw rt_sigaction, because the C library refuses
+/// the signals it reserves for itself (32, 33), which weir's parent may have left ignored.
+/// Runs in the forked child before exec: system calls only.
+fn reset_signals() {
+    // The kernel's sigaction with SIG_DFL (0), no flags and an empty mask: all zeros, whatever
+    // the architecture's field order.
+    let default = [0u64; 4];
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads a zeroed kernel sigaction (SIG_DFL) of the size it expects
+        // at most; 8 is the kernel's sigset size. Failures (none expected) leave the default.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+    }
+    let empty = [0u64; 1];
+    // SAFETY: rt_sigprocmask with an empty set of the kernel's size unblocks every signal.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            empty.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
 }
 
 /// The CGI/1.1 meta-variables for this request.

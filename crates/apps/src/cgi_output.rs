@@ -129,21 +129,49 @@ pub(crate) fn log_stderr(bytes: &[u8], pending: &mut Vec<u8>, script: &str) {
     while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
         let line: Vec<u8> = pending.drain(..=newline).collect();
         let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end();
+        let text = escape_controls(text.trim_end_matches(['\n', '\r', ' ']));
         if !text.is_empty() {
             tracing::error!(%script, "AH01215: {text}: {script}");
         }
     }
     if pending.len() > 8192 {
-        let text = String::from_utf8_lossy(pending).into_owned();
+        let text = escape_controls(&String::from_utf8_lossy(pending));
         pending.clear();
         tracing::error!(%script, "AH01215: {text}: {script}");
     }
 }
 
+/// A script's stderr text with its control characters written out, as Apache's
+/// `ap_escape_logitem` does (`\r`, `\t`, `\x1b`…): a CR or an escape sequence from a script
+/// must not move the cursor over, or seem to start, another line of the error log.
+pub(crate) fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\u{8}' => out.push_str("\\b"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if c.is_control() => {
+                for unit in c.to_string().bytes() {
+                    out.push_str(&format!("\\x{unit:02x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_written_out() {
+        assert_eq!(escape_controls("a\rb\x1b[2Jc\td\u{7f}\u{85}é"), "a\\rb\\x1b[2Jc\\td\\x7f\\xc2\\x85é");
+    }
 
     #[test]
     fn blank_line_forms() {

@@ -5,13 +5,14 @@
 //! before it reads, reads only part of its body, or never reads it cannot stall the worker.
 
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
-use std::process::{Child, ChildStdin};
+use std::os::fd::{AsFd, AsRawFd};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::body::RequestBody;
+use crate::cgi_group::ScriptGroup;
 use crate::cgi_output::{log_stderr, Stdout};
 use crate::response::{reason, ResponseWriter};
 
@@ -29,150 +30,303 @@ pub(crate) struct Script<'a> {
     pub timeout: Duration,
 }
 
+/// What the worker may do with its connection to the edge after the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Connection {
+    /// Another request may follow, if the response offered keep-alive.
+    Reusable,
+    /// The connection must close: the edge went away, the response was cut, or a script
+    /// outlived its response and the worker is still waiting for it.
+    Close,
+}
+
 /// Feeds the body to the script, relays its output and logs its stderr, within the timeout.
 /// Errors are answered here; none escapes. The body is taken whole before the response is
 /// finished (the part the script did not read is discarded), so a response the edge sees
 /// complete leaves the connection ready for another request.
+///
+/// The response ends when the script's stdout closes, whether or not the script has exited;
+/// the worker then waits for the script (within the same timeout) with the connection closed
+/// to further requests. The script's group is killed whole when the script exits, at the
+/// timeout, and when the edge goes away (see [`crate::cgi_group`]).
 pub(crate) fn relay<S: Read + AsFd, W: Write>(
     script: &Script<'_>,
-    mut child: Child,
+    child: Child,
     body: &mut RequestBody<S>,
-    mut out: ResponseWriter<W>,
-) {
-    let name = script.name;
-    let deadline = Instant::now() + script.timeout;
-    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        kill_group(&mut child);
-        body.settle_for(&mut out, deadline);
-        let _ = out.simple(500, reason(500), "The script could not be started.\n");
-        return;
+    out: ResponseWriter<W>,
+) -> Connection {
+    let mut group = ScriptGroup::new(child);
+    let mut relay = Relay {
+        name: script.name,
+        nph: script.nph,
+        deadline: Instant::now() + script.timeout,
+        out: Some(out),
+        state: Stdout::Head(Vec::new()),
+        stderr_line: Vec::new(),
+        after: Connection::Reusable,
     };
-    let mut feed = match Feed::new(child.stdin.take()) {
+    let child = group.child_mut();
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        group.end();
+        relay.answer(body, 500, "The script could not be started.\n");
+        return Connection::Reusable;
+    };
+    let feed = match Feed::new(child.stdin.take()) {
         Ok(feed) => feed,
         Err(error) => {
-            tracing::error!(script = %name, %error, "AH01241: couldn't set up the script's stdin");
-            kill_group(&mut child);
-            body.settle_for(&mut out, deadline);
-            let _ = out.simple(500, reason(500), "The script could not be started.\n");
-            return;
+            tracing::error!(script = %relay.name, %error, "AH01241: couldn't set up the script's stdin");
+            group.end();
+            relay.answer(body, 500, "The script could not be started.\n");
+            return Connection::Reusable;
         }
     };
-    let mut state = Stdout::Head(Vec::new());
-    let mut stderr_line = Vec::new();
-    let (mut out_open, mut err_open) = (true, true);
-    let mut buffer = vec![0u8; PIECE];
-    let mut failed = None;
-    loop {
-        feed.settle(body);
-        if !(out_open || err_open || feed.is_open()) {
-            break;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            tracing::error!(script = %name, "AH01220: Timeout waiting for output from CGI script {name}");
-            kill_group(&mut child);
-            if !out.head_sent() {
-                out.without_keep_alive();
-                let _ = out.simple(504, reason(504), "The script did not answer in time.\n");
+    let connection = relay.run(&mut group, body, feed, stdout, stderr);
+    group.end();
+    connection
+}
+
+/// One script's relay: where its output stands and the response it becomes.
+struct Relay<'a, W: Write> {
+    /// The script's file name, for the error log.
+    name: &'a str,
+    nph: bool,
+    /// Timeout from the start: then the group is killed.
+    deadline: Instant,
+    /// The response, until it is finished (or answered with an error).
+    out: Option<ResponseWriter<W>>,
+    state: Stdout,
+    /// A stderr line not yet ended.
+    stderr_line: Vec<u8>,
+    /// What becomes of the connection when the relay ends normally.
+    after: Connection,
+}
+
+impl<W: Write> Relay<'_, W> {
+    fn run<S: Read + AsFd>(
+        &mut self,
+        group: &mut ScriptGroup,
+        body: &mut RequestBody<S>,
+        mut feed: Feed,
+        mut stdout: ChildStdout,
+        mut stderr: ChildStderr,
+    ) -> Connection {
+        let (mut out_open, mut err_open) = (true, true);
+        let mut buffer = vec![0u8; PIECE];
+        loop {
+            feed.settle(body);
+            if group.has_exited() {
+                // Whatever the script left running goes with it; its pipes then close.
+                group.kill();
             }
-            return;
-        }
-        // Body bytes that came with the head are there without waiting for the socket.
-        let at_hand = feed.wants_body(body) && body.has_buffered();
-        let mut sources = Vec::with_capacity(4);
-        let mut fds = Vec::with_capacity(4);
-        if out_open {
-            sources.push(Source::Stdout);
-            fds.push(PollFd::new(stdout.as_fd(), PollFlags::POLLIN));
-        }
-        if err_open {
-            sources.push(Source::Stderr);
-            fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
-        }
-        if let Some(pipe) = feed.waiting_pipe() {
-            sources.push(Source::Stdin);
-            fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLOUT));
-        }
-        if feed.wants_body(body) && !at_hand {
-            sources.push(Source::Edge);
-            fds.push(PollFd::new(body.socket(), PollFlags::POLLIN));
-        }
-        let timeout = match at_hand {
-            true => PollTimeout::ZERO,
-            false => {
-                PollTimeout::try_from(left.as_millis().min(60_000) as u32 + 1).unwrap_or(PollTimeout::MAX)
+            if !out_open && self.out.is_some() && (body.is_consumed() || !feed.is_open()) {
+                let lingering = !exits_soon(group);
+                if let Some(connection) = self.end_of_output(body, lingering) {
+                    return connection;
+                }
             }
-        };
-        match poll(&mut fds, timeout) {
-            Ok(0) if !at_hand => continue,
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => break,
-            Ok(_) => {}
-        }
-        let ready: Vec<Source> =
-            sources.iter().zip(&fds).filter(|(_, fd)| fd.any().unwrap_or(true)).map(|(s, _)| *s).collect();
-        drop(fds);
-        if at_hand || ready.contains(&Source::Edge) {
-            if let Err(error) = feed.fill(body) {
-                // The edge is gone or broke the framing: no one waits for an answer, and the
-                // script must not act on a body cut short.
-                tracing::debug!(script = %name, %error, "the request body did not arrive whole");
-                kill_group(&mut child);
-                return;
+            if !(out_open || err_open || feed.is_open()) && group.has_exited() {
+                break;
             }
-        }
-        if ready.contains(&Source::Stdin) {
-            feed.flush();
-        }
-        if ready.contains(&Source::Stdout) {
-            match stdout.read(&mut buffer) {
-                // A signal (the master's SIGUSR1) is not the end of the output.
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Ok(0) | Err(_) => out_open = false,
-                Ok(n) => {
-                    if let Err(bad) = state.take(&buffer[..n], script.nph, &mut out, name) {
-                        failed = Some(bad);
-                        break;
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return self.time_out(group);
+            }
+            // Body bytes that came with the head are there without waiting for the socket.
+            let at_hand = feed.wants_body(body) && body.has_buffered();
+            let mut sources = Vec::with_capacity(6);
+            let mut fds = Vec::with_capacity(6);
+            if out_open {
+                sources.push(Source::Stdout);
+                fds.push(PollFd::new(stdout.as_fd(), PollFlags::POLLIN));
+            }
+            if err_open {
+                sources.push(Source::Stderr);
+                fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
+            }
+            if let Some(pipe) = feed.waiting_pipe() {
+                sources.push(Source::Stdin);
+                fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLOUT));
+            }
+            if feed.wants_body(body) && !at_hand {
+                sources.push(Source::Edge);
+                fds.push(PollFd::new(body.socket(), PollFlags::POLLIN));
+            } else if self.out.is_some() && body.is_consumed() {
+                // The whole body is taken: the edge sends nothing more before the response is
+                // whole, so the socket turns readable only if the edge hung up.
+                sources.push(Source::EdgeHangUp);
+                fds.push(PollFd::new(body.socket(), PollFlags::from_bits_retain(libc::POLLRDHUP)));
+            }
+            // Without a pidfd, the script's exit is looked for at least every tenth of a second.
+            let exited = group.has_exited();
+            let most = if group.exit_fd().is_some() || exited { 60_000 } else { 100 };
+            if let Some(fd) = group.exit_fd() {
+                sources.push(Source::Exit);
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            let timeout = match at_hand {
+                true => PollTimeout::ZERO,
+                false => {
+                    PollTimeout::try_from(left.as_millis().min(most) as u32 + 1).unwrap_or(PollTimeout::MAX)
+                }
+            };
+            match poll(&mut fds, timeout) {
+                Ok(0) if !at_hand => continue,
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => return Connection::Close,
+                Ok(_) => {}
+            }
+            let ready: Vec<Source> = sources
+                .iter()
+                .zip(&fds)
+                .filter(|(_, fd)| fd.any().unwrap_or(true))
+                .map(|(s, _)| *s)
+                .collect();
+            drop(fds);
+            if ready.contains(&Source::EdgeHangUp) {
+                tracing::debug!(script = %self.name, "the edge went away before the response was whole");
+                return Connection::Close;
+            }
+            if at_hand || ready.contains(&Source::Edge) {
+                if let Err(error) = feed.fill(body) {
+                    // The edge is gone or broke the framing: no one waits for an answer, and the
+                    // script must not act on a body cut short.
+                    tracing::debug!(script = %self.name, %error, "the request body did not arrive whole");
+                    return Connection::Close;
+                }
+            }
+            if ready.contains(&Source::Stdin) {
+                feed.flush();
+            }
+            if ready.contains(&Source::Stdout) {
+                match stdout.read(&mut buffer) {
+                    // A signal (the master's SIGUSR1) is not the end of the output.
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Ok(0) | Err(_) => out_open = false,
+                    Ok(n) => {
+                        if let Some(connection) = self.take_output(&buffer[..n], body) {
+                            return connection;
+                        }
                     }
                 }
             }
-        }
-        if ready.contains(&Source::Stderr) {
-            match stderr.read(&mut buffer) {
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Ok(0) | Err(_) => err_open = false,
-                Ok(n) => log_stderr(&buffer[..n], &mut stderr_line, name),
+            if ready.contains(&Source::Stderr) {
+                match stderr.read(&mut buffer) {
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Ok(0) | Err(_) => err_open = false,
+                    Ok(n) => log_stderr(&buffer[..n], &mut self.stderr_line, self.name),
+                }
             }
         }
-    }
-    // The script's end of file on stdin, if it was still being fed.
-    drop(feed);
-    if !stderr_line.is_empty() {
-        log_stderr(b"\n", &mut stderr_line, name);
-    }
-    if let Some(bad) = failed {
-        kill_group(&mut child);
-        if !out.head_sent() {
-            body.settle_for(&mut out, deadline);
-            let _ = out.simple(bad.status(), reason(bad.status()), bad.text());
+        if !self.stderr_line.is_empty() {
+            log_stderr(b"\n", &mut self.stderr_line, self.name);
         }
-        return;
+        self.after
     }
-    let _ = child.wait();
-    if matches!(state, Stdout::Head(_)) {
-        tracing::error!(script = %name, "AH01215: End of script output before headers: {name}");
-        body.settle_for(&mut out, deadline);
-        let _ = out.simple(500, reason(500), "The script sent no response.\n");
-        return;
+
+    /// A piece of stdout, into the response; `Some` when the relay must stop (output that
+    /// cannot become a response, or an edge that stopped taking it).
+    fn take_output<S: Read + AsFd>(&mut self, bytes: &[u8], body: &mut RequestBody<S>) -> Option<Connection> {
+        let Some(out) = self.out.as_mut() else {
+            // The response is finished or answered: later output has nowhere to go.
+            return None;
+        };
+        let bad = self.state.take(bytes, self.nph, out, self.name).err()?;
+        if out.head_sent() {
+            self.out = None;
+            return Some(Connection::Close);
+        }
+        self.answer(body, bad.status(), bad.text());
+        Some(Connection::Reusable)
     }
-    // What the script left of its body is dropped before the response ends, so the edge never
-    // sees a complete response on a connection that still carries part of a body. Should that
-    // fail (the edge gone, or out of time), the response is left unfinished: the edge's own
-    // Timeout has answered the client by then.
-    if !body.is_consumed() && !body.discard_rest(deadline) {
-        return;
+
+    /// Stdout has closed and the body is taken: the response ends here, whether or not the
+    /// script still runs (`lingering`). `Some` when the relay must stop.
+    fn end_of_output<S: Read + AsFd>(
+        &mut self,
+        body: &mut RequestBody<S>,
+        lingering: bool,
+    ) -> Option<Connection> {
+        if matches!(self.state, Stdout::Head(_)) {
+            tracing::error!(script = %self.name, "AH01215: End of script output before headers: {}", self.name);
+            self.answer(body, 500, "The script sent no response.\n");
+            return Some(Connection::Reusable);
+        }
+        // What the script left of its body is dropped before the response ends, so the edge
+        // never sees a complete response on a connection that still carries part of a body.
+        // Should that fail (the edge gone, or out of time), the response is left unfinished:
+        // the edge's own Timeout has answered the client by then.
+        if !body.is_consumed() && !body.discard_rest(self.deadline) {
+            self.out = None;
+            return Some(Connection::Close);
+        }
+        if lingering {
+            // The worker stays with the script until it exits or times out, so the edge must
+            // not send another request here meanwhile, though the head offered keep-alive. Shut
+            // for reading before the response is whole, the socket refuses the edge's next
+            // write (EPIPE), which the edge takes as a request left unread and sends elsewhere;
+            // shut after, the edge could write in between and wait until the time limit.
+            // SAFETY: shutdown on a descriptor the body borrows; it stays open.
+            unsafe { libc::shutdown(body.socket().as_raw_fd(), libc::SHUT_RD) };
+            self.after = Connection::Close;
+        }
+        let finished = self.out.take().map(ResponseWriter::finish);
+        if !matches!(finished, Some(Ok(()))) {
+            return Some(Connection::Close);
+        }
+        None
     }
-    let _ = out.finish();
+
+    /// An error answer, when nothing of the response has gone out.
+    fn answer<S: Read + AsFd>(&mut self, body: &mut RequestBody<S>, status: u16, text: &str) {
+        if let Some(mut out) = self.out.take() {
+            body.settle_for(&mut out, self.deadline);
+            let _ = out.simple(status, reason(status), text);
+        }
+    }
+
+    /// Timeout: the group is killed; a 504 when nothing of the response went out yet.
+    fn time_out(&mut self, group: &mut ScriptGroup) -> Connection {
+        let name = self.name;
+        if self.out.is_some() || !group.has_exited() {
+            tracing::error!(script = %name, "AH01220: Timeout waiting for output from CGI script {name}");
+        }
+        group.kill();
+        match self.out.take() {
+            Some(mut out) if !out.head_sent() => {
+                out.without_keep_alive();
+                let _ = out.simple(504, reason(504), "The script did not answer in time.\n");
+                Connection::Close
+            }
+            Some(_) => Connection::Close,
+            // The response went out whole before: the connection is fine, but the worker is
+            // only now free; the edge was told nothing more follows (see `relay`).
+            None => Connection::Close,
+        }
+    }
+}
+
+/// How long a script whose stdout has closed is given to exit before the worker counts it as
+/// lingering: most close stdout as they exit (php-cgi among them), and a worker that waits for
+/// one keeps its connection to the edge from carrying another request.
+const EXIT_GRACE: Duration = Duration::from_millis(100);
+
+/// Whether the script exits within [`EXIT_GRACE`].
+fn exits_soon(group: &mut ScriptGroup) -> bool {
+    let until = Instant::now() + EXIT_GRACE;
+    while !group.has_exited() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let millis = PollTimeout::try_from(left.as_millis() as u32 + 1).unwrap_or(PollTimeout::MAX);
+        match group.exit_fd() {
+            Some(fd) => {
+                let _ = poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], millis);
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(10))),
+        }
+    }
+    true
 }
 
 /// The descriptors the loop waits on.
@@ -184,6 +338,10 @@ enum Source {
     Stdin,
     /// The edge's socket, with body to read.
     Edge,
+    /// The edge's socket, hung up while the response is still being made.
+    EdgeHangUp,
+    /// The script has exited.
+    Exit,
 }
 
 /// The script's stdin, fed from the request body through one bounded buffer.
@@ -293,25 +451,33 @@ mod tests {
     /// An edge that sends `len` bytes of body (`head -c` from /dev/zero) on its end of a socket
     /// pair, and the worker's end.
     fn edge_sending(len: u64) -> (Child, UnixStream) {
+        edge_sending_keeping(len).0
+    }
+
+    /// [`edge_sending`], and a copy of the edge's end: open while it lives, as the real edge's
+    /// is while it waits for the response (a closed one means the edge went away).
+    fn edge_sending_keeping(len: u64) -> ((Child, UnixStream), UnixStream) {
         let (edge, worker) = UnixStream::pair().unwrap();
+        let kept = edge.try_clone().unwrap();
         let sender = Command::new("head")
             .args(["-c", &len.to_string(), "/dev/zero"])
             .stdout(Stdio::from(OwnedFd::from(edge)))
             .spawn()
             .unwrap();
-        (sender, worker)
+        ((sender, worker), kept)
     }
 
     /// Relays `text`'s script with a body of `len` bytes; the response as written to the edge,
     /// and whether the body was taken whole.
     fn relay_with_body(text: &str, len: u64) -> (String, bool) {
-        let (mut sender, worker) = edge_sending(len);
+        let ((mut sender, worker), waiting) = edge_sending_keeping(len);
         let mut body = RequestBody::new(&worker, Vec::new(), len, false);
         let mut sent = Vec::new();
         let settings = Script { name: "test", nph: false, timeout: Duration::from_secs(30) };
         relay(&settings, script(text), &mut body, ResponseWriter::new(&mut sent));
         let _ = sender.kill();
         let _ = sender.wait();
+        drop(waiting);
         (String::from_utf8_lossy(&sent).into_owned(), body.is_consumed())
     }
 

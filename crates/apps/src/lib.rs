@@ -8,6 +8,7 @@
 
 pub mod body;
 pub mod cgi;
+mod cgi_group;
 mod cgi_head;
 mod cgi_output;
 mod cgi_relay;
@@ -44,6 +45,9 @@ pub struct HttpWorker {
     pub head_limits: HeadLimits,
     /// Registered handlers and their paths, most specific first.
     pub handlers: Vec<(String, Box<dyn Handler>)>,
+    /// `StatusQueryStrings`: whether the request line this worker shows in the scoreboard
+    /// keeps its query string (server-status lists it, and every worker can read the board).
+    pub status_query_strings: bool,
 }
 
 impl HttpWorker {
@@ -53,7 +57,13 @@ impl HttpWorker {
         mut handlers: Vec<(String, Box<dyn Handler>)>,
     ) -> HttpWorker {
         handlers.sort_by_key(|(route, _)| std::cmp::Reverse(route.len()));
-        HttpWorker { cgi, head_limits, handlers }
+        HttpWorker { cgi, head_limits, handlers, status_query_strings: false }
+    }
+
+    /// Shows request lines with their query strings in the scoreboard (`StatusQueryStrings On`).
+    pub fn showing_query_strings(mut self, show: bool) -> HttpWorker {
+        self.status_query_strings = show;
+        self
     }
 }
 
@@ -82,7 +92,11 @@ impl ConnectionHandler for HttpWorker {
                 return AfterRequest::Close;
             }
         };
-        slot.begin_request(&format!("{} {} {}", request.method, request.target, request.protocol));
+        let target = match self.status_query_strings {
+            true => request.target.as_str(),
+            false => request.target.split_once('?').map_or(request.target.as_str(), |(path, _)| path),
+        };
+        slot.begin_request(&format!("{} {} {}", request.method, target, request.protocol));
         let keep_alive =
             keep_alive && !request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let counted = CountingWriter::new(stream, Instant::now() + self.cgi.timeout, self.cgi.timeout);
@@ -140,8 +154,7 @@ impl HttpWorker {
         }
         let refusal = match self.cgi.target(&path) {
             Some(Ok(target)) => {
-                cgi::serve(&self.cgi, &target, request, body, out);
-                return AfterRequest::KeepAlive;
+                return cgi::serve(&self.cgi, &target, request, body, out);
             }
             Some(Err(Refusal::Forbidden)) => 403,
             Some(Err(Refusal::NotFound)) | None => 404,

@@ -236,6 +236,9 @@ pub struct Config {
     pub edge_user: Option<String>,
     /// `EdgeGroup` (weir): the edge's group.
     pub edge_group: Option<String>,
+    /// `UnsafeAllowUserRoot` (weir): lets `User` be root, which Apache refuses and weir refuses
+    /// without it; for development only, and warned about on every start.
+    pub unsafe_allow_user_root: bool,
     /// Where the supervisor writes its pid.
     pub pid_file: PathBuf,
     /// Directory for the pool's Unix socket and the bound-address file.
@@ -273,6 +276,10 @@ pub struct Config {
     pub cgi_interpreters: Vec<(String, PathBuf)>,
     /// What the `Server` header and SERVER_SOFTWARE say.
     pub server_tokens: ServerTokens,
+    /// `StatusQueryStrings` (weir): whether server-status shows the query strings of the
+    /// request lines it lists. Off by default: they carry tokens and session ids, and a
+    /// worker's last request line stays on the page after the request ended.
+    pub status_query_strings: bool,
     /// Resource limits for workers and scripts.
     pub rlimits: RLimits,
     /// `<Location>` sections (server-status and its access rules).
@@ -306,6 +313,7 @@ impl Config {
             user: None,
             group: None,
             edge_user: None,
+            unsafe_allow_user_root: false,
             edge_group: None,
             pid_file: server_root.join("run/weir.pid"),
             runtime_dir: server_root.join("run"),
@@ -323,6 +331,7 @@ impl Config {
             script_aliases: Vec::new(),
             cgi_interpreters: Vec::new(),
             server_tokens: ServerTokens::default(),
+            status_query_strings: false,
             rlimits: RLimits::default(),
             locations: Vec::new(),
             edge: EdgeLimits::default(),

@@ -215,6 +215,15 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "UnsafeAllowUserRoot",
+        args: (1, 1),
+        help: "weir: On lets User be root, so every script and Handler runs as root; for development only, warned about on every start",
+        apply: |config, args| {
+            config.unsafe_allow_user_root = values::on_off("UnsafeAllowUserRoot", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
         name: "EdgeGroup",
         args: (1, 1),
         help: "Group the edge runs as when started as root: a name or #gid",
@@ -498,6 +507,15 @@ pub const DIRECTIVES: &[Directive] = &[
         help: "Whether persistent connections should be On or Off",
         apply: |config, args| {
             config.edge.keep_alive = values::on_off("KeepAlive", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "StatusQueryStrings",
+        args: (1, 1),
+        help: "weir: whether server-status shows the query strings of request lines (tokens, session ids); default Off",
+        apply: |config, args| {
+            config.status_query_strings = values::on_off("StatusQueryStrings", &args[0])?;
             Ok(())
         },
     },

@@ -114,41 +114,127 @@ fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     }
     write_private(key_path, pair.signing_key.serialize_pem().as_bytes()).map_err(|e| fail(e.to_string()))?;
-    std::fs::write(cert_path, pair.cert.pem()).map_err(|e| fail(e.to_string()))?;
+    write_new(cert_path, pair.cert.pem().as_bytes(), 0o644).map_err(|e| fail(e.to_string()))?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed certificate for localhost");
     Ok(())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_new(path, bytes, 0o600)
+}
+
+/// A new file, created exclusively and never through a symlink (this runs as root): a file or a
+/// dangling symlink already there by that name is an error, not a target.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
     file.write_all(bytes)
 }
 
-/// A certificate's subject as mod_ssl's SSL_CLIENT_S_DN gives it (RFC 2253 order and form).
+/// A certificate's subject as SSL_CLIENT_S_DN, in RFC 4514's string form: the most specific RDN
+/// first, `+` between the attributes of one RDN. Every subject of a certificate rustls accepted
+/// has one: strings of any ASN.1 string type are decoded, other values (and attributes known
+/// only by number) are written as `#` and their DER in hex, and control characters are
+/// escaped (`\0D`), so nothing in a subject can break the line it is passed on.
 pub fn subject_dn(der: &[u8]) -> Option<String> {
     let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
-    let mut parts = Vec::new();
+    let mut rdns = Vec::new();
     for rdn in certificate.subject().iter_rdn() {
-        for attribute in rdn.iter() {
-            let key =
-                x509_parser::objects::oid2abbrev(attribute.attr_type(), x509_parser::objects::oid_registry())
-                    .map(str::to_string)
-                    .unwrap_or_else(|_| attribute.attr_type().to_id_string());
-            let value = attribute.as_str().ok()?;
-            parts.push(format!("{key}={}", escape_dn(value)));
-        }
+        let attributes: Vec<String> = rdn
+            .iter()
+            .map(|attribute| {
+                let name = x509_parser::objects::oid2abbrev(
+                    attribute.attr_type(),
+                    x509_parser::objects::oid_registry(),
+                )
+                .ok();
+                let value = attribute.attr_value();
+                match (name, dn_string(value)) {
+                    (Some(name), Some(text)) => format!("{name}={}", escape_dn(&text)),
+                    _ => format!(
+                        "{}=#{}",
+                        name.map_or_else(|| attribute.attr_type().to_id_string(), str::to_string),
+                        hex(&der_of(value))
+                    ),
+                }
+            })
+            .collect();
+        rdns.push(attributes.join("+"));
     }
-    // RFC 2253 lists the most specific RDN first.
-    parts.reverse();
-    Some(parts.join(","))
+    // RFC 4514 lists the most specific RDN first.
+    rdns.reverse();
+    Some(rdns.join(","))
 }
 
+/// The text of a string-typed attribute value; `None` for any other type, or bytes its type
+/// does not allow.
+fn dn_string(value: &x509_parser::der_parser::asn1_rs::Any<'_>) -> Option<String> {
+    use x509_parser::der_parser::asn1_rs::Tag;
+    let data = value.data;
+    match value.header.tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::NumericString | Tag::VisibleString => {
+            std::str::from_utf8(data).ok().map(str::to_string)
+        }
+        // T.61 as Latin-1, the way OpenSSL reads it.
+        Tag::TeletexString => Some(data.iter().map(|&b| char::from(b)).collect()),
+        Tag::BmpString if data.len() % 2 == 0 => {
+            let units = data.chunks_exact(2).map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
+            char::decode_utf16(units).collect::<Result<String, _>>().ok()
+        }
+        Tag::UniversalString if data.len() % 4 == 0 => data
+            .chunks_exact(4)
+            .map(|quad| char::from_u32(u32::from_be_bytes([quad[0], quad[1], quad[2], quad[3]])))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// The DER encoding of a value: its tag, definite length and contents.
+fn der_of(value: &x509_parser::der_parser::asn1_rs::Any<'_>) -> Vec<u8> {
+    let mut out = match value.header.raw_tag() {
+        Some(raw) => raw.to_vec(),
+        None => {
+            let class = (value.header.class() as u8) << 6;
+            let constructed = if value.header.is_constructed() { 0x20 } else { 0 };
+            vec![class | constructed | (value.header.tag().0 as u8 & 0x1f)]
+        }
+    };
+    let len = value.data.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(value.data);
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// RFC 4514's escaping: the special characters with a backslash, a leading space or `#` and a
+/// trailing space too; control characters (NUL, CR, LF…) as `\` and the hex of their bytes.
 fn escape_dn(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
+    let count = value.chars().count();
     for (i, c) in value.chars().enumerate() {
-        let edge = (i == 0 && (c == ' ' || c == '#')) || (i + 1 == value.chars().count() && c == ' ');
+        let edge = (i == 0 && (c == ' ' || c == '#')) || (i + 1 == count && c == ' ');
+        if c.is_control() {
+            let mut utf8 = [0u8; 4];
+            for byte in c.encode_utf8(&mut utf8).bytes() {
+                out.push_str(&format!("\\{byte:02X}"));
+            }
+            continue;
+        }
         if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') {
             out.push('\\');
         }
@@ -165,4 +251,26 @@ pub fn certificate_summary(path: &Path) -> Option<(String, String)> {
     let (_, certificate) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
     let expiry = certificate.validity().not_after.to_rfc2822().unwrap_or_else(|_| "unknown".to_string());
     Some((subject, expiry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject_of(dn: rcgen::DistinguishedName) -> Option<String> {
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = dn;
+        let key = rcgen::KeyPair::generate().unwrap();
+        subject_dn(params.self_signed(&key).unwrap().der())
+    }
+
+    #[test]
+    fn every_subject_has_an_rfc_4514_form() {
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, "a,b\r\n#x ");
+        let bmp = rcgen::string::BmpString::try_from("Wässer").unwrap();
+        dn.push(rcgen::DnType::OrganizationName, rcgen::DnValue::BmpString(bmp));
+        dn.push(rcgen::DnType::CustomDnType(vec![1, 3, 6, 1, 4, 1, 99999, 1]), "id");
+        assert_eq!(subject_of(dn).unwrap(), "1.3.6.1.4.1.99999.1=#0c026964,O=Wässer,CN=a\\,b\\0D\\0A#x\\ ");
+    }
 }

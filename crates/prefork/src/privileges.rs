@@ -24,7 +24,7 @@ pub enum PrivilegeError {
     #[error("Group {0} does not exist on this system")]
     NoSuchGroup(String),
     /// `User root`: code in workers would run with every privilege.
-    #[error("User must not be root: scripts and Handlers would run as root")]
+    #[error("User must not be root: scripts and Handlers would run as root (for development only, UnsafeAllowUserRoot On allows it)")]
     RootWorkers,
     /// `EdgeUser root`: the process facing the Internet would keep every privilege.
     #[error("EdgeUser must not be root: the edge faces the Internet")]
@@ -55,16 +55,18 @@ pub struct Identities {
 impl Identities {
     /// Resolves every role's account when running as root; `None` otherwise (every role then
     /// stays the invoking user, as Apache's do).
+    /// `root_workers`: `UnsafeAllowUserRoot On`, which lets `User` be root (development only).
     pub fn resolve(
         user: Option<&str>,
         group: Option<&str>,
         edge_user: Option<&str>,
         edge_group: Option<&str>,
+        root_workers: bool,
     ) -> Result<Option<Identities>, PrivilegeError> {
         if !Uid::effective().is_root() {
             return Ok(None);
         }
-        let Some(workers) = Account::resolve(user, group)? else {
+        let Some(workers) = Account::resolve(user, group, root_workers)? else {
             return Ok(None);
         };
         let (edge, edge_fallback) = match edge_user {
@@ -103,12 +105,17 @@ impl Account {
     /// Resolves `User`/`Group` when running as root. Started as root without `User`, weir runs
     /// its workers as `nobody`, never as root. Started as anyone else, `None`: roles run as the
     /// invoking user, as Apache does.
-    pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Option<Account>, PrivilegeError> {
+    /// `User root` is refused, as Apache refuses it, unless `allow_root` (UnsafeAllowUserRoot).
+    pub fn resolve(
+        user: Option<&str>,
+        group: Option<&str>,
+        allow_root: bool,
+    ) -> Result<Option<Account>, PrivilegeError> {
         if !Uid::effective().is_root() {
             return Ok(None);
         }
         let account = account(user.unwrap_or("nobody"), group)?;
-        if account.uid.is_root() {
+        if account.uid.is_root() && !allow_root {
             return Err(PrivilegeError::RootWorkers);
         }
         Ok(Some(account))
