@@ -6,7 +6,7 @@
 //! lands there too. No background writer thread: the forking roles must stay single-threaded.
 
 use std::fmt;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -22,6 +22,30 @@ pub fn init(max_level: Level) {
         .with_writer(std::io::stderr)
         .event_format(ApacheFormat)
         .try_init();
+}
+
+/// Standard error as it was before a reload pointed it at the new configuration's ErrorLog:
+/// put back when the reload fails, so the generation that keeps serving keeps its log.
+pub struct PreviousStderr(OwnedFd);
+
+impl PreviousStderr {
+    pub fn restore(self) {
+        // SAFETY: dup2 onto descriptor 2 from a descriptor this value owns.
+        unsafe { libc::dup2(self.0.as_raw_fd(), 2) };
+    }
+}
+
+/// [`redirect_stderr`], keeping what standard error was.
+pub fn redirect_stderr_keeping(path: &Path) -> std::io::Result<PreviousStderr> {
+    // SAFETY: F_DUPFD_CLOEXEC duplicates descriptor 2 into a new descriptor only we own.
+    let previous = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
+    if previous < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `previous` was just created and nothing else owns it.
+    let previous = PreviousStderr(unsafe { OwnedFd::from_raw_fd(previous) });
+    redirect_stderr(path)?;
+    Ok(previous)
 }
 
 /// Points standard error at the ErrorLog file (appending, created if missing).

@@ -603,11 +603,6 @@ impl Running {
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
-        if let Some(path) = &config.error_log {
-            // Reopened, so logrotate's moved file is let go.
-            crate::errorlog::redirect_stderr(path)
-                .map_err(|e| format!("ErrorLog {}: {e}", path.display()))?;
-        }
         let listeners =
             sockets::rebind(&config.listeners, &self.current.listeners).map_err(|e| e.to_string())?;
         let number = self.current.number + 1;
@@ -636,6 +631,16 @@ impl Running {
             edge: Child::new(Role::Edge),
             stop_deadline: None,
         };
+        // The new generation's roles inherit standard error, so the ErrorLog is reopened before
+        // they are forked (which lets logrotate's moved file go), and put back if they never
+        // become ready: the generation that keeps serving keeps logging where it did.
+        let previous_stderr = match &fresh.config.error_log {
+            Some(path) => Some(
+                crate::errorlog::redirect_stderr_keeping(path)
+                    .map_err(|e| format!("ErrorLog {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
         // The old generation waits among the draining ones (not yet told to stop, so nothing
         // drives it there), so that a role of it that exits meanwhile is reaped as its own and
         // its pid never signalled again.
@@ -646,6 +651,11 @@ impl Running {
         let started =
             self.start_generation_roles().map_err(|e| e.to_string()).and_then(|()| self.wait_ready(signals));
         self.starting_generation = false;
+        if started.is_err() {
+            if let Some(previous) = previous_stderr {
+                previous.restore();
+            }
+        }
         let Some(at) = self.draining.iter().position(|g| g.number == old_number) else {
             return Err("the running generation was lost during the reload".to_string());
         };

@@ -136,6 +136,39 @@ fn a_reload_to_a_foreign_key_fails_loudly_and_the_old_generation_serves() {
     weir.stop();
 }
 
+/// A reload that names a new ErrorLog and fails: the generation that keeps serving keeps its
+/// log, so the supervisor's "reload failed" and what comes after it land in the old file.
+#[test]
+fn a_failed_reload_leaves_the_error_log_where_it_was() {
+    let mut weir = Site::new().start("");
+    let old_log = weir.path().join("error.log");
+    let new_log = weir.path().join("new-error.log");
+    replace_in_conf(
+        &weir,
+        &format!("ErrorLog {}", old_log.display()),
+        &format!("ErrorLog {}", new_log.display()),
+    );
+    write_foreign_key(&weir);
+    let failures_before = log_count(&weir, "reload failed");
+    sighup(&weir);
+    assert!(
+        wait_until(Duration::from_secs(30), || log_count(&weir, "reload failed") > failures_before),
+        "no 'reload failed' line in the old ErrorLog\n{}",
+        weir.logs()
+    );
+    let new_text = std::fs::read_to_string(&new_log).unwrap_or_default();
+    assert!(!new_text.contains("reload failed"), "the failed reload moved the log:\n{new_text}");
+    // Later lines of the serving generation still go to the old file.
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    assert_eq!(client.get("/").unwrap().status, 200);
+    weir.stop();
+    assert!(
+        std::fs::read_to_string(&old_log).unwrap_or_default().contains("caught SIGTERM"),
+        "the stop was not logged in the old ErrorLog\n{}",
+        weir.logs()
+    );
+}
+
 #[test]
 fn a_reload_to_a_document_root_the_edge_cannot_read_is_refused() {
     let mut weir = Site::new().start("");
