@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # weir against Apache prefork + mod_ssl and nginx -> Apache prefork, on loopback.
 #
-#   benches/run.sh                 # full run (about 15 minutes on 2 cores), writes benches/RESULTS.md
-#   QUICK=1 benches/run.sh         # every scenario once and briefly (about 5 minutes)
+#   benches/run.sh                 # full run (about 25 minutes on 2 cores), writes benches/RESULTS.md
+#   QUICK=1 benches/run.sh         # every scenario once and briefly (about 6 minutes)
 #
 # See benches/README.md for the scenarios, the knobs and how to read RESULTS.md.
 set -Eeuo pipefail
@@ -18,6 +18,7 @@ if [[ $QUICK == 1 ]]; then
     : "${BENCH_DURATION:=3}" "${BENCH_REPEAT:=1}" "${ATTACK_CONNS:=1000}" "${ATTACK_PROBE_SECONDS:=6}"
     : "${MEM_CONNS:=2000}" "${BENCH_CRITERION_TIME:=1}" "${BENCH_PERF:=0}"
     : "${HANDSHAKE_SILENT:=1000}" "${HANDSHAKE_STALLING:=1000}" "${HANDSHAKE_PROBE_SECONDS:=6}"
+    : "${CHAOS_SECONDS:=60}"
 fi
 BENCH_DURATION=${BENCH_DURATION:-8}          # seconds per load run
 BENCH_REPEAT=${BENCH_REPEAT:-3}              # runs per (scenario, stack); medians and ranges
@@ -41,7 +42,7 @@ BENCH_CRITERION=${BENCH_CRITERION:-1}        # 0 skips the cargo (criterion) ben
 BENCH_CRITERION_TIME=${BENCH_CRITERION_TIME:-2}
 BENCH_BUILD=${BENCH_BUILD:-1}                # 0: use the binaries already in target/release
 BENCH_PERF=${BENCH_PERF:-1}                  # 1: profile weir's edge serving the static file
-PHASES=${BENCH_PHASES:-"criterion memory burst load attack handshake bigbody"}
+PHASES=${BENCH_PHASES:-"criterion memory burst load attack handshake bigbody chaos"}
 STACKS=${BENCH_STACKS:-"apache nginx weir"}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 WEIR_BIN=${WEIR_BIN:-$TARGET_DIR/release/weir}
@@ -668,6 +669,28 @@ SpillLimit $((BIGBODY_SIZE * 4))" start_weir weir "$WEIR_BIN" 10
     stop_stack weir
 }
 
+# Chaos: CHAOS_SECONDS of steady load on weir while a random edge, pool master or worker is
+# SIGKILLed every ~CHAOS_KILL_EVERY s and `weir reload` runs every ~CHAOS_RELOAD_EVERY s
+# (tools/chaos.py). Failed requests (and whether a kill was under way), recovery times, leaked
+# scoreboard slots and orphaned processes go to results.jsonl and RESULTS.md.
+CHAOS_SECONDS=${CHAOS_SECONDS:-600}
+phase_chaos() {
+    log "chaos: $CHAOS_SECONDS s of load; SIGKILL every ~${CHAOS_KILL_EVERY:-4} s, reload every ~${CHAOS_RELOAD_EVERY:-5} s"
+    # Every process of this weir carries the mark in its environment (CGI scripts carry the
+    # script directory in SCRIPT_FILENAME): the orphan count is this run's only.
+    local mark="$W/cgi-bin/"
+    WEIR_CHAOS_RUN=$mark WEIR_EXTRA_CONF="<Location /server-status>
+SetHandler server-status
+Require local
+</Location>" start_weir weir "$WEIR_BIN" 32
+    python3 "$TOOLS/chaos.py" "${ROOTS[weir]}" "https://127.0.0.1:${PORT[weir]}" "$WEIR_BIN" \
+        "$W/weir/weir.conf" "$mark" "$CHAOS_SECONDS" "$W/out/chaos.json" >"$W/out/chaos.txt"
+    stop_stack weir
+    python3 "$TOOLS/chaos.py" orphans "$mark" "$W/out/chaos-orphans.json"
+    record phase=chaos result=@"$W/out/chaos.json" after_stop=@"$W/out/chaos-orphans.json"
+    log "  chaos: $(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["requests"], "requests,", c["failed_in_flight_on_a_kill"], "failed in flight on a kill,", c["failed_otherwise"], "otherwise;", sum(c["kills"].values()), "kills,", c["reloads"], "reloads;", c["leaked_slots"], "leaked slots,", c["orphans_during"] + c["orphans_at_end"], "orphans")' "$W/out/chaos.json")"
+}
+
 # For poking at the stacks by hand: BENCH_PHASES=serve benches/run.sh (Ctrl-C stops them).
 phase_serve() {
     local s
@@ -710,6 +733,7 @@ RUN_SECONDS=$(($(date +%s) - RUN_START))
     echo "handshake_probe_seconds=$HANDSHAKE_PROBE_SECONDS"
     echo "mem_conns_apache=$MEM_CONNS_APACHE"
     echo "burst=$BURST"
+    echo "chaos_seconds=$CHAOS_SECONDS"
     echo "newtls_clients=$NEWTLS_CLIENTS"
     echo "newtls_conc=$NEWTLS_CONC"
     echo "phases=$PHASES"

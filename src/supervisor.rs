@@ -250,6 +250,7 @@ impl Supervisor {
             }
             running.restart_lost_roles();
             running.retire_drained();
+            kill_orphaned_scripts();
             if !running.announced && running.current.pool.is_ready() && running.current.edge.is_ready() {
                 running.announced = true;
                 running.announce();
@@ -377,8 +378,21 @@ impl Running {
 
     /// Records that `pid` exited (`how`), whichever generation it belonged to.
     fn reaped(&mut self, pid: Pid, how: &str) {
-        let old = self.draining.iter_mut().flat_map(|g| g.children()).find(|c| c.pid() == Some(pid));
-        if let Some(child) = old {
+        let old = self.draining.iter_mut().find_map(|g| {
+            let number = g.number;
+            g.children().into_iter().find(|c| c.pid() == Some(pid)).map(|c| (number, c))
+        });
+        if let Some((number, child)) = old {
+            // A clean exit is the drain finishing; anything else (a crash, a kill from outside,
+            // the deadline's SIGKILL) is said, or a draining role could vanish without a word.
+            if how != "exit status 0" {
+                tracing::warn!(
+                    role = child.role.title(),
+                    pid = pid.as_raw(),
+                    "{} (pid {pid}) of old generation {number} {how}",
+                    child.role.title()
+                );
+            }
             child.phase = Phase::Gone;
             let (role, owner) = (child.role, child.slot_owner);
             if role == Role::PoolMaster {
@@ -794,6 +808,27 @@ fn kill_orphans(deadline: Instant) {
             asked = true;
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills the process group of every script that outlived its worker. Scripts run in process
+/// groups of their own; when their worker dies (SIGKILL, a hung-worker kill), what they started
+/// is re-parented here (the subreaper) and would run on with nothing to read its output. Roles
+/// and workers share the supervisor's group, so a child in another group is such a leftover.
+fn kill_orphaned_scripts() {
+    let ours = nix::unistd::getpgrp();
+    for pid in child_pids() {
+        let Ok(group) = nix::unistd::getpgid(Some(pid)) else {
+            continue;
+        };
+        if group == ours || group.as_raw() <= 1 {
+            continue;
+        }
+        tracing::warn!(
+            pid = pid.as_raw(),
+            "process {pid} (group {group}) outlived the worker that ran its script; killing its group"
+        );
+        let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
     }
 }
 

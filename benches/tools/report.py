@@ -354,6 +354,11 @@ def main(args):
         if r.get("phase") == "bigbody":
             bigbody_section(r["result"], w)
 
+    # ---- Chaos soak ------------------------------------------------------------------------------
+    for r in rows:
+        if r.get("phase") == "chaos":
+            chaos_section(r["result"], r.get("after_stop", {}), w)
+
     # ---- Criterion -------------------------------------------------------------------------------
     crit = [r for r in rows if r.get("phase") == "criterion"]
     if crit:
@@ -520,6 +525,68 @@ def bigbody_section(result, w):
             f"**{fmt_kib(t['edge_growth_kib'])}** | {fmt_kib(t['worker_idle_kib'])} | "
             f"**{fmt_kib(t['worker_growth_kib'])}** {'✓' if ok else '✗'} |"
         )
+    w("")
+
+
+def chaos_section(c, after, w):
+    """The chaos phase: steady load while edges, pool masters and workers are killed and the
+    configuration is reloaded; what failed, how fast the site came back, what leaked."""
+    w(f"## Chaos soak (weir, {c['seconds']:.0f} s)")
+    w("")
+    w(
+        f"{c['clients']} keep-alive clients at up to {c['rate']:g} requests/s in all "
+        f"({c['requests'] / max(c['seconds'], 1):.0f}/s achieved) (a 1 KiB static file and a "
+        f"CGI script, alternately; one in eight a script that sleeps 1 s); a random edge, pool master or worker SIGKILLed every "
+        f"~{c['kill_every_s']:g} s and `weir reload` every ~{c['reload_every_s']:g} s (each 0.5–1.5 × that). "
+        "Only requests in flight on a killed process may fail (counted as such when a kill fell while "
+        "they were under way). A request on a kept-alive connection that got no byte of an answer is "
+        "retried once on a new connection, as clients do for idempotent requests: that includes "
+        "connections a killed edge held, with or without a request read."
+    )
+    w("")
+    ok = (
+        c["failed_otherwise"] == 0
+        and c["leaked_slots"] == 0
+        and c["orphans_during"] == 0
+        and c["orphans_at_end"] == 0
+        and after.get("orphans_after_stop", 0) == 0
+        and c["not_recovered"] == 0
+    )
+    w("| figure | value | target |")
+    w("|---|---|---|")
+    w(f"| requests (answered 200) | {c['requests']} ({c['answered']}) | |")
+    w(f"| failed, in flight on a killed process | {c['failed_in_flight_on_a_kill']} | any |")
+    kinds = ", ".join(c.get("failure_kinds", [])) or "—"
+    w(f"| failed otherwise | **{c['failed_otherwise']}** | 0 {'✓' if c['failed_otherwise'] == 0 else '✗'} |")
+    w(f"| failure kinds | {kinds} | |")
+    w(f"| stale keep-alive connections retried | {c['retried_stale_keepalive']} | |")
+    w(f"| reloads (exit 0) | {c['reloads']} ({c['reloads_ok']}) | |")
+    rs = c["reload_seconds"]
+    if rs.get("n"):
+        w(f"| `weir reload` took (median / max) | {rs['median_s']} s / {rs['max_s']} s | |")
+    w(f"| kills not followed by an answer within 30 s | {c['not_recovered']} | 0 |")
+    w(f"| leaked scoreboard slots | **{c['leaked_slots']}** | 0 {'✓' if c['leaked_slots'] == 0 else '✗'} |")
+    orphans = c["orphans_during"] + c["orphans_at_end"] + after.get("orphans_after_stop", 0)
+    w(
+        f"| orphans (during / at the end / after the stop) | **{c['orphans_during']} / {c['orphans_at_end']} / "
+        f"{after.get('orphans_after_stop', '?')}** | 0 {'✓' if orphans == 0 else '✗'} |"
+    )
+    w(f"| verdict | {'✓' if ok else '✗'} | |")
+    w("")
+    w("| killed | times | recovery median | p95 | max |")
+    w("|---|---|---|---|---|")
+    for role, n in sorted(c["kills"].items()):
+        r = c["recovery"].get(role, {})
+        w(f"| {role} | {n} | {r.get('median_s', '—')} s | {r.get('p95_s', '—')} s | {r.get('max_s', '—')} s |")
+    w("")
+    w(
+        "Recovery: from the SIGKILL until a new connection gets a 200 for both the static file and the "
+        "CGI script (an edge is restarted after its backoff, 0.5 s doubling while it keeps being killed)."
+    )
+    if c.get("failed_otherwise_examples"):
+        w("")
+        w("Failures with no kill under way: " + "; ".join(
+            f"{e['t']} s {e['path']} {e['error']}" for e in c["failed_otherwise_examples"]))
     w("")
 
 

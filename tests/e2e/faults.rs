@@ -263,7 +263,7 @@ fn first_start_with_a_foreign_key_is_never_announced_ready() {
 }
 
 /// Slots server-status shows with a worker in them, against the workers that exist.
-fn slot_pids(client: &Client) -> Vec<i32> {
+pub(crate) fn slot_pids(client: &Client) -> Vec<i32> {
     let reply = client.get("/server-status?json").expect("server-status");
     let json: serde_json::Value = serde_json::from_slice(&reply.body).expect("server-status json");
     json["workers"]
@@ -277,7 +277,7 @@ fn slot_pids(client: &Client) -> Vec<i32> {
 }
 
 /// Every slot with a pid names a live worker: none is left behind by a dead pool master.
-fn assert_no_stale_slot(weir: &Weir, client: &Client) {
+pub(crate) fn assert_no_stale_slot(weir: &Weir, client: &Client) {
     let settled = wait_until(Duration::from_secs(15), || {
         slot_pids(client).iter().all(|pid| {
             procs::read(*pid).is_some_and(|p| p.cmdline == "weir: worker" || p.cmdline.contains("cgi-bin"))

@@ -11,6 +11,7 @@ mod config;
 mod contract;
 mod edge_rules;
 mod fairness;
+mod fault_table;
 mod faults;
 mod h2_parity;
 mod hardening15;

@@ -138,7 +138,7 @@ pub fn run(
             }
             if since.elapsed() >= master.settings.graceful_shutdown_timeout {
                 for pid in master.workers.keys() {
-                    let _ = kill(*pid, Signal::SIGKILL);
+                    kill_worker(*pid);
                 }
             }
             continue;
@@ -385,7 +385,7 @@ impl Master<'_> {
         for (pid, worker) in self.workers.iter_mut() {
             if let Some(sent) = worker.terminated {
                 if sent.elapsed() >= KILL_AFTER {
-                    let _ = kill(*pid, Signal::SIGKILL);
+                    kill_worker(*pid);
                 }
                 continue;
             }
@@ -527,4 +527,21 @@ mod tests {
         assert_eq!(jittered(0), 0);
         assert_eq!(jittered(5), 5);
     }
+}
+
+/// SIGKILL for a worker, and first for the process group of each script it runs: a worker
+/// killed outright cannot kill its scripts' groups itself, and what they started would run on,
+/// re-parented, with nothing to read its output.
+fn kill_worker(pid: Pid) {
+    let ours = nix::unistd::getpgrp();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for child in children.split_whitespace().filter_map(|c| c.parse::<i32>().ok()) {
+        // Scripts lead groups of their own; anything in ours is not a script's.
+        if let Ok(group) = nix::unistd::getpgid(Some(Pid::from_raw(child))) {
+            if group != ours && group.as_raw() > 1 {
+                let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+            }
+        }
+    }
+    let _ = kill(pid, Signal::SIGKILL);
 }
