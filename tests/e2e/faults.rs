@@ -431,6 +431,49 @@ fn after_kills_and_reloads_the_supervisor_signals_no_gone_process_and_stops_prom
     assert!(!logs.contains("outlived GracefulShutdownTimeout"), "{logs}");
 }
 
+/// With a request in a worker and a long GracefulShutdownTimeout, the supervisor's SIGKILL still
+/// takes the pool master, the busy worker and its script down within moments: no one is left
+/// to wait for a graceful stop.
+#[test]
+fn sigkill_on_the_supervisor_does_not_wait_for_busy_workers() {
+    // A duration no other test uses, to find this script among the machine's processes.
+    const SLEEP: &str = "sleep 23.25";
+    let script_running = || procs::all().iter().any(|p| p.cmdline == SLEEP);
+    let site = Site::new();
+    site.script(
+        "slow",
+        &format!("#!/bin/sh\n{SLEEP}\nprintf 'Content-Type: text/plain\\r\\n\\r\\nlate\\n'\n"),
+    );
+    let mut weir = site.start("GracefulShutdownTimeout 60\nTimeout 60\n");
+    let (master, _) = weir.roles();
+    let pgid = weir.pid();
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let request = std::thread::spawn(move || client.get("/cgi-bin/slow"));
+    assert!(wait_until(Duration::from_secs(10), script_running), "the script never started\n{}", weir.logs());
+    let mut child = weir.child.take().expect("supervisor");
+    let killed = std::time::Instant::now();
+    child.kill().expect("SIGKILL the supervisor");
+    let _ = child.wait();
+    let gone = wait_until(Duration::from_secs(5), || procs::read(master.pid).is_none());
+    let took = killed.elapsed();
+    if !gone {
+        // SAFETY: kill takes plain integers; a negative pid names the process group.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+    assert!(
+        gone,
+        "the pool master waited for its busy worker after the supervisor's SIGKILL\n{}",
+        weir.logs()
+    );
+    eprintln!("pool master gone {took:?} after the supervisor's SIGKILL, with a busy worker");
+    assert!(
+        wait_until(Duration::from_secs(5), || !script_running()),
+        "the busy worker's script outlived the tree"
+    );
+    assert!(weir.logs().contains("the supervisor is gone"), "{}", weir.logs());
+    let _ = request.join();
+}
+
 #[test]
 fn sigkill_on_the_supervisor_takes_the_tree_down_and_frees_the_listeners() {
     let weir = Site::new().start("");

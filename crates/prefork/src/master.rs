@@ -123,6 +123,9 @@ pub fn run(
         crashes: VecDeque::new(),
         storm_logged: false,
     };
+    // The supervisor, whose death hands this process to another parent.
+    let parent = nix::unistd::getppid();
+    let mut orphan_logged = false;
     for _ in 0..start {
         master.spawn_worker();
     }
@@ -136,7 +139,17 @@ pub fn run(
             if master.workers.is_empty() {
                 std::process::exit(0);
             }
-            if since.elapsed() >= master.settings.graceful_shutdown_timeout {
+            // With the supervisor gone the site is down already and no one waits for a graceful
+            // stop: workers and their scripts go at once, so nothing of the tree outlives it by
+            // more than a moment.
+            let orphaned = nix::unistd::getppid() != parent;
+            if orphaned && !std::mem::replace(&mut orphan_logged, true) {
+                tracing::warn!(
+                    workers = master.workers.len(),
+                    "the supervisor is gone; pool master stopping its workers at once"
+                );
+            }
+            if orphaned || since.elapsed() >= master.settings.graceful_shutdown_timeout {
                 for pid in master.workers.keys() {
                     kill_worker(*pid);
                 }
