@@ -309,3 +309,34 @@ fn ordinary_h2_requests_pass_the_checker() {
         assert!(h2.text().contains("HTTP_X_CUSTOM=v\tw"), "{}", h2.text());
     }
 }
+
+/// A response read slowly over h2 outlasts the idle limit (the header stage's longest wait or
+/// KeepAliveTimeout): its stream is in flight until the last byte, so the connection is not
+/// taken for idle and cut. It was cut at about 7 s here (16.6 of 20 MB read at 2 MB/s).
+#[test]
+fn a_slowly_read_h2_response_is_not_cut_as_idle() {
+    if !Path::new(CURL).exists() {
+        if std::env::var("WEIR_REQUIRE_CURL").as_deref() == Ok("1") {
+            panic!("{CURL} is missing and WEIR_REQUIRE_CURL=1");
+        }
+        eprintln!("skipping a_slowly_read_h2_response_is_not_cut_as_idle: {CURL} is not installed");
+        return;
+    }
+    const SIZE: usize = 9_000_000;
+    let site = Site::new();
+    site.script(
+        "big",
+        &format!("#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\nhead -c {SIZE} /dev/zero\n"),
+    );
+    // Idle after max(header 2 s, KeepAliveTimeout 1 s); the download takes about 6 s.
+    let weir = site.start("RequestReadTimeout handshake=5 header=1-2,MinRate=500\nKeepAliveTimeout 1\n");
+    let url = format!("https://127.0.0.1:{}/cgi-bin/big", weir.addr().port());
+    let output = Command::new(CURL)
+        .args(["-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code} %{size_download}"])
+        .args(["--limit-rate", "1500K", "--max-time", "60", &url])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(text, format!("2 200 {SIZE}"), "curl exit {:?}\n{}", output.status.code(), weir.logs());
+}

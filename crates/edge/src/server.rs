@@ -353,12 +353,16 @@ where
             let (site, facts, settings) = (site.clone(), facts.clone(), settings.clone());
             let (active, last_active) = (active.clone(), last_active.clone());
             async move {
-                active.fetch_add(1, Ordering::AcqRel);
+                // A stream is in flight until its response body has been sent (or dropped), not
+                // only while the service runs: a long download is no idle connection.
+                let guard = StreamInFlight::new(active, last_active);
                 let response = h2_request(&site, &facts, &settings, request).await;
-                active.fetch_sub(1, Ordering::AcqRel);
-                if let Ok(mut last) = last_active.lock() {
-                    *last = Instant::now();
-                }
+                let response = response.map(|body| {
+                    http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_frame(body, move |frame| {
+                        let _in_flight = &guard;
+                        frame
+                    }))
+                });
                 Ok::<_, std::convert::Infallible>(response)
             }
         })
@@ -412,6 +416,29 @@ where
                     }
                 }
             }
+        }
+    }
+}
+
+/// Counts an h2 stream as in flight for as long as it lives; when it ends, the connection's
+/// last activity is now.
+struct StreamInFlight {
+    active: Arc<AtomicUsize>,
+    last_active: Arc<Mutex<Instant>>,
+}
+
+impl StreamInFlight {
+    fn new(active: Arc<AtomicUsize>, last_active: Arc<Mutex<Instant>>) -> StreamInFlight {
+        active.fetch_add(1, Ordering::AcqRel);
+        StreamInFlight { active, last_active }
+    }
+}
+
+impl Drop for StreamInFlight {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        if let Ok(mut last) = self.last_active.lock() {
+            *last = Instant::now();
         }
     }
 }
