@@ -1,6 +1,5 @@
 //! Process titles, so `ps` tells the roles apart (`weir: edge`, `weir: worker`, …).
 
-use std::io::Read;
 use std::sync::OnceLock;
 
 /// Sets the title `ps` shows: the short name (`comm`, 15 bytes) through `PR_SET_NAME`, and the
@@ -44,16 +43,7 @@ fn argument_area() -> Option<(usize, usize)> {
 fn read_argument_area() -> Option<(usize, usize)> {
     // A stat line is well under 1 KiB; the fields wanted are its last ones but two.
     let mut buffer = [0u8; 2048];
-    let mut file = std::fs::File::open("/proc/self/stat").ok()?;
-    let mut len = 0;
-    while len < buffer.len() {
-        match file.read(&mut buffer[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
+    let len = weir_scoreboard::memory::read_into("/proc/self/stat", &mut buffer)?;
     let stat = &buffer[..len];
     // The command name (field 2) may hold spaces or any byte; fields after it start past the
     // last ')'.

@@ -14,24 +14,31 @@ pub fn rss_pss(pid: i32) -> (Option<u64>, Option<u64>) {
 /// with its pool master until it writes to them, so a report that allocated would itself make
 /// the worker larger (each written page becomes its own copy).
 pub fn own_rss_pss() -> (Option<u64>, Option<u64>) {
-    use std::io::Read;
     let mut buffer = [0u8; 2048];
-    let Ok(mut file) = std::fs::File::open("/proc/self/smaps_rollup") else {
+    let Some(len) = read_into("/proc/self/smaps_rollup", &mut buffer) else {
         return (None, None);
     };
+    let Ok(text) = std::str::from_utf8(&buffer[..len]) else {
+        return (None, None);
+    };
+    (kib_field(text, "Rss:"), kib_field(text, "Pss:"))
+}
+
+/// Reads a small file (a /proc entry) into `buffer`, without touching the heap; the length
+/// read, at most the buffer's. `None` if it cannot be opened or read.
+pub fn read_into(path: &str, buffer: &mut [u8]) -> Option<usize> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
     let mut len = 0;
     while len < buffer.len() {
         match file.read(&mut buffer[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return (None, None),
+            Err(_) => return None,
         }
     }
-    let Ok(text) = std::str::from_utf8(&buffer[..len]) else {
-        return (None, None);
-    };
-    (kib_field(text, "Rss:"), kib_field(text, "Pss:"))
+    Some(len)
 }
 
 /// A process's proportional set size, in bytes.
