@@ -15,10 +15,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use crate::support::client::Client;
 use crate::support::{raw, wait_until, weir_command, Site, Weir};
 
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
-
 /// Whether a process with this pid still runs (a zombie counts as gone).
 fn alive(pid: i32) -> bool {
     crate::support::procs::read(pid).is_some()
@@ -310,25 +306,12 @@ fn a_client_certificate_name_cannot_leave_the_out_directory() {
                 .expect("weir cert client");
         assert!(!made.status.success(), "--cn {cn:?} was accepted");
     }
-    let names: Vec<String> = walk(dir.path())
+    let names: Vec<String> = crate::support::entries_under(dir.path())
         .iter()
+        .filter(|p| !p.is_dir())
         .map(|p| p.strip_prefix(dir.path()).unwrap_or(p).display().to_string())
         .collect();
     assert_eq!(names, vec!["out/ca.crt".to_string(), "out/ca.key".to_string()], "{names:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found.sort();
-    found
 }
 
 /// `User root` would run every script with every privilege: refused, as Apache refuses it,
@@ -336,7 +319,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// start.
 #[test]
 fn user_root_is_refused() {
-    if !is_root() {
+    if !crate::support::is_root() {
         eprintln!("skipped: needs root");
         return;
     }
@@ -467,7 +450,7 @@ fn site_answers(weir: &Weir) {
 /// directory over (mode 0755, owner User) and never gave it back.
 #[test]
 fn an_existing_runtime_dir_is_refused_not_taken_over() {
-    if !is_root() {
+    if !crate::support::is_root() {
         eprintln!("skipped: needs root");
         return;
     }
@@ -515,7 +498,7 @@ fn an_existing_runtime_dir_is_refused_not_taken_over() {
 /// refuses to start, naming the directory and the edge's identity, and configtest says so.
 #[test]
 fn a_temporary_directory_the_edge_cannot_write_is_refused_at_start() {
-    if !is_root() {
+    if !crate::support::is_root() {
         eprintln!("skipped: needs root");
         return;
     }

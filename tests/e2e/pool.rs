@@ -195,7 +195,7 @@ fn max_connections_per_child_recycles_with_jitter() {
 
 #[test]
 fn as_root_workers_run_as_user_with_no_new_privs_and_cannot_read_the_key() {
-    if !nix_is_root() {
+    if !crate::support::is_root() {
         eprintln!("skipped: needs root to switch users");
         return;
     }
@@ -236,10 +236,6 @@ fn as_root_workers_run_as_user_with_no_new_privs_and_cannot_read_the_key() {
     let client = Client::new(weir.addr(), &weir.cert_pem);
     let reply = client.get(&format!("/app/open?path={key}")).unwrap();
     assert!(reply.text().starts_with("refused"), "a worker opened the key: {}", reply.text());
-}
-
-fn nix_is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
 }
 
 #[test]

@@ -12,10 +12,6 @@ use std::time::Duration;
 use crate::support::client::Client;
 use crate::support::{procs, wait_until, Site, Weir};
 
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
-
 /// An example program built beside the tests.
 fn example(name: &str) -> PathBuf {
     let deps = std::env::current_exe().expect("test binary path");
@@ -97,7 +93,7 @@ fn descriptors(report: &str) -> Vec<(i32, String)> {
 
 #[test]
 fn a_compromised_cgi_script_is_refused_everything_outside_its_request() {
-    if !is_root() {
+    if !crate::support::is_root() {
         eprintln!("skipped: privilege separation needs the tests to run as root");
         return;
     }
@@ -128,7 +124,7 @@ fn a_compromised_cgi_script_is_refused_everything_outside_its_request() {
 
 #[test]
 fn compromised_handler_code_is_refused_everything_outside_its_request() {
-    if !is_root() {
+    if !crate::support::is_root() {
         eprintln!("skipped: privilege separation needs the tests to run as root");
         return;
     }
@@ -168,7 +164,7 @@ fn compromised_handler_code_is_refused_everything_outside_its_request() {
 
 #[test]
 fn runtime_paths_others_could_write_are_refused_at_start() {
-    if !is_root() {
+    if !crate::support::is_root() {
         eprintln!("skipped: needs root");
         return;
     }
@@ -205,7 +201,7 @@ fn runtime_paths_others_could_write_are_refused_at_start() {
 
 #[test]
 fn weir_stop_signals_only_a_live_weir_that_holds_its_pid_file() {
-    if !is_root() {
+    if !crate::support::is_root() {
         eprintln!("skipped: needs root");
         return;
     }
@@ -239,7 +235,7 @@ fn weir_stop_signals_only_a_live_weir_that_holds_its_pid_file() {
 
 #[test]
 fn started_as_an_ordinary_user_weir_says_which_protections_are_off() {
-    if !is_root() {
+    if !crate::support::is_root() {
         eprintln!("skipped: the test switches to nobody, which needs root");
         return;
     }
@@ -252,7 +248,7 @@ fn started_as_an_ordinary_user_weir_says_which_protections_are_off() {
     std::fs::write(&conf, site.config("")).expect("conf");
     let nobody = nix::unistd::Uid::from_raw(65534);
     let nogroup = nix::unistd::Gid::from_raw(65534);
-    for entry in walk(site.path()) {
+    for entry in crate::support::entries_under(site.path()) {
         nix::unistd::chown(&entry, Some(nobody), Some(nogroup)).expect("chown");
     }
     let as_nobody = |args: &[&str]| {
@@ -283,25 +279,9 @@ fn started_as_an_ordinary_user_weir_says_which_protections_are_off() {
     assert!(procs::in_group(child.id() as i32).is_empty(), "processes left behind");
 }
 
-/// Every path under `dir`, itself included.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut all = vec![dir.to_path_buf()];
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                all.extend(walk(&path));
-            } else {
-                all.push(path);
-            }
-        }
-    }
-    all
-}
-
 #[test]
 fn log_files_the_roles_could_replace_are_refused_and_a_planted_fifo_never_blocks() {
-    if !is_root() {
+    if !crate::support::is_root() {
         eprintln!("skipped: needs root");
         return;
     }
@@ -376,7 +356,7 @@ fn log_files_the_roles_could_replace_are_refused_and_a_planted_fifo_never_blocks
 
 #[test]
 fn a_document_root_the_edge_cannot_read_is_refused_before_start() {
-    if !is_root() {
+    if !crate::support::is_root() {
         eprintln!("skipped: needs root");
         return;
     }

@@ -312,3 +312,23 @@ pub fn payload(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Whether the tests run as root (some need to create accounts' files or drop privileges).
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// `dir` and everything below it, directories included, sorted.
+pub fn entries_under(dir: &Path) -> Vec<PathBuf> {
+    let mut all = vec![dir.to_path_buf()];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            all.extend(entries_under(&path));
+        } else {
+            all.push(path);
+        }
+    }
+    all.sort();
+    all
+}
