@@ -14,6 +14,7 @@ mod fairness;
 mod fault_table;
 mod faults;
 mod h2_parity;
+mod h2_stalls;
 mod hardening15;
 mod httpoxy;
 mod ipv6_sources;

@@ -12,6 +12,7 @@ pub mod client_limits;
 pub mod conditional;
 pub mod forwarding;
 pub mod h1;
+pub mod h2_activity;
 pub mod handshake_stage;
 pub mod log_gate;
 pub mod logged_body;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use crate::reqtimeout::{log_expiry, StageClock};
 use crate::request_checks;
@@ -165,15 +164,18 @@ pub fn check_declared(declared: u64, space: &SpillSpace) -> Result<(), BodyError
 
 /// Reads an h2 (or hyper) request body whole, under LimitRequestBody, the body stage's deadline
 /// and `idle` (Timeout) for each frame; only DATA payload bytes count toward MinRate.
-pub async fn read_incoming(
-    incoming: &mut Incoming,
+pub async fn read_incoming<B>(
+    incoming: &mut B,
     limit: u64,
     mut clock: Option<StageClock>,
     idle: std::time::Duration,
     client: std::net::SocketAddr,
     space: Arc<SpillSpace>,
-) -> Result<RequestBody, BodyError> {
-    use hyper::body::Body as _;
+) -> Result<RequestBody, BodyError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let declared = incoming.size_hint().lower();
     if !request_checks::body_fits(declared, limit) {
         return Err(BodyError::TooLarge);
@@ -213,8 +215,10 @@ pub async fn read_incoming(
 /// over-limit uploads of 1 MB; reading on, 20 of 20. A client that ends its body ends the
 /// stream cleanly; past the bound the body is dropped, and h2 resets the stream with NO_ERROR
 /// once the answer is complete (never before: the stream is held until then).
-pub fn discard_incoming(incoming: Incoming) {
-    use hyper::body::Body as _;
+pub fn discard_incoming<B>(incoming: B)
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+{
     if incoming.is_end_stream() {
         return;
     }

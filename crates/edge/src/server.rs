@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use weir_conf::edge::StageTimeout;
 use crate::client_facts::{ClientFacts, TlsInfo};
 use crate::client_limits::{ConnectionLimits, ConnectionSlot, Over};
 use crate::h1::conn::{self as h1, H1Settings};
+use crate::h2_activity::Activity;
 use crate::handshake_stage::{HandshakeStage, Staged};
 use crate::proxy_protocol::{self, ProxiedAddress};
 use crate::proxy_trust::ProxyTrust;
@@ -32,6 +33,9 @@ use crate::source::Source;
 use crate::stall_guard::StallGuard;
 use weir_scoreboard::Reject;
 
+/// How long past Timeout an h2 connection's streams may stand still before it is closed: the
+/// pool's own 504 at Timeout comes first.
+const H2_STALL_GRACE: Duration = Duration::from_secs(5);
 /// After an accept error (EMFILE and the like), wait this long instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How often an accept error may be logged.
@@ -343,26 +347,18 @@ where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = facts.peer;
-    let active = Arc::new(AtomicUsize::new(0));
-    let last_active = Arc::new(Mutex::new(Instant::now()));
+    let activity = Activity::new();
     let site = edge.site.clone();
     let settings = edge.h1.clone();
     let service = {
-        let (active, last_active) = (active.clone(), last_active.clone());
+        let activity = activity.clone();
         service_fn(move |request: http::Request<hyper::body::Incoming>| {
             let (site, facts, settings) = (site.clone(), facts.clone(), settings.clone());
-            let (active, last_active) = (active.clone(), last_active.clone());
+            let activity = activity.clone();
             async move {
-                // A stream is in flight until its response body has been sent (or dropped), not
-                // only while the service runs: a long download is no idle connection.
-                let guard = StreamInFlight::new(active, last_active);
-                let response = h2_request(&site, &facts, &settings, request).await;
-                let response = response.map(|body| {
-                    http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_frame(body, move |frame| {
-                        let _in_flight = &guard;
-                        frame
-                    }))
-                });
+                let stream = activity.stream();
+                let response = h2_request(&site, &facts, &settings, &activity, request).await;
+                let response = response.map(|body| crate::body::Body::new(stream.watch(body)));
                 Ok::<_, std::convert::Infallible>(response)
             }
         })
@@ -381,6 +377,9 @@ where
     let header = &edge.h1.read_timeout.header;
     let idle_limit =
         header.max.unwrap_or(header.initial).max(edge.h1.keep_alive_timeout).max(Duration::from_secs(1));
+    // Streams in flight that do not move for longer than any stage waits silently (Timeout, for
+    // the pool's answer or a body's next bytes) belong to a client that withholds its window.
+    let stall_limit = edge.h1.body_read_timeout + H2_STALL_GRACE;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     // When GOAWAY was sent. A client that neither finishes a request nor closes (a HEADERS
     // block left without its END_HEADERS, or no request at all) never ends the connection by
@@ -399,46 +398,31 @@ where
                 connection.as_mut().graceful_shutdown();
             }
             _ = tick.tick() => {
-                let no_stream = active.load(Ordering::Acquire) == 0;
+                let no_stream = activity.streams() == 0;
+                let still = activity.still_for();
+                if !no_stream && still >= stall_limit {
+                    tracing::info!(
+                        %peer,
+                        streams = activity.streams(),
+                        still_secs = still.as_secs(),
+                        "h2 connection closed: its streams made no progress within Timeout (a client that does not read)"
+                    );
+                    edge.site.scoreboard.counters().reject(Reject::Timeout);
+                    return;
+                }
                 match closing {
                     Some(since) if no_stream && since.elapsed() >= GOAWAY_GRACE => {
                         tracing::debug!(%peer, "h2 connection still open after GOAWAY with no stream; closing it");
                         return;
                     }
                     Some(_) => {}
-                    None => {
-                        let idle = no_stream
-                            && last_active.lock().map(|t| t.elapsed() >= idle_limit).unwrap_or(true);
-                        if idle {
-                            closing = Some(Instant::now());
-                            connection.as_mut().graceful_shutdown();
-                        }
+                    None if no_stream && still >= idle_limit => {
+                        closing = Some(Instant::now());
+                        connection.as_mut().graceful_shutdown();
                     }
+                    None => {}
                 }
             }
-        }
-    }
-}
-
-/// Counts an h2 stream as in flight for as long as it lives; when it ends, the connection's
-/// last activity is now.
-struct StreamInFlight {
-    active: Arc<AtomicUsize>,
-    last_active: Arc<Mutex<Instant>>,
-}
-
-impl StreamInFlight {
-    fn new(active: Arc<AtomicUsize>, last_active: Arc<Mutex<Instant>>) -> StreamInFlight {
-        active.fetch_add(1, Ordering::AcqRel);
-        StreamInFlight { active, last_active }
-    }
-}
-
-impl Drop for StreamInFlight {
-    fn drop(&mut self) {
-        self.active.fetch_sub(1, Ordering::AcqRel);
-        if let Ok(mut last) = self.last_active.lock() {
-            *last = Instant::now();
         }
     }
 }
@@ -451,9 +435,11 @@ async fn h2_request(
     site: &Site,
     facts: &ClientFacts,
     settings: &H1Settings,
+    activity: &Arc<Activity>,
     request: http::Request<hyper::body::Incoming>,
 ) -> http::Response<crate::body::Body> {
-    let (mut parts, mut incoming) = request.into_parts();
+    let (mut parts, incoming) = request.into_parts();
+    let mut incoming = activity.watch(incoming);
     let line = crate::site::request_line(&parts);
     let response = if let Err(refusal) = request_checks::h2(&mut parts, &settings.limits) {
         tracing::debug!(client = %facts.peer, %refusal, "h2 request refused");

@@ -527,21 +527,6 @@ fn jittered(limit: u64) -> u64 {
     limit + random % (spread + 1)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        for _ in 0..200 {
-            let n = jittered(100);
-            assert!((100..=110).contains(&n), "{n}");
-        }
-        assert_eq!(jittered(0), 0);
-        assert_eq!(jittered(5), 5);
-    }
-}
-
 /// SIGKILL for a worker, and first for the process group of each script it runs: a worker
 /// killed outright cannot kill its scripts' groups itself, and what they started would run on,
 /// re-parented, with nothing to read its output.
@@ -557,4 +542,19 @@ fn kill_worker(pid: Pid) {
         }
     }
     let _ = kill(pid, Signal::SIGKILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for _ in 0..200 {
+            let n = jittered(100);
+            assert!((100..=110).contains(&n), "{n}");
+        }
+        assert_eq!(jittered(0), 0);
+        assert_eq!(jittered(5), 5);
+    }
 }

@@ -180,6 +180,14 @@ impl RawH2 {
     /// and acknowledged. This client's windows are made as large as h2 allows, so the server is
     /// never held up by them.
     pub async fn connect(weir: &Weir) -> RawH2 {
+        RawH2::connect_with_window(weir, 0x7fff_ffff).await
+    }
+
+    /// [`RawH2::connect`] with `window` as this client's stream window (and its connection
+    /// window, when larger than h2's initial 65,535): the server may send that much on each
+    /// stream, and no more until [`RawH2::window_update`] says so (this client never credits
+    /// windows by itself).
+    pub async fn connect_with_window(weir: &Weir, window: u32) -> RawH2 {
         let mut config = (*attack::tls_config(&weir.cert_pem)).clone();
         config.alpn_protocols = vec![b"h2".to_vec()];
         let io = attack::tls_connect(weir.addr(), &Arc::new(config)).await.expect("TLS connection");
@@ -194,10 +202,13 @@ impl RawH2 {
             closed: false,
         };
         let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-        // ENABLE_PUSH 0, INITIAL_WINDOW_SIZE 2^31-1.
-        let settings = [[0, 2, 0, 0, 0, 0], [0, 4, 0x7f, 0xff, 0xff, 0xff]].concat();
+        // ENABLE_PUSH 0, INITIAL_WINDOW_SIZE `window`.
+        let w = window.to_be_bytes();
+        let settings = [[0, 2, 0, 0, 0, 0], [0, 4, w[0], w[1], w[2], w[3]]].concat();
         preface.extend(frame(SETTINGS, 0, 0, &settings));
-        preface.extend(frame(WINDOW_UPDATE, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes()));
+        if let Some(more) = window.checked_sub(65_535).filter(|more| *more > 0) {
+            preface.extend(frame(WINDOW_UPDATE, 0, 0, &more.to_be_bytes()));
+        }
         h2.write(&preface).await.expect("preface");
         let settings = |frames: &[Frame]| frames.iter().any(|f| f.kind == SETTINGS && f.flags & ACK == 0);
         assert!(h2.until(SETUP_DEADLINE, settings).await, "no SETTINGS from the server: {}", h2.log());
@@ -267,6 +278,11 @@ impl RawH2 {
                 return sent;
             }
         }
+    }
+
+    /// Lets the server send `increment` more bytes on `stream` (0: the connection).
+    pub async fn window_update(&mut self, stream: u32, increment: u32) {
+        let _ = self.write(&frame(WINDOW_UPDATE, 0, stream, &increment.to_be_bytes())).await;
     }
 
     /// Reads frames until `done` holds for them, the connection ends, or `within` passes;

@@ -113,7 +113,9 @@ fn content_length_is_one_field_of_digits() {
 #[test]
 fn h2_requests_are_checked_as_their_http1_form() {
     let ok = Ok(());
-    let cases: &[(&str, &str, &str, &[(&str, &str)], Result<(), Refusal>)] = &[
+    /// Name, method, URI, fields, and the verdict.
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)], Result<(), Refusal>);
+    let cases: &[Case] = &[
         ("plain GET", "GET", "https://h/", &[], ok),
         ("request line at the limit", "GET", "https://h/aaaaaaaaaaaaaaaa", &[], ok),
         ("request line over the limit", "GET", "https://h/aaaaaaaaaaaaaaaaa", &[], Err(Refusal::LineTooLong)),

@@ -7,8 +7,11 @@ fn pairs<'a>(list: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = (&'a str, &
     list.iter().map(|(n, v)| (*n, v.as_bytes()))
 }
 
+/// A head and its fields as `parse` hands them over.
+type Read = Option<(ResponseHead, Vec<(String, Vec<u8>)>)>;
+
 /// The fields `parse` hands over, collected.
-fn read(bytes: &[u8]) -> Result<Option<(ResponseHead, Vec<(String, Vec<u8>)>)>, ResponseHeadError> {
+fn read(bytes: &[u8]) -> Result<Read, ResponseHeadError> {
     let mut fields = Vec::new();
     let head = parse(bytes, |name, value| {
         fields.push((name.to_string(), value.to_vec()));

@@ -1,0 +1,144 @@
+//! h2 streams that do not move: a client that withholds WINDOW_UPDATE writes nothing for a
+//! write timeout to see, so the edge watches each connection's streams instead, and closes one
+//! whose streams stand still past Timeout. Streams that move, however slowly, are left alone;
+//! and every h2 answer still says how long it is.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+
+use crate::support::h2::{self, RawH2, DATA};
+use crate::support::{Site, Weir};
+
+/// Counts its request body.
+const COUNT_SCRIPT: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nwc -c\n";
+
+const FILE_SIZE: usize = 5_000_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+/// Timeout 3: streams that stand still for Timeout plus the edge's 5 s grace are cut.
+fn site_with_a_big_file() -> Weir {
+    let site = Site::new();
+    site.doc("big.bin", &vec![b'z'; FILE_SIZE]);
+    site.script("count", COUNT_SCRIPT);
+    site.start("Timeout 3\nKeepAliveTimeout 1\n")
+}
+
+/// Bytes of DATA the server sent on `stream`.
+fn data_on(h2: &RawH2, stream: u32) -> usize {
+    h2.frames.iter().filter(|f| f.kind == DATA && f.stream == stream).map(|f| f.payload.len()).sum()
+}
+
+/// A client that asks for 5 MB and never opens its window was kept, stream and all, for as
+/// long as it liked (still open after 40 s with Timeout 5). Now the connection is closed once
+/// its stream has stood still past Timeout, and the log says why.
+#[test]
+fn a_client_that_never_opens_its_window_is_closed() {
+    let weir = site_with_a_big_file();
+    runtime().block_on(async {
+        let mut h2 = RawH2::connect_with_window(&weir, 65_535).await;
+        h2.headers(1, &h2::get("/big.bin"), true).await;
+        let started = Instant::now();
+        let first = h2.until(Duration::from_secs(10), |frames| frames.iter().any(|f| f.kind == DATA)).await;
+        assert!(first, "no response data: {}\n{}", h2.log(), weir.logs());
+        h2.until(Duration::from_secs(40), |_| false).await;
+        let waited = started.elapsed();
+        assert!(h2.closed, "still open after {waited:?}: {}\n{}", h2.log(), weir.logs());
+        assert!(waited >= Duration::from_secs(3), "closed after only {waited:?}");
+        assert!(data_on(&h2, 1) <= 65_535, "more than the window was sent: {}", data_on(&h2, 1));
+    });
+    let logged = crate::support::wait_until(Duration::from_secs(10), || {
+        weir.logs().contains("streams made no progress within Timeout")
+    });
+    assert!(logged, "no log line saying why\n{}", weir.logs());
+}
+
+/// A client that reads slowly but steadily (a window of 64 KiB opened every second, so the
+/// 5 MB take far longer than Timeout plus the grace) is moving, and gets the whole file.
+#[test]
+fn a_client_that_opens_its_window_slowly_keeps_its_stream() {
+    let weir = site_with_a_big_file();
+    runtime().block_on(async {
+        const PIECE: u32 = 512 * 1024;
+        let mut h2 = RawH2::connect_with_window(&weir, PIECE).await;
+        h2.headers(1, &h2::get("/big.bin"), true).await;
+        let started = Instant::now();
+        let mut credited = PIECE as usize;
+        while data_on(&h2, 1) < FILE_SIZE && !h2.closed && started.elapsed() < Duration::from_secs(60) {
+            h2.until(Duration::from_secs(1), |_| false).await;
+            let read = data_on(&h2, 1);
+            // Keep one piece open ahead of what was read, and no more.
+            if credited < read + PIECE as usize {
+                let more = (read + PIECE as usize - credited) as u32;
+                h2.window_update(0, more).await;
+                h2.window_update(1, more).await;
+                credited += more as usize;
+            }
+        }
+        let took = started.elapsed();
+        assert_eq!(data_on(&h2, 1), FILE_SIZE, "after {took:?}: {}\n{}", h2.log(), weir.logs());
+        assert!(!h2.closed || took > Duration::from_secs(9), "{}", weir.logs());
+        assert!(took > Duration::from_secs(8), "the read was meant to outlast Timeout plus grace: {took:?}");
+    });
+}
+
+/// An upload that moves slowly (a piece a second, for longer than Timeout plus the grace) is
+/// movement too: it reaches the script whole.
+#[test]
+fn a_slow_but_steady_h2_upload_is_not_cut() {
+    let weir = site_with_a_big_file();
+    runtime().block_on(async {
+        let mut sender = h2::connect(&weir).await;
+        let (feed, fed) = tokio::sync::mpsc::channel(1);
+        let request = http::Request::post("/cgi-bin/count")
+            .header("host", "localhost")
+            .body(h2::Fed(fed))
+            .expect("request");
+        let answer = tokio::spawn(sender.send_request(request));
+        const PIECES: usize = 12;
+        for _ in 0..PIECES {
+            feed.send(Bytes::from(vec![b'u'; 1000])).await.expect("feed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        drop(feed);
+        let response = answer.await.expect("task").unwrap_or_else(|e| panic!("{e}\n{}", weir.logs()));
+        assert_eq!(response.status(), 200, "{}", weir.logs());
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(String::from_utf8_lossy(&body).trim(), (PIECES * 1000).to_string());
+    });
+}
+
+/// hyper writes content-length over h2 only when the body says how long it is; a wrapper that
+/// hid that cost every h2 answer its length, and curl 7.88 then waited out its own timeout on
+/// an early 413 to a streamed upload. Static files, scripts' declared lengths and the edge's
+/// own pages all carry it.
+#[test]
+fn h2_answers_say_how_long_they_are() {
+    let weir = site_with_a_big_file();
+    runtime().block_on(async {
+        let mut sender = h2::connect(&weir).await;
+        for (path, status, length) in [
+            ("/big.bin", 200, FILE_SIZE),
+            ("/index.html", 200, "<h1>index</h1>\n".len()),
+            ("/nothing-here", 404, 0),
+        ] {
+            let (_feed, fed) = tokio::sync::mpsc::channel(1);
+            drop(_feed);
+            let request =
+                http::Request::get(path).header("host", "localhost").body(h2::Fed(fed)).expect("request");
+            let response = sender.send_request(request).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(response.status(), status, "{path}");
+            let declared =
+                response.headers().get("content-length").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let body = response.into_body().collect().await.expect("body").to_bytes();
+            if length > 0 {
+                assert_eq!(body.len(), length, "{path}");
+            }
+            assert_eq!(declared, Some(body.len().to_string()), "{path}: content-length");
+        }
+    });
+}
