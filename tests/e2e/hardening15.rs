@@ -116,24 +116,46 @@ fn a_scripts_background_child_dies_when_the_script_is_done() {
     assert!(gone, "the script's child outlived its request\n{}", weir.logs());
 }
 
+/// A script that records its pid and its child's, then sleeps with stdout open: it ends only
+/// when it is killed.
+fn lingering_script(site: &Site, pids: &std::path::Path) {
+    let p = pids.display();
+    site.script(
+        "slow",
+        &format!(
+            "#!/bin/sh\ncat >/dev/null\nsleep 300 &\necho $! > {p}/child.tmp && mv {p}/child.tmp {p}/child\n\
+             echo $$ > {p}/script.tmp && mv {p}/script.tmp {p}/script\nsleep 300\n"
+        ),
+    );
+}
+
+/// Asserts that the script and its child end soon after the client went away (Timeout is 60).
+fn script_and_child_end(weir: &Weir, pids: &std::path::Path, how: &str) {
+    let (script, child) = (pid_in(&pids.join("script")), pid_in(&pids.join("child")));
+    let gone = wait_until(Duration::from_secs(15), || !alive(script) && !alive(child));
+    let left = (alive(script), alive(child));
+    reap(&[script, child]);
+    assert!(gone, "{how}: script alive: {}, child alive: {}\n{}", left.0, left.1, weir.logs());
+}
+
+async fn wait_for_file(file: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "the script did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A client that goes away while its script runs (silent, stdout still open): the script's group
 /// is killed then, not at the time limit.
 #[test]
 fn a_client_that_goes_away_takes_its_script_with_it() {
     let site = Site::new();
     let pids = pid_dir(&site);
-    let p = pids.display();
-    site.script(
-        "slow",
-        &format!(
-            "#!/bin/sh\nsleep 300 &\necho $! > {p}/child.tmp && mv {p}/child.tmp {p}/child\n\
-             echo $$ > {p}/script.tmp && mv {p}/script.tmp {p}/script\nsleep 300\n"
-        ),
-    );
+    lingering_script(&site, &pids);
     let weir = site.start("Timeout 60\n");
     // The client sends its request over h2 and hangs up once the script runs: the edge drops
-    // the exchange with the worker, which must take the script's group down with it. (Over
-    // HTTP/1.1 the edge notices a client gone only when it writes the response.)
+    // the exchange with the worker, which must take the script's group down with it.
     let script_file = pids.join("script");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
@@ -145,24 +167,79 @@ fn a_client_that_goes_away_takes_its_script_with_it() {
             .body(crate::support::h2::Fed(rx))
             .expect("request");
         let response = sender.send_request(request);
-        let running = async {
-            while !script_file.exists() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
         tokio::select! {
             answer = response => panic!("answered before the script ended: {answer:?}"),
-            () = tokio::time::sleep(Duration::from_secs(20)) => panic!("the script did not start"),
-            () = running => {}
+            () = wait_for_file(&script_file) => {}
         }
     });
     // Dropping the runtime closes the connection.
     drop(runtime);
-    let (script, child) = (pid_in(&pids.join("script")), pid_in(&pids.join("child")));
-    let gone = wait_until(Duration::from_secs(15), || !alive(script) && !alive(child));
-    let left = (alive(script), alive(child));
-    reap(&[script, child]);
-    assert!(gone, "script alive: {}, child alive: {}\n{}", left.0, left.1, weir.logs());
+    script_and_child_end(&weir, &pids, "h2");
+}
+
+/// The same over HTTP/1.1, where nothing reads the socket while the request is in the pool:
+/// the script ran on until Timeout. A request without a body, one with a body, and a client
+/// that resets the connection instead of closing it.
+#[test]
+fn a_client_that_hangs_up_over_http1_takes_its_script_with_it() {
+    use tokio::io::AsyncWriteExt;
+    let site = Site::new();
+    let pids = pid_dir(&site);
+    lingering_script(&site, &pids);
+    let weir = site.start("Timeout 60\nLogLevel info\n");
+    let config = crate::support::attack::tls_config(&weir.cert_pem);
+    let cases = [
+        ("GET, closed", "GET /cgi-bin/slow HTTP/1.1\r\nHost: localhost\r\n\r\n".to_string(), false),
+        (
+            "POST with a body, closed",
+            format!(
+                "POST /cgi-bin/slow HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n{}",
+                "b".repeat(5000)
+            ),
+            false,
+        ),
+        ("GET, reset", "GET /cgi-bin/slow HTTP/1.1\r\nHost: localhost\r\n\r\n".to_string(), true),
+    ];
+    for (how, request, reset) in cases {
+        for name in ["script", "child"] {
+            let _ = std::fs::remove_file(pids.join(name));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let mut stream =
+                crate::support::attack::tls_connect(weir.addr(), &config).await.expect("TLS connection");
+            stream.write_all(request.as_bytes()).await.expect("request");
+            stream.flush().await.expect("flush");
+            wait_for_file(&pids.join("script")).await;
+            if reset {
+                // SO_LINGER 0: close sends RST.
+                let _ = socket2::SockRef::from(stream.get_ref().0).set_linger(Some(Duration::ZERO));
+            }
+            drop(stream);
+        });
+        script_and_child_end(&weir, &pids, how);
+    }
+    let logged = wait_until(Duration::from_secs(5), || {
+        weir.logs().matches("client closed the connection while its request was in the pool").count() == 3
+    });
+    assert!(logged, "one info line per hang-up\n{}", weir.logs());
+}
+
+/// Watching for a hang-up must not take bytes a client sent ahead: a request pipelined behind
+/// one that waits on its script is still served, after it, on the same connection.
+#[test]
+fn a_pipelined_request_behind_a_script_is_not_a_hang_up() {
+    let site = Site::new();
+    site.script("pause", "#!/bin/sh\nsleep 2\nprintf 'Content-Type: text/plain\\r\\n\\r\\npaused\\n'\n");
+    let weir = site.start("");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let two = "GET /cgi-bin/pause HTTP/1.1\r\nHost: localhost\r\n\r\n\
+               GET /index.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let bytes = client.raw(two.as_bytes()).expect("raw exchange");
+    let responses = raw::responses(&bytes).unwrap_or_else(|e| panic!("{e}\n{}", weir.logs()));
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200], "{}", weir.logs());
+    assert!(String::from_utf8_lossy(&bytes).contains("paused"), "{}", String::from_utf8_lossy(&bytes));
 }
 
 /// Workers ignore SIGHUP and SIGINT (the pool master signals them); a script must start with

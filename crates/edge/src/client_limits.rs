@@ -31,6 +31,9 @@ struct Counts {
 /// Descriptors the edge keeps besides client connections and the pool's: listeners, logs,
 /// the runtime, certificate and document files being served.
 const RESERVED_DESCRIPTORS: usize = 256;
+/// Descriptors a request in the pool may hold besides its connection: the Unix socket to its
+/// worker, a spilled body, a spooled response, and the watch for its client hanging up.
+const DESCRIPTORS_PER_POOL_REQUEST: usize = 4;
 /// Memory budgeted per connection for `MaxConnections auto`: an idle TLS connection costs the
 /// edge about 10 KiB (benches/RESULTS.md), one in mid-request its TLS record and head buffers
 /// too; 32 KiB each within a quarter of RAM leaves the rest to the pool's workers.
@@ -45,7 +48,7 @@ pub struct Capacity {
     pub descriptors: u64,
     /// MemTotal, if known.
     pub memory: Option<u64>,
-    /// Each request in the pool holds a Unix socket, and a spilled body a file.
+    /// Each request in the pool holds up to [`DESCRIPTORS_PER_POOL_REQUEST`].
     pub max_request_workers: usize,
 }
 
@@ -65,7 +68,7 @@ impl Capacity {
     /// `MaxConnections auto`: what the descriptors allow, and what a quarter of memory does.
     fn auto_total(&self) -> usize {
         let fds =
-            (self.descriptors as usize).saturating_sub(RESERVED_DESCRIPTORS + 2 * self.max_request_workers);
+            (self.descriptors as usize).saturating_sub(RESERVED_DESCRIPTORS + DESCRIPTORS_PER_POOL_REQUEST * self.max_request_workers);
         let memory = self.memory.map_or(usize::MAX, |m| (m / 4 / BYTES_PER_CONNECTION) as usize);
         fds.min(memory).max(AUTO_FLOOR)
     }
@@ -246,7 +249,7 @@ mod tests {
     #[test]
     fn auto_limits_follow_descriptors_and_memory() {
         let roomy = Capacity { descriptors: 20_000, memory: Some(24 << 30), max_request_workers: 150 };
-        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::Auto, &roomy), (19_444, 9_722));
+        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::Auto, &roomy), (19_144, 9_572));
         // A small appliance: a quarter of 1 GiB at 32 KiB a connection.
         let small = Capacity { descriptors: 1 << 20, memory: Some(1 << 30), max_request_workers: 150 };
         assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::Auto, &small), (8_192, 4_096));
@@ -254,9 +257,9 @@ mod tests {
         assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::Auto, &tight), (64, 32));
         // Explicit figures win; the per-source auto follows an explicit total.
         assert_eq!(resolve(ConnectionCap::At(1_000), ConnectionCap::Auto, &roomy), (1_000, 500));
-        assert_eq!(resolve(ConnectionCap::Unlimited, ConnectionCap::Auto, &roomy), (0, 9_722));
+        assert_eq!(resolve(ConnectionCap::Unlimited, ConnectionCap::Auto, &roomy), (0, 9_572));
         assert_eq!(resolve(ConnectionCap::Unlimited, ConnectionCap::Unlimited, &roomy), (0, 0));
-        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::At(7), &roomy), (19_444, 7));
+        assert_eq!(resolve(ConnectionCap::Auto, ConnectionCap::At(7), &roomy), (19_144, 7));
     }
 
     #[test]

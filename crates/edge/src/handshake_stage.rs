@@ -171,6 +171,10 @@ impl<S> Staged<S> {
     }
 
     /// The connection has proved itself: it leaves the stage.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     pub fn leave(&mut self) {
         self.ticket = None;
     }

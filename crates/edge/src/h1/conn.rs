@@ -18,6 +18,7 @@ use super::chunked::{ChunkError, ChunkedDecoder};
 use super::head::{self, Framing, HeadError, Limits, RequestHead};
 use crate::body::{self, Body};
 use crate::client_facts::ClientFacts;
+use crate::h1::hangup::{ClientSocket, Watch};
 use crate::reqtimeout::{log_expiry, Stage, StageClock};
 use crate::request_body::{check_declared, BodyBuffer, BodyError, RequestBody, LINGER_BYTES, LINGER_FOR};
 use crate::request_checks;
@@ -65,7 +66,7 @@ pub async fn serve<IO>(
     settings: &H1Settings,
     draining: &CancellationToken,
 ) where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + ClientSocket,
 {
     let mut buffer: Vec<u8> = Vec::new();
     let mut served = 0u64;
@@ -204,7 +205,7 @@ async fn serve_request<IO>(
     draining: &CancellationToken,
 ) -> Next
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + ClientSocket,
 {
     let version = head.version;
     let request_line = format!("{} {} {:?}", head.method, head.target, version);
@@ -229,7 +230,11 @@ where
     // is sent only then, so a client that waits for it never sends a body nobody wants.
     let mut body_taken = false;
     let mut body_whole = false;
-    let response = {
+    // Once the body is in (every request for the pool has its body read, if only an empty
+    // one), a client that hangs up ends the request: see `hangup`. Only requests for the pool
+    // pay for the watch.
+    let (watch_from, watch) = tokio::sync::oneshot::channel::<Watch>();
+    let handled = {
         let (taken, whole, io, buffer, framing) =
             (&mut body_taken, &mut body_whole, &mut *io, &mut *buffer, &framing);
         site.handle(facts, parts, move || async move {
@@ -245,9 +250,29 @@ where
             }
             let read = read_body(io, buffer, framing, settings, facts, site).await;
             *whole = read.is_ok();
+            if read.is_ok() {
+                let _ = watch_from.send(Watch::of(&*io));
+            }
             read
         })
-        .await
+    };
+    let hung_up = async {
+        match watch.await {
+            Ok(watch) => watch.hung_up().await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let response = tokio::select! {
+        biased;
+        response = handled => response,
+        () = hung_up => {
+            tracing::info!(
+                client = %facts.peer,
+                request = %request_line,
+                "client closed the connection while its request was in the pool; the request was dropped"
+            );
+            return Next::Close;
+        }
     };
     // A body nobody read: a small rest is read and dropped after the answer, so the connection
     // stays usable; a larger one (or one whose size is unknown, or that the client may still

@@ -9,4 +9,5 @@
 
 pub mod chunked;
 pub mod conn;
+pub mod hangup;
 pub mod head;

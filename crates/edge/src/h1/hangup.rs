@@ -1,0 +1,69 @@
+//! A client that hangs up while its request is in the pool: over HTTP/1.1 nothing reads the
+//! socket while the edge waits for the worker, so the close would be seen only when the answer
+//! is written, after the script had run to its end or to Timeout. So, once the request's body is
+//! in, the connection's socket is watched for the peer's FIN or RST (EPOLLRDHUP), as nginx does
+//! for a proxied request; pipelined bytes only make it readable, and are left where they are.
+//! When it fires the exchange is dropped, and the worker, seeing the edge gone, kills the
+//! script's process group: the same path an h2 stream takes when its client resets it.
+//!
+//! A client that half-closes after its request (shutdown of its write side) is taken as gone,
+//! as nginx takes it; TLS clients do not half-close.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use crate::handshake_stage::Staged;
+use crate::stall_guard::StallGuard;
+
+/// A connection whose TCP socket can be watched.
+pub trait ClientSocket {
+    fn tcp(&self) -> BorrowedFd<'_>;
+}
+
+impl ClientSocket for StallGuard<Staged<TcpStream>> {
+    fn tcp(&self) -> BorrowedFd<'_> {
+        self.get_ref().get_ref().as_fd()
+    }
+}
+
+impl ClientSocket for StallGuard<Box<TlsStream<Staged<TcpStream>>>> {
+    fn tcp(&self) -> BorrowedFd<'_> {
+        self.get_ref().get_ref().0.get_ref().as_fd()
+    }
+}
+
+/// A second descriptor for a connection's socket, taken before the request borrows the
+/// connection: watching it reads nothing.
+pub struct Watch(Option<OwnedFd>);
+
+impl Watch {
+    pub fn of(socket: &impl ClientSocket) -> Watch {
+        Watch(socket.tcp().try_clone_to_owned().ok())
+    }
+
+    /// Resolves when the peer has closed or reset the connection; never, if the socket could
+    /// not be watched (the request then runs as before, to its end or Timeout).
+    pub async fn hung_up(self) {
+        // A stream of its own on the same socket, registered with the runtime; dropping it
+        // closes only this descriptor, never the connection.
+        let watched = self.0.and_then(|fd| TcpStream::from_std(std::net::TcpStream::from(fd)).ok());
+        let Some(watched) = watched else {
+            return std::future::pending().await;
+        };
+        loop {
+            match watched.ready(Interest::READABLE).await {
+                Ok(ready) if ready.is_read_closed() => return,
+                // Only readable (a pipelined request, a TLS record): wait for the next change.
+                // A closure that would block clears the readiness it saw, reading nothing.
+                Ok(_) => {
+                    let _ = watched
+                        .try_io(Interest::READABLE, || Err::<(), _>(std::io::ErrorKind::WouldBlock.into()));
+                }
+                Err(_) => return std::future::pending().await,
+            }
+        }
+    }
+}
