@@ -88,10 +88,41 @@ pub fn files_readable(config: &Config) -> Result<(), Vec<String>> {
             problems.push(format!("ScriptAlias directory '{}' is not a directory", alias.dir.display()));
         }
     }
+    for vhost in config.vhosts.iter().filter(|_| !builtin) {
+        vhost_files(vhost, &mut problems);
+    }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+/// A `<VirtualHost>`'s own files, each problem naming the section's file and line.
+fn vhost_files(vhost: &weir_conf::vhost::VirtualHost, problems: &mut Vec<String>) {
+    let at = format!("<VirtualHost> at {}:{}", vhost.file.display(), vhost.line);
+    if vhost.ssl_engine != Some(false) {
+        let tls = &vhost.tls;
+        for (directive, path) in [
+            ("SSLCertificateFile", &tls.cert_file),
+            ("SSLCertificateKeyFile", &tls.key_file),
+            ("SSLCertificateChainFile", &tls.chain_file),
+        ] {
+            if let Some(path) = path {
+                if let Err(error) = std::fs::File::open(path) {
+                    problems.push(format!("{at}: {directive} '{}' cannot be read: {error}", path.display()));
+                }
+            }
+        }
+    }
+    if !vhost.document_root.is_dir() {
+        problems.push(format!("{at}: DocumentRoot '{}' is not a directory", vhost.document_root.display()));
+    }
+    for alias in &vhost.script_aliases {
+        if !alias.dir.is_dir() {
+            problems
+                .push(format!("{at}: ScriptAlias directory '{}' is not a directory", alias.dir.display()));
+        }
     }
 }
 
@@ -243,8 +274,17 @@ fn permits(meta: &std::fs::Metadata, uid: u32, gid: u32, need: u32) -> bool {
 pub fn full(config: &Config) -> Result<(), Vec<String>> {
     files_readable(config)?;
     let https = config.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
-    if https && !config.tls.generate_self_signed {
+    // The main server may have no certificate when <VirtualHost>s bring theirs.
+    if https && !config.tls.generate_self_signed && config.tls.cert_file.is_some() {
         weir_edge::tls::server_config(&config.tls, &config.tls_options).map_err(|e| vec![e.to_string()])?;
+    }
+    for vhost in config.vhosts.iter().filter(|v| https && v.ssl_engine != Some(false) && v.tls != config.tls)
+    {
+        if vhost.tls.cert_file.is_some() && vhost.tls.key_file.is_some() {
+            weir_edge::tls::server_config(&vhost.tls, &config.tls_options).map_err(|e| {
+                vec![format!("<VirtualHost> at {}:{}: {e}", vhost.file.display(), vhost.line)]
+            })?;
+        }
     }
     Ok(())
 }

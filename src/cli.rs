@@ -23,6 +23,9 @@ struct Cli {
     /// Show the version, build and pool settings (as `apache2 -V`)
     #[arg(short = 'V')]
     version: bool,
+    /// Check the configuration and show the virtual host map (as `apache2 -S`)
+    #[arg(short = 'S')]
+    vhosts: bool,
     #[command(flatten)]
     config: ConfigFile,
     #[command(subcommand)]
@@ -105,12 +108,13 @@ pub fn main_with(register: impl FnOnce(Server) -> Server) -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         _ if cli.version => version(cli.config.file.as_deref()),
-        _ if cli.test => configtest(cli.config.file.as_deref()),
+        _ if cli.test => configtest(cli.config.file.as_deref(), false),
+        _ if cli.vhosts => configtest(cli.config.file.as_deref(), true),
         None => {
             eprintln!("weir: say what to do: run, configtest, reload, stop or cert (see weir --help)");
             EXIT_CONFIG
         }
-        Some(Command::Configtest(file)) => configtest(file.file.as_deref()),
+        Some(Command::Configtest(file)) => configtest(file.file.as_deref(), false),
         Some(Command::Run(file)) => match load(file.file.as_deref()) {
             Ok(config) => register(Server::new(config)).run(),
             Err(code) => code,
@@ -129,11 +133,19 @@ fn load(file: Option<&Path>) -> Result<Config, i32> {
     })
 }
 
-fn configtest(file: Option<&Path>) -> i32 {
+/// `weir configtest`; with `show_vhosts` (`-S`, or LogLevel debug) the virtual host map too.
+fn configtest(file: Option<&Path>, show_vhosts: bool) -> i32 {
     let config = match load(file) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    // On standard output when asked for, as Apache's -S; with the warnings otherwise, so
+    // "Syntax OK" stays configtest's one line of output.
+    if show_vhosts {
+        print!("{}", weir_conf::vhost::describe(&config));
+    } else if config.log_level == weir_conf::LogLevel::Debug && !config.vhosts.is_empty() {
+        eprint!("{}", weir_conf::vhost::describe(&config));
+    }
     if config.source == weir_conf::Source::BuiltIn {
         eprintln!(
             "built-in default: its site, certificate and runtime files are in {}",

@@ -230,6 +230,10 @@ pub(crate) fn check_log_dirs(config: &Config, identities: Option<&Identities>) -
             runtime_files::check_log_dir(what, path, untrusted).map_err(|e| e.to_string())?;
         }
     }
+    // Each <VirtualHost>'s access log is opened by root in the edge, as the main one is.
+    for path in config.vhosts.iter().filter_map(|vhost| vhost.custom_log.as_ref()) {
+        runtime_files::check_log_dir("CustomLog", path, untrusted).map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 

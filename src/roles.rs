@@ -42,6 +42,7 @@ pub fn pool_master(
         slot_owner,
     };
     let mut handler = HttpWorker::new(CgiSettings::from_config(config), config.edge.head_limits(), handlers)
+        .with_sites(CgiSettings::for_every_site(config))
         .showing_query_strings(config.status_query_strings);
     let listener = match listener.try_clone() {
         Ok(listener) => OwnedFd::from(listener),

@@ -28,3 +28,4 @@ mod proxy_trust;
 mod serving;
 mod spill;
 mod static_files;
+mod vhosts;

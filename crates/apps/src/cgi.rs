@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use weir_conf::vhost::VirtualHost;
 use weir_conf::{Config, RLimitValue, RLimits};
 use weir_prefork::AfterRequest;
 use weir_wire as wire;
@@ -39,15 +40,37 @@ pub struct CgiSettings {
     pub server_software: String,
     /// SERVER_NAME when the request brings no Host.
     pub server_name: Option<String>,
+    /// SERVER_ADMIN, from ServerAdmin.
+    pub server_admin: Option<String>,
+    /// The `<VirtualHost>` these settings belong to, named in the error log's lines about its
+    /// scripts (every site's lines go to the main ErrorLog); `None` for the main server.
+    pub vhost: Option<String>,
     /// A script still running after this long is killed with its process group.
     pub timeout: Duration,
 }
 
 impl CgiSettings {
-    /// The CGI settings of a configuration.
+    /// The CGI settings of a configuration's main server.
     pub fn from_config(config: &Config) -> CgiSettings {
+        CgiSettings::for_site(config, &config.main_site(), None)
+    }
+
+    /// The CGI settings of every site, by its number on the edge–worker contract (0: the main
+    /// server, then each `<VirtualHost>`).
+    pub fn for_every_site(config: &Config) -> Vec<CgiSettings> {
+        config
+            .sites()
+            .iter()
+            .enumerate()
+            .map(|(number, site)| CgiSettings::for_site(config, site, (number > 0).then(|| site.label())))
+            .collect()
+    }
+
+    /// The CGI settings of one site: its scripts, DocumentRoot and names; the limits are the
+    /// server's.
+    pub fn for_site(config: &Config, site: &VirtualHost, vhost: Option<String>) -> CgiSettings {
         CgiSettings {
-            script_dirs: config
+            script_dirs: site
                 .script_aliases
                 .iter()
                 .map(|alias| ScriptDir {
@@ -56,12 +79,14 @@ impl CgiSettings {
                 })
                 .collect(),
             // Canonical, so the containment check below compares real paths.
-            document_root: std::fs::canonicalize(&config.document_root)
-                .unwrap_or_else(|_| config.document_root.clone()),
-            interpreters: config.cgi_interpreters.clone(),
+            document_root: std::fs::canonicalize(&site.document_root)
+                .unwrap_or_else(|_| site.document_root.clone()),
+            interpreters: site.cgi_interpreters.clone(),
             rlimits: config.rlimits,
             server_software: config.server_tokens.product(),
-            server_name: config.server_name.clone(),
+            server_name: site.server_name.clone(),
+            server_admin: site.server_admin.clone(),
+            vhost,
             timeout: config.timeout,
         }
     }
@@ -182,7 +207,10 @@ pub fn serve<S: Read + Write + AsFd, W: Write>(
         kill_group(&mut child);
         return AfterRequest::Close;
     }
-    let name = target.file.display().to_string();
+    let name = match &settings.vhost {
+        Some(vhost) => format!("{} (vhost {vhost})", target.file.display()),
+        None => target.file.display().to_string(),
+    };
     let script = Script { name: &name, nph: target.nph, timeout: settings.timeout };
     match relay(&script, child, body, out) {
         Connection::Reusable => AfterRequest::KeepAlive,
@@ -305,6 +333,9 @@ fn meta_variables(
         let translated = settings.document_root.join(target.path_info.trim_start_matches('/'));
         vars.push(("PATH_TRANSLATED".into(), translated.display().to_string()));
     }
+    if let Some(admin) = &settings.server_admin {
+        vars.push(("SERVER_ADMIN".into(), admin.clone()));
+    }
     if let Some(client) = request.client {
         vars.push(("REMOTE_ADDR".into(), client.ip().to_string()));
         vars.push(("REMOTE_PORT".into(), client.port().to_string()));
@@ -407,6 +438,8 @@ mod tests {
             rlimits: RLimits::default(),
             server_software: "weir".into(),
             server_name: None,
+            server_admin: None,
+            vhost: None,
             timeout: Duration::from_secs(5),
         }
     }

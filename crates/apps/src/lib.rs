@@ -38,8 +38,10 @@ use crate::response::{reason, HeadFailure, ResponseWriter};
 /// The worker's connection handler: one request from the edge, to a registered [`Handler`] or to
 /// the CGI script it names.
 pub struct HttpWorker {
-    /// CGI settings drawn from the configuration.
+    /// CGI settings drawn from the configuration: the main server's.
     pub cgi: CgiSettings,
+    /// Each `<VirtualHost>`'s CGI settings, by its number less one ([`weir_wire::VHOST`]).
+    pub vhosts: Vec<CgiSettings>,
     /// The limits the edge admits request heads by, from the configuration: a worker reads
     /// every head within them.
     pub head_limits: HeadLimits,
@@ -57,7 +59,17 @@ impl HttpWorker {
         mut handlers: Vec<(String, Box<dyn Handler>)>,
     ) -> HttpWorker {
         handlers.sort_by_key(|(route, _)| std::cmp::Reverse(route.len()));
-        HttpWorker { cgi, head_limits, handlers, status_query_strings: false }
+        HttpWorker { cgi, vhosts: Vec::new(), head_limits, handlers, status_query_strings: false }
+    }
+
+    /// Serves each `<VirtualHost>`'s scripts with its own settings: `sites` as
+    /// [`CgiSettings::for_every_site`] gives them (the main server first).
+    pub fn with_sites(mut self, mut sites: Vec<CgiSettings>) -> HttpWorker {
+        if !sites.is_empty() {
+            self.cgi = sites.remove(0);
+            self.vhosts = sites;
+        }
+        self
     }
 
     /// Shows request lines with their query strings in the scoreboard (`StatusQueryStrings On`).
@@ -152,9 +164,22 @@ impl HttpWorker {
             };
             return run_handler(handler.as_mut(), request, out);
         }
-        let refusal = match self.cgi.target(&path) {
+        // The edge names the site that routed the request; a number no site has is refused
+        // rather than served with another site's scripts.
+        let cgi = match request.vhost {
+            Some(0) => Some(&self.cgi),
+            Some(number) => self.vhosts.get(number - 1),
+            None => None,
+        };
+        let Some(cgi) = cgi else {
+            tracing::error!(target = %request.target, "a request named a site this worker does not know");
+            body.settle_for(&mut out, Instant::now() + self.cgi.timeout);
+            let _ = out.simple(500, reason(500), "Internal Server Error\n");
+            return AfterRequest::Close;
+        };
+        let refusal = match cgi.target(&path) {
             Some(Ok(target)) => {
-                return cgi::serve(&self.cgi, &target, request, body, out);
+                return cgi::serve(cgi, &target, request, body, out);
             }
             Some(Err(Refusal::Forbidden)) => 403,
             Some(Err(Refusal::NotFound)) | None => 404,

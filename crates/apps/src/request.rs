@@ -30,6 +30,9 @@ pub struct Request {
     pub client: Option<SocketAddr>,
     /// The TLS connection the request came on, when it came over TLS.
     pub tls: Option<TlsFacts>,
+    /// The site that routed it ([`wire::VHOST`]): 0 the main server, n the n-th
+    /// `<VirtualHost>`; `None` for a number that is not a decimal (never from the edge).
+    pub vhost: Option<usize>,
 }
 
 /// What the edge knew of the client's TLS connection, in mod_ssl's terms.
@@ -141,8 +144,13 @@ impl Request {
             body: Vec::new(),
             client: None,
             tls: None,
+            vhost: None,
         };
         request.client = request.header("forwarded").and_then(forwarded_for);
+        request.vhost = match request.header(wire::VHOST) {
+            None => Some(0),
+            Some(number) => number.parse().ok(),
+        };
         request.tls = request.header(wire::SSL_PROTOCOL).map(|protocol| TlsFacts {
             protocol: protocol.to_string(),
             cipher: request.header(wire::SSL_CIPHER).unwrap_or("").to_string(),

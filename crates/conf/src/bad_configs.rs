@@ -68,7 +68,7 @@ const CASES: &[(&str, usize, &str)] = &[
     ("Listen 80\nScriptAlias /cgi-bin/\n", 2, "ScriptAlias takes two arguments"),
     ("Listen 80\n<IfModule mpm_prefork_module>\nStartServers 2\n", 2, "section was not closed"),
     ("Listen 80\n</IfModule>\n", 2, "</IfModule> without matching <IfModule> section"),
-    ("Listen 80\n<VirtualHost *:80>\n</VirtualHost>\n", 2, "Invalid command '<VirtualHost>'"),
+    ("Listen 80\n<Proxy *>\n</Proxy>\n", 2, "Invalid command '<Proxy>'"),
     ("Listen 80\nServerName \"unterminated\n", 2, "unterminated quoted argument"),
     (
         "Listen 80\n<Location /server-status>\nSetHandler server-info\n</Location>\n",
@@ -80,6 +80,29 @@ const CASES: &[(&str, usize, &str)] = &[
     ("Listen 80\nSetHandler server-status\n", 2, "SetHandler is not allowed here"),
     ("Listen 80\nInclude missing-file.conf\n", 2, "Could not open configuration file"),
     ("Listen 80\nInclude conf.d/*.nothing\n", 2, "No matches for the wildcard"),
+    (
+        "Listen 80\n<VirtualHost *:80>\nTimeout 5\n</VirtualHost>\n",
+        3,
+        "Timeout cannot occur within <VirtualHost> section",
+    ),
+    (
+        "Listen 80\n<VirtualHost *:80>\nRequire all granted\n</VirtualHost>\n",
+        3,
+        "Require is not allowed here",
+    ),
+    ("Listen 80\n<VirtualHost>\n</VirtualHost>\n", 2, "<VirtualHost> takes one or more arguments"),
+    ("Listen 80\n<VirtualHost *:eighty>\n</VirtualHost>\n", 2, "the port must be a number or *"),
+    (
+        "Listen 80\n<VirtualHost *:80>\nSSLEngine optional\n</VirtualHost>\n",
+        3,
+        "SSLEngine: invalid value 'optional'",
+    ),
+    (
+        "Listen 80\n<FilesMatch x>\nOptions None\n</FilesMatch>\n",
+        3,
+        "<FilesMatch> sections are not supported yet",
+    ),
+    ("Listen 80\nServerAlias a.test\n", 2, "ServerAlias only used in <VirtualHost>"),
 ];
 
 fn load(text: &str) -> Result<Config, crate::ConfigErrors> {

@@ -51,6 +51,9 @@ pub struct Tls {
     pub cert_file: Option<PathBuf>,
     /// PEM private key. Read only by the edge, never by the supervisor or the pool.
     pub key_file: Option<PathBuf>,
+    /// `SSLCertificateChainFile`: intermediate certificates sent after the leaf (Apache's
+    /// older form; a chain inside SSLCertificateFile works too).
+    pub chain_file: Option<PathBuf>,
     /// Generate a self-signed pair at these paths when both files are missing. Only the built-in
     /// default asks for this, so a typo in an operator's path is an error, not a new certificate.
     pub generate_self_signed: bool,
@@ -219,6 +222,20 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// Name used in redirects and CGI's SERVER_NAME.
     pub server_name: Option<String>,
+    /// `ServerAdmin`: SERVER_ADMIN for scripts.
+    pub server_admin: Option<String>,
+    /// `ServerAlias` names; only a `<VirtualHost>` has them.
+    pub server_aliases: Vec<String>,
+    /// `SSLEngine` as written in a `<VirtualHost>`; `None`: not set.
+    pub ssl_engine: Option<bool>,
+    /// `<VirtualHost>` sections, merged with the main server, in order of appearance.
+    pub vhosts: Vec<crate::vhost::VirtualHost>,
+    /// The sections as read, merged into `vhosts` once the whole file is read.
+    pub(crate) vhost_inputs: Vec<crate::vhost::VhostInput>,
+    /// True while this configuration holds one `<VirtualHost>`'s own directives.
+    pub(crate) in_vhost: bool,
+    /// Inside a `<VirtualHost>`: the directives it set, which it does not inherit.
+    pub(crate) applied: Vec<&'static str>,
     /// Root of the static files the edge serves.
     pub document_root: PathBuf,
     /// Files tried, in order, for a request naming a directory.
@@ -306,6 +323,13 @@ impl Config {
             source,
             listeners: Vec::new(),
             server_name: None,
+            server_admin: None,
+            server_aliases: Vec::new(),
+            ssl_engine: None,
+            vhosts: Vec::new(),
+            vhost_inputs: Vec::new(),
+            in_vhost: false,
+            applied: Vec::new(),
             document_root: server_root.join("htdocs"),
             directory_index: vec!["index.html".to_string()],
             tls: Tls::default(),
@@ -419,10 +443,13 @@ impl Config {
             problem(Problem::Missing { directive: "Listen" });
         }
         let https = self.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
-        if https && self.tls.cert_file.is_none() {
+        // A certificate in a <VirtualHost> is enough (Debian's default-ssl.conf sets it only
+        // there); a TLS connection no host with a certificate claims then fails its handshake.
+        let vhost_cert = self.vhost_inputs.iter().any(|v| v.scratch.tls.cert_file.is_some());
+        if https && self.tls.cert_file.is_none() && !vhost_cert {
             problem(Problem::Missing { directive: "SSLCertificateFile" });
         }
-        if https && self.tls.key_file.is_none() {
+        if https && self.tls.key_file.is_none() && !vhost_cert {
             problem(Problem::Missing { directive: "SSLCertificateKeyFile" });
         }
         self.pool = pool_rules::correct(&self.pool_input, &self.pool, &mut self.warnings);
@@ -442,6 +469,41 @@ impl Config {
         crate::remote_ip::check(self, errors, file);
         // Longest prefix first, so /cgi-bin/admin/ wins over /cgi-bin/.
         self.script_aliases.sort_by_key(|alias| std::cmp::Reverse(alias.url_prefix.len()));
+        crate::vhost::resolve(self, errors);
+    }
+
+    /// The main server as a site: the settings outside any `<VirtualHost>`, which answer
+    /// requests to addresses no `<VirtualHost>` claims.
+    pub fn main_site(&self) -> crate::vhost::VirtualHost {
+        crate::vhost::VirtualHost {
+            addrs: Vec::new(),
+            server_name: self.server_name.clone(),
+            aliases: Vec::new(),
+            server_admin: self.server_admin.clone(),
+            document_root: self.document_root.clone(),
+            directory_index: self.directory_index.clone(),
+            error_log: self.error_log.clone(),
+            custom_log: self.custom_log.clone(),
+            custom_log_format: self.custom_log_format,
+            script_aliases: self.script_aliases.clone(),
+            cgi_interpreters: self.cgi_interpreters.clone(),
+            locations: self.locations.clone(),
+            ssl_engine: None,
+            tls: self.tls.clone(),
+            file: match &self.source {
+                Source::File(path) => path.clone(),
+                Source::BuiltIn => PathBuf::from("(built-in default)"),
+            },
+            line: 0,
+        }
+    }
+
+    /// Every site by its number on the edge–worker contract: 0 the main server, then each
+    /// `<VirtualHost>` in order of appearance.
+    pub fn sites(&self) -> Vec<crate::vhost::VirtualHost> {
+        let mut sites = vec![self.main_site()];
+        sites.extend(self.vhosts.iter().cloned());
+        sites
     }
 
     /// The script alias a URL path falls under, if any.

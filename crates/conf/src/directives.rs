@@ -78,6 +78,56 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "ServerAlias",
+        args: (1, 64),
+        help: "A name or names alternately used to access the server",
+        apply: |config, args| {
+            if !config.in_vhost {
+                return Err(Problem::AliasOutsideVirtualHost);
+            }
+            config.server_aliases.extend(args.iter().cloned());
+            Ok(())
+        },
+    },
+    Directive {
+        name: "ServerAdmin",
+        args: (1, 1),
+        help: "The email address of the server administrator",
+        apply: |config, args| {
+            config.server_admin = Some(args[0].clone());
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLEngine",
+        args: (1, 1),
+        help: "SSL switch for the protocol engine ('on', 'off')",
+        apply: |config, args| {
+            let on = match args[0].to_ascii_lowercase().as_str() {
+                "on" => true,
+                "off" => false,
+                _ => {
+                    return Err(Problem::BadValue {
+                        directive: "SSLEngine",
+                        value: args[0].clone(),
+                        reason: "expected on or off (weir's Listen … https sets TLS for a whole listener; optional is not supported)".to_string(),
+                    })
+                }
+            };
+            config.ssl_engine = Some(on);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLCertificateChainFile",
+        args: (1, 1),
+        help: "SSL Server CA Certificate Chain file ('/path/to/file' - PEM encoded)",
+        apply: |config, args| {
+            config.tls.chain_file = Some(config.resolve(&args[0]));
+            Ok(())
+        },
+    },
+    Directive {
         name: "DocumentRoot",
         args: (1, 1),
         help: "Root directory of the document tree",
@@ -854,6 +904,12 @@ fn apply_one(config: &mut Config, name: &str, args: &[String]) -> Result<(), Pro
             help: directive.help,
         });
     }
+    if config.in_vhost {
+        if !crate::vhost::PER_VHOST.iter().any(|name| name.eq_ignore_ascii_case(directive.name)) {
+            return Err(Problem::NotInVirtualHost { directive: directive.name });
+        }
+        config.applied.push(directive.name);
+    }
     (directive.apply)(config, args)
 }
 
@@ -884,8 +940,90 @@ fn apply_section(
         }
     } else if name.eq_ignore_ascii_case("Location") {
         apply_location(config, args, span, children, errors);
+    } else if name.eq_ignore_ascii_case("VirtualHost") {
+        apply_virtual_host(config, args, span, children, errors, depth);
+    } else if ENV_ONLY_SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+        env_only_section(name, children, errors);
     } else {
         errors.push(ConfigError::at(span, Some(name), Problem::UnknownSection { name: name.to_string() }));
+    }
+}
+
+/// `<VirtualHost addr[:port] …>`: its directives go to a configuration of its own, merged with
+/// the main server once the whole file is read ([`crate::vhost::resolve`]).
+fn apply_virtual_host(
+    config: &mut Config,
+    args: &[String],
+    span: &Span,
+    children: &[Node],
+    errors: &mut Vec<ConfigError>,
+    depth: usize,
+) {
+    let fail = |problem| ConfigError::at(span, Some("VirtualHost"), problem);
+    if config.in_vhost {
+        errors.push(fail(Problem::NotInVirtualHost { directive: "<VirtualHost>" }));
+        return;
+    }
+    if args.is_empty() {
+        errors.push(fail(Problem::Arity {
+            directive: "<VirtualHost>",
+            expected: "one or more arguments",
+            help: "addresses such as *:80, _default_:443 or 192.0.2.1:80",
+        }));
+        return;
+    }
+    let mut addrs = Vec::new();
+    for arg in args {
+        match crate::vhost::parse_addr(arg) {
+            Ok(addr) => addrs.push(addr),
+            Err(problem) => {
+                errors.push(fail(problem));
+                return;
+            }
+        }
+    }
+    let mut scratch = Config::defaults(config.source.clone(), config.server_root.clone());
+    scratch.in_vhost = true;
+    apply_nodes(&mut scratch, children, errors, depth);
+    config.vhost_inputs.push(crate::vhost::VhostInput {
+        addrs,
+        span: span.clone(),
+        scratch: Box::new(scratch),
+    });
+}
+
+/// Sections weir does not have yet, accepted when they hold only `SSLOptions +StdEnvVars`, as
+/// Debian's default-ssl.conf writes them: weir gives every script the SSL_* variables anyway.
+const ENV_ONLY_SECTIONS: &[&str] = &["Directory", "DirectoryMatch", "Files", "FilesMatch"];
+
+fn env_only_section(section: &str, children: &[Node], errors: &mut Vec<ConfigError>) {
+    for node in children {
+        let (name, args, span) = match node {
+            Node::Directive { name, args, span } => (name, args, span),
+            Node::Section { name, span, .. } => {
+                errors.push(ConfigError::at(
+                    span,
+                    Some(name),
+                    Problem::UnknownSection { name: name.clone() },
+                ));
+                continue;
+            }
+        };
+        let std_env = |arg: &String| {
+            let option = arg.strip_prefix('+').unwrap_or(arg);
+            option.eq_ignore_ascii_case("StdEnvVars")
+        };
+        if name.eq_ignore_ascii_case("SSLOptions") && !args.is_empty() && args.iter().all(std_env) {
+            continue;
+        }
+        errors.push(ConfigError::at(
+            span,
+            Some(name),
+            Problem::SectionNotSupported {
+                section: section.to_string(),
+                directive: format!("{name} {}", args.join(" ")),
+            },
+        ));
     }
 }
 

@@ -107,6 +107,15 @@ pub enum Problem {
     /// address in a PROXY header.
     #[error("Listen {listen} has proxy-protocol, but no RemoteIPTrustedProxy names the proxies allowed to send the PROXY header, so any client could claim any address; add RemoteIPTrustedProxy with your load balancers' addresses or CIDR blocks (such as RemoteIPTrustedProxy 10.0.0.5 192.0.2.0/24)")]
     ProxyProtocolUntrusted { listen: std::net::SocketAddr },
+    /// A server-wide directive inside a `<VirtualHost>`: weir applies it to the whole server.
+    #[error("{directive} cannot occur within <VirtualHost> section")]
+    NotInVirtualHost { directive: &'static str },
+    /// `<Directory>`, `<Files>` and their Match forms with more than Debian's SSLOptions line.
+    #[error("<{section}> sections are not supported yet: weir accepts one only when it holds nothing but SSLOptions +StdEnvVars (every script gets the SSL_* variables anyway), not '{directive}'")]
+    SectionNotSupported { section: String, directive: String },
+    /// `ServerAlias` outside a `<VirtualHost>`.
+    #[error("ServerAlias only used in <VirtualHost>")]
+    AliasOutsideVirtualHost,
     /// A required setting is missing.
     #[error("no {directive} is set, and weir cannot run without one")]
     Missing { directive: &'static str },

@@ -17,6 +17,7 @@ mod pool_rules;
 mod remote_ip;
 mod syntax;
 mod values;
+pub mod vhost;
 
 #[cfg(test)]
 mod bad_configs;

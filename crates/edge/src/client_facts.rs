@@ -23,6 +23,11 @@ pub struct TlsInfo {
     pub client_verify: &'static str,
     /// The verified client certificate's subject, RFC 2253 style (SSL_CLIENT_S_DN).
     pub client_subject: Option<String>,
+    /// The name the client sent by SNI, when sites have certificates of their own.
+    pub sni: Option<String>,
+    /// The site whose certificate the handshake showed, when sites have certificates of
+    /// their own (see [`crate::hosts::Hosts::misdirected`]).
+    pub handshake_site: Option<usize>,
 }
 
 impl TlsInfo {
@@ -43,6 +48,9 @@ impl TlsInfo {
             cipher,
             client_verify: if client_subject.is_some() { "SUCCESS" } else { "NONE" },
             client_subject,
+            // Kept only where sites have certificates of their own (set by the handshake).
+            sni: None,
+            handshake_site: None,
         }
     }
 }

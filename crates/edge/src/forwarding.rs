@@ -80,6 +80,9 @@ pub(crate) fn normalize(
     set("x-forwarded-port", client.local.port().to_string());
     set("forwarded", format!("for=\"{}\";proto={proto}", client.peer));
     set("x-request-id", request_id(&parts.headers));
+    if let Some(site) = parts.extensions.get::<crate::hosts::SiteId>() {
+        set(wire::VHOST, site.0.to_string());
+    }
     if let Some(tls) = &client.tls {
         set(wire::SSL_PROTOCOL, tls.protocol.to_string());
         set(wire::SSL_CIPHER, tls.cipher.to_string());
@@ -138,6 +141,7 @@ mod tests {
             .header("transfer-encoding", "chunked")
             .header("x-app", "kept")
             .header("x-weir-ssl-client-s-dn", "CN=forged")
+            .header("x-weir-vhost", "7")
             .header("x-request-id", "device-42:retry.1")
             .body(())
             .unwrap();
@@ -150,8 +154,12 @@ mod tests {
                 cipher: "TLS_AES_128_GCM_SHA256",
                 client_verify: "SUCCESS",
                 client_subject: Some("CN=meter-7,O=Water".to_string()),
+                sni: None,
+                handshake_site: None,
             }),
         };
+        let mut parts = parts;
+        parts.extensions.insert(crate::hosts::SiteId(2));
         let normalized = normalize(&parts, 3, false, &client);
         let h = &normalized.headers;
         assert_eq!(normalized.uri, "/cgi-bin/x?y=1");
@@ -166,6 +174,11 @@ mod tests {
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(h["x-weir-ssl-client-s-dn"], "CN=meter-7,O=Water", "the edge's, not the forged one");
         assert_eq!(h["x-weir-ssl-protocol"], "TLSv1.3");
+        assert_eq!(
+            h.get_all("x-weir-vhost").iter().collect::<Vec<_>>(),
+            ["2"],
+            "the edge's site, not the client's"
+        );
         assert_eq!(h["x-request-id"], "device-42:retry.1");
         let mut bad = HeaderMap::new();
         bad.insert("x-request-id", HeaderValue::from_static("has space"));

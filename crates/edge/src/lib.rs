@@ -14,6 +14,7 @@ pub mod forwarding;
 pub mod h1;
 pub mod h2_activity;
 pub mod handshake_stage;
+pub mod hosts;
 pub mod log_gate;
 pub mod logged_body;
 pub mod pool_client;
@@ -57,8 +58,12 @@ pub struct InheritedListener {
 
 /// What the edge holds once the private key has been read and before privileges are dropped.
 pub struct Prepared {
+    /// The one TLS configuration, when every site shows the same certificate.
     tls: Option<Arc<rustls::ServerConfig>>,
-    access_log: Option<access_log::AccessLog>,
+    /// One per site, when sites show certificates of their own (chosen by SNI).
+    host_tls: Option<Arc<hosts::HostTls>>,
+    /// Each site's access log, by site number; sites naming one file share it.
+    access_logs: Vec<Option<Arc<access_log::AccessLog>>>,
     /// The workers' identity, when it is not the edge's own (started as root).
     script_runner: Option<weir_wire::script_path::Runner>,
 }
@@ -87,18 +92,69 @@ pub enum EdgeError {
     Runtime(std::io::Error),
 }
 
-/// Reads what needs privileges: the certificate and key, and the access log file.
+/// Reads what needs privileges: the certificates and keys, and the access log files.
 pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
     let https = config.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
-    let tls = if https { Some(tls::server_config(&config.tls, &config.tls_options)?) } else { None };
-    let access_log = match &config.custom_log {
-        Some(path) => Some(
-            access_log::AccessLog::open(path, config.custom_log_format)
-                .map_err(|source| EdgeError::AccessLog { path: path.display().to_string(), source })?,
-        ),
-        None => None,
+    let sites = config.sites();
+    let identities: Vec<Option<hosts::TlsIdentity>> = sites.iter().map(tls_identity).collect();
+    let main_identity = &identities[0];
+    // Sites that can answer over TLS and show another certificate than the main server's.
+    let own_certificates = sites
+        .iter()
+        .zip(&identities)
+        .skip(1)
+        .any(|(site, id)| site.ssl_engine != Some(false) && id != main_identity);
+    let (tls, host_tls) = match (https, own_certificates) {
+        (false, _) => (None, None),
+        (true, false) => (Some(tls::server_config(&config.tls, &config.tls_options)?), None),
+        (true, true) => {
+            // One configuration per certificate, shared by the sites that show it.
+            let mut built: Vec<(hosts::TlsIdentity, Arc<rustls::ServerConfig>)> = Vec::new();
+            let mut configs = Vec::new();
+            for (site, identity) in sites.iter().zip(&identities) {
+                let Some(identity) = identity.clone().filter(|_| site.ssl_engine != Some(false)) else {
+                    configs.push(None);
+                    continue;
+                };
+                let site_config = match built.iter().find(|(id, _)| *id == identity) {
+                    Some((_, config)) => config.clone(),
+                    None => {
+                        let made = tls::server_config(&site.tls, &config.tls_options)?;
+                        built.push((identity, made.clone()));
+                        made
+                    }
+                };
+                configs.push(Some(site_config));
+            }
+            let map = weir_conf::vhost::VhostMap::new(config);
+            (None, Some(Arc::new(hosts::HostTls::new(map, configs))))
+        }
     };
-    Ok(Prepared { tls, access_log, script_runner: None })
+    let mut opened: Vec<(std::path::PathBuf, Arc<access_log::AccessLog>)> = Vec::new();
+    let mut access_logs = Vec::new();
+    for site in &sites {
+        let Some(path) = &site.custom_log else {
+            access_logs.push(None);
+            continue;
+        };
+        let log = match opened.iter().find(|(p, _)| p == path) {
+            Some((_, log)) => log.clone(),
+            None => {
+                let log = access_log::AccessLog::open(path, site.custom_log_format)
+                    .map_err(|source| EdgeError::AccessLog { path: path.display().to_string(), source })?;
+                let log = Arc::new(log);
+                opened.push((path.clone(), log.clone()));
+                log
+            }
+        };
+        access_logs.push(Some(log));
+    }
+    Ok(Prepared { tls, host_tls, access_logs, script_runner: None })
+}
+
+/// The files of a site's certificate, when it has one.
+fn tls_identity(site: &weir_conf::vhost::VirtualHost) -> Option<hosts::TlsIdentity> {
+    Some((site.tls.cert_file.clone()?, site.tls.key_file.clone()?, site.tls.chain_file.clone()))
 }
 
 /// The edge's entry point, after [`prepare`] and the privilege drop: serves until SIGTERM or
@@ -112,13 +168,7 @@ pub fn run(
     scoreboard: weir_scoreboard::Scoreboard,
     ready: Option<OwnedFd>,
 ) -> Result<(), EdgeError> {
-    let root = static_files::canonical_root(&config.document_root).map_err(|source| {
-        EdgeError::DocumentRoot { path: config.document_root.display().to_string(), source }
-    })?;
-    let mut routes = routes::PoolRoutes::new(&config, handler_paths);
-    if let Some(runner) = prepared.script_runner {
-        routes.runner = runner;
-    }
+    let hosts = site_hosts(&config, &prepared, &handler_paths)?;
     let limits = &config.edge;
     let spill = spill::SpillSpace::new(config.spill_dir.clone(), config.spill_limit, config.spill_share());
     // Run after the privilege drop, as the identity that will spill: a SpillDir it cannot write
@@ -131,10 +181,8 @@ pub fn run(
             source,
         });
     }
-    let static_files =
-        static_files::StaticFiles { root, index: config.directory_index.clone(), routes: routes.clone() };
     let site = Arc::new(Site {
-        router: router::Router::new(routes, static_files, with_default_status(&config.locations)),
+        hosts,
         pool: pool_client::PoolClient::new(
             pool_socket,
             config.timeout,
@@ -151,7 +199,6 @@ pub fn run(
         signature: limits.server_signature,
         trace_enable: limits.trace_enable,
         limit_request_body: config.limit_request_body,
-        access_log: prepared.access_log.map(Arc::new),
         spill,
         scoreboard,
         status_host: config.server_name.clone().unwrap_or_else(|| "localhost".to_string()),
@@ -184,6 +231,7 @@ pub fn run(
         .build()
         .map_err(EdgeError::Runtime)?;
     let acceptor = prepared.tls.map(TlsAcceptor::from);
+    let host_tls = prepared.host_tls;
     let trust = Arc::new(proxy_trust::ProxyTrust::new(config.trusted_proxies.clone()));
     runtime.block_on(async move {
         let mut sockets = Vec::new();
@@ -198,11 +246,15 @@ pub fn run(
                 );
             }
             match tokio::net::TcpListener::from_std(listener.socket) {
-                Ok(socket) => sockets.push(server::Listener {
-                    socket,
-                    tls: (listener.scheme == ListenScheme::Https).then(|| acceptor.clone()).flatten(),
-                    proxy,
-                }),
+                Ok(socket) => {
+                    let https = listener.scheme == ListenScheme::Https;
+                    sockets.push(server::Listener {
+                        socket,
+                        tls: https.then(|| acceptor.clone()).flatten(),
+                        host_tls: https.then(|| host_tls.clone()).flatten(),
+                        proxy,
+                    })
+                }
                 Err(error) => tracing::error!(%error, "edge could not use a listening socket"),
             }
         }
@@ -240,6 +292,39 @@ pub fn run(
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(())
+}
+
+/// Each site's router (its DocumentRoot, script directories, `<Location>`s) and access log, by
+/// site number. No site sends a file from any site's script directory.
+fn site_hosts(
+    config: &Config,
+    prepared: &Prepared,
+    handler_paths: &[String],
+) -> Result<hosts::Hosts, EdgeError> {
+    let sites = config.sites();
+    let every_script_dir: Vec<std::path::PathBuf> =
+        sites.iter().flat_map(|site| site.script_aliases.iter().map(|alias| alias.dir.clone())).collect();
+    let mut built = Vec::new();
+    for (number, site) in sites.iter().enumerate() {
+        let root = static_files::canonical_root(&site.document_root).map_err(|source| {
+            EdgeError::DocumentRoot { path: site.document_root.display().to_string(), source }
+        })?;
+        let mut routes = routes::PoolRoutes::for_site(site, handler_paths.to_vec());
+        if let Some(runner) = prepared.script_runner {
+            routes.runner = runner;
+        }
+        let static_files =
+            static_files::StaticFiles { root, index: site.directory_index.clone(), routes: routes.clone() };
+        let router = router::Router::new(routes, static_files, with_default_status(&site.locations))
+            .refusing_script_dirs(&every_script_dir);
+        built.push(hosts::HostSite {
+            router,
+            access_log: prepared.access_logs.get(number).cloned().flatten(),
+            label: site.label(),
+            tls_identity: tls_identity(site),
+        });
+    }
+    Ok(hosts::Hosts::new(weir_conf::vhost::VhostMap::new(config), built))
 }
 
 /// MaxConnections and MaxConnectionsPerIP, `auto` measured in this process, and logged.

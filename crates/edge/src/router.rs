@@ -51,6 +51,17 @@ impl Router {
         Router { routes, static_files, locations, script_dirs }
     }
 
+    /// Also refuses to send files from these directories (every site's script directories:
+    /// another site's DocumentRoot may hold them).
+    pub fn refusing_script_dirs(mut self, dirs: &[PathBuf]) -> Router {
+        for dir in dirs.iter().filter_map(|dir| std::fs::canonicalize(dir).ok()) {
+            if !self.script_dirs.contains(&dir) {
+                self.script_dirs.push(dir);
+            }
+        }
+        self
+    }
+
     /// Routes a request from its method and its target as the client sent it (origin-form:
     /// path and query).
     pub fn route(&self, method: &Method, raw_target: &str, peer: IpAddr, local: IpAddr) -> Route {

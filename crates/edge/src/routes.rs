@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use http::StatusCode;
+use weir_conf::vhost::VirtualHost;
 use weir_conf::Config;
 use weir_wire::script_path::{self, Verdict};
 use weir_wire::{self as wire, target};
@@ -28,16 +29,21 @@ pub struct PoolRoutes {
 
 impl PoolRoutes {
     pub fn new(config: &Config, handler_paths: Vec<String>) -> PoolRoutes {
+        PoolRoutes::for_site(&config.main_site(), handler_paths)
+    }
+
+    /// The pool routes of one site (the main server or a `<VirtualHost>`).
+    pub fn for_site(site: &VirtualHost, handler_paths: Vec<String>) -> PoolRoutes {
         PoolRoutes {
-            script_prefixes: config
+            script_prefixes: site
                 .script_aliases
                 .iter()
                 .map(|a| target::merge_slashes(&a.url_prefix))
                 .collect(),
-            script_dirs: config.script_aliases.iter().map(|a| a.dir.clone()).collect(),
-            document_root: std::fs::canonicalize(&config.document_root).ok(),
+            script_dirs: site.script_aliases.iter().map(|a| a.dir.clone()).collect(),
+            document_root: std::fs::canonicalize(&site.document_root).ok(),
             handler_paths,
-            code_extensions: config.cgi_interpreters.iter().map(|(ext, _)| ext.clone()).collect(),
+            code_extensions: site.cgi_interpreters.iter().map(|(ext, _)| ext.clone()).collect(),
             runner: script_path::Runner::current(),
         }
     }

@@ -23,6 +23,7 @@ use crate::client_limits::{ConnectionLimits, ConnectionSlot, Over};
 use crate::h1::conn::{self as h1, H1Settings};
 use crate::h2_activity::Activity;
 use crate::handshake_stage::{HandshakeStage, Staged};
+use crate::hosts::HostTls;
 use crate::proxy_protocol::{self, ProxiedAddress};
 use crate::proxy_trust::ProxyTrust;
 use crate::reqtimeout::{Stage, StageClock};
@@ -49,8 +50,11 @@ const H2_MAX_STREAMS: u32 = 100;
 /// One listening socket and what it speaks.
 pub struct Listener {
     pub socket: TcpListener,
-    /// `Some` for https listeners.
+    /// `Some` for https listeners where every site shows the same certificate.
     pub tls: Option<TlsAcceptor>,
+    /// `Some` for https listeners where sites show certificates of their own: the ClientHello
+    /// is read first, and the site its SNI names (on this address) answers.
+    pub host_tls: Option<Arc<HostTls>>,
     /// `Some` for a proxy-protocol listener: a PROXY header precedes everything else, and only
     /// the peers listed there may connect.
     pub proxy: Option<Arc<ProxyTrust>>,
@@ -172,13 +176,19 @@ async fn accept_loop(listener: Listener, edge: Arc<Edge>) {
         let evicted = ticket.evicted();
         // Plain HTTP has no handshake: the first byte of a request is its proof (after the PROXY
         // header, on a proxy-protocol listener).
-        let first_byte_ends = listener.tls.is_none() && listener.proxy.is_none();
+        let first_byte_ends = !listener.is_tls() && listener.proxy.is_none();
         let stream = Staged::new(stream, ticket, first_byte_ends);
         let edge_for_task = edge.clone();
         let listener = listener.clone();
         edge.connections.spawn(async move {
             let _slot = connection(stream, evicted, peer, local, &listener, &edge_for_task, slot).await;
         });
+    }
+}
+
+impl Listener {
+    fn is_tls(&self) -> bool {
+        self.tls.is_some() || self.host_tls.is_some()
     }
 }
 
@@ -273,31 +283,36 @@ async fn connection(
                 return Some(slot);
             }
         }
-        if listener.tls.is_none() {
+        if !listener.is_tls() {
             stream.end_at_first_byte();
         }
     }
-    let Some(acceptor) = &listener.tls else {
+    if !listener.is_tls() {
         let facts = ClientFacts { peer, local, tls: None };
         let io = StallGuard::new(stream, edge.write_timeout);
         // The stage ends inside the reader, at the first byte; once out, nothing cancels this.
         unless_evicted(&evicted, Box::pin(h1::serve(io, &edge.site, &facts, &edge.h1, &edge.draining))).await;
         return Some(slot);
-    };
+    }
     // A task is as large as its largest phase for as long as it lives, and thousands of idle
     // connections should each pay only for the phase they are in: so the PROXY header, the
     // handshake and h2 are boxed, the TLS stream lives in a box of its own, and HTTP/1.1 (the
     // idle phase) runs inline. Measured with 5,000 idle TLS connections: the task went from
     // 9.3 KiB to 1.5 KiB, and the edge's PSS per connection from 16.1 KiB to 9.8 KiB.
-    let handshake = Box::pin(handshake(acceptor, stream, clock.as_ref(), peer, edge));
-    let Some(Some(mut tls_stream)) = unless_evicted(&evicted, handshake).await else {
+    let handshake = Box::pin(handshake(listener, stream, clock.as_ref(), peer, local, edge));
+    let Some(Some((mut tls_stream, chosen))) = unless_evicted(&evicted, handshake).await else {
         return Some(slot);
     };
     tls_stream.get_mut().0.leave();
     drop(evicted);
     let connection = tls_stream.get_ref().1;
     let h2 = connection.alpn_protocol() == Some(b"h2");
-    let facts = ClientFacts { peer, local, tls: Some(TlsInfo::of(connection)) };
+    let mut info = TlsInfo::of(connection);
+    if let Some((site, sni)) = chosen {
+        info.handshake_site = Some(site);
+        info.sni = sni;
+    }
+    let facts = ClientFacts { peer, local, tls: Some(info) };
     let io = StallGuard::new(tls_stream, edge.write_timeout);
     if h2 {
         Box::pin(serve_h2(io, edge, facts)).await;
@@ -307,16 +322,38 @@ async fn connection(
     Some(slot)
 }
 
+/// The site a handshake chose by SNI, and the SNI name.
+type Chosen = Option<(usize, Option<String>)>;
+
 /// The TLS handshake within the `handshake=` budget. The stream comes back boxed: rustls's state
-/// (1.2 KiB) then never sits inline in a connection's task.
+/// (1.2 KiB) then never sits inline in a connection's task. Where sites show certificates of
+/// their own, the ClientHello is read first and the site it names by SNI (among those on the
+/// connection's local address) answers with its configuration.
 async fn handshake(
-    acceptor: &TlsAcceptor,
+    listener: &Listener,
     stream: Staged<TcpStream>,
     clock: Option<&StageClock>,
     peer: SocketAddr,
+    local: SocketAddr,
     edge: &Edge,
-) -> Option<Box<TlsStream<Staged<TcpStream>>>> {
-    let handshake = acceptor.accept(stream);
+) -> Option<(Box<TlsStream<Staged<TcpStream>>>, Chosen)> {
+    let handshake = async {
+        match (&listener.host_tls, &listener.tls) {
+            (Some(host_tls), _) => {
+                let acceptor = rustls::server::Acceptor::default();
+                let start = tokio_rustls::LazyConfigAcceptor::new(acceptor, stream).await?;
+                let sni = start.client_hello().server_name().map(str::to_string);
+                let (site, config) = host_tls.choose(local, sni.as_deref());
+                let Some(config) = config else {
+                    return Err(std::io::Error::other(format!("no certificate for site {site} on {local}")));
+                };
+                let tls_stream = start.into_stream(config).await?;
+                Ok((tls_stream, Some((site, sni))))
+            }
+            (None, Some(acceptor)) => acceptor.accept(stream).await.map(|tls_stream| (tls_stream, None)),
+            (None, None) => Err(std::io::Error::other("not a TLS listener")),
+        }
+    };
     let result = match clock {
         Some(clock) => match tokio::time::timeout_at(clock.deadline(), handshake).await {
             Ok(result) => result,
@@ -328,9 +365,9 @@ async fn handshake(
         None => handshake.await,
     };
     match result {
-        Ok(tls_stream) => {
+        Ok((tls_stream, chosen)) => {
             edge.site.scoreboard.counters().handshakes.fetch_add(1, Ordering::Relaxed);
-            Some(Box::new(tls_stream))
+            Some((Box::new(tls_stream), chosen))
         }
         Err(error) => {
             tracing::debug!(%peer, %error, "TLS handshake failed");

@@ -11,15 +11,15 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 use hyper::body::Body as _;
 use weir_conf::edge::{HeaderAction, HeaderRule, ServerSignature};
 
-use crate::access_log::AccessLog;
 use crate::admission::{Admission, Refused};
 use crate::body::{self, Body, EdgePage};
 use crate::client_facts::ClientFacts;
 use crate::client_limits::RequestRate;
+use crate::hosts::{Hosts, SiteId};
 use crate::logged_body::{LogLine, LoggedBody, Record};
 use crate::pool_client::{PoolAnswer, PoolClient};
 use crate::request_body::{BodyError, RequestBody};
-use crate::router::{Route, Router};
+use crate::router::Route;
 use crate::source::Source;
 use crate::spill::SpillSpace;
 use crate::status::{self, StatusContext};
@@ -31,8 +31,9 @@ const MAX_LOCAL_REDIRECTS: usize = 10;
 
 /// Everything the edge needs to answer requests; shared by every connection.
 pub struct Site {
-    /// Where each request goes: `<Location>`, static files, the pool.
-    pub router: Router,
+    /// The main server and each `<VirtualHost>`: where a request goes (`<Location>`, static
+    /// files, the pool) and its access log, picked per request by address and Host.
+    pub hosts: Hosts,
     pub pool: PoolClient,
     /// At most MaxRequestWorkers requests in the pool; the rest queue, then 503.
     pub admission: Admission,
@@ -47,7 +48,6 @@ pub struct Site {
     pub trace_enable: bool,
     /// LimitRequestBody; 0 means no limit.
     pub limit_request_body: u64,
-    pub access_log: Option<Arc<AccessLog>>,
     /// SpillDir and SpillLimit: where request bodies and slowly read responses wait.
     pub spill: Arc<SpillSpace>,
     /// Shared with the pool: server-status reads it, and the edge keeps its figures there.
@@ -80,6 +80,13 @@ impl Site {
         Fut: Future<Output = Result<RequestBody, BodyError>>,
     {
         let started = SystemTime::now();
+        let site = self.hosts.select(facts, &parts);
+        // Only another site than the main server is marked: without <VirtualHost>s a request
+        // costs no extension map.
+        if site != 0 {
+            parts.extensions.insert(SiteId(site));
+        }
+        let misdirected = self.hosts.misdirected(facts, &parts, site);
         // Every request gets its id here (the client's own when it is a plain token), so the
         // access log and the worker see the same one.
         let id = crate::request_id::request_id(&parts.headers);
@@ -94,9 +101,12 @@ impl Site {
             request_id: Some(id),
         };
         // RateLimit was checked where the head was read (h1 and h2 both), before the body.
-        let response = self.route(facts, parts, read_body).await;
+        let response = match misdirected {
+            Some(status) => body::error_page(status),
+            None => self.route(facts, parts, read_body).await,
+        };
         let response = self.apply_policy(response);
-        self.log(facts, started, &line, response)
+        self.log(facts, site, started, &line, response)
     }
 
     /// Writes the access-log line for an answer the edge made before any routing (a malformed
@@ -124,7 +134,7 @@ impl Site {
             protocol: format!("{version:?}"),
             request_id: None,
         };
-        self.log(facts, SystemTime::now(), &line, response)
+        self.log(facts, self.hosts.default_for(facts), SystemTime::now(), &line, response)
     }
 
     /// Where a request goes, decided from its head ([`Router`]): an answer the edge makes
@@ -132,9 +142,15 @@ impl Site {
     /// target of the normalised path.
     pub fn decide(&self, facts: &ClientFacts, parts: &Parts) -> Decision {
         let raw_target = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+        // Marked by `handle` when it is not the main server; a local redirect keeps the mark.
+        let site = match parts.extensions.get::<SiteId>() {
+            Some(site) => site.0,
+            None => self.hosts.select(facts, parts),
+        };
+        let router = &self.hosts.site(site).router;
         // The address is the connection's (or a trusted PROXY header's): no request header can
         // make a remote client look local.
-        let route = self.router.route(&parts.method, raw_target, facts.peer.ip(), facts.local.ip());
+        let route = router.route(&parts.method, raw_target, facts.peer.ip(), facts.local.ip());
         let answer = match route {
             Route::Refuse(status) => body::error_page(status),
             Route::MethodNotAllowed => {
@@ -160,7 +176,7 @@ impl Site {
                 }
                 response
             }
-            Route::File(real) => self.router.static_files.send(&parts.method, &real, &parts.headers),
+            Route::File(real) => router.static_files.send(&parts.method, &real, &parts.headers),
             Route::Pool(target) => {
                 // The canonical target in place of the client's, keeping an h2 request's
                 // scheme and authority (its Host).
@@ -326,13 +342,14 @@ impl Site {
     fn record(
         &self,
         facts: &ClientFacts,
+        site: usize,
         time: SystemTime,
         line: &LogLine,
         response: &Response<Body>,
     ) -> Record {
         let extensions = response.extensions();
         Record {
-            access_log: self.access_log.clone(),
+            access_log: self.hosts.site(site).access_log.clone(),
             scoreboard: self.scoreboard,
             client: facts.peer,
             time,
@@ -349,11 +366,12 @@ impl Site {
     fn log(
         &self,
         facts: &ClientFacts,
+        site: usize,
         time: SystemTime,
         line: &LogLine,
         response: Response<Body>,
     ) -> Response<Body> {
-        let record = self.record(facts, time, line, &response);
+        let record = self.record(facts, site, time, line, &response);
         match response_bytes(&response) {
             Some(bytes) => {
                 record.write(bytes);

@@ -21,6 +21,9 @@ pub enum TlsError {
     /// The key file is missing, unreadable or holds no PEM private key.
     #[error("SSLCertificateKeyFile {path}: {reason}")]
     Key { path: String, reason: String },
+    /// SSLCertificateChainFile is missing, unreadable or not PEM.
+    #[error("SSLCertificateChainFile {path}: {reason}")]
+    Chain { path: String, reason: String },
     /// rustls refused the pair; usually the key does not belong to the certificate.
     #[error("the certificate and key cannot be used together: {0}")]
     Rejected(#[from] rustls::Error),
@@ -53,6 +56,17 @@ pub fn server_config(tls: &Tls, options: &TlsOptions) -> Result<Arc<ServerConfig
             path: cert_path.display().to_string(),
             reason: "no PEM certificate in the file".to_string(),
         });
+    }
+    let mut certs = certs;
+    if let Some(chain_path) = &tls.chain_file {
+        // SSLCertificateChainFile: the intermediates follow the leaf, as mod_ssl sends them.
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(chain_path)
+            .and_then(|iter| iter.collect::<Result<_, _>>())
+            .map_err(|error| TlsError::Chain {
+                path: chain_path.display().to_string(),
+                reason: error.to_string(),
+            })?;
+        certs.extend(chain);
     }
     let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|error| TlsError::Key { path: key_path.display().to_string(), reason: error.to_string() })?;

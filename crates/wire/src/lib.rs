@@ -28,6 +28,10 @@ pub const SSL_CIPHER: &str = "x-weir-ssl-cipher";
 pub const SSL_CLIENT_VERIFY: &str = "x-weir-ssl-client-verify";
 /// The verified client certificate's subject DN.
 pub const SSL_CLIENT_S_DN: &str = "x-weir-ssl-client-s-dn";
+/// The site that routed the request, by number: 0 the main server, n the n-th
+/// `<VirtualHost>`. The worker resolves scripts, DOCUMENT_ROOT, SERVER_NAME and SERVER_ADMIN
+/// with that site's settings; like every internal header, a client's copy never gets through.
+pub const VHOST: &str = "x-weir-vhost";
 /// Sent by a worker on every response: its pid, for the access log.
 pub const WORKER_PID: &str = "x-weir-worker-pid";
 /// Sent by a worker instead of a body: the edge answers with a GET of this local URL
