@@ -281,7 +281,7 @@ fn a_vhosts_scripts_are_unreachable_through_another_vhost() {
     let script = site.path().join("docs-b/a-cgi/who");
     std::fs::write(
         &script,
-        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n%s|%s|%s\\n' \"$DOCUMENT_ROOT\" \"$SERVER_NAME\" \"$SERVER_ADMIN\"\n",
+        "#!/bin/sh\necho 'complaint from who' >&2\nprintf 'Content-Type: text/plain\\n\\n%s|%s|%s\\n' \"$DOCUMENT_ROOT\" \"$SERVER_NAME\" \"$SERVER_ADMIN\"\n",
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -306,6 +306,13 @@ fn a_vhosts_scripts_are_unreachable_through_another_vhost() {
         .expect("raw exchange");
     let forged = String::from_utf8_lossy(&forged);
     assert!(forged.starts_with("HTTP/1.1 404"), "{forged}");
+    // Its stderr goes to the one error log, naming the site.
+    assert!(
+        wait_until(Duration::from_secs(10), || weir.logs().contains("complaint from who: ")
+            && weir.logs().contains("a-cgi/who (vhost a.test)")),
+        "{}",
+        weir.logs()
+    );
 }
 
 #[test]
