@@ -985,6 +985,8 @@ fn apply_virtual_host(
     let mut scratch = Config::defaults(config.source.clone(), config.server_root.clone());
     scratch.in_vhost = true;
     apply_nodes(&mut scratch, children, errors, depth);
+    // What reading the section found worth a warning is the whole configuration's.
+    config.warnings.append(&mut scratch.warnings);
     config.vhost_inputs.push(crate::vhost::VhostInput {
         addrs,
         span: span.clone(),

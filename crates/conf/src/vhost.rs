@@ -33,6 +33,9 @@ pub const PER_VHOST: &[&str] = &[
     "SSLCertificateKeyFile",
     "SSLCertificateChainFile",
     "LogLevel",
+    // Variables are the whole configuration's, wherever they are defined (as in Apache).
+    "Define",
+    "UnDefine",
 ];
 
 /// The IP part of a `<VirtualHost>` address.
