@@ -153,7 +153,8 @@ fn host_picks_the_vhost_over_h1_and_h2_with_its_own_access_log() {
     let d = site.path().display().to_string();
     let weir = site.start(&format!(
         "<VirtualHost *:*>\n ServerName a.test\n DocumentRoot {d}/docs-a\n CustomLog {d}/a-access.log combined\n</VirtualHost>\n\
-         <VirtualHost *>\n ServerName b.test\n ServerAlias *.b.test web?.example.org\n DocumentRoot {d}/docs-b\n CustomLog {d}/b-access.log combined\n</VirtualHost>\n"
+         <VirtualHost *>\n ServerName b.test\n ServerAlias *.b.test web?.example.org\n DocumentRoot {d}/docs-b\n CustomLog {d}/b-access.log combined\n \
+         <Location /private>\n  Require all denied\n </Location>\n</VirtualHost>\n"
     ));
     let cert = weir.cert_pem.clone();
     let get =
@@ -170,10 +171,16 @@ fn host_picks_the_vhost_over_h1_and_h2_with_its_own_access_log() {
             "the first is the default, {proto:?}"
         );
     }
+    // A section's <Location> holds for its site only.
+    let private = |authority: &str| {
+        tls_get(weir.addr(), &[&cert], "localhost", true, Proto::H1, authority, "/private/x").map(|(s, _)| s)
+    };
+    assert_eq!(private("b.test"), Ok(403));
+    assert_eq!(private("a.test"), Ok(404));
     let logged = |name: &str| std::fs::read_to_string(weir.path().join(name)).unwrap_or_default();
     assert!(
-        wait_until(Duration::from_secs(10), || logged("a-access.log").lines().count() == 6
-            && logged("b-access.log").lines().count() == 6),
+        wait_until(Duration::from_secs(10), || logged("a-access.log").lines().count() == 7
+            && logged("b-access.log").lines().count() == 7),
         "a:\n{}\nb:\n{}",
         logged("a-access.log"),
         logged("b-access.log")
