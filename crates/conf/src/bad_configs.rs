@@ -65,6 +65,8 @@ const CASES: &[(&str, usize, &str)] = &[
     ("Listen 80\nMaxMemoryPerChild 12Q\n", 2, "MaxMemoryPerChild: invalid value '12Q'"),
     ("Listen 80\nErrorLog \"|/usr/bin/logger\"\n", 2, "ErrorLog: invalid value"),
     ("Listen 80\nCustomLog logs/access.log vhost\n", 2, "the format must be combined, common or json"),
+    ("Listen 80\nDefine a:b\n", 2, "Variable name must not contain ':'"),
+    ("Listen 80\n<IfDefine A B>\n</IfDefine>\n", 2, "<IfDefine> takes one argument"),
     ("Listen 80\nScriptAlias /cgi-bin/\n", 2, "ScriptAlias takes two arguments"),
     ("Listen 80\n<IfModule mpm_prefork_module>\nStartServers 2\n", 2, "section was not closed"),
     ("Listen 80\n</IfModule>\n", 2, "</IfModule> without matching <IfModule> section"),

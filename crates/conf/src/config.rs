@@ -295,6 +295,8 @@ pub struct Config {
     pub tls_options: TlsOptions,
     /// Settings that were corrected or look risky: printed by configtest, logged at start.
     pub warnings: Vec<String>,
+    /// `Define`d variables, while the configuration is read (for `${NAME}` and `<IfDefine>`).
+    pub(crate) defines: crate::define::Defines,
     /// The prefork directives as written, corrected into `pool` at the end of loading.
     pub(crate) pool_input: PoolInput,
 }
@@ -339,6 +341,7 @@ impl Config {
             sizing_reserve: 512 << 20,
             tls_options: TlsOptions::default(),
             warnings: Vec::new(),
+            defines: crate::define::Defines::default(),
             pool_input: PoolInput::default(),
             server_root,
         }

@@ -49,6 +49,18 @@ macro_rules! set_pool {
 /// Every directive weir accepts.
 pub const DIRECTIVES: &[Directive] = &[
     Directive {
+        name: "Define",
+        args: (1, 2),
+        help: "Define a variable, optionally to a value.  Same as passing -D to the command line.",
+        apply: crate::define::define,
+    },
+    Directive {
+        name: "UnDefine",
+        args: (1, 1),
+        help: "Undefine the existence of a variable. Undo a Define.",
+        apply: crate::define::undefine,
+    },
+    Directive {
         name: "Listen",
         args: (1, 3),
         help: "a port number or address:port, then optionally http or https, and proxy-protocol",
@@ -731,6 +743,9 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 
 fn apply_nodes(config: &mut Config, nodes: &[Node], errors: &mut Vec<ConfigError>, depth: usize) {
     for node in nodes {
+        // `${NAME}` as the line is reached, so a Define above it applies and one below does not.
+        let expanded = crate::define::expand_node(config, node);
+        let node = expanded.as_ref().unwrap_or(node);
         match node {
             Node::Directive { name, args, span }
                 if name.eq_ignore_ascii_case("Include") || name.eq_ignore_ascii_case("IncludeOptional") =>
@@ -880,6 +895,22 @@ fn apply_section(
             return;
         };
         if module_condition_holds(module) {
+            apply_nodes(config, children, errors, depth);
+        }
+    } else if name.eq_ignore_ascii_case("IfDefine") {
+        let Some(variable) = args.first().filter(|_| args.len() == 1) else {
+            errors.push(ConfigError::at(
+                span,
+                Some(name),
+                Problem::Arity {
+                    directive: "<IfDefine>",
+                    expected: "one argument",
+                    help: "a variable name defined by Define, optionally preceded by !",
+                },
+            ));
+            return;
+        };
+        if crate::define::condition_holds(config, variable) {
             apply_nodes(config, children, errors, depth);
         }
     } else if name.eq_ignore_ascii_case("Location") {

@@ -9,6 +9,7 @@
 //! typed [`Config`]. Every bad line is collected, so one run reports them all.
 
 mod config;
+mod define;
 mod directives;
 pub mod edge;
 mod error;
