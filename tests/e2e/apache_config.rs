@@ -61,3 +61,99 @@ fn an_undefined_variable_is_kept_with_apaches_warning_and_errors_name_the_includ
     assert!(stderr.contains(&format!("line 3 of {file}: Define: invalid value 'bad:name'")), "{stderr}");
     assert!(stderr.contains(&format!("line 4 of {file}")) && stderr.contains("<IfDefine>"), "{stderr}");
 }
+
+const OPENSSL: &str = "/usr/bin/openssl";
+
+/// The suite `openssl s_client` negotiates with weir when it offers `suites` in its own order
+/// (`-ciphersuites` for TLS 1.3, `-cipher` for TLS 1.2); `None` when the handshake fails, or
+/// when openssl is missing (then the caller skips).
+fn negotiated(weir: &crate::support::Weir, tls13: bool, suites: &str) -> Option<String> {
+    let addr = weir.addr().to_string();
+    let mut command = std::process::Command::new(OPENSSL);
+    command.args(["s_client", "-connect", &addr, "-servername", "localhost"]);
+    if tls13 {
+        command.args(["-tls1_3", "-ciphersuites", suites]);
+    } else {
+        command.args(["-tls1_2", "-cipher", suites]);
+    }
+    let mut child =
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().ok()?;
+    // stdin is closed, so s_client leaves once the handshake is done; bound it anyway.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let cipher =
+        text.lines().find_map(|line| line.split_once(", Cipher is ").map(|(_, c)| c.trim().to_string()))?;
+    (cipher != "(NONE)").then_some(cipher)
+}
+
+fn have_openssl() -> bool {
+    if std::path::Path::new(OPENSSL).exists() {
+        return true;
+    }
+    assert_ne!(std::env::var("WEIR_REQUIRE_OPENSSL").as_deref(), Ok("1"), "{OPENSSL} is missing");
+    eprintln!("skipped: {OPENSSL} is missing");
+    false
+}
+
+#[test]
+fn the_server_order_wins_unless_sslhonorcipherorder_is_off() {
+    if !have_openssl() {
+        return;
+    }
+    // The test certificate is ECDSA P-256, so the ECDSA suites are the TLS 1.2 ones in play.
+    let weak_first = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384";
+    let weak_first_13 = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384";
+    let weir = Site::new().start("");
+    assert_eq!(negotiated(&weir, false, weak_first).as_deref(), Some("ECDHE-ECDSA-AES256-GCM-SHA384"));
+    assert_eq!(negotiated(&weir, true, weak_first_13).as_deref(), Some("TLS_AES_256_GCM_SHA384"));
+    drop(weir);
+
+    let weir = Site::new().start("SSLHonorCipherOrder off\n");
+    assert_eq!(negotiated(&weir, false, weak_first).as_deref(), Some("ECDHE-ECDSA-AES128-GCM-SHA256"));
+    assert_eq!(negotiated(&weir, true, weak_first_13).as_deref(), Some("TLS_AES_128_GCM_SHA256"));
+}
+
+#[test]
+fn sslciphersuite_sets_the_suites_and_their_order() {
+    if !have_openssl() {
+        return;
+    }
+    let weir = Site::new().start(
+        "SSLCipherSuite ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:!aNULL:!MD5\n\
+         SSLCipherSuite TLSv1.3 TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256\n",
+    );
+    let all = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305";
+    assert_eq!(negotiated(&weir, false, all).as_deref(), Some("ECDHE-ECDSA-CHACHA20-POLY1305"));
+    let all_13 = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256";
+    assert_eq!(negotiated(&weir, true, all_13).as_deref(), Some("TLS_CHACHA20_POLY1305_SHA256"));
+    // A suite left out is not offered at all.
+    assert_eq!(negotiated(&weir, false, "ECDHE-ECDSA-AES256-GCM-SHA384"), None);
+    assert_eq!(negotiated(&weir, true, "TLS_AES_256_GCM_SHA384"), None);
+    // And the server still serves over what it does offer.
+    let reply = Client::new(weir.addr(), &weir.cert_pem).get("/").unwrap();
+    assert_eq!(reply.status, 200);
+}
+
+#[test]
+fn a_suite_weir_cannot_offer_is_refused_naming_the_ones_it_can() {
+    let site = Site::new();
+    let conf_path = site.path().join("weir.conf");
+    std::fs::write(
+        &conf_path,
+        site.config("SSLCipherSuite ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES128-GCM-SHA256\n"),
+    )
+    .unwrap();
+    let output = weir_command(&["configtest", "-f"], &conf_path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("SSLCipherSuite: invalid value 'DHE-RSA-AES128-GCM-SHA256'"), "{stderr}");
+    assert!(stderr.contains("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"), "{stderr}");
+}

@@ -676,6 +676,37 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "SSLCipherSuite",
+        args: (1, 2),
+        help: "Colon-delimited list of permitted SSL Ciphers, optionally preceded by the protocol ('SSL' or 'TLSv1.3')",
+        apply: |config, args| {
+            use crate::ciphers::Protocol;
+            match crate::ciphers::ssl_cipher_suite(args)? {
+                (Protocol::Tls12, suites) => config.tls_options.tls12_suites = suites,
+                (Protocol::Tls13, suites) => config.tls_options.tls13_suites = suites,
+            }
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLHonorCipherOrder",
+        args: (1, 1),
+        help: "Use the server's cipher ordering preference (weir's default: On)",
+        apply: |config, args| {
+            config.tls_options.honor_cipher_order = values::on_off("SSLHonorCipherOrder", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLOptions",
+        args: (1, 8),
+        help: "Set one or more options to configure the SSL engine ('[+-]StdEnvVars')",
+        apply: |config, args| {
+            config.tls_options.ssl_options = edge::ssl_options(config.tls_options.ssl_options, args)?;
+            Ok(())
+        },
+    },
+    Directive {
         name: "SSLSessionTickets",
         args: (1, 1),
         help: "Enable or disable TLS session tickets",
