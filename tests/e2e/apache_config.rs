@@ -157,3 +157,112 @@ fn a_suite_weir_cannot_offer_is_refused_naming_the_ones_it_can() {
     assert!(stderr.contains("SSLCipherSuite: invalid value 'DHE-RSA-AES128-GCM-SHA256'"), "{stderr}");
     assert!(stderr.contains("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"), "{stderr}");
 }
+
+#[test]
+fn small_directives_addtype_directoryindex_serveradmin_and_allowoverride_none() {
+    let site = Site::new();
+    site.doc("data/readings.csv", b"t,v\n1,2\n");
+    site.doc("data/firmware.BIN", b"\x7fELF");
+    site.doc("app/start.htm", b"<p>start</p>\n");
+    site.script(
+        "env",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nprintf 'admin=%s\\n' \"$SERVER_ADMIN\"\n",
+    );
+    let weir = site.start(
+        "ServerAdmin ops@example.net\nServerSignature EMail\nSSLEngine on\nAllowOverride None\n\
+         AddType text/csv .csv\nAddType application/x-firmware bin .img\n\
+         DirectoryIndex index.html default.htm start.htm\n",
+    );
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let reply = client.get("/data/readings.csv").unwrap();
+    assert_eq!(reply.header("content-type"), Some("text/csv"), "{}", weir.logs());
+    // Extensions match whatever their case, as mod_mime's do.
+    assert_eq!(
+        client.get("/data/firmware.BIN").unwrap().header("content-type"),
+        Some("application/x-firmware")
+    );
+    // Types weir knows keep working.
+    assert_eq!(client.get("/index.html").unwrap().header("content-type"), Some("text/html"));
+    // The third DirectoryIndex name is found when the first two are missing.
+    let reply = client.get("/app/").unwrap();
+    assert_eq!((reply.status, reply.text().as_str()), (200, "<p>start</p>\n"));
+    assert_eq!(client.get("/cgi-bin/env").unwrap().text(), "admin=ops@example.net\n");
+    let reply = client.get("/no-such-page").unwrap();
+    assert_eq!(reply.status, 404);
+    assert!(
+        reply.text().contains("<a href=\"mailto:ops@example.net\">ops@example.net</a>"),
+        "{}",
+        reply.text()
+    );
+}
+
+#[test]
+fn logformat_nicknames_and_format_strings_shape_the_access_log() {
+    let site = Site::new();
+    let d = site.path().display().to_string();
+    site.doc("r.txt", b"abc");
+    let conf = site.config("").replace(&format!("CustomLog {d}/access.log combined\n"), "")
+        + &format!(
+            "ServerName meters.example\n\
+             LogFormat \"%v:%p %h %l %u %t \\\"%r\\\" %>s %O %b \\\"%{{User-Agent}}i\\\" %m %U%q %H %{{Content-Type}}o\" site\n\
+             CustomLog {d}/site.log site\n"
+        );
+    let weir = site.start_with(&conf);
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    assert_eq!(client.get("/r.txt?x=1").unwrap().status, 200);
+    let log = weir.path().join("site.log");
+    let mut text = String::new();
+    let written = crate::support::wait_until(std::time::Duration::from_secs(10), || {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("/r.txt")
+    });
+    assert!(written, "no line in {}\n{}", log.display(), weir.logs());
+    let port = weir.addr().port();
+    let line = text.lines().find(|l| l.contains("/r.txt")).unwrap();
+    assert!(line.starts_with(&format!("meters.example:{port} 127.0.0.1 - - [")), "{line}");
+    assert!(
+        line.contains("] \"GET /r.txt?x=1 HTTP/1.1\" 200 3 3 \"-\" GET /r.txt?x=1 HTTP/1.1 text/plain"),
+        "{line}"
+    );
+
+    let conf_path = weir.path().join("bad.conf");
+    std::fs::write(
+        &conf_path,
+        format!("{conf}LogFormat \"%h %I\" withbytesin\nCustomLog {d}/x.log nosuchnick\n"),
+    )
+    .unwrap();
+    let output = weir_command(&["configtest", "-f"], &conf_path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("LogFormat: invalid value '%I': weir cannot fill this"), "{stderr}");
+    assert!(stderr.contains("CustomLog: invalid value 'nosuchnick'"), "{stderr}");
+}
+
+#[test]
+fn addhandler_cgi_script_runs_executable_files_under_documentroot_and_never_sends_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    let script = "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nprintf 'ran %s\\n' \"$SCRIPT_NAME\"\n";
+    site.doc("app/hello.cgi", script.as_bytes());
+    site.doc("app/plain.cgi", script.as_bytes());
+    let docs = site.path().join("htdocs/app");
+    std::fs::set_permissions(docs.join("hello.cgi"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(docs.join("plain.cgi"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let weir = site.start("AddHandler cgi-script .cgi .pl\n");
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let reply = client.get("/app/hello.cgi").unwrap();
+    assert_eq!((reply.status, reply.text().as_str()), (200, "ran /app/hello.cgi\n"), "{}", weir.logs());
+    // Not executable: refused, and its source is not sent either.
+    let reply = client.get("/app/plain.cgi").unwrap();
+    assert_eq!(reply.status, 403);
+    assert!(!reply.text().contains("#!/bin/sh"));
+
+    let conf_path = weir.path().join("bad.conf");
+    std::fs::write(&conf_path, "Listen 127.0.0.1:0 http\nAddHandler php-script .php\n").unwrap();
+    let output = weir_command(&["configtest", "-f"], &conf_path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("AddHandler: invalid value 'php-script'") && stderr.contains("CGIInterpreter"),
+        "{stderr}"
+    );
+}

@@ -90,6 +90,76 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "ServerAdmin",
+        args: (1, 1),
+        help: "The email address of the server administrator",
+        apply: |config, args| {
+            if args[0].bytes().any(|b| b.is_ascii_control() || b == b'<' || b == b'>' || b == b'"') {
+                return Err(Problem::BadValue {
+                    directive: "ServerAdmin",
+                    value: args[0].clone(),
+                    reason: "an email address or URL cannot hold control characters, <, > or \"".to_string(),
+                });
+            }
+            config.server_admin = Some(args[0].clone());
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLEngine",
+        args: (1, 1),
+        help: "SSL switch for the protocol engine ('on', 'off'); weir: the Listen line's https decides",
+        apply: |config, args| {
+            config.ssl_engine = Some(values::on_off("SSLEngine", &args[0])?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "AllowOverride",
+        args: (1, 8),
+        help: "None: weir reads no .htaccess files",
+        apply: |_, args| match args {
+            [none] if none.eq_ignore_ascii_case("None") => Ok(()),
+            _ => Err(Problem::BadValue {
+                directive: "AllowOverride",
+                value: args.join(" "),
+                reason: "weir reads no .htaccess files, so only AllowOverride None is accepted; put the directives in the configuration".to_string(),
+            }),
+        },
+    },
+    Directive {
+        name: "AddType",
+        args: (2, 64),
+        help: "a mime type followed by one or more file extensions",
+        apply: |config, args| {
+            let media = &args[0];
+            let valid = media.split_once('/').is_some_and(|(kind, sub)| {
+                let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b));
+                token(kind) && token(sub.split(';').next().unwrap_or("").trim())
+            }) && !media.bytes().any(|b| b.is_ascii_control());
+            if !valid {
+                return Err(Problem::BadValue {
+                    directive: "AddType",
+                    value: media.clone(),
+                    reason: "expected a media type such as text/plain".to_string(),
+                });
+            }
+            for ext in &args[1..] {
+                let ext = ext.strip_prefix('.').unwrap_or(ext).to_ascii_lowercase();
+                if ext.is_empty() || ext.contains(['/', '.']) {
+                    return Err(Problem::BadValue {
+                        directive: "AddType",
+                        value: ext,
+                        reason: "expected an extension such as .txt".to_string(),
+                    });
+                }
+                config.add_types.retain(|(known, _)| *known != ext);
+                config.add_types.push((ext, media.clone()));
+            }
+            Ok(())
+        },
+    },
+    Directive {
         name: "DocumentRoot",
         args: (1, 1),
         help: "Root directory of the document tree",
@@ -307,19 +377,22 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "LogFormat",
+        args: (2, 2),
+        help: "a log format string (see docs) and a nickname for CustomLog",
+        apply: |config, args| {
+            let items = crate::log_format::parse("LogFormat", &args[0])?;
+            config.log_formats.retain(|(nickname, _)| *nickname != args[1]);
+            config.log_formats.push((args[1].clone(), items));
+            Ok(())
+        },
+    },
+    Directive {
         name: "CustomLog",
         args: (1, 2),
-        help: "a file name and an optional format: combined, common or json",
+        help: "a file name and a format: a LogFormat nickname, a format string, or combined, common or json",
         apply: |config, args| {
-            if let Some(format) = args.get(1) {
-                if !["combined", "common", "json"].contains(&format.as_str()) {
-                    return Err(Problem::BadValue {
-                        directive: "CustomLog",
-                        value: format.clone(),
-                        reason: "the format must be combined, common or json".to_string(),
-                    });
-                }
-            }
+            use crate::config::LogFormat;
             if args[0].starts_with('|') {
                 return Err(Problem::BadValue {
                     directive: "CustomLog",
@@ -327,12 +400,28 @@ pub const DIRECTIVES: &[Directive] = &[
                     reason: "piped logs are not supported; give a file".to_string(),
                 });
             }
-            config.custom_log = Some(config.resolve(&args[0]));
-            config.custom_log_format = match args.get(1).map(String::as_str) {
-                Some("common") => crate::config::LogFormat::Common,
-                Some("json") => crate::config::LogFormat::Json,
-                _ => crate::config::LogFormat::Combined,
+            let format = args.get(1).map(String::as_str);
+            // A nickname LogFormat defined wins over weir's own names, as it does in Apache.
+            let defined = format.and_then(|f| config.log_formats.iter().find(|(n, _)| n == f));
+            let (builtin, items) = match (format, defined) {
+                (_, Some((_, items))) => (LogFormat::Combined, Some(items.clone())),
+                (None | Some("combined"), None) => (LogFormat::Combined, None),
+                (Some("common"), None) => (LogFormat::Common, None),
+                (Some("json"), None) => (LogFormat::Json, None),
+                (Some(text), None) if text.contains('%') => {
+                    (LogFormat::Combined, Some(crate::log_format::parse("CustomLog", text)?))
+                }
+                (Some(other), None) => {
+                    return Err(Problem::BadValue {
+                        directive: "CustomLog",
+                        value: other.to_string(),
+                        reason: "no LogFormat above defines this nickname, and it is not combined, common or json".to_string(),
+                    })
+                }
             };
+            config.custom_log = Some(config.resolve(&args[0]));
+            config.custom_log_format = builtin;
+            config.custom_log_items = items;
             Ok(())
         },
     },
@@ -442,6 +531,41 @@ pub const DIRECTIVES: &[Directive] = &[
             }
             let interpreter = config.resolve(&args[1]);
             config.cgi_interpreters.push((args[0].clone(), interpreter));
+            Ok(())
+        },
+    },
+    Directive {
+        name: "AddHandler",
+        args: (2, 64),
+        help: "cgi-script followed by one or more file extensions",
+        apply: |config, args| {
+            let handler = args[0].to_ascii_lowercase();
+            if handler != "cgi-script" {
+                let reason = if handler.contains("php") {
+                    "weir has no PHP handler; use CGIInterpreter .php /usr/bin/php-cgi"
+                } else {
+                    "weir knows the handler cgi-script (files run as CGI programs); for an interpreter use CGIInterpreter"
+                };
+                return Err(Problem::BadValue {
+                    directive: "AddHandler",
+                    value: args[0].clone(),
+                    reason: reason.to_string(),
+                });
+            }
+            for ext in &args[1..] {
+                let bare = ext.strip_prefix('.').unwrap_or(ext);
+                if bare.is_empty() || bare.contains(['/', '.']) {
+                    return Err(Problem::BadValue {
+                        directive: "AddHandler",
+                        value: ext.clone(),
+                        reason: "expected an extension such as .cgi".to_string(),
+                    });
+                }
+                let ext = format!(".{}", bare.to_ascii_lowercase());
+                if !config.cgi_script_extensions.contains(&ext) {
+                    config.cgi_script_extensions.push(ext);
+                }
+            }
             Ok(())
         },
     },
@@ -740,7 +864,7 @@ pub const DIRECTIVES: &[Directive] = &[
     },
 ];
 
-fn find(name: &str) -> Option<&'static Directive> {
+pub(crate) fn find(name: &str) -> Option<&'static Directive> {
     DIRECTIVES.iter().find(|directive| directive.name.eq_ignore_ascii_case(name))
 }
 
@@ -888,9 +1012,14 @@ fn dir_part(path: &str) -> &str {
     path.rsplit_once('/').map_or(".", |(d, _)| d)
 }
 
+/// The error for a name no table entry accepts: a likely typo.
+fn unknown(name: &str) -> Problem {
+    Problem::InvalidCommand { name: name.to_string(), suggestion: suggest(name) }
+}
+
 fn apply_one(config: &mut Config, name: &str, args: &[String]) -> Result<(), Problem> {
     let Some(directive) = find(name) else {
-        return Err(Problem::InvalidCommand { name: name.to_string(), suggestion: suggest(name) });
+        return Err(unknown(name));
     };
     let (min, max) = directive.args;
     if args.len() < min || args.len() > max {
@@ -1010,7 +1139,7 @@ fn apply_location(
         } else if find(name).is_some() {
             Err(Problem::NotAllowedHere { directive: find(name).map_or("directive", |d| d.name) })
         } else {
-            Err(Problem::InvalidCommand { name: name.clone(), suggestion: suggest(name) })
+            Err(unknown(name))
         };
         if let Err(problem) = result {
             errors.push(ConfigError::at(span, Some(name), problem));

@@ -15,6 +15,7 @@ mod directives;
 pub mod edge;
 mod error;
 pub mod location;
+pub mod log_format;
 mod pool_rules;
 mod remote_ip;
 mod syntax;
