@@ -197,6 +197,39 @@ fn small_directives_addtype_directoryindex_serveradmin_and_allowoverride_none() 
 }
 
 #[test]
+fn directives_weir_lacks_on_purpose_are_refused_with_the_reason_and_the_alternative() {
+    let site = Site::new();
+    let conf_path = site.path().join("weir.conf");
+    let extra = "LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so\n\
+                 RewriteEngine on\n\
+                 RewriteRule ^/old$ /new [R=301]\n\
+                 ProxyPass /app http://127.0.0.1:8080/\n\
+                 LoadModule rewrite_module /usr/lib/apache2/modules/mod_rewrite.so\n\
+                 AllowOverride All\n\
+                 RemoteIPHeader X-Forwarded-For\n\
+                 <Proxy *>\n</Proxy>\n\
+                 DocumnetRoot /srv\n";
+    std::fs::write(&conf_path, site.config(extra)).unwrap();
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    let line_of = |start: &str| conf.lines().position(|l| l.starts_with(start)).unwrap() + 1;
+    let output = weir_command(&["configtest", "-f"], &conf_path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    let has = |line: usize, words: &[&str]| {
+        stderr.lines().any(|l| l.contains(&format!("line {line} of")) && words.iter().all(|w| l.contains(w)))
+    };
+    assert!(!stderr.contains(&format!("line {} of", line_of("LoadModule ssl_module"))), "{stderr}");
+    assert!(has(line_of("RewriteEngine"), &["weir lacks this on purpose", "Redirect"]), "{stderr}");
+    assert!(has(line_of("RewriteRule"), &["weir lacks this on purpose", "Redirect"]), "{stderr}");
+    assert!(has(line_of("ProxyPass"), &["does not forward", "CGIInterpreter"]), "{stderr}");
+    assert!(has(line_of("LoadModule rewrite"), &["LoadModule rewrite_module", "Redirect"]), "{stderr}");
+    assert!(has(line_of("AllowOverride"), &["weir reads no .htaccess files"]), "{stderr}");
+    assert!(has(line_of("RemoteIPHeader"), &["RemoteIPTrustedProxy"]), "{stderr}");
+    assert!(has(line_of("<Proxy"), &["<Proxy>", "weir lacks this on purpose"]), "{stderr}");
+    assert!(has(line_of("DocumnetRoot"), &["did you mean 'DocumentRoot'"]), "{stderr}");
+}
+
+#[test]
 fn logformat_nicknames_and_format_strings_shape_the_access_log() {
     let site = Site::new();
     let d = site.path().display().to_string();

@@ -61,6 +61,12 @@ pub const DIRECTIVES: &[Directive] = &[
         apply: crate::define::undefine,
     },
     Directive {
+        name: "LoadModule",
+        args: (2, 2),
+        help: "a module name and the name of a shared object file to load it from",
+        apply: |_, args| crate::refused::load_module(MODULES, args),
+    },
+    Directive {
         name: "Listen",
         args: (1, 3),
         help: "a port number or address:port, then optionally http or https, and proxy-protocol",
@@ -870,9 +876,13 @@ pub(crate) fn find(name: &str) -> Option<&'static Directive> {
 
 /// The known directive closest to a misspelled name, if one is close enough to be a typo.
 fn suggest(name: &str) -> Option<&'static str> {
+    // Names refused on purpose count too: the corrected line then says why weir lacks it.
+    let refused = crate::refused::REFUSED.iter().flat_map(|refusal| refusal.names.iter().copied());
     DIRECTIVES
         .iter()
-        .map(|directive| (values::distance(name, directive.name), directive.name))
+        .map(|directive| directive.name)
+        .chain(refused)
+        .map(|candidate| (values::distance(name, candidate), candidate))
         .filter(|(distance, candidate)| *distance <= (candidate.len() / 4).max(2))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
@@ -1012,9 +1022,12 @@ fn dir_part(path: &str) -> &str {
     path.rsplit_once('/').map_or(".", |(d, _)| d)
 }
 
-/// The error for a name no table entry accepts: a likely typo.
+/// The error for a name no table entry accepts: refused on purpose, or a likely typo.
 fn unknown(name: &str) -> Problem {
-    Problem::InvalidCommand { name: name.to_string(), suggestion: suggest(name) }
+    match crate::refused::lookup(name) {
+        Some(refusal) => crate::refused::problem(name, refusal),
+        None => Problem::InvalidCommand { name: name.to_string(), suggestion: suggest(name) },
+    }
 }
 
 fn apply_one(config: &mut Config, name: &str, args: &[String]) -> Result<(), Problem> {
@@ -1075,6 +1088,12 @@ fn apply_section(
         }
     } else if name.eq_ignore_ascii_case("Location") {
         apply_location(config, args, span, children, errors);
+    } else if let Some(refusal) = crate::refused::lookup(name) {
+        errors.push(ConfigError::at(
+            span,
+            Some(name),
+            crate::refused::problem(&format!("<{name}>"), refusal),
+        ));
     } else {
         errors.push(ConfigError::at(span, Some(name), Problem::UnknownSection { name: name.to_string() }));
     }

@@ -17,6 +17,7 @@ mod error;
 pub mod location;
 pub mod log_format;
 mod pool_rules;
+mod refused;
 mod remote_ip;
 mod syntax;
 mod values;
