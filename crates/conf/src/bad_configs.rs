@@ -163,3 +163,27 @@ fn the_migration_example_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/examples/apache-prefork-site.conf");
     Config::load(&path).unwrap_or_else(|errors| panic!("the example does not load:\n{errors}"));
 }
+
+#[test]
+fn the_migration_guide_lists_every_directive_accepted_or_refused() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/migrating-from-apache.md");
+    let text = std::fs::read_to_string(&path).expect("docs/migrating-from-apache.md");
+    let table = text.split("\n## Directives\n").nth(1).expect("a ## Directives section");
+    let first_columns: Vec<&str> =
+        table.lines().filter(|l| l.starts_with("| `")).filter_map(|l| l.split(" | ").next()).collect();
+    let listed = |name: &str| {
+        first_columns.iter().any(|cell| {
+            cell.split(['`', ' ', ',', '(', ')', '<', '>', '[', '*']).any(|word| {
+                word.eq_ignore_ascii_case(name) || (name.starts_with("AuthDigest") && word == "AuthDigest")
+            })
+        })
+    };
+    let refused = crate::refused::REFUSED.iter().flat_map(|r| r.names.iter().copied());
+    let missing: Vec<&str> =
+        crate::directives::DIRECTIVES.iter().map(|d| d.name).chain(refused).filter(|n| !listed(n)).collect();
+    // The mod_proxy and mod_security rows name the family and its common members.
+    let families = ["Proxy", "Sec", "SSLProxy"];
+    let missing: Vec<&str> =
+        missing.into_iter().filter(|n| !families.iter().any(|f| n.starts_with(f))).collect();
+    assert!(missing.is_empty(), "docs/migrating-from-apache.md's Directives table lacks {missing:?}");
+}
