@@ -43,6 +43,8 @@ pub struct Site {
     /// `Header` rules for responses.
     pub header_rules: Vec<HeaderRule>,
     pub signature: ServerSignature,
+    /// `ServerAdmin`, for `ServerSignature EMail`'s link.
+    pub server_admin: Option<String>,
     /// `TraceEnable On`: TRACE is echoed; off, it is refused with 405.
     pub trace_enable: bool,
     /// LimitRequestBody; 0 means no limit.
@@ -92,6 +94,7 @@ impl Site {
             user_agent: header_text(&parts, header::USER_AGENT),
             protocol: format!("{:?}", parts.version),
             request_id: Some(id),
+            headers: self.access_log.as_ref().map_or_else(Vec::new, |log| log.request_values(&parts.headers)),
         };
         // RateLimit was checked where the head was read (h1 and h2 both), before the body.
         let mut unanswered = Unanswered { site: self, facts, time: started, line: &line, answered: false };
@@ -125,6 +128,7 @@ impl Site {
             user_agent: None,
             protocol: format!("{version:?}"),
             request_id: None,
+            headers: Vec::new(),
         };
         self.log(facts, SystemTime::now(), &line, response)
     }
@@ -286,7 +290,8 @@ impl Site {
     fn apply_policy(&self, mut response: Response<Body>) -> Response<Body> {
         let status = response.status();
         if self.signature != ServerSignature::Off && response.extensions().get::<EdgePage>().is_some() {
-            response = body::error_page_signed(status, &self.server_header);
+            let admin = self.server_admin.as_deref().filter(|_| self.signature == ServerSignature::Email);
+            response = body::error_page_signed(status, &self.server_header, admin);
         }
         let headers = response.headers_mut();
         headers.insert(header::SERVER, self.server_header.clone());
@@ -343,6 +348,11 @@ impl Site {
             queue_wait_us: extensions.get::<QueueWait>().map(|w| w.0),
             tls: facts.tls.as_ref().map(|t| t.protocol),
             worker_pid: extensions.get::<crate::pool_client::WorkerPid>().map(|w| w.0),
+            local_port: facts.local.port(),
+            response_headers: self
+                .access_log
+                .as_ref()
+                .map_or_else(Vec::new, |log| log.response_values(response.headers())),
         }
     }
 
