@@ -407,6 +407,13 @@ impl Drop for Unanswered<'_> {
             queue_wait_us: None,
             tls: self.facts.tls.as_ref().map(|t| t.protocol),
             worker_pid: None,
+            local_port: self.facts.local.port(),
+            // No answer, so no answer's headers: the format's `%{X}o` fields log "-".
+            response_headers: self
+                .site
+                .access_log
+                .as_ref()
+                .map_or_else(Vec::new, |log| log.response_values(&http::HeaderMap::new())),
         };
         record.write(0);
     }
