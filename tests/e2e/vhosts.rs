@@ -1,10 +1,11 @@
 //! `<VirtualHost>`: the site a request reaches by address and Host (h1) or `:authority` (h2),
 //! the certificate chosen by SNI, 421 for a Host another certificate covers, each site's
-//! scripts and access log kept to it.
+//! scripts and access log kept to it, and Debian's stock site files.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -388,4 +389,78 @@ fn a_reload_applies_changed_vhosts() {
         weir.logs()
     );
     assert_eq!(get("b.test"), Ok((200, "<h1>index</h1>\n".into())), "a new vhost, inheriting DocumentRoot");
+}
+
+const DEBIAN_SITES: [&str; 2] =
+    ["/etc/apache2/sites-available/000-default.conf", "/etc/apache2/sites-available/default-ssl.conf"];
+const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+
+/// A port free on 127.0.0.1 now: Debian's files name their ports, so the copies the test loads
+/// name these instead (the only change made to them).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn debians_stock_site_files_serve_var_www_html_with_the_snakeoil_certificate() {
+    let present = DEBIAN_SITES.iter().chain([&SNAKEOIL, &"/var/www/html"]).all(|f| Path::new(f).exists());
+    if !present {
+        assert_ne!(
+            std::env::var("WEIR_REQUIRE_APACHE").as_deref(),
+            Ok("1"),
+            "apache2 or ssl-cert is not installed"
+        );
+        eprintln!("skipped: Debian's apache2 and ssl-cert packages are not installed");
+        return;
+    }
+    let site = Site::new();
+    let (http, https) = (free_port(), free_port());
+    let d = site.path().display().to_string();
+    let mut includes = String::new();
+    for (file, port) in DEBIAN_SITES.iter().zip([(80, http), (443, https)]) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let copy = site.path().join(Path::new(file).file_name().unwrap());
+        std::fs::write(&copy, text.replace(&format!(":{}>", port.0), &format!(":{}>", port.1))).unwrap();
+        includes.push_str(&format!("Include {}\n", copy.display()));
+    }
+    std::fs::create_dir_all(site.path().join("apache-logs")).unwrap();
+    let conf = format!(
+        "Listen 127.0.0.1:{http} http\nListen 127.0.0.1:{https} https\n\
+         Define APACHE_LOG_DIR {d}/apache-logs\n\
+         RuntimeDir {d}/run\nPidFile {d}/run/weir.pid\nErrorLog {d}/error.log\n\
+         DocumentRoot {d}/htdocs\n\
+         StartServers 1\nMinSpareServers 1\nMaxSpareServers 2\nMaxRequestWorkers 4\nGracefulShutdownTimeout 5\n\
+         {includes}"
+    );
+    let conf_path = site.path().join("weir.conf");
+    std::fs::write(&conf_path, &conf).unwrap();
+    let output = weir_command(&["configtest", "-f"], &conf_path).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let weir = site.start_with(&conf);
+    let index = std::fs::read_to_string("/var/www/html/index.html").unwrap();
+    let http_addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    assert_eq!(plain_get(http_addr, "localhost", "/"), (200, index.clone()));
+    let snakeoil = std::fs::read_to_string(SNAKEOIL).unwrap();
+    let name = snakeoil_name();
+    let got = tls_get(weir.addr(), &[&snakeoil], &name, true, Proto::H1, "localhost", "/");
+    assert_eq!(got, Ok((200, index)));
+    let logged = std::fs::read_to_string(weir.path().join("apache-logs/access.log")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(
+            weir.path().join("apache-logs/access.log")
+        )
+        .is_ok_and(|t| t.lines().count() >= 2)),
+        "{logged}"
+    );
+}
+
+/// The host name the snakeoil certificate is made for (the machine's name when ssl-cert was
+/// installed).
+fn snakeoil_name() -> String {
+    let output = Command::new("openssl").args(["x509", "-noout", "-subject", "-in", SNAKEOIL]).output();
+    let text = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    text.rsplit("CN")
+        .next()
+        .map(|cn| cn.trim_start_matches([' ', '=']).trim().to_string())
+        .unwrap_or_default()
 }

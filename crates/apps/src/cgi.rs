@@ -34,13 +34,15 @@ pub struct CgiSettings {
     pub document_root: PathBuf,
     /// `CGIInterpreter`: extension (with its dot) and interpreter.
     pub interpreters: Vec<(String, PathBuf)>,
+    /// `AddHandler cgi-script`: extensions (with their dot) of files run as programs themselves.
+    pub cgi_script_extensions: Vec<String>,
     /// RLimitCPU, RLimitMEM, RLimitNPROC for every script.
     pub rlimits: RLimits,
     /// SERVER_SOFTWARE, as ServerTokens allows.
     pub server_software: String,
     /// SERVER_NAME when the request brings no Host.
     pub server_name: Option<String>,
-    /// SERVER_ADMIN, from ServerAdmin.
+    /// SERVER_ADMIN: `ServerAdmin`, when set.
     pub server_admin: Option<String>,
     /// The `<VirtualHost>` these settings belong to, named in the error log's lines about its
     /// scripts (every site's lines go to the main ErrorLog); `None` for the main server.
@@ -82,6 +84,7 @@ impl CgiSettings {
             document_root: std::fs::canonicalize(&site.document_root)
                 .unwrap_or_else(|_| site.document_root.clone()),
             interpreters: site.cgi_interpreters.clone(),
+            cgi_script_extensions: config.cgi_script_extensions.clone(),
             rlimits: config.rlimits,
             server_software: config.server_tokens.product(),
             server_name: site.server_name.clone(),
@@ -89,6 +92,10 @@ impl CgiSettings {
             vhost,
             timeout: config.timeout,
         }
+    }
+
+    fn is_cgi_script(&self, name: &str) -> bool {
+        script_path::has_extension(name, self.cgi_script_extensions.iter().map(String::as_str))
     }
 
     fn interpreter_for(&self, name: &str) -> Option<&Path> {
@@ -131,11 +138,12 @@ impl CgiSettings {
         if let Some(alias) = self.script_dirs.iter().find(|alias| path.starts_with(&alias.url_prefix)) {
             return Some(self.resolve_in_alias(alias, path));
         }
-        if self.interpreters.is_empty() {
+        if self.interpreters.is_empty() && self.cgi_script_extensions.is_empty() {
             return None;
         }
         let segments = script_path::segments(path)?;
-        let index = segments.iter().position(|s| self.interpreter_for(s).is_some())?;
+        let index =
+            segments.iter().position(|s| self.interpreter_for(s).is_some() || self.is_cgi_script(s))?;
         Some(self.resolve_in_document_root(&segments, index))
     }
 
@@ -164,19 +172,22 @@ impl CgiSettings {
         if !std::fs::metadata(&file).map_err(|_| Refusal::NotFound)?.is_file() {
             return Err(Refusal::NotFound);
         }
+        let interpreter = self.interpreter_for(segments[index]).map(Path::to_path_buf);
+        // An AddHandler cgi-script file runs itself: it must be executable, as in a ScriptAlias.
+        if interpreter.is_none() {
+            match script_path::alias_verdict(&file, false, script_path::Runner::current()) {
+                Verdict::Run => {}
+                Verdict::Forbidden => return Err(Refusal::Forbidden),
+                Verdict::NotFound | Verdict::Unknown => return Err(Refusal::NotFound),
+            }
+        }
         let script_name = format!("/{}", segments[..=index].join("/"));
         let path_info = if index + 1 < segments.len() {
             format!("/{}", segments[index + 1..].join("/"))
         } else {
             String::new()
         };
-        Ok(ScriptTarget {
-            script_name,
-            interpreter: self.interpreter_for(segments[index]).map(Path::to_path_buf),
-            file,
-            path_info,
-            nph: false,
-        })
+        Ok(ScriptTarget { script_name, interpreter, file, path_info, nph: false })
     }
 }
 
@@ -435,6 +446,7 @@ mod tests {
             script_dirs: vec![ScriptDir { url_prefix: "/cgi-bin/".into(), dir: dir.to_path_buf() }],
             document_root: "/srv/www".into(),
             interpreters: Vec::new(),
+            cgi_script_extensions: Vec::new(),
             rlimits: RLimits::default(),
             server_software: "weir".into(),
             server_name: None,

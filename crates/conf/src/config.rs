@@ -222,12 +222,8 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// Name used in redirects and CGI's SERVER_NAME.
     pub server_name: Option<String>,
-    /// `ServerAdmin`: SERVER_ADMIN for scripts.
-    pub server_admin: Option<String>,
     /// `ServerAlias` names; only a `<VirtualHost>` has them.
     pub server_aliases: Vec<String>,
-    /// `SSLEngine` as written in a `<VirtualHost>`; `None`: not set.
-    pub ssl_engine: Option<bool>,
     /// `<VirtualHost>` sections, merged with the main server, in order of appearance.
     pub vhosts: Vec<crate::vhost::VirtualHost>,
     /// The sections as read, merged into `vhosts` once the whole file is read.
@@ -312,6 +308,22 @@ pub struct Config {
     pub tls_options: TlsOptions,
     /// Settings that were corrected or look risky: printed by configtest, logged at start.
     pub warnings: Vec<String>,
+    /// `ServerAdmin`: the address CGI's SERVER_ADMIN and `ServerSignature EMail` give.
+    pub server_admin: Option<String>,
+    /// `SSLEngine` as written; the `Listen` line's scheme decides TLS. In a `<VirtualHost>`,
+    /// `on` serves the site only over TLS and `off` only over plain HTTP.
+    pub ssl_engine: Option<bool>,
+    /// `AddType`: extension (lower case, no dot) to media type, before the built-in table.
+    pub add_types: Vec<(String, String)>,
+    /// `AddHandler cgi-script .ext…`: files with these extensions (with their dot), under
+    /// DocumentRoot or a ScriptAlias directory, run as CGI programs themselves.
+    pub cgi_script_extensions: Vec<String>,
+    /// `LogFormat "format" nickname`, in the order given.
+    pub log_formats: Vec<(String, Vec<crate::log_format::LogItem>)>,
+    /// `CustomLog file nickname|"format"` with a format of its own (not combined, common or json).
+    pub custom_log_items: Option<Vec<crate::log_format::LogItem>>,
+    /// `Define`d variables, while the configuration is read (for `${NAME}` and `<IfDefine>`).
+    pub(crate) defines: crate::define::Defines,
     /// The prefork directives as written, corrected into `pool` at the end of loading.
     pub(crate) pool_input: PoolInput,
 }
@@ -323,9 +335,7 @@ impl Config {
             source,
             listeners: Vec::new(),
             server_name: None,
-            server_admin: None,
             server_aliases: Vec::new(),
-            ssl_engine: None,
             vhosts: Vec::new(),
             vhost_inputs: Vec::new(),
             in_vhost: false,
@@ -363,6 +373,13 @@ impl Config {
             sizing_reserve: 512 << 20,
             tls_options: TlsOptions::default(),
             warnings: Vec::new(),
+            server_admin: None,
+            ssl_engine: None,
+            add_types: Vec::new(),
+            cgi_script_extensions: Vec::new(),
+            log_formats: Vec::new(),
+            custom_log_items: None,
+            defines: crate::define::Defines::default(),
             pool_input: PoolInput::default(),
             server_root,
         }
@@ -485,6 +502,7 @@ impl Config {
             error_log: self.error_log.clone(),
             custom_log: self.custom_log.clone(),
             custom_log_format: self.custom_log_format,
+            custom_log_items: self.custom_log_items.clone(),
             script_aliases: self.script_aliases.clone(),
             cgi_interpreters: self.cgi_interpreters.clone(),
             locations: self.locations.clone(),

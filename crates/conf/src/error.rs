@@ -116,9 +116,19 @@ pub enum Problem {
     /// `ServerAlias` outside a `<VirtualHost>`.
     #[error("ServerAlias only used in <VirtualHost>")]
     AliasOutsideVirtualHost,
+    /// A directive Apache has and weir lacks on purpose (see `refused.rs`).
+    #[error("{name}: weir lacks this on purpose: {reason}{}", alternative_text(.alternative))]
+    Refused { name: String, reason: &'static str, alternative: Option<&'static str> },
     /// A required setting is missing.
     #[error("no {directive} is set, and weir cannot run without one")]
     Missing { directive: &'static str },
+}
+
+fn alternative_text(alternative: &Option<&'static str>) -> String {
+    match alternative {
+        Some(text) => format!("; instead: {text}"),
+        None => String::new(),
+    }
 }
 
 fn suggestion_text(suggestion: &Option<&'static str>) -> String {

@@ -36,6 +36,10 @@ pub const PER_VHOST: &[&str] = &[
     // Variables are the whole configuration's, wherever they are defined (as in Apache).
     "Define",
     "UnDefine",
+    // Accepted for what they mean in weir anywhere: AllowOverride None, and SSLOptions'
+    // StdEnvVars (scripts always get the SSL_* variables); their other values stay refused.
+    "AllowOverride",
+    "SSLOptions",
 ];
 
 /// The IP part of a `<VirtualHost>` address.
@@ -144,6 +148,8 @@ pub struct VirtualHost {
     /// CustomLog: the access log of the requests this host answers.
     pub custom_log: Option<PathBuf>,
     pub custom_log_format: LogFormat,
+    /// CustomLog's own format (a LogFormat nickname or a format string), if any.
+    pub custom_log_items: Option<Vec<crate::log_format::LogItem>>,
     /// This host's ScriptAliases, then the main server's; longest prefix first.
     pub script_aliases: Vec<ScriptAlias>,
     /// This host's CGIInterpreters, then the main server's.
@@ -213,10 +219,10 @@ pub(crate) fn resolve(config: &mut Config, errors: &mut Vec<ConfigError>) {
             },
             generate_self_signed: false,
         };
-        let (custom_log, custom_log_format) = if set("CustomLog") {
-            (own.custom_log.clone(), own.custom_log_format)
+        let (custom_log, custom_log_format, custom_log_items) = if set("CustomLog") {
+            (own.custom_log.clone(), own.custom_log_format, own.custom_log_items.clone())
         } else {
-            (main.custom_log.clone(), main.custom_log_format)
+            (main.custom_log.clone(), main.custom_log_format, main.custom_log_items.clone())
         };
         let vhost = VirtualHost {
             addrs: input.addrs.clone(),
@@ -237,6 +243,7 @@ pub(crate) fn resolve(config: &mut Config, errors: &mut Vec<ConfigError>) {
             error_log: if set("ErrorLog") { own.error_log.clone() } else { main.error_log.clone() },
             custom_log,
             custom_log_format,
+            custom_log_items,
             script_aliases,
             cgi_interpreters,
             locations,
@@ -483,6 +490,19 @@ mod tests {
         assert!(config.locations.is_empty(), "the section's Location stays in it");
         assert_eq!(config.document_root, PathBuf::from("/etc/weir/htdocs"), "the main server keeps its own");
         assert_eq!((host.file.as_path(), host.line), (Path::new("/etc/weir/weir.conf"), 5));
+    }
+
+    #[test]
+    fn variables_reach_into_a_vhost_and_out_of_it() {
+        let config = load(
+            "Listen 80 http\nDefine ROOT /srv\nLogFormat \"%h %r\" short\n\
+             <VirtualHost *:80>\n DocumentRoot ${ROOT}/a\n CustomLog ${ROOT}/a.log short\n Define INNER 1\n</VirtualHost>\n\
+             <IfDefine INNER>\nServerName inner.test\n</IfDefine>\n",
+        )
+        .unwrap();
+        assert_eq!(config.vhosts[0].document_root, PathBuf::from("/srv/a"));
+        assert!(config.vhosts[0].custom_log_items.is_some(), "the main server's LogFormat nickname");
+        assert_eq!(config.server_name.as_deref(), Some("inner.test"), "a Define inside is global");
     }
 
     #[test]

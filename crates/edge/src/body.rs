@@ -27,10 +27,34 @@ pub fn error_page(status: StatusCode) -> Response<Body> {
     page(status, "")
 }
 
-/// The same page with `ServerSignature On`'s address line, naming only what ServerTokens allows.
-pub fn error_page_signed(status: StatusCode, product: &HeaderValue) -> Response<Body> {
+/// The same page with `ServerSignature On`'s address line, naming only what ServerTokens allows;
+/// with `EMail`, a link to ServerAdmin (a `mailto:` unless it is a URL, as Apache writes it).
+pub fn error_page_signed(status: StatusCode, product: &HeaderValue, admin: Option<&str>) -> Response<Body> {
     let product = product.to_str().unwrap_or("weir");
-    page(status, &format!("<hr>\n<address>{product} Server</address>\n"))
+    let contact = match admin {
+        Some(admin) => {
+            let scheme = if admin.contains("://") { "" } else { "mailto:" };
+            let admin = html_escape(admin);
+            format!(" (<a href=\"{scheme}{admin}\">{admin}</a>)")
+        }
+        None => String::new(),
+    };
+    page(status, &format!("<hr>\n<address>{product} Server{contact}</address>\n"))
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn page(status: StatusCode, signature: &str) -> Response<Body> {
@@ -44,6 +68,27 @@ fn page(status: StatusCode, signature: &str) -> Response<Body> {
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     response.extensions_mut().insert(EdgePage);
     response
+}
+
+/// A HEAD answer, a 204 and a 304 carry no content (RFC 9110 9.3.2, 15.3.5, 15.4.5), whatever
+/// body a script or a Handler wrote. The HTTP/1.1 writer frames that itself; over h2, hyper would
+/// send the body and a content-length for it, which curl and nghttp2 refuse as malformed. A HEAD
+/// answer keeps the Content-Length its GET would have; a 204 has none.
+pub fn without_forbidden_content(response: Response<Body>, is_head: bool) -> Response<Body> {
+    let status = response.status();
+    if !is_head && status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+        return response;
+    }
+    let (mut parts, content) = response.into_parts();
+    if status == StatusCode::NO_CONTENT {
+        parts.headers.remove(header::CONTENT_LENGTH);
+    } else if is_head && !parts.headers.contains_key(header::CONTENT_LENGTH) {
+        // The length the content would have had, which is what a GET would be told.
+        if let Some(length) = hyper::body::Body::size_hint(&content).exact().filter(|n| *n > 0) {
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+    }
+    Response::from_parts(parts, empty())
 }
 
 /// An empty 200 response, for answers that are replaced before they are sent.

@@ -140,8 +140,13 @@ pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
         let log = match opened.iter().find(|(p, _)| p == path) {
             Some((_, log)) => log.clone(),
             None => {
-                let log = access_log::AccessLog::open(path, site.custom_log_format)
-                    .map_err(|source| EdgeError::AccessLog { path: path.display().to_string(), source })?;
+                let log = access_log::AccessLog::open(
+                    path,
+                    site.custom_log_format,
+                    site.custom_log_items.as_deref(),
+                    site.server_name.as_deref().unwrap_or("localhost"),
+                )
+                .map_err(|source| EdgeError::AccessLog { path: path.display().to_string(), source })?;
                 let log = Arc::new(log);
                 opened.push((path.clone(), log.clone()));
                 log
@@ -197,6 +202,7 @@ pub fn run(
             .unwrap_or_else(|_| http::HeaderValue::from_static("weir")),
         header_rules: limits.headers.clone(),
         signature: limits.server_signature,
+        server_admin: config.server_admin.clone(),
         trace_enable: limits.trace_enable,
         limit_request_body: config.limit_request_body,
         spill,
@@ -304,17 +310,22 @@ fn site_hosts(
     let sites = config.sites();
     let every_script_dir: Vec<std::path::PathBuf> =
         sites.iter().flat_map(|site| site.script_aliases.iter().map(|alias| alias.dir.clone())).collect();
+    let types: Arc<[(String, String)]> = config.add_types.clone().into();
     let mut built = Vec::new();
     for (number, site) in sites.iter().enumerate() {
         let root = static_files::canonical_root(&site.document_root).map_err(|source| {
             EdgeError::DocumentRoot { path: site.document_root.display().to_string(), source }
         })?;
-        let mut routes = routes::PoolRoutes::for_site(site, handler_paths.to_vec());
+        let mut routes = routes::PoolRoutes::for_site(config, site, handler_paths.to_vec());
         if let Some(runner) = prepared.script_runner {
             routes.runner = runner;
         }
-        let static_files =
-            static_files::StaticFiles { root, index: site.directory_index.clone(), routes: routes.clone() };
+        let static_files = static_files::StaticFiles {
+            root,
+            index: site.directory_index.clone(),
+            routes: routes.clone(),
+            types: types.clone(),
+        };
         let router = router::Router::new(routes, static_files, with_default_status(&site.locations))
             .refusing_script_dirs(&every_script_dir);
         built.push(hosts::HostSite {

@@ -20,8 +20,10 @@ pub struct PoolRoutes {
     pub document_root: Option<PathBuf>,
     /// Paths of registered Rust handlers (the path and everything below it).
     pub handler_paths: Vec<String>,
-    /// `CGIInterpreter` extensions, with their dot.
+    /// `CGIInterpreter` and `AddHandler cgi-script` extensions, with their dot.
     pub code_extensions: Vec<String>,
+    /// `AddHandler cgi-script` extensions: such files are run themselves, so must be executable.
+    pub cgi_script_extensions: Vec<String>,
     /// Who runs the scripts (the workers' account), for the permission check made from the
     /// head; this process's own identity when weir runs as one user.
     pub runner: script_path::Runner,
@@ -29,11 +31,12 @@ pub struct PoolRoutes {
 
 impl PoolRoutes {
     pub fn new(config: &Config, handler_paths: Vec<String>) -> PoolRoutes {
-        PoolRoutes::for_site(&config.main_site(), handler_paths)
+        PoolRoutes::for_site(config, &config.main_site(), handler_paths)
     }
 
-    /// The pool routes of one site (the main server or a `<VirtualHost>`).
-    pub fn for_site(site: &VirtualHost, handler_paths: Vec<String>) -> PoolRoutes {
+    /// The pool routes of one site (the main server or a `<VirtualHost>`); `AddHandler
+    /// cgi-script` is the server's.
+    pub fn for_site(config: &Config, site: &VirtualHost, handler_paths: Vec<String>) -> PoolRoutes {
         PoolRoutes {
             script_prefixes: site
                 .script_aliases
@@ -43,7 +46,13 @@ impl PoolRoutes {
             script_dirs: site.script_aliases.iter().map(|a| a.dir.clone()).collect(),
             document_root: std::fs::canonicalize(&site.document_root).ok(),
             handler_paths,
-            code_extensions: site.cgi_interpreters.iter().map(|(ext, _)| ext.clone()).collect(),
+            code_extensions: site
+                .cgi_interpreters
+                .iter()
+                .map(|(ext, _)| ext.clone())
+                .chain(config.cgi_script_extensions.iter().cloned())
+                .collect(),
+            cgi_script_extensions: config.cgi_script_extensions.clone(),
             runner: script_path::Runner::current(),
         }
     }
@@ -93,6 +102,15 @@ impl PoolRoutes {
         match std::fs::canonicalize(root.join(relative)) {
             // Out of the root (a symlink) or not a file: the worker's 404 too.
             Ok(file) if !file.starts_with(root) || !file.is_file() => Some(StatusCode::NOT_FOUND),
+            // A cgi-script file the workers may not execute: the worker's 403 too.
+            Ok(file)
+                if script_path::has_extension(
+                    segments[index],
+                    self.cgi_script_extensions.iter().map(String::as_str),
+                ) && script_path::alias_verdict(&file, false, self.runner) == Verdict::Forbidden =>
+            {
+                Some(StatusCode::FORBIDDEN)
+            }
             Ok(_) => None,
             Err(error) if script_path::missing(&error) => Some(StatusCode::NOT_FOUND),
             Err(_) => None,

@@ -44,6 +44,8 @@ pub struct Site {
     /// `Header` rules for responses.
     pub header_rules: Vec<HeaderRule>,
     pub signature: ServerSignature,
+    /// `ServerAdmin`, for `ServerSignature EMail`'s link.
+    pub server_admin: Option<String>,
     /// `TraceEnable On`: TRACE is echoed; off, it is refused with 405.
     pub trace_enable: bool,
     /// LimitRequestBody; 0 means no limit.
@@ -99,12 +101,21 @@ impl Site {
             user_agent: header_text(&parts, header::USER_AGENT),
             protocol: format!("{:?}", parts.version),
             request_id: Some(id),
+            headers: self
+                .hosts
+                .site(site)
+                .access_log
+                .as_ref()
+                .map_or_else(Vec::new, |log| log.request_values(&parts.headers)),
         };
         // RateLimit was checked where the head was read (h1 and h2 both), before the body.
+        let mut unanswered =
+            Unanswered { site: self, host: site, facts, time: started, line: &line, answered: false };
         let response = match misdirected {
             Some(status) => body::error_page(status),
             None => self.route(facts, parts, read_body).await,
         };
+        unanswered.answered = true;
         let response = self.apply_policy(response);
         self.log(facts, site, started, &line, response)
     }
@@ -133,6 +144,7 @@ impl Site {
             user_agent: None,
             protocol: format!("{version:?}"),
             request_id: None,
+            headers: Vec::new(),
         };
         self.log(facts, self.hosts.default_for(facts), SystemTime::now(), &line, response)
     }
@@ -300,7 +312,8 @@ impl Site {
     fn apply_policy(&self, mut response: Response<Body>) -> Response<Body> {
         let status = response.status();
         if self.signature != ServerSignature::Off && response.extensions().get::<EdgePage>().is_some() {
-            response = body::error_page_signed(status, &self.server_header);
+            let admin = self.server_admin.as_deref().filter(|_| self.signature == ServerSignature::Email);
+            response = body::error_page_signed(status, &self.server_header, admin);
         }
         let headers = response.headers_mut();
         headers.insert(header::SERVER, self.server_header.clone());
@@ -358,6 +371,13 @@ impl Site {
             queue_wait_us: extensions.get::<QueueWait>().map(|w| w.0),
             tls: facts.tls.as_ref().map(|t| t.protocol),
             worker_pid: extensions.get::<crate::pool_client::WorkerPid>().map(|w| w.0),
+            local_port: facts.local.port(),
+            response_headers: self
+                .hosts
+                .site(site)
+                .access_log
+                .as_ref()
+                .map_or_else(Vec::new, |log| log.response_values(response.headers())),
         }
     }
 
@@ -379,6 +399,53 @@ impl Site {
             }
             None => response.map(|body| http_body_util::BodyExt::boxed(LoggedBody::new(body, record))),
         }
+    }
+}
+
+/// The status logged for a request whose client went away before it was answered, so that its
+/// exchange was dropped (an h2 stream reset, an HTTP/1.1 client that hung up while the request
+/// was in the pool): 499, as nginx logs it. Apache has no such status, since it never stops a
+/// request because its client left.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// A request being answered: dropped before its answer (its client gone), it still gets its
+/// access-log line.
+struct Unanswered<'a> {
+    site: &'a Site,
+    /// The site (virtual host) whose access log gets the line.
+    host: usize,
+    facts: &'a ClientFacts,
+    time: SystemTime,
+    line: &'a LogLine,
+    answered: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let record = Record {
+            access_log: self.site.hosts.site(self.host).access_log.clone(),
+            scoreboard: self.site.scoreboard,
+            client: self.facts.peer,
+            time: self.time,
+            line: self.line.clone(),
+            status: CLIENT_CLOSED_REQUEST,
+            queue_wait_us: None,
+            tls: self.facts.tls.as_ref().map(|t| t.protocol),
+            worker_pid: None,
+            local_port: self.facts.local.port(),
+            // No answer, so no answer's headers: the format's `%{X}o` fields log "-".
+            response_headers: self
+                .site
+                .hosts
+                .site(self.host)
+                .access_log
+                .as_ref()
+                .map_or_else(Vec::new, |log| log.response_values(&http::HeaderMap::new())),
+        };
+        record.write(0);
     }
 }
 
