@@ -4,6 +4,7 @@ mod support;
 
 mod apps;
 mod attacks;
+mod auth_basic;
 mod bodies;
 mod bodies_edge;
 mod cgi;

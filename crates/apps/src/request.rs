@@ -30,6 +30,12 @@ pub struct Request {
     pub client: Option<SocketAddr>,
     /// The TLS connection the request came on, when it came over TLS.
     pub tls: Option<TlsFacts>,
+    /// The user the edge authenticated (Basic), never a client's claim: REMOTE_USER.
+    pub remote_user: Option<String>,
+    /// How: `Basic` (AUTH_TYPE), with `remote_user`.
+    pub auth_type: Option<String>,
+    /// `CGIPassAuth On` applies: scripts see `Authorization` as HTTP_AUTHORIZATION.
+    pub cgi_pass_auth: bool,
 }
 
 /// What the edge knew of the client's TLS connection, in mod_ssl's terms.
@@ -141,7 +147,13 @@ impl Request {
             body: Vec::new(),
             client: None,
             tls: None,
+            remote_user: None,
+            auth_type: None,
+            cgi_pass_auth: false,
         };
+        request.remote_user = request.header(wire::REMOTE_USER).map(str::to_string);
+        request.auth_type = request.header(wire::AUTH_TYPE).map(str::to_string);
+        request.cgi_pass_auth = request.header(wire::CGI_PASS_AUTH).is_some();
         request.client = request.header("forwarded").and_then(forwarded_for);
         request.tls = request.header(wire::SSL_PROTOCOL).map(|protocol| TlsFacts {
             protocol: protocol.to_string(),

@@ -46,6 +46,8 @@ pub struct Entry<'a> {
     /// JSON only: the worker that answered, when one did.
     pub worker_pid: Option<i32>,
     pub request_id: Option<&'a str>,
+    /// `%u`: the user the request named in its Basic credentials.
+    pub user: Option<&'a str>,
 }
 
 /// Opens a log file for appending the way every weir log is opened, by root: created mode 0640
@@ -120,8 +122,9 @@ impl AccessLog {
 pub fn format_common(entry: &Entry<'_>) -> String {
     let bytes = entry.bytes.filter(|b| *b > 0).map_or("-".to_string(), |b| b.to_string());
     format!(
-        "{} - - [{}] \"{}\" {} {}\n",
+        "{} - {} [{}] \"{}\" {} {}\n",
         entry.client.ip(),
+        log_user(entry.user),
         clf_time(entry.time),
         escape(entry.request_line),
         entry.status,
@@ -145,6 +148,7 @@ pub fn format_json(entry: &Entry<'_>) -> String {
         "protocol": entry.protocol,
         "worker_pid": entry.worker_pid,
         "request_id": entry.request_id,
+        "user": entry.user,
     });
     format!("{value}\n")
 }
@@ -154,8 +158,9 @@ pub fn format_json(entry: &Entry<'_>) -> String {
 pub fn format_combined(entry: &Entry<'_>) -> String {
     let bytes = entry.bytes.filter(|b| *b > 0).map_or("-".to_string(), |b| b.to_string());
     format!(
-        "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"\n",
+        "{} - {} [{}] \"{}\" {} {} \"{}\" \"{}\"\n",
         entry.client.ip(),
+        log_user(entry.user),
         clf_time(entry.time),
         escape(entry.request_line),
         entry.status,
@@ -163,6 +168,15 @@ pub fn format_combined(entry: &Entry<'_>) -> String {
         escape(entry.referer.unwrap_or("-")),
         escape(entry.user_agent.unwrap_or("-")),
     )
+}
+
+/// `%u`: `-` for none; escaped as the quoted fields are, and a space too, so a user name the
+/// client chose cannot shift the fields that log readers (fail2ban, goaccess) split on.
+fn log_user(user: Option<&str>) -> String {
+    match user {
+        None | Some("") => "-".to_string(),
+        Some(user) => escape(user).replace(' ', "\\x20"),
+    }
 }
 
 fn escape(text: &str) -> String {
@@ -205,6 +219,7 @@ mod tests {
             protocol: "HTTP/1.1",
             worker_pid: None,
             request_id: Some("r-1"),
+            user: None,
         };
         let json: serde_json::Value = serde_json::from_str(&format_json(&entry)).unwrap();
         assert_eq!(json["status"], 200);
@@ -213,6 +228,16 @@ mod tests {
         assert_eq!(
             format_combined(&entry),
             "192.0.2.1 - - [26/Nov/2026:13:33:20 +0000] \"GET /a\\\"b HTTP/1.1\" 200 1024 \"-\" \"curl/8\"\n"
+        );
+        let named = Entry { user: Some("bob"), ..entry };
+        assert!(format_combined(&named).starts_with("192.0.2.1 - bob [26/Nov/2026"));
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&format_json(&named)).unwrap()["user"], "bob");
+        // A name the client chose cannot add fields or lines.
+        let forged = Entry { user: Some("x - 10.0.0.1 \"\n"), ..named };
+        assert!(
+            format_common(&forged).starts_with("192.0.2.1 - x\\x20-\\x2010.0.0.1\\x20\\\"\\x0a ["),
+            "{}",
+            format_common(&forged)
         );
     }
 }

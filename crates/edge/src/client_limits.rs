@@ -67,8 +67,8 @@ impl Capacity {
 
     /// `MaxConnections auto`: what the descriptors allow, and what a quarter of memory does.
     fn auto_total(&self) -> usize {
-        let fds =
-            (self.descriptors as usize).saturating_sub(RESERVED_DESCRIPTORS + DESCRIPTORS_PER_POOL_REQUEST * self.max_request_workers);
+        let fds = (self.descriptors as usize)
+            .saturating_sub(RESERVED_DESCRIPTORS + DESCRIPTORS_PER_POOL_REQUEST * self.max_request_workers);
         let memory = self.memory.map_or(usize::MAX, |m| (m / 4 / BYTES_PER_CONNECTION) as usize);
         fds.min(memory).max(AUTO_FLOOR)
     }

@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod admission;
+pub mod auth_basic;
 pub mod body;
 pub mod client_facts;
 pub mod client_limits;
@@ -59,6 +60,8 @@ pub struct InheritedListener {
 pub struct Prepared {
     tls: Option<Arc<rustls::ServerConfig>>,
     access_log: Option<access_log::AccessLog>,
+    /// The `AuthUserFile`s, read as the key is: before the privilege drop.
+    auth: auth_basic::BasicAuth,
     /// The workers' identity, when it is not the edge's own (started as root).
     script_runner: Option<weir_wire::script_path::Runner>,
 }
@@ -83,11 +86,14 @@ pub enum EdgeError {
     DocumentRoot { path: String, source: std::io::Error },
     #[error("SpillDir {dir}: the edge (uid {uid}) cannot create a spill file there: {source}")]
     SpillDir { dir: String, uid: u32, source: std::io::Error },
+    #[error(transparent)]
+    UserFile(#[from] weir_conf::auth::UserFileError),
     #[error("could not start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
 
-/// Reads what needs privileges: the certificate and key, and the access log file.
+/// Reads what needs privileges: the certificate and key, the access log file, and the
+/// `AuthUserFile`s.
 pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
     let https = config.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
     let tls = if https { Some(tls::server_config(&config.tls, &config.tls_options)?) } else { None };
@@ -98,7 +104,11 @@ pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
         ),
         None => None,
     };
-    Ok(Prepared { tls, access_log, script_runner: None })
+    let auth = auth_basic::BasicAuth::load(&config.locations, config.auth_failure_block)?;
+    for (path, users) in auth.summary() {
+        tracing::info!(file = %path.display(), users, "AuthUserFile {}: {users} users", path.display());
+    }
+    Ok(Prepared { tls, access_log, auth, script_runner: None })
 }
 
 /// The edge's entry point, after [`prepare`] and the privilege drop: serves until SIGTERM or
@@ -152,6 +162,7 @@ pub fn run(
         trace_enable: limits.trace_enable,
         limit_request_body: config.limit_request_body,
         access_log: prepared.access_log.map(Arc::new),
+        auth: prepared.auth,
         spill,
         scoreboard,
         status_host: config.server_name.clone().unwrap_or_else(|| "localhost".to_string()),
@@ -263,9 +274,9 @@ fn with_default_status(locations: &[weir_conf::location::Location]) -> Vec<weir_
     let mut all = locations.to_vec();
     if !all.iter().any(|l| l.handler.as_deref() == Some("server-status")) {
         all.push(Location {
-            path: "/server-status".to_string(),
             handler: Some("server-status".to_string()),
             require: vec![Require::Local],
+            ..Location::at("/server-status")
         });
     }
     all

@@ -35,6 +35,8 @@ pub struct Record {
     pub queue_wait_us: Option<u64>,
     pub tls: Option<&'static str>,
     pub worker_pid: Option<i32>,
+    /// The user the request named (`%u`).
+    pub user: Option<String>,
 }
 
 impl Record {
@@ -57,6 +59,7 @@ impl Record {
                 protocol: &self.line.protocol,
                 worker_pid: self.worker_pid,
                 request_id: self.line.request_id.as_deref(),
+                user: self.user.as_deref(),
             });
         }
     }
