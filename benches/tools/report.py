@@ -273,9 +273,10 @@ def main(args):
         "sharing the connections. *held* counts the attack's established connections on the server "
         "port when the probe starts (the probe waits for 95 % of them, or until their number stops "
         "growing) → when it ends; mod_reqtimeout-style limits (Apache's and weir's header=20-40) "
-        "start cutting Slowloris connections 20 s after they opened. With about 100 probes per "
-        "attack, p99 is in effect the second-slowest probe: differences of a few ms between stacks "
-        "are within run-to-run noise."
+        "start cutting Slowloris connections 20 s after they opened, so for weir and Apache part "
+        "of the probe runs while the cut connections are closed. With 10 probes a second, p99 is "
+        "about the fourth-slowest of 300: between runs of the same build it moved by 5 ms or more, "
+        "so a few ms between stacks is within run-to-run noise."
     )
     w("")
     w("| attack | stack | held | probe success | p50 ms | p99 ms | max ms | failures |")

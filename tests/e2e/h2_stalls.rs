@@ -142,3 +142,39 @@ fn h2_answers_say_how_long_they_are() {
         }
     });
 }
+
+/// A stream waiting in the queue for a worker stands still through no fault of its client: with
+/// one worker busy 2.5 s a request and five requests at once, the last waits about 12 s, longer
+/// than Timeout 3 plus the grace, and must still get its answer rather than a closed connection.
+#[test]
+fn a_stream_queued_for_a_worker_is_not_taken_for_a_stalled_client() {
+    let site = Site::new();
+    site.script("pause", "#!/bin/sh\nsleep 2.5\nprintf 'Content-Type: text/plain\\r\\n\\r\\ndone\\n'\n");
+    let weir = site.start(
+        "Timeout 3\nQueueTimeout 40\nStartServers 1\nMinSpareServers 1\nMaxSpareServers 2\nMaxRequestWorkers 1\n",
+    );
+    let statuses = runtime().block_on(async {
+        let mut answers = Vec::new();
+        for _ in 0..5 {
+            let mut sender = h2::connect(&weir).await;
+            answers.push(tokio::spawn(async move {
+                let (_feed, fed) = tokio::sync::mpsc::channel(1);
+                drop(_feed);
+                let request = http::Request::get("/cgi-bin/pause")
+                    .header("host", "localhost")
+                    .body(h2::Fed(fed))
+                    .expect("request");
+                match sender.send_request(request).await {
+                    Ok(response) => response.status().as_u16(),
+                    Err(_) => 0,
+                }
+            }));
+        }
+        let mut statuses = Vec::new();
+        for answer in answers {
+            statuses.push(answer.await.unwrap_or(0));
+        }
+        statuses
+    });
+    assert_eq!(statuses, [200; 5], "{}", weir.logs());
+}

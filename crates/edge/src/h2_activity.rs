@@ -1,10 +1,12 @@
-//! What an h2 connection knows about its streams: how many are in flight, and when any of them
-//! last moved. hyper decides when a stream's data is sent; the edge sees it only as the response
-//! body being polled for its next frame, which hyper does once the client's flow-control window
-//! has room. So a stream moves when a response frame is taken, a request body frame arrives, a
-//! response is ready, or a stream starts or ends. A connection whose streams do not move for
-//! longer than any stage may wait silently is a client that withholds WINDOW_UPDATE (or a
-//! stalled peer), and is closed: nothing written means nothing for a write timeout to see.
+//! What an h2 connection knows about its streams: how many are in flight, how many of those the
+//! edge is still working on (reading the body, waiting for the pool: bounded by the edge's own
+//! timeouts), and when any of them last moved. hyper decides when a stream's data is sent; the
+//! edge sees it only as the response body being polled for its next frame, which hyper does once
+//! the client's flow-control window has room. So a stream moves when a response frame is taken,
+//! a request body frame arrives, a response is ready, or a stream starts or ends. A connection
+//! whose streams all wait on the client and do not move for longer than Timeout is a client that
+//! withholds WINDOW_UPDATE (or a stalled peer), and is closed: nothing written means nothing for
+//! a write timeout to see.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +21,8 @@ use tokio::time::Instant;
 pub struct Activity {
     born: Instant,
     in_flight: AtomicUsize,
+    /// Streams whose answer the edge is still making.
+    in_service: AtomicUsize,
     /// Milliseconds after `born` when a stream last moved.
     moved_at_ms: AtomicU64,
 }
@@ -28,6 +32,7 @@ impl Activity {
         Arc::new(Activity {
             born: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            in_service: AtomicUsize::new(0),
             moved_at_ms: AtomicU64::new(0),
         })
     }
@@ -46,6 +51,12 @@ impl Activity {
 
     pub fn streams(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Whether streams are in flight and every one of them waits on the client (none is still
+    /// being answered): only then can standing still be the client's doing.
+    pub fn waiting_on_client(&self) -> bool {
+        self.streams() > 0 && self.in_service.load(Ordering::Acquire) == 0
     }
 
     /// Counts a stream as in flight until the returned guard drops.
@@ -67,7 +78,26 @@ pub struct StreamInFlight {
     activity: Arc<Activity>,
 }
 
+/// A stream whose answer the edge is making (see [`StreamInFlight::in_service`]).
+pub struct InService {
+    activity: Arc<Activity>,
+}
+
+impl Drop for InService {
+    fn drop(&mut self) {
+        self.activity.in_service.fetch_sub(1, Ordering::AcqRel);
+        self.activity.touch();
+    }
+}
+
 impl StreamInFlight {
+    /// Marks the stream as being answered until the guard drops: its waits are the edge's own
+    /// (the body stage, QueueTimeout, Timeout), each bounded, not the client's.
+    pub fn in_service(&self) -> InService {
+        self.activity.in_service.fetch_add(1, Ordering::AcqRel);
+        InService { activity: self.activity.clone() }
+    }
+
     /// The response body, holding the stream in flight until it is done, each frame a movement.
     pub fn watch<B>(self, body: B) -> Watched<B> {
         self.activity.touch();
@@ -139,5 +169,18 @@ mod tests {
         assert_eq!(activity.still_for(), Duration::from_secs(2), "the end of a body is no frame");
         drop(body);
         assert_eq!((activity.streams(), activity.still_for()), (0, Duration::ZERO));
+    }
+
+    #[test]
+    fn only_streams_past_their_service_wait_on_the_client() {
+        let activity = Activity::new();
+        assert!(!activity.waiting_on_client(), "no stream");
+        let stream = activity.stream();
+        let serving = stream.in_service();
+        assert!(!activity.waiting_on_client(), "the edge is still answering");
+        drop(serving);
+        assert!(activity.waiting_on_client());
+        drop(stream);
+        assert!(!activity.waiting_on_client());
     }
 }

@@ -33,8 +33,8 @@ use crate::source::Source;
 use crate::stall_guard::StallGuard;
 use weir_scoreboard::Reject;
 
-/// How long past Timeout an h2 connection's streams may stand still before it is closed: the
-/// pool's own 504 at Timeout comes first.
+/// How long past Timeout an h2 connection's answered streams may stand still before it is
+/// closed: a margin for the 500 ms tick and a busy machine.
 const H2_STALL_GRACE: Duration = Duration::from_secs(5);
 /// After an accept error (EMFILE and the like), wait this long instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -357,7 +357,9 @@ where
             let activity = activity.clone();
             async move {
                 let stream = activity.stream();
+                let serving = stream.in_service();
                 let response = h2_request(&site, &facts, &settings, &activity, request).await;
+                drop(serving);
                 let response = response.map(|body| crate::body::Body::new(stream.watch(body)));
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -377,8 +379,8 @@ where
     let header = &edge.h1.read_timeout.header;
     let idle_limit =
         header.max.unwrap_or(header.initial).max(edge.h1.keep_alive_timeout).max(Duration::from_secs(1));
-    // Streams in flight that do not move for longer than any stage waits silently (Timeout, for
-    // the pool's answer or a body's next bytes) belong to a client that withholds its window.
+    // Answered streams that do not move for longer than Timeout (Apache's bound on each write)
+    // belong to a client that withholds its window.
     let stall_limit = edge.h1.body_read_timeout + H2_STALL_GRACE;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     // When GOAWAY was sent. A client that neither finishes a request nor closes (a HEADERS
@@ -400,7 +402,7 @@ where
             _ = tick.tick() => {
                 let no_stream = activity.streams() == 0;
                 let still = activity.still_for();
-                if !no_stream && still >= stall_limit {
+                if activity.waiting_on_client() && still >= stall_limit {
                     tracing::info!(
                         %peer,
                         streams = activity.streams(),
