@@ -2,11 +2,11 @@
 //!
 //! One `user:hash` a line; blank lines and lines starting with `#` are skipped and the first
 //! line for a user wins, as mod_authn_file reads them. The hashes weir reads are the ones
-//! `htpasswd` writes and Apache checks: bcrypt (`-B`, `$2y$`), apr1-MD5 (`-m`, `$apr1$`) and
-//! SHA-1 (`-s`, `{SHA}`). Traditional crypt(3) DES (`-d`) is refused: it reads only the first
-//! eight characters of a password and falls to a brute force in hours. So are plain text (`-p`,
-//! which Apache on Unix cannot check either) and glibc's `$1$`/`$5$`/`$6$`, which need the
-//! system's crypt(3).
+//! `htpasswd` writes and Apache checks: bcrypt (`-B`, `$2y$`), SHA-crypt (`-2` and `-5`, `$5$`
+//! and `$6$`, also with `rounds=`), apr1-MD5 (`-m`, `$apr1$`) and SHA-1 (`-s`, `{SHA}`).
+//! Traditional crypt(3) DES (`-d`) is refused: it reads only the first eight characters of a
+//! password and falls to a brute force in hours. So are plain text (`-p`, which Apache on Unix
+//! cannot check either) and glibc's MD5-crypt `$1$`, which htpasswd does not write.
 //!
 //! Read by `weir configtest` and by the edge before it drops its privileges, never by the
 //! supervisor: the pool master it forks (and so every worker) would inherit the hashes.
@@ -25,6 +25,13 @@ use subtle::ConstantTimeEq;
 /// Largest bcrypt cost accepted: `htpasswd -C` takes 4 to 17. One check at 17 takes seconds.
 const MAX_BCRYPT_COST: u32 = 17;
 
+/// SHA-crypt's rounds when a hash does not name them (`htpasswd -r`'s default too).
+const SHA_CRYPT_ROUNDS: u32 = 5_000;
+
+/// Most SHA-crypt rounds accepted: a second or so of CPU per check, as bcrypt's cost 17 costs
+/// more; the algorithm allows a billion (minutes per check).
+const MAX_SHA_CRYPT_ROUNDS: u32 = 2_000_000;
+
 /// Why a password file cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserFileError {
@@ -41,6 +48,8 @@ pub enum UserFileError {
 enum Hash {
     /// `$2y$NN$…` (also `$2a$`, `$2b$`), kept whole for the bcrypt crate, with its cost.
     Bcrypt { text: String, cost: u32 },
+    /// `$5$[rounds=N$]salt$hash` (SHA-256) or `$6$…` (SHA-512), kept whole for sha-crypt.
+    ShaCrypt { text: String, sha512: bool, rounds: u32 },
     /// `$apr1$salt$hash`: the salt (at most 8 characters) and the 22-character hash.
     Apr1 { salt: String, hash: String },
     /// `{SHA}base64`: the SHA-1 digest of the password.
@@ -81,8 +90,11 @@ impl Hash {
                 return Ok(Hash::Bcrypt { text: text.to_string(), cost });
             }
         }
-        if ["$1$", "$5$", "$6$"].iter().any(|p| text.starts_with(p)) {
-            return Err(format!("a {} crypt(3) hash, which weir does not read; {remake}", &text[..3]));
+        if let Some(rest) = text.strip_prefix("$5$").or_else(|| text.strip_prefix("$6$")) {
+            return sha_crypt(text, rest);
+        }
+        if text.starts_with("$1$") {
+            return Err(format!("a $1$ (MD5-crypt) hash, which weir does not read; {remake}"));
         }
         if text.len() == 13 && text.bytes().all(is_crypt64) {
             return Err(format!(
@@ -99,6 +111,15 @@ impl Hash {
         match self {
             // The crate compares in constant time.
             Hash::Bcrypt { text, .. } => bcrypt::verify(password, text).unwrap_or(false),
+            Hash::ShaCrypt { text, sha512, .. } => {
+                // A password that is not UTF-8 cannot be checked by the crate: it matches nothing.
+                let Ok(password) = std::str::from_utf8(password) else { return false };
+                // The crate compares in constant time.
+                match sha512 {
+                    true => sha_crypt::sha512_check(password, text).is_ok(),
+                    false => sha_crypt::sha256_check(password, text).is_ok(),
+                }
+            }
             Hash::Apr1 { salt, hash } => {
                 apr1(password, salt.as_bytes()).as_bytes().ct_eq(hash.as_bytes()).into()
             }
@@ -110,10 +131,40 @@ impl Hash {
     fn work(&self) -> u64 {
         match self {
             Hash::Bcrypt { cost, .. } => 1 << (*cost + 10),
+            // About bcrypt's cost 5 at the default 5,000 rounds, as measured here.
+            Hash::ShaCrypt { rounds, .. } => u64::from(*rounds) * 6,
             Hash::Apr1 { .. } => 1000,
             Hash::Sha1(_) => 1,
         }
     }
+}
+
+/// `$5$…` or `$6$…` (`rest` is what follows the prefix), checked for shape and rounds.
+fn sha_crypt(text: &str, rest: &str) -> Result<Hash, String> {
+    let sha512 = text.starts_with("$6$");
+    let bad = || format!("a malformed {} SHA-crypt hash", &text[..3]);
+    let (rounds, rest) = match rest.strip_prefix("rounds=") {
+        Some(tail) => {
+            let (rounds, rest) = tail.split_once('$').ok_or_else(bad)?;
+            (rounds.parse::<u32>().map_err(|_| bad())?, rest)
+        }
+        None => (SHA_CRYPT_ROUNDS, rest),
+    };
+    let (salt, hash) = rest.split_once('$').ok_or_else(bad)?;
+    let length = if sha512 { 86 } else { 43 };
+    if salt.contains('$')
+        || hash.len() != length
+        || !hash.bytes().all(is_crypt64)
+        || !(1000..=999_999_999).contains(&rounds)
+    {
+        return Err(bad());
+    }
+    if rounds > MAX_SHA_CRYPT_ROUNDS {
+        return Err(format!(
+            "a SHA-crypt hash of {rounds} rounds, above the {MAX_SHA_CRYPT_ROUNDS} weir checks: one check would take seconds"
+        ));
+    }
+    Ok(Hash::ShaCrypt { text: text.to_string(), sha512, rounds })
 }
 
 /// The characters of crypt's base-64 alphabet (`./0-9A-Za-z`).
@@ -338,7 +389,7 @@ fn to64(out: &mut String, mut value: u32, count: usize) {
 mod tests {
     use super::*;
 
-    /// Written by `htpasswd` 2.4 (apache2-utils): -m, -s, -B, -B -C 4, and -d.
+    /// Written by `htpasswd` 2.4 (apache2-utils): -m, -s, -B, -B -C 4, -2, -5, -5 -r 10000.
     const FILE: &str = "\
 # made with htpasswd
 apr:$apr1$HVxGTZmJ$M5ZuFcUrlcn4xCbZFRlFq0
@@ -348,6 +399,9 @@ bc:$2y$05$ipxKR8S7ovRGJDVbbYS9H.v/9sZ5bk/S/jC8kYYmL2SJBZIcM65h6
 bc4:$2y$04$3SL8ak47xVKaNEOXX2wD/OAkQQ8LOy3v4NPvQKRgTRrtIoAZDUDxG
 apr2:$apr1$/KjkDFtU$J5wl8EFyEujuMTBOw/len0
 empty:$apr1$vVirgoq.$i9DhlaNYka6qTKWcBLKXv0
+s2:$5$/XeQoIkgRdZTVhaa$8TllkrDQH8nknSXa8kZw07uRrJ9tAoEnc9vNz2zrMC9
+s5:$6$TLpjWjSTfBCQ0.cp$R/O6SvdKLY1zWFfbtxxPLZRFySYx2.4R81tQRygJn49cLeiUAh.judi3CZpQZ9CoJ/Q58c7hph6e2Y4Eri9Sa/
+s5r:$6$rounds=10000$KdJ14uK6fFuZ0Qk7$s7udxrCO729V1Wa6d1goGqp0SU/fdBng0WfneBQ7trvoEB8xlP5oYeYV7znraQP3z/JyIwcyyHORM7Kl4fcFz/
 apr:{SHA}2jmj7l5rSw0yVb/vlWAYkK/YBwk=
 ";
 
@@ -358,8 +412,8 @@ apr:{SHA}2jmj7l5rSw0yVb/vlWAYkK/YBwk=
     #[test]
     fn every_format_htpasswd_writes_checks() {
         let users = file();
-        assert_eq!(users.len(), 6);
-        for user in ["apr", "sha", "bc"] {
+        assert_eq!(users.len(), 9);
+        for user in ["apr", "sha", "bc", "s2", "s5", "s5r"] {
             assert_eq!(users.check(user, b"secret"), Check::Granted, "{user}");
             assert_eq!(users.check(user, b"Secret"), Check::Mismatch, "{user}");
             assert_eq!(users.check(user, b""), Check::Mismatch, "{user}");
@@ -395,7 +449,11 @@ apr:{SHA}2jmj7l5rSw0yVb/vlWAYkK/YBwk=
         );
         assert!(des.contains("htpasswd -B"), "{des}");
         assert!(error("plain:secret\n").contains("plain text is refused"));
-        assert!(error("s:$6$TLpjWjSTfBCQ0.cp$R/O6SvdKLY1zWFfbtxxPLZRFySYx2\n").contains("$6$ crypt(3)"));
+        assert!(error("s:$6$TLpjWjSTfBCQ0.cp$R/O6SvdKLY1zWFfbtxxPLZRFySYx2\n")
+            .contains("malformed $6$ SHA-crypt"));
+        assert!(error("m:$1$abcdefgh$0123456789012345678901\n").contains("$1$ (MD5-crypt)"));
+        let slow = "s:$5$rounds=50000000$/XeQoIkgRdZTVhaa$8TllkrDQH8nknSXa8kZw07uRrJ9tAoEnc9vNz2zrMC9\n";
+        assert!(error(slow).contains("50000000 rounds"), "{}", error(slow));
         assert!(error("nocolon\n").contains("line 1: no ':'"));
         assert!(error(":{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n").contains("empty user name"));
         assert!(error("a:{SHA}short\n").contains("malformed {SHA}"));
