@@ -427,6 +427,21 @@ apr:{SHA}2jmj7l5rSw0yVb/vlWAYkK/YBwk=
     }
 
     #[test]
+    fn an_unknown_user_costs_the_costliest_check_of_the_file() {
+        let users = file();
+        assert!(matches!(users.stand_in, Some(Hash::ShaCrypt { rounds: 10_000, .. })));
+        let bcrypt = UserFile::parse(Path::new("u"), &FILE.replace("s5r:", "# s5r:")).unwrap();
+        assert!(matches!(bcrypt.stand_in, Some(Hash::Bcrypt { cost: 5, .. })));
+        let cheap = UserFile::parse(
+            Path::new("u"),
+            "a:{SHA}2jmj7l5rSw0yVb/vlWAYkK/YBwk=\nb:$apr1$vVirgoq.$i9DhlaNYka6qTKWcBLKXv0\n",
+        )
+        .unwrap();
+        assert!(matches!(cheap.stand_in, Some(Hash::Apr1 { .. })));
+        assert!(UserFile::parse(Path::new("u"), "# nobody\n").unwrap().stand_in.is_none());
+    }
+
+    #[test]
     fn apr1_matches_htpasswd() {
         assert_eq!(apr1(b"secret", b"HVxGTZmJ"), "M5ZuFcUrlcn4xCbZFRlFq0");
         assert_eq!(apr1(b"p:w x", b"/KjkDFtU"), "J5wl8EFyEujuMTBOw/len0");
