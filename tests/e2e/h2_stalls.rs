@@ -178,3 +178,44 @@ fn a_stream_queued_for_a_worker_is_not_taken_for_a_stalled_client() {
     });
     assert_eq!(statuses, [200; 5], "{}", weir.logs());
 }
+
+/// A HEAD answer, a 204 and a 304 have no content, whatever a script writes: over h2 they went
+/// out with the script's body in DATA frames and a content-length for it, and curl then failed
+/// `--http2 -I` against any script (exit 92). Now no DATA carries content, and a 204 has no
+/// content-length; a HEAD keeps the length its GET would have.
+#[test]
+fn h2_head_204_and_304_answers_carry_no_content() {
+    let site = Site::new();
+    site.script(
+        "hello",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nContent-Length: 6\\r\\n\\r\\nhello\\n'\n",
+    );
+    site.script(
+        "nothing",
+        "#!/bin/sh\nprintf 'Status: 204\\r\\nContent-Type: text/plain\\r\\n\\r\\nnot allowed\\n'\n",
+    );
+    site.script(
+        "same",
+        "#!/bin/sh\nprintf 'Status: 304\\r\\nContent-Type: text/plain\\r\\n\\r\\nnot allowed\\n'\n",
+    );
+    let weir = site.start("");
+    for (method, path, status) in
+        [("HEAD", "/cgi-bin/hello", 200), ("GET", "/cgi-bin/nothing", 204), ("GET", "/cgi-bin/same", 304)]
+    {
+        let outcome = runtime().block_on(h2::exchange(&weir, &h2::request(method, path), None));
+        assert_eq!(outcome.status, Some(status), "{method} {path}: {}\n{}", outcome.frames, weir.logs());
+        assert!(outcome.complete, "{method} {path}: {}", outcome.frames);
+        assert!(outcome.body.is_empty(), "{method} {path} sent content: {}", outcome.frames);
+    }
+    let curl = std::path::Path::new("/usr/bin/curl");
+    if curl.exists() {
+        let url = format!("https://127.0.0.1:{}/cgi-bin/hello", weir.addr().port());
+        let out = std::process::Command::new(curl)
+            .args(["-sk", "--http2", "-I", "--max-time", "20", &url])
+            .output()
+            .expect("run curl");
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        assert_eq!(out.status.code(), Some(0), "{head}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(head.contains("content-length: 6"), "{head}");
+    }
+}

@@ -46,6 +46,27 @@ fn page(status: StatusCode, signature: &str) -> Response<Body> {
     response
 }
 
+/// A HEAD answer, a 204 and a 304 carry no content (RFC 9110 9.3.2, 15.3.5, 15.4.5), whatever
+/// body a script or a Handler wrote. The HTTP/1.1 writer frames that itself; over h2, hyper would
+/// send the body and a content-length for it, which curl and nghttp2 refuse as malformed. A HEAD
+/// answer keeps the Content-Length its GET would have; a 204 has none.
+pub fn without_forbidden_content(response: Response<Body>, is_head: bool) -> Response<Body> {
+    let status = response.status();
+    if !is_head && status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+        return response;
+    }
+    let (mut parts, content) = response.into_parts();
+    if status == StatusCode::NO_CONTENT {
+        parts.headers.remove(header::CONTENT_LENGTH);
+    } else if is_head && !parts.headers.contains_key(header::CONTENT_LENGTH) {
+        // The length the content would have had, which is what a GET would be told.
+        if let Some(length) = hyper::body::Body::size_hint(&content).exact().filter(|n| *n > 0) {
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+    }
+    Response::from_parts(parts, empty())
+}
+
 /// An empty 200 response, for answers that are replaced before they are sent.
 pub fn empty_response() -> Response<Body> {
     Response::new(empty())

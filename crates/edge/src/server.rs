@@ -443,6 +443,7 @@ async fn h2_request(
     let (mut parts, incoming) = request.into_parts();
     let mut incoming = activity.watch(incoming);
     let line = crate::site::request_line(&parts);
+    let is_head = parts.method == http::Method::HEAD;
     let response = if let Err(refusal) = request_checks::h2(&mut parts, &settings.limits) {
         tracing::debug!(client = %facts.peer, %refusal, "h2 request refused");
         site.refuse(facts, &line, parts.version, crate::body::error_page(refusal.status()))
@@ -467,5 +468,5 @@ async fn h2_request(
         site.handle(facts, parts, read_body).await
     };
     request_body::discard_incoming(incoming);
-    response
+    crate::body::without_forbidden_content(response, is_head)
 }
