@@ -5,8 +5,8 @@
 //! flood of work that stalls everything else the edge serves:
 //! - checks run on tokio's blocking threads, at most [`running_checks`] at once (half the
 //!   machine's cores, at least one), so the other half always serves the reactor;
-//! - at most [`QUEUED_PER_CHECK`] times as many wait; beyond that a request gets 503 with
-//!   Retry-After at once, never an unbounded queue;
+//! - at most [`QUEUED_PER_CHECK`] times as many wait, each for at most [`MAX_CHECK_WAIT`];
+//!   beyond either a request gets 503 with Retry-After, never an unbounded queue;
 //! - a source (an IPv4 address, an IPv6 /64) that fails `AuthFailureBlock` checks within its
 //!   window gets 429 for the window, and its passwords are not checked at all meanwhile.
 //!
@@ -32,6 +32,11 @@ use crate::source::Source;
 
 /// Requests that may wait for a check, per check that may run.
 pub const QUEUED_PER_CHECK: usize = 16;
+
+/// Longest a request waits for its check to start. Sixteen bcrypt checks of cost 5 take well
+/// under a second; on a machine busy with a flood they take more, and a person logging in is
+/// better told to retry than kept waiting, while the flood holds no request longer than this.
+pub const MAX_CHECK_WAIT: Duration = Duration::from_secs(2);
 
 /// Most sources whose failures are remembered; past it the oldest unblocked one is forgotten,
 /// so memory stays bounded whatever the number of addresses an attacker uses.
@@ -127,22 +132,12 @@ impl BasicAuth {
             };
         };
         let Ok(_admitted) = self.admitted.clone().try_acquire_owned() else {
-            if let Some(held_back) = self.busy_log.due() {
-                tracing::warn!(
-                    held_back,
-                    "Basic authentication: every password check is busy and {} wait; answering 503 (lines like this one held back: {held_back})",
-                    QUEUED_PER_CHECK * running_checks()
-                );
-            }
-            let mut response = body::error_page(StatusCode::SERVICE_UNAVAILABLE);
-            response.headers_mut().insert(header::RETRY_AFTER, self.retry_after.clone());
-            return Outcome::Refused { response, user: Some(user) };
+            return Outcome::Refused { response: self.busy(), user: Some(user) };
         };
-        let Ok(_running) = self.running.clone().acquire_owned().await else {
-            return Outcome::Refused {
-                response: body::error_page(StatusCode::SERVICE_UNAVAILABLE),
-                user: Some(user),
-            };
+        let Ok(Ok(_running)) =
+            tokio::time::timeout(MAX_CHECK_WAIT, self.running.clone().acquire_owned()).await
+        else {
+            return Outcome::Refused { response: self.busy(), user: Some(user) };
         };
         let name = user.clone();
         let check = tokio::task::spawn_blocking(move || file.check(&name, &password)).await;
@@ -168,6 +163,22 @@ impl BasicAuth {
                 }
             }
         }
+    }
+}
+
+impl BasicAuth {
+    /// 503 with Retry-After: the checks are all taken and the line is full, or too slow.
+    fn busy(&self) -> Response<Body> {
+        if let Some(held_back) = self.busy_log.due() {
+            tracing::warn!(
+                held_back,
+                "Basic authentication: every password check is busy and the line is full or has waited {} s; answering 503 (lines like this one held back: {held_back})",
+                MAX_CHECK_WAIT.as_secs()
+            );
+        }
+        let mut response = body::error_page(StatusCode::SERVICE_UNAVAILABLE);
+        response.headers_mut().insert(header::RETRY_AFTER, self.retry_after.clone());
+        response
     }
 }
 
@@ -384,6 +395,21 @@ mod tests {
             panic!("a wrong password passed");
         };
         assert_eq!((response.status(), user.as_deref()), (StatusCode::UNAUTHORIZED, Some("bob")));
+        // The one check running for longer than a request may wait: 503, with Retry-After.
+        let running = auth.running.clone().try_acquire_owned().unwrap();
+        tokio::time::pause();
+        let waited = tokio::time::Instant::now();
+        let Outcome::Refused { response, .. } = auth.authenticate(peer, &headers, &challenge).await else {
+            panic!("checked while the only check was taken");
+        };
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let elapsed = waited.elapsed();
+        assert!(
+            elapsed >= MAX_CHECK_WAIT && elapsed < MAX_CHECK_WAIT + Duration::from_millis(10),
+            "{elapsed:?}"
+        );
+        tokio::time::resume();
+        drop(running);
         // Every admission taken: 503 at once, with Retry-After.
         let _all = auth.admitted.clone().try_acquire_many_owned(1 + QUEUED_PER_CHECK as u32).unwrap();
         let Outcome::Refused { response, .. } = auth.authenticate(peer, &headers, &challenge).await else {
