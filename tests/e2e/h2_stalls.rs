@@ -52,9 +52,82 @@ fn a_client_that_never_opens_its_window_is_closed() {
         assert!(data_on(&h2, 1) <= 65_535, "more than the window was sent: {}", data_on(&h2, 1));
     });
     let logged = crate::support::wait_until(Duration::from_secs(10), || {
-        weir.logs().contains("streams made no progress within Timeout")
+        weir.logs().contains("a stream made no progress within Timeout")
     });
     assert!(logged, "no log line saying why\n{}", weir.logs());
+}
+
+/// A stalled stream is judged on its own: a client that starts and finishes a small request every
+/// 2 s on the same connection kept a stream that never moved (and its buffers) for as long as it
+/// liked. The connection is closed once the stalled stream has stood still past Timeout.
+#[test]
+fn a_stalled_stream_is_cut_though_its_neighbours_move() {
+    let weir = site_with_a_big_file();
+    runtime().block_on(async {
+        // Streams start with no window at all; only the neighbours get some.
+        let mut h2 = RawH2::connect_with_window(&weir, 0).await;
+        h2.headers(1, &h2::get("/big.bin"), true).await;
+        let started = Instant::now();
+        let mut next = 3;
+        while !h2.closed && started.elapsed() < Duration::from_secs(30) {
+            h2.headers(next, &h2::get("/index.html"), true).await;
+            h2.window_update(next, 1_000).await;
+            next += 2;
+            h2.until(Duration::from_secs(2), |_| false).await;
+        }
+        let took = started.elapsed();
+        assert!(h2.closed, "still open after {took:?} with {} neighbours\n{}", next / 2, weir.logs());
+        assert!(took < Duration::from_secs(20), "closed only after {took:?}");
+        assert!(data_on(&h2, 3) > 0, "a neighbour was never answered: {}", h2.log());
+    });
+}
+
+/// A small answer handed whole to h2 while the client's window is 1 byte used to end its stream
+/// at once from the edge's side, with the rest of it waiting in h2's buffer; twenty such streams
+/// were held until the idle limit (40 s by default). The last byte of a body now goes on its own,
+/// so the stream stays watched until the client has taken the rest.
+#[test]
+fn small_answers_stuck_behind_a_one_byte_window_are_watched() {
+    let site = Site::new();
+    site.doc("small.bin", &vec![b's'; 10_000]);
+    let weir = site.start("Timeout 3\nKeepAliveTimeout 1\n");
+    runtime().block_on(async {
+        let mut h2 = RawH2::connect_with_window(&weir, 1).await;
+        for stream in (1..40).step_by(2) {
+            h2.headers(stream, &h2::get("/small.bin"), true).await;
+        }
+        let started = Instant::now();
+        h2.until(Duration::from_secs(35), |_| false).await;
+        let took = started.elapsed();
+        assert!(h2.closed, "still open after {took:?}: {}\n{}", h2.log(), weir.logs());
+        assert!(took < Duration::from_secs(20), "closed only after {took:?} (the idle limit, not the stall)");
+    });
+}
+
+/// A client reading 4 KiB a second takes far longer than Timeout 3 plus the grace over a 64 KiB
+/// chunk of a file; it was cut though data reached it every second. Bodies now go to hyper in
+/// pieces of 16 KiB, each a movement, so such a reader keeps its stream.
+#[test]
+fn a_reader_of_a_few_kib_a_second_is_not_cut() {
+    let weir = site_with_a_big_file();
+    runtime().block_on(async {
+        let mut h2 = RawH2::connect_with_window(&weir, 4_096).await;
+        h2.headers(1, &h2::get("/big.bin"), true).await;
+        let started = Instant::now();
+        while !h2.closed && started.elapsed() < Duration::from_secs(16) {
+            h2.until(Duration::from_secs(1), |_| false).await;
+            h2.window_update(0, 4_096).await;
+            h2.window_update(1, 4_096).await;
+        }
+        assert!(
+            !h2.closed,
+            "cut after {:?} having read {} bytes\n{}",
+            started.elapsed(),
+            data_on(&h2, 1),
+            weir.logs()
+        );
+        assert!(data_on(&h2, 1) >= 50_000, "read only {} bytes", data_on(&h2, 1));
+    });
 }
 
 /// A client that reads slowly but steadily (a window of 64 KiB opened every second, so the

@@ -223,6 +223,55 @@ fn a_client_that_hangs_up_over_http1_takes_its_script_with_it() {
         weir.logs().matches("client closed the connection while its request was in the pool").count() == 3
     });
     assert!(logged, "one info line per hang-up\n{}", weir.logs());
+    // Each still has its access-log line, with nginx's 499 ("client closed request").
+    let logged = wait_until(Duration::from_secs(10), || {
+        site_access_log(&weir).matches("/cgi-bin/slow HTTP/1.1\" 499 ").count() == 3
+    });
+    assert!(logged, "{}", site_access_log(&weir));
+}
+
+fn site_access_log(weir: &Weir) -> String {
+    std::fs::read_to_string(weir.path().join("access.log")).unwrap_or_default()
+}
+
+/// A client that hangs up once its answer has begun, while the script is still writing it (its
+/// head and 100 kB sent, the rest to come): the script is stopped then too, not at Timeout.
+#[test]
+fn a_client_that_hangs_up_during_the_answer_takes_its_script_with_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let site = Site::new();
+    let pids = pid_dir(&site);
+    let p = pids.display();
+    site.script(
+        "talker",
+        &format!(
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nhead -c 100000 /dev/zero\n\
+             sleep 300 &\necho $! > {p}/child.tmp && mv {p}/child.tmp {p}/child\n\
+             echo $$ > {p}/script.tmp && mv {p}/script.tmp {p}/script\nsleep 300\n"
+        ),
+    );
+    let weir = site.start("Timeout 60\n");
+    let config = crate::support::attack::tls_config(&weir.cert_pem);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut stream =
+            crate::support::attack::tls_connect(weir.addr(), &config).await.expect("TLS connection");
+        stream.write_all(b"GET /cgi-bin/talker HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("request");
+        stream.flush().await.expect("flush");
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while got < 50_000 && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => got += n,
+                _ => break,
+            }
+        }
+        assert!(got >= 50_000, "only {got} bytes of the answer arrived\n{}", weir.logs());
+        wait_for_file(&pids.join("script")).await;
+        drop(stream);
+    });
+    script_and_child_end(&weir, &pids, "after the head");
 }
 
 /// Watching for a hang-up must not take bytes a client sent ahead: a request pipelined behind

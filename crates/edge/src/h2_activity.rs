@@ -1,153 +1,243 @@
-//! What an h2 connection knows about its streams: how many are in flight, how many of those the
-//! edge is still working on (reading the body, waiting for the pool: bounded by the edge's own
-//! timeouts), and when any of them last moved. hyper decides when a stream's data is sent; the
-//! edge sees it only as the response body being polled for its next frame, which hyper does once
-//! the client's flow-control window has room. So a stream moves when a response frame is taken,
-//! a request body frame arrives, a response is ready, or a stream starts or ends. A connection
-//! whose streams all wait on the client and do not move for longer than Timeout is a client that
-//! withholds WINDOW_UPDATE (or a stalled peer), and is closed: nothing written means nothing for
-//! a write timeout to see.
+//! What an h2 connection knows about its streams: which are in flight, which of those the edge is
+//! still answering (reading the body, waiting for the pool: bounded by the edge's own timeouts),
+//! and when each last moved.
+//!
+//! hyper decides when a stream's data is sent; the edge sees it only as the response body being
+//! polled for its next frame, which hyper does once h2 has sent what it holds and the client's
+//! window has room for more. So the body is handed over in pieces of at most [`PIECE`] bytes (the
+//! largest DATA frame a client must accept), each piece taken being a movement of its stream; and
+//! the last byte of a body whose length is known is held back as a piece of its own, so the
+//! stream stays in flight (and watched) until h2 could send everything before it, instead of
+//! ending while its last piece still waits in h2's buffer.
+//!
+//! A stream the edge has answered that does not move for longer than Timeout belongs to a client
+//! that withholds WINDOW_UPDATE (or reads slower than a piece per Timeout), and its connection is
+//! closed: nothing written means nothing for a write timeout to see. Each stream is judged on its
+//! own movement, so other streams that do move cannot keep a stalled one alive.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
 
-/// One connection's streams in flight and the time any of them last moved.
+/// The most bytes of a response body handed to hyper at a time: h2's default largest frame.
+pub const PIECE: usize = 16 * 1024;
+
+/// One connection's streams in flight.
 pub struct Activity {
     born: Instant,
-    in_flight: AtomicUsize,
-    /// Streams whose answer the edge is still making.
-    in_service: AtomicUsize,
-    /// Milliseconds after `born` when a stream last moved.
+    streams: Mutex<Vec<Arc<StreamState>>>,
+    /// Milliseconds after `born` when anything on the connection last moved (for idleness).
     moved_at_ms: AtomicU64,
+}
+
+/// One stream: when it last moved, and whether the edge is still making its answer.
+struct StreamState {
+    moved_at_ms: AtomicU64,
+    in_service: AtomicBool,
 }
 
 impl Activity {
     pub fn new() -> Arc<Activity> {
         Arc::new(Activity {
             born: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            in_service: AtomicUsize::new(0),
+            streams: Mutex::new(Vec::new()),
             moved_at_ms: AtomicU64::new(0),
         })
     }
 
-    /// A stream moved now.
-    pub fn touch(&self) {
-        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.moved_at_ms.fetch_max(now, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// How long since any stream moved (or, with none ever, since the connection began).
+    /// Something on the connection moved now.
+    pub fn touch(&self) {
+        self.moved_at_ms.fetch_max(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long since anything on the connection moved (or since it began).
     pub fn still_for(&self) -> Duration {
-        let moved = Duration::from_millis(self.moved_at_ms.load(Ordering::Relaxed));
-        self.born.elapsed().saturating_sub(moved)
+        Duration::from_millis(self.now_ms().saturating_sub(self.moved_at_ms.load(Ordering::Relaxed)))
     }
 
     pub fn streams(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
+        self.streams.lock().map_or(0, |streams| streams.len())
     }
 
-    /// Whether streams are in flight and every one of them waits on the client (none is still
-    /// being answered): only then can standing still be the client's doing.
-    pub fn waiting_on_client(&self) -> bool {
-        self.streams() > 0 && self.in_service.load(Ordering::Acquire) == 0
+    /// The longest any answered stream has stood still, waiting on its client; `None` when no
+    /// stream waits on the client.
+    pub fn longest_stall(&self) -> Option<Duration> {
+        let now = self.now_ms();
+        let streams = self.streams.lock().ok()?;
+        streams
+            .iter()
+            .filter(|s| !s.in_service.load(Ordering::Acquire))
+            .map(|s| Duration::from_millis(now.saturating_sub(s.moved_at_ms.load(Ordering::Relaxed))))
+            .max()
     }
 
     /// Counts a stream as in flight until the returned guard drops.
     pub fn stream(self: &Arc<Self>) -> StreamInFlight {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let state = Arc::new(StreamState {
+            moved_at_ms: AtomicU64::new(self.now_ms()),
+            in_service: AtomicBool::new(false),
+        });
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.push(state.clone());
+        }
         self.touch();
-        StreamInFlight { activity: self.clone() }
+        StreamInFlight { activity: self.clone(), state }
     }
 
-    /// A request body whose every frame counts as movement.
+    /// A request body whose every frame counts as movement of the connection.
     pub fn watch<B>(self: &Arc<Self>, body: B) -> Watched<B> {
-        Watched { body, activity: self.clone(), _stream: None }
+        Watched { body, activity: self.clone(), stream: None, pending: None, left: None }
     }
 }
 
-/// A stream in flight: from its request until its response body has been sent or dropped, so a
-/// long download is not an idle connection.
+/// A stream in flight: from its request until its response body has been handed over whole (or
+/// dropped), so a long download is not an idle connection.
 pub struct StreamInFlight {
     activity: Arc<Activity>,
+    state: Arc<StreamState>,
 }
 
 /// A stream whose answer the edge is making (see [`StreamInFlight::in_service`]).
-pub struct InService {
-    activity: Arc<Activity>,
+pub struct InService<'a> {
+    stream: &'a StreamInFlight,
 }
 
-impl Drop for InService {
+impl Drop for InService<'_> {
     fn drop(&mut self) {
-        self.activity.in_service.fetch_sub(1, Ordering::AcqRel);
-        self.activity.touch();
+        self.stream.state.in_service.store(false, Ordering::Release);
+        self.stream.moved();
     }
 }
 
 impl StreamInFlight {
     /// Marks the stream as being answered until the guard drops: its waits are the edge's own
     /// (the body stage, QueueTimeout, Timeout), each bounded, not the client's.
-    pub fn in_service(&self) -> InService {
-        self.activity.in_service.fetch_add(1, Ordering::AcqRel);
-        InService { activity: self.activity.clone() }
+    pub fn in_service(&self) -> InService<'_> {
+        self.state.in_service.store(true, Ordering::Release);
+        InService { stream: self }
     }
 
-    /// The response body, holding the stream in flight until it is done, each frame a movement.
-    pub fn watch<B>(self, body: B) -> Watched<B> {
-        self.activity.touch();
-        Watched { body, activity: self.activity.clone(), _stream: Some(self) }
+    fn moved(&self) {
+        let now = self.activity.now_ms();
+        self.state.moved_at_ms.fetch_max(now, Ordering::Relaxed);
+        self.activity.moved_at_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// The response body, handed over in pieces (see the module's comment), holding the stream
+    /// in flight until it is done.
+    pub fn watch<B: Body>(self, body: B) -> Watched<B> {
+        self.moved();
+        let left = body.size_hint().exact();
+        Watched { body, activity: self.activity.clone(), stream: Some(self), pending: None, left }
     }
 }
 
 impl Drop for StreamInFlight {
     fn drop(&mut self) {
-        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Ok(mut streams) = self.activity.streams.lock() {
+            streams.retain(|s| !Arc::ptr_eq(s, &self.state));
+        }
         self.activity.touch();
     }
 }
 
-/// A body passed through unchanged (its size hint too, so hyper still sends content-length),
-/// marking the connection's activity on every frame.
+/// A body passed through (its size hint too, so hyper still sends content-length), marking
+/// movement on every frame; a response body is also cut into pieces.
 pub struct Watched<B> {
     body: B,
     activity: Arc<Activity>,
-    _stream: Option<StreamInFlight>,
+    /// Set for a response body: its stream.
+    stream: Option<StreamInFlight>,
+    /// Bytes taken from the body and not yet handed over.
+    pending: Option<Bytes>,
+    /// Bytes of a body of known length not yet handed over.
+    left: Option<u64>,
 }
 
-impl<B: Body + Unpin> Body for Watched<B> {
-    type Data = B::Data;
+impl<B> Watched<B> {
+    /// The next piece of `data`; the rest waits in `pending`.
+    fn piece(&mut self, mut data: Bytes) -> Bytes {
+        let mut piece = data.split_to(data.len().min(PIECE));
+        if !data.is_empty() {
+            self.pending = Some(data);
+        } else if self.left == Some(piece.len() as u64) && piece.len() > 1 {
+            // The body's last piece: its last byte goes on its own (see the module's comment).
+            self.pending = Some(piece.split_off(piece.len() - 1));
+        }
+        self.left = self.left.map(|left| left.saturating_sub(piece.len() as u64));
+        piece
+    }
+
+    fn moved(&self) {
+        match &self.stream {
+            Some(stream) => stream.moved(),
+            None => self.activity.touch(),
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Watched<B> {
+    type Data = Bytes;
     type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(_))) = &polled {
-            self.activity.touch();
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(rest) = self.pending.take() {
+            self.moved();
+            let piece = self.piece(rest);
+            return Poll::Ready(Some(Ok(Frame::data(piece))));
         }
-        polled
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.moved();
+                if self.stream.is_none() {
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                match frame.into_data() {
+                    Ok(data) => {
+                        let piece = self.piece(data);
+                        Poll::Ready(Some(Ok(Frame::data(piece))))
+                    }
+                    Err(frame) => Poll::Ready(Some(Ok(frame))),
+                }
+            }
+            other => other,
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.pending.is_none() && self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        let hint = self.body.size_hint();
+        let Some(pending) = &self.pending else { return hint };
+        let n = pending.len() as u64;
+        let mut more = SizeHint::new();
+        more.set_lower(hint.lower().saturating_add(n));
+        if let Some(upper) = hint.upper() {
+            more.set_upper(upper.saturating_add(n));
+        }
+        more
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
 
     #[tokio::test(start_paused = true)]
@@ -160,27 +250,63 @@ mod tests {
         let mut body = stream.watch(Full::new(Bytes::from_static(b"abc")));
         assert_eq!(body.size_hint().exact(), Some(3), "the size hint passes through");
         tokio::time::advance(Duration::from_secs(3)).await;
-        assert_eq!(activity.still_for(), Duration::from_secs(3));
+        assert_eq!(activity.longest_stall(), Some(Duration::from_secs(3)));
         let frame = body.frame().await.expect("a frame").expect("data");
-        assert_eq!(frame.into_data().ok(), Some(Bytes::from_static(b"abc")));
-        assert_eq!(activity.still_for(), Duration::ZERO);
+        assert_eq!(frame.into_data().ok(), Some(Bytes::from_static(b"ab")), "the last byte is held back");
+        assert!(!body.is_end_stream());
+        assert_eq!(activity.longest_stall(), Some(Duration::ZERO));
         tokio::time::advance(Duration::from_secs(2)).await;
+        let last = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(last.into_data().ok(), Some(Bytes::from_static(b"c")));
+        assert!(body.is_end_stream());
         assert!(body.frame().await.is_none());
-        assert_eq!(activity.still_for(), Duration::from_secs(2), "the end of a body is no frame");
         drop(body);
-        assert_eq!((activity.streams(), activity.still_for()), (0, Duration::ZERO));
+        assert_eq!(
+            (activity.streams(), activity.still_for(), activity.longest_stall()),
+            (0, Duration::ZERO, None)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_stream_is_seen_whatever_its_neighbours_do() {
+        let activity = Activity::new();
+        let stalled = activity.stream().watch(Full::new(Bytes::from_static(b"abc")));
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(2)).await;
+            // A neighbour that starts and ends moves the connection, not the stalled stream.
+            drop(activity.stream());
+        }
+        assert_eq!(activity.still_for(), Duration::ZERO);
+        assert_eq!(activity.longest_stall(), Some(Duration::from_secs(10)));
+        drop(stalled);
+    }
+
+    #[tokio::test]
+    async fn large_bodies_go_in_pieces_and_arrive_whole() {
+        let activity = Activity::new();
+        let data: Vec<u8> = (0..50_000u32).map(|i| i as u8).collect();
+        let mut body = activity.stream().watch(Full::new(Bytes::from(data.clone())));
+        let mut sizes = Vec::new();
+        let mut all = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let piece = frame.expect("data").into_data().expect("data");
+            sizes.push(piece.len());
+            all.extend_from_slice(&piece);
+        }
+        assert_eq!(sizes, [PIECE, PIECE, PIECE, 50_000 - 3 * PIECE - 1, 1]);
+        assert_eq!(all, data);
     }
 
     #[test]
     fn only_streams_past_their_service_wait_on_the_client() {
         let activity = Activity::new();
-        assert!(!activity.waiting_on_client(), "no stream");
+        assert_eq!(activity.longest_stall(), None, "no stream");
         let stream = activity.stream();
         let serving = stream.in_service();
-        assert!(!activity.waiting_on_client(), "the edge is still answering");
+        assert_eq!(activity.longest_stall(), None, "the edge is still answering");
         drop(serving);
-        assert!(activity.waiting_on_client());
+        assert!(activity.longest_stall().is_some());
         drop(stream);
-        assert!(!activity.waiting_on_client());
+        assert_eq!(activity.longest_stall(), None);
     }
 }

@@ -353,6 +353,16 @@ enum Sink {
     Discard,
 }
 
+impl Sink {
+    /// Resolves once the client the answer is for has gone; never for a discarded answer.
+    async fn reader_gone(&self) {
+        match self {
+            Sink::Spool(writer) => writer.reader_gone().await,
+            Sink::Discard => std::future::pending().await,
+        }
+    }
+}
+
 /// The rest of a response after its head: what is still to be read from the worker.
 struct Rest {
     reader: OwnedReadHalf,
@@ -385,8 +395,15 @@ impl Rest {
             if self.decoder.is_done() {
                 break;
             }
-            let read =
-                tokio::time::timeout(self.timeout, read_some(&mut self.reader, &mut self.buffer)).await;
+            // A client gone while the worker is still answering (a script that writes, then
+            // works on) ends the exchange now, not after the script or Timeout.
+            let read = tokio::select! {
+                read = tokio::time::timeout(self.timeout, read_some(&mut self.reader, &mut self.buffer)) => read,
+                () = sink.reader_gone() => {
+                    tracing::debug!("the client left while its answer was still coming from the worker");
+                    return;
+                }
+            };
             let why = match read {
                 Ok(Ok(n)) if n > 0 => None,
                 Ok(Ok(_)) => Some("the worker closed the connection inside the response body".to_string()),

@@ -99,6 +99,20 @@ pub fn spool(space: Arc<SpillSpace>, owner: Source) -> (SpoolWriter, SpoolBody) 
 }
 
 impl SpoolWriter {
+    /// Resolves once the client's side of the response has been dropped (its client gone), so
+    /// a producer waiting on a slow worker can stop waiting.
+    pub async fn reader_gone(&self) {
+        loop {
+            let progress = self.shared.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            if self.shared.lock().reader_gone {
+                return;
+            }
+            progress.await;
+        }
+    }
+
     /// Queues bytes for the client, waiting while both memory and the spill space are full; if
     /// the client reads nothing for [`CUT_AFTER`] meanwhile, its response is cut and this fails
     /// as for a client gone.

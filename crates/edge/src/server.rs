@@ -379,8 +379,9 @@ where
     let header = &edge.h1.read_timeout.header;
     let idle_limit =
         header.max.unwrap_or(header.initial).max(edge.h1.keep_alive_timeout).max(Duration::from_secs(1));
-    // Answered streams that do not move for longer than Timeout (Apache's bound on each write)
-    // belong to a client that withholds its window.
+    // An answered stream that does not move for longer than Timeout (Apache's bound on each
+    // write) belongs to a client that withholds its window, or reads less than a piece (16 KiB)
+    // per Timeout.
     let stall_limit = edge.h1.body_read_timeout + H2_STALL_GRACE;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     // When GOAWAY was sent. A client that neither finishes a request nor closes (a HEADERS
@@ -402,12 +403,12 @@ where
             _ = tick.tick() => {
                 let no_stream = activity.streams() == 0;
                 let still = activity.still_for();
-                if activity.waiting_on_client() && still >= stall_limit {
+                if let Some(stall) = activity.longest_stall().filter(|stall| *stall >= stall_limit) {
                     tracing::info!(
                         %peer,
                         streams = activity.streams(),
-                        still_secs = still.as_secs(),
-                        "h2 connection closed: its streams made no progress within Timeout (a client that does not read)"
+                        still_secs = stall.as_secs(),
+                        "h2 connection closed: a stream made no progress within Timeout (its client read nothing of it)"
                     );
                     edge.site.scoreboard.counters().reject(Reject::Timeout);
                     return;

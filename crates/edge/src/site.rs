@@ -97,8 +97,10 @@ impl Site {
             request_id: Some(id),
         };
         // RateLimit was checked where the head was read (h1 and h2 both), before the body.
+        let mut unanswered = Unanswered { site: self, facts, time: started, line: &line, answered: false };
         let mut user = None;
         let mut response = self.route(facts, parts, read_body, &mut user).await;
+        unanswered.answered = true;
         if let Some(user) = user {
             response.extensions_mut().insert(RemoteUser(user));
         }
@@ -411,6 +413,43 @@ impl Site {
             }
             None => response.map(|body| http_body_util::BodyExt::boxed(LoggedBody::new(body, record))),
         }
+    }
+}
+
+/// The status logged for a request whose client went away before it was answered, so that its
+/// exchange was dropped (an h2 stream reset, an HTTP/1.1 client that hung up while the request
+/// was in the pool): 499, as nginx logs it. Apache has no such status, since it never stops a
+/// request because its client left.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// A request being answered: dropped before its answer (its client gone), it still gets its
+/// access-log line.
+struct Unanswered<'a> {
+    site: &'a Site,
+    facts: &'a ClientFacts,
+    time: SystemTime,
+    line: &'a LogLine,
+    answered: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let record = Record {
+            access_log: self.site.access_log.clone(),
+            scoreboard: self.site.scoreboard,
+            client: self.facts.peer,
+            time: self.time,
+            line: self.line.clone(),
+            status: CLIENT_CLOSED_REQUEST,
+            queue_wait_us: None,
+            tls: self.facts.tls.as_ref().map(|t| t.protocol),
+            worker_pid: None,
+            user: None,
+        };
+        record.write(0);
     }
 }
 

@@ -190,7 +190,7 @@ where
 {
     let line = first_line(buffer);
     let response = site.refuse(facts, &line, Version::HTTP_11, body::error_page(status));
-    let _ = Box::pin(write_response(io, response, Version::HTTP_11, false, false)).await;
+    let _ = Box::pin(write_response(io, response, Version::HTTP_11, false, false, None)).await;
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -212,7 +212,7 @@ where
     let has_body = !matches!(head.framing, Framing::None);
     if let Some(refused) = site.rate_limited(facts) {
         let response = site.refuse(facts, &request_line, version, refused);
-        let _ = write_response(io, response, version, head.method == Method::HEAD, false).await;
+        let _ = write_response(io, response, version, head.method == Method::HEAD, false, None).await;
         return Next::Close;
     }
     let keep_alive = head.keep_alive
@@ -223,7 +223,7 @@ where
     let expect_continue = head.expect_continue;
     let Some(parts) = into_parts(head) else {
         let response = site.refuse(facts, &request_line, version, body::error_page(StatusCode::BAD_REQUEST));
-        let _ = write_response(io, response, version, false, false).await;
+        let _ = write_response(io, response, version, false, false, None).await;
         return Next::Close;
     };
     // The site routes from the head and asks for the body only for the pool; the 100 Continue
@@ -231,12 +231,13 @@ where
     let mut body_taken = false;
     let mut body_whole = false;
     // Once the body is in (every request for the pool has its body read, if only an empty
-    // one), a client that hangs up ends the request: see `hangup`. Only requests for the pool
-    // pay for the watch.
-    let (watch_from, watch) = tokio::sync::oneshot::channel::<Watch>();
+    // one), a client that hangs up ends the request, and later its answer: see `hangup`. Only
+    // requests for the pool pay for the watch.
+    let watch: std::sync::OnceLock<Watch> = std::sync::OnceLock::new();
+    let (watching, watch_set) = tokio::sync::oneshot::channel::<()>();
     let handled = {
-        let (taken, whole, io, buffer, framing) =
-            (&mut body_taken, &mut body_whole, &mut *io, &mut *buffer, &framing);
+        let (taken, whole, io, buffer, framing, watch) =
+            (&mut body_taken, &mut body_whole, &mut *io, &mut *buffer, &framing, &watch);
         site.handle(facts, parts, move || async move {
             *taken = true;
             if let Framing::Length(n) = framing {
@@ -250,16 +251,16 @@ where
             }
             let read = read_body(io, buffer, framing, settings, facts, site).await;
             *whole = read.is_ok();
-            if read.is_ok() {
-                let _ = watch_from.send(Watch::of(&*io));
+            if read.is_ok() && watch.set(Watch::of(&*io)).is_ok() {
+                let _ = watching.send(());
             }
             read
         })
     };
     let hung_up = async {
-        match watch.await {
-            Ok(watch) => watch.hung_up().await,
-            Err(_) => std::future::pending().await,
+        match (watch_set.await, watch.get()) {
+            (Ok(()), Some(watch)) => watch.hung_up().await,
+            _ => std::future::pending().await,
         }
     };
     let response = tokio::select! {
@@ -290,7 +291,7 @@ where
         && !draining.is_cancelled()
         && !matches!(unread, Unread::Linger)
         && response.headers().get(header::CONNECTION).is_none_or(|v| v != "close");
-    let written = write_response(io, response, version, is_head, keep_alive).await;
+    let written = write_response(io, response, version, is_head, keep_alive, watch.get()).await;
     match (written, unread) {
         (Ok(true), Unread::Nothing) => Next::KeepGoing,
         (Ok(true), Unread::Discard(left)) => match discard(io, buffer, left, settings, facts).await {
@@ -534,6 +535,7 @@ async fn write_response<IO>(
     version: Version,
     is_head: bool,
     mut keep_alive: bool,
+    hang_up: Option<&Watch>,
 ) -> std::io::Result<bool>
 where
     IO: AsyncWrite + Unpin,
@@ -608,8 +610,8 @@ where
         io.write_all(&head).await?;
     }
     if !bodiless {
-        while let Some(frame) = body.frame().await {
-            let Ok(data) = frame?.into_data() else {
+        while let Some(frame) = next_frame(&mut body, hang_up).await? {
+            let Ok(data) = frame.into_data() else {
                 continue;
             };
             write_data(io, &data, chunked).await?;
@@ -620,6 +622,25 @@ where
     }
     io.flush().await?;
     Ok(keep_alive)
+}
+
+/// The body's next frame; for an answer from the pool, unless its client hangs up first (the
+/// answer is then dropped, and with it the exchange, so the worker stops the script).
+async fn next_frame(
+    body: &mut Body,
+    hang_up: Option<&Watch>,
+) -> std::io::Result<Option<hyper::body::Frame<Bytes>>> {
+    let Some(watch) = hang_up else {
+        return body.frame().await.transpose();
+    };
+    tokio::select! {
+        biased;
+        frame = body.frame() => frame.transpose(),
+        () = watch.hung_up() => Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "client closed the connection while its answer came from the pool",
+        )),
+    }
 }
 
 async fn write_data<IO: AsyncWrite + Unpin>(io: &mut IO, data: &Bytes, chunked: bool) -> std::io::Result<()> {

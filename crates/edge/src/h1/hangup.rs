@@ -9,7 +9,7 @@
 //! A client that half-closes after its request (shutdown of its write side) is taken as gone,
 //! as nginx takes it; TLS clients do not half-close.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -35,22 +35,21 @@ impl ClientSocket for StallGuard<Box<TlsStream<Staged<TcpStream>>>> {
     }
 }
 
-/// A second descriptor for a connection's socket, taken before the request borrows the
-/// connection: watching it reads nothing.
-pub struct Watch(Option<OwnedFd>);
+/// A second descriptor for a connection's socket, registered with the runtime on its own:
+/// watching it reads nothing, and dropping it closes only this descriptor, never the
+/// connection.
+pub struct Watch(Option<TcpStream>);
 
 impl Watch {
     pub fn of(socket: &impl ClientSocket) -> Watch {
-        Watch(socket.tcp().try_clone_to_owned().ok())
+        let fd = socket.tcp().try_clone_to_owned().ok();
+        Watch(fd.and_then(|fd| TcpStream::from_std(std::net::TcpStream::from(fd)).ok()))
     }
 
     /// Resolves when the peer has closed or reset the connection; never, if the socket could
     /// not be watched (the request then runs as before, to its end or Timeout).
-    pub async fn hung_up(self) {
-        // A stream of its own on the same socket, registered with the runtime; dropping it
-        // closes only this descriptor, never the connection.
-        let watched = self.0.and_then(|fd| TcpStream::from_std(std::net::TcpStream::from(fd)).ok());
-        let Some(watched) = watched else {
+    pub async fn hung_up(&self) {
+        let Some(watched) = &self.0 else {
             return std::future::pending().await;
         };
         loop {
