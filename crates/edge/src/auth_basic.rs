@@ -131,16 +131,22 @@ impl BasicAuth {
                 user: Some(user),
             };
         };
-        let Ok(_admitted) = self.admitted.clone().try_acquire_owned() else {
+        let Ok(admitted) = self.admitted.clone().try_acquire_owned() else {
             return Outcome::Refused { response: self.busy(), user: Some(user) };
         };
-        let Ok(Ok(_running)) =
+        let Ok(Ok(running)) =
             tokio::time::timeout(MAX_CHECK_WAIT, self.running.clone().acquire_owned()).await
         else {
             return Outcome::Refused { response: self.busy(), user: Some(user) };
         };
         let name = user.clone();
-        let check = tokio::task::spawn_blocking(move || file.check(&name, &password)).await;
+        // The permits go with the check: a client that hangs up drops this future, but not the
+        // check already running, whose place must stay taken until it ends.
+        let check = tokio::task::spawn_blocking(move || {
+            let _permits = (admitted, running);
+            file.check(&name, &password)
+        })
+        .await;
         match check {
             Ok(Check::Granted) => Outcome::User(user),
             Ok(failed) => {
@@ -369,6 +375,32 @@ mod tests {
             failures.failed(Source::of(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n))));
         }
         assert!(failures.sources.lock().unwrap().len() <= MAX_SOURCES);
+    }
+
+    /// A client that hangs up mid-check does not free the check's place while it still runs:
+    /// otherwise connect, send a password, hang up, again, would run any number at once.
+    #[tokio::test]
+    async fn a_check_keeps_its_place_after_its_client_is_gone() {
+        let text = "bob:$2y$12$2.WrvO0mYjTZ7cXpRcX0pOMKvYymCSmZc8Dq07HSgPFwHNqbvKZ8C\n";
+        let file = UserFile::parse(Path::new("/u"), text).unwrap();
+        let auth = BasicAuth::with_files(HashMap::from([(PathBuf::from("/u"), Arc::new(file))]), None, 1);
+        let challenge = Challenge { realm: "r".into(), user_file: "/u".into() };
+        let mut headers = HeaderMap::new();
+        let credentials = base64::engine::general_purpose::STANDARD.encode("bob:wrong");
+        headers
+            .insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {credentials}")).unwrap());
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        tokio::select! {
+            _ = auth.authenticate(peer, &headers, &challenge) => panic!("a cost-12 check ended at once"),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        assert_eq!(auth.running.available_permits(), 0, "the abandoned check still holds its place");
+        let freed = tokio::time::timeout(Duration::from_secs(30), async {
+            while auth.running.available_permits() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        assert!(freed.await.is_ok(), "the place came back when the check ended");
     }
 
     #[tokio::test]
