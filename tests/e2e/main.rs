@@ -2,6 +2,7 @@
 
 mod support;
 
+mod apache_config;
 mod apps;
 mod attacks;
 mod auth_basic;

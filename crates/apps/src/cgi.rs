@@ -33,12 +33,16 @@ pub struct CgiSettings {
     pub document_root: PathBuf,
     /// `CGIInterpreter`: extension (with its dot) and interpreter.
     pub interpreters: Vec<(String, PathBuf)>,
+    /// `AddHandler cgi-script`: extensions (with their dot) of files run as programs themselves.
+    pub cgi_script_extensions: Vec<String>,
     /// RLimitCPU, RLimitMEM, RLimitNPROC for every script.
     pub rlimits: RLimits,
     /// SERVER_SOFTWARE, as ServerTokens allows.
     pub server_software: String,
     /// SERVER_NAME when the request brings no Host.
     pub server_name: Option<String>,
+    /// SERVER_ADMIN: `ServerAdmin`, when set.
+    pub server_admin: Option<String>,
     /// A script still running after this long is killed with its process group.
     pub timeout: Duration,
 }
@@ -59,11 +63,17 @@ impl CgiSettings {
             document_root: std::fs::canonicalize(&config.document_root)
                 .unwrap_or_else(|_| config.document_root.clone()),
             interpreters: config.cgi_interpreters.clone(),
+            cgi_script_extensions: config.cgi_script_extensions.clone(),
             rlimits: config.rlimits,
             server_software: config.server_tokens.product(),
             server_name: config.server_name.clone(),
+            server_admin: config.server_admin.clone(),
             timeout: config.timeout,
         }
+    }
+
+    fn is_cgi_script(&self, name: &str) -> bool {
+        script_path::has_extension(name, self.cgi_script_extensions.iter().map(String::as_str))
     }
 
     fn interpreter_for(&self, name: &str) -> Option<&Path> {
@@ -106,11 +116,12 @@ impl CgiSettings {
         if let Some(alias) = self.script_dirs.iter().find(|alias| path.starts_with(&alias.url_prefix)) {
             return Some(self.resolve_in_alias(alias, path));
         }
-        if self.interpreters.is_empty() {
+        if self.interpreters.is_empty() && self.cgi_script_extensions.is_empty() {
             return None;
         }
         let segments = script_path::segments(path)?;
-        let index = segments.iter().position(|s| self.interpreter_for(s).is_some())?;
+        let index =
+            segments.iter().position(|s| self.interpreter_for(s).is_some() || self.is_cgi_script(s))?;
         Some(self.resolve_in_document_root(&segments, index))
     }
 
@@ -139,19 +150,22 @@ impl CgiSettings {
         if !std::fs::metadata(&file).map_err(|_| Refusal::NotFound)?.is_file() {
             return Err(Refusal::NotFound);
         }
+        let interpreter = self.interpreter_for(segments[index]).map(Path::to_path_buf);
+        // An AddHandler cgi-script file runs itself: it must be executable, as in a ScriptAlias.
+        if interpreter.is_none() {
+            match script_path::alias_verdict(&file, false, script_path::Runner::current()) {
+                Verdict::Run => {}
+                Verdict::Forbidden => return Err(Refusal::Forbidden),
+                Verdict::NotFound | Verdict::Unknown => return Err(Refusal::NotFound),
+            }
+        }
         let script_name = format!("/{}", segments[..=index].join("/"));
         let path_info = if index + 1 < segments.len() {
             format!("/{}", segments[index + 1..].join("/"))
         } else {
             String::new()
         };
-        Ok(ScriptTarget {
-            script_name,
-            interpreter: self.interpreter_for(segments[index]).map(Path::to_path_buf),
-            file,
-            path_info,
-            nph: false,
-        })
+        Ok(ScriptTarget { script_name, interpreter, file, path_info, nph: false })
     }
 }
 
@@ -305,6 +319,9 @@ fn meta_variables(
         let translated = settings.document_root.join(target.path_info.trim_start_matches('/'));
         vars.push(("PATH_TRANSLATED".into(), translated.display().to_string()));
     }
+    if let Some(admin) = &settings.server_admin {
+        vars.push(("SERVER_ADMIN".into(), admin.clone()));
+    }
     if let Some(client) = request.client {
         vars.push(("REMOTE_ADDR".into(), client.ip().to_string()));
         vars.push(("REMOTE_PORT".into(), client.port().to_string()));
@@ -412,9 +429,11 @@ mod tests {
             script_dirs: vec![ScriptDir { url_prefix: "/cgi-bin/".into(), dir: dir.to_path_buf() }],
             document_root: "/srv/www".into(),
             interpreters: Vec::new(),
+            cgi_script_extensions: Vec::new(),
             rlimits: RLimits::default(),
             server_software: "weir".into(),
             server_name: None,
+            server_admin: None,
             timeout: Duration::from_secs(5),
         }
     }

@@ -297,6 +297,21 @@ pub struct Config {
     pub tls_options: TlsOptions,
     /// Settings that were corrected or look risky: printed by configtest, logged at start.
     pub warnings: Vec<String>,
+    /// `ServerAdmin`: the address CGI's SERVER_ADMIN and `ServerSignature EMail` give.
+    pub server_admin: Option<String>,
+    /// `SSLEngine` as written at server level; the `Listen` line's scheme decides TLS.
+    pub ssl_engine: Option<bool>,
+    /// `AddType`: extension (lower case, no dot) to media type, before the built-in table.
+    pub add_types: Vec<(String, String)>,
+    /// `AddHandler cgi-script .ext…`: files with these extensions (with their dot), under
+    /// DocumentRoot or a ScriptAlias directory, run as CGI programs themselves.
+    pub cgi_script_extensions: Vec<String>,
+    /// `LogFormat "format" nickname`, in the order given.
+    pub log_formats: Vec<(String, Vec<crate::log_format::LogItem>)>,
+    /// `CustomLog file nickname|"format"` with a format of its own (not combined, common or json).
+    pub custom_log_items: Option<Vec<crate::log_format::LogItem>>,
+    /// `Define`d variables, while the configuration is read (for `${NAME}` and `<IfDefine>`).
+    pub(crate) defines: crate::define::Defines,
     /// The prefork directives as written, corrected into `pool` at the end of loading.
     pub(crate) pool_input: PoolInput,
 }
@@ -342,6 +357,13 @@ impl Config {
             sizing_reserve: 512 << 20,
             tls_options: TlsOptions::default(),
             warnings: Vec::new(),
+            server_admin: None,
+            ssl_engine: None,
+            add_types: Vec::new(),
+            cgi_script_extensions: Vec::new(),
+            log_formats: Vec::new(),
+            custom_log_items: None,
+            defines: crate::define::Defines::default(),
             pool_input: PoolInput::default(),
             server_root,
         }

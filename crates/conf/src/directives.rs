@@ -34,6 +34,10 @@ const MODULES: &[&str] = &[
     "log_config",
     "authz_core",
     "authz_host",
+    "authz_user",
+    "authn_core",
+    "authn_file",
+    "auth_basic",
 ];
 
 /// A prefork count: any whole number, corrected later as Apache corrects it (pool_rules).
@@ -48,6 +52,24 @@ macro_rules! set_pool {
 
 /// Every directive weir accepts.
 pub const DIRECTIVES: &[Directive] = &[
+    Directive {
+        name: "Define",
+        args: (1, 2),
+        help: "Define a variable, optionally to a value.  Same as passing -D to the command line.",
+        apply: crate::define::define,
+    },
+    Directive {
+        name: "UnDefine",
+        args: (1, 1),
+        help: "Undefine the existence of a variable. Undo a Define.",
+        apply: crate::define::undefine,
+    },
+    Directive {
+        name: "LoadModule",
+        args: (2, 2),
+        help: "a module name and the name of a shared object file to load it from",
+        apply: |_, args| crate::refused::load_module(MODULES, args),
+    },
     Directive {
         name: "Listen",
         args: (1, 3),
@@ -74,6 +96,76 @@ pub const DIRECTIVES: &[Directive] = &[
         help: "the hostname and port of the server",
         apply: |config, args| {
             config.server_name = Some(args[0].clone());
+            Ok(())
+        },
+    },
+    Directive {
+        name: "ServerAdmin",
+        args: (1, 1),
+        help: "The email address of the server administrator",
+        apply: |config, args| {
+            if args[0].bytes().any(|b| b.is_ascii_control() || b == b'<' || b == b'>' || b == b'"') {
+                return Err(Problem::BadValue {
+                    directive: "ServerAdmin",
+                    value: args[0].clone(),
+                    reason: "an email address or URL cannot hold control characters, <, > or \"".to_string(),
+                });
+            }
+            config.server_admin = Some(args[0].clone());
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLEngine",
+        args: (1, 1),
+        help: "SSL switch for the protocol engine ('on', 'off'); weir: the Listen line's https decides",
+        apply: |config, args| {
+            config.ssl_engine = Some(values::on_off("SSLEngine", &args[0])?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "AllowOverride",
+        args: (1, 8),
+        help: "None: weir reads no .htaccess files",
+        apply: |_, args| match args {
+            [none] if none.eq_ignore_ascii_case("None") => Ok(()),
+            _ => Err(Problem::BadValue {
+                directive: "AllowOverride",
+                value: args.join(" "),
+                reason: "weir reads no .htaccess files, so only AllowOverride None is accepted; put the directives in the configuration".to_string(),
+            }),
+        },
+    },
+    Directive {
+        name: "AddType",
+        args: (2, 64),
+        help: "a mime type followed by one or more file extensions",
+        apply: |config, args| {
+            let media = &args[0];
+            let valid = media.split_once('/').is_some_and(|(kind, sub)| {
+                let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b));
+                token(kind) && token(sub.split(';').next().unwrap_or("").trim())
+            }) && !media.bytes().any(|b| b.is_ascii_control());
+            if !valid {
+                return Err(Problem::BadValue {
+                    directive: "AddType",
+                    value: media.clone(),
+                    reason: "expected a media type such as text/plain".to_string(),
+                });
+            }
+            for ext in &args[1..] {
+                let ext = ext.strip_prefix('.').unwrap_or(ext).to_ascii_lowercase();
+                if ext.is_empty() || ext.contains(['/', '.']) {
+                    return Err(Problem::BadValue {
+                        directive: "AddType",
+                        value: ext,
+                        reason: "expected an extension such as .txt".to_string(),
+                    });
+                }
+                config.add_types.retain(|(known, _)| *known != ext);
+                config.add_types.push((ext, media.clone()));
+            }
             Ok(())
         },
     },
@@ -295,19 +387,22 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "LogFormat",
+        args: (2, 2),
+        help: "a log format string (see docs) and a nickname for CustomLog",
+        apply: |config, args| {
+            let items = crate::log_format::parse("LogFormat", &args[0])?;
+            config.log_formats.retain(|(nickname, _)| *nickname != args[1]);
+            config.log_formats.push((args[1].clone(), items));
+            Ok(())
+        },
+    },
+    Directive {
         name: "CustomLog",
         args: (1, 2),
-        help: "a file name and an optional format: combined, common or json",
+        help: "a file name and a format: a LogFormat nickname, a format string, or combined, common or json",
         apply: |config, args| {
-            if let Some(format) = args.get(1) {
-                if !["combined", "common", "json"].contains(&format.as_str()) {
-                    return Err(Problem::BadValue {
-                        directive: "CustomLog",
-                        value: format.clone(),
-                        reason: "the format must be combined, common or json".to_string(),
-                    });
-                }
-            }
+            use crate::config::LogFormat;
             if args[0].starts_with('|') {
                 return Err(Problem::BadValue {
                     directive: "CustomLog",
@@ -315,12 +410,28 @@ pub const DIRECTIVES: &[Directive] = &[
                     reason: "piped logs are not supported; give a file".to_string(),
                 });
             }
-            config.custom_log = Some(config.resolve(&args[0]));
-            config.custom_log_format = match args.get(1).map(String::as_str) {
-                Some("common") => crate::config::LogFormat::Common,
-                Some("json") => crate::config::LogFormat::Json,
-                _ => crate::config::LogFormat::Combined,
+            let format = args.get(1).map(String::as_str);
+            // A nickname LogFormat defined wins over weir's own names, as it does in Apache.
+            let defined = format.and_then(|f| config.log_formats.iter().find(|(n, _)| n == f));
+            let (builtin, items) = match (format, defined) {
+                (_, Some((_, items))) => (LogFormat::Combined, Some(items.clone())),
+                (None | Some("combined"), None) => (LogFormat::Combined, None),
+                (Some("common"), None) => (LogFormat::Common, None),
+                (Some("json"), None) => (LogFormat::Json, None),
+                (Some(text), None) if text.contains('%') => {
+                    (LogFormat::Combined, Some(crate::log_format::parse("CustomLog", text)?))
+                }
+                (Some(other), None) => {
+                    return Err(Problem::BadValue {
+                        directive: "CustomLog",
+                        value: other.to_string(),
+                        reason: "no LogFormat above defines this nickname, and it is not combined, common or json".to_string(),
+                    })
+                }
             };
+            config.custom_log = Some(config.resolve(&args[0]));
+            config.custom_log_format = builtin;
+            config.custom_log_items = items;
             Ok(())
         },
     },
@@ -430,6 +541,41 @@ pub const DIRECTIVES: &[Directive] = &[
             }
             let interpreter = config.resolve(&args[1]);
             config.cgi_interpreters.push((args[0].clone(), interpreter));
+            Ok(())
+        },
+    },
+    Directive {
+        name: "AddHandler",
+        args: (2, 64),
+        help: "cgi-script followed by one or more file extensions",
+        apply: |config, args| {
+            let handler = args[0].to_ascii_lowercase();
+            if handler != "cgi-script" {
+                let reason = if handler.contains("php") {
+                    "weir has no PHP handler; use CGIInterpreter .php /usr/bin/php-cgi"
+                } else {
+                    "weir knows the handler cgi-script (files run as CGI programs); for an interpreter use CGIInterpreter"
+                };
+                return Err(Problem::BadValue {
+                    directive: "AddHandler",
+                    value: args[0].clone(),
+                    reason: reason.to_string(),
+                });
+            }
+            for ext in &args[1..] {
+                let bare = ext.strip_prefix('.').unwrap_or(ext);
+                if bare.is_empty() || bare.contains(['/', '.']) {
+                    return Err(Problem::BadValue {
+                        directive: "AddHandler",
+                        value: ext.clone(),
+                        reason: "expected an extension such as .cgi".to_string(),
+                    });
+                }
+                let ext = format!(".{}", bare.to_ascii_lowercase());
+                if !config.cgi_script_extensions.contains(&ext) {
+                    config.cgi_script_extensions.push(ext);
+                }
+            }
             Ok(())
         },
     },
@@ -664,6 +810,37 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "SSLCipherSuite",
+        args: (1, 2),
+        help: "Colon-delimited list of permitted SSL Ciphers, optionally preceded by the protocol ('SSL' or 'TLSv1.3')",
+        apply: |config, args| {
+            use crate::ciphers::Protocol;
+            match crate::ciphers::ssl_cipher_suite(args)? {
+                (Protocol::Tls12, suites) => config.tls_options.tls12_suites = suites,
+                (Protocol::Tls13, suites) => config.tls_options.tls13_suites = suites,
+            }
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLHonorCipherOrder",
+        args: (1, 1),
+        help: "Use the server's cipher ordering preference (weir's default: On)",
+        apply: |config, args| {
+            config.tls_options.honor_cipher_order = values::on_off("SSLHonorCipherOrder", &args[0])?;
+            Ok(())
+        },
+    },
+    Directive {
+        name: "SSLOptions",
+        args: (1, 8),
+        help: "Set one or more options to configure the SSL engine ('[+-]StdEnvVars')",
+        apply: |config, args| {
+            config.tls_options.ssl_options = edge::ssl_options(config.tls_options.ssl_options, args)?;
+            Ok(())
+        },
+    },
+    Directive {
         name: "SSLSessionTickets",
         args: (1, 1),
         help: "Enable or disable TLS session tickets",
@@ -706,7 +883,7 @@ pub const DIRECTIVES: &[Directive] = &[
     },
 ];
 
-fn find(name: &str) -> Option<&'static Directive> {
+pub(crate) fn find(name: &str) -> Option<&'static Directive> {
     DIRECTIVES.iter().find(|directive| directive.name.eq_ignore_ascii_case(name))
 }
 
@@ -715,18 +892,16 @@ pub(crate) fn known(name: &str) -> Option<&'static str> {
     find(name).map(|directive| directive.name)
 }
 
-/// The known directive closest to a misspelled name.
-pub(crate) fn suggestion(name: &str) -> Option<&'static str> {
-    suggest(name)
-}
-
 /// The known directive closest to a misspelled name, if one is close enough to be a typo.
 fn suggest(name: &str) -> Option<&'static str> {
+    // Names refused on purpose count too: the corrected line then says why weir lacks it.
+    let refused = crate::refused::REFUSED.iter().flat_map(|refusal| refusal.names.iter().copied());
     DIRECTIVES
         .iter()
         .map(|directive| directive.name)
         .chain(crate::location::SECTION_ONLY.iter().copied())
-        .map(|known| (values::distance(name, known), known))
+        .chain(refused)
+        .map(|candidate| (values::distance(name, candidate), candidate))
         .filter(|(distance, candidate)| *distance <= (candidate.len() / 4).max(2))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
@@ -752,6 +927,9 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 
 fn apply_nodes(config: &mut Config, nodes: &[Node], errors: &mut Vec<ConfigError>, depth: usize) {
     for node in nodes {
+        // `${NAME}` as the line is reached, so a Define above it applies and one below does not.
+        let expanded = crate::define::expand_node(config, node);
+        let node = expanded.as_ref().unwrap_or(node);
         match node {
             Node::Directive { name, args, span }
                 if name.eq_ignore_ascii_case("Include") || name.eq_ignore_ascii_case("IncludeOptional") =>
@@ -852,9 +1030,17 @@ fn dir_part(path: &str) -> &str {
     path.rsplit_once('/').map_or(".", |(d, _)| d)
 }
 
+/// The error for a name no table entry accepts: refused on purpose, or a likely typo.
+pub(crate) fn unknown(name: &str) -> Problem {
+    match crate::refused::lookup(name) {
+        Some(refusal) => crate::refused::problem(name, refusal),
+        None => Problem::InvalidCommand { name: name.to_string(), suggestion: suggest(name) },
+    }
+}
+
 fn apply_one(config: &mut Config, name: &str, args: &[String]) -> Result<(), Problem> {
     let Some(directive) = find(name) else {
-        return Err(Problem::InvalidCommand { name: name.to_string(), suggestion: suggest(name) });
+        return Err(unknown(name));
     };
     let (min, max) = directive.args;
     if args.len() < min || args.len() > max {
@@ -892,10 +1078,32 @@ fn apply_section(
         if module_condition_holds(module) {
             apply_nodes(config, children, errors, depth);
         }
+    } else if name.eq_ignore_ascii_case("IfDefine") {
+        let Some(variable) = args.first().filter(|_| args.len() == 1) else {
+            errors.push(ConfigError::at(
+                span,
+                Some(name),
+                Problem::Arity {
+                    directive: "<IfDefine>",
+                    expected: "one argument",
+                    help: "a variable name defined by Define, optionally preceded by !",
+                },
+            ));
+            return;
+        };
+        if crate::define::condition_holds(config, variable) {
+            apply_nodes(config, children, errors, depth);
+        }
     } else if name.eq_ignore_ascii_case("Location") {
         apply_location(config, args, span, children, errors);
     } else if let Some(container) = crate::location::section_only(name) {
         errors.push(ConfigError::at(span, Some(name), Problem::NotAllowedHere { directive: container }));
+    } else if let Some(refusal) = crate::refused::lookup(name) {
+        errors.push(ConfigError::at(
+            span,
+            Some(name),
+            crate::refused::problem(&format!("<{name}>"), refusal),
+        ));
     } else {
         errors.push(ConfigError::at(span, Some(name), Problem::UnknownSection { name: name.to_string() }));
     }

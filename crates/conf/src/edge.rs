@@ -260,6 +260,58 @@ pub struct TlsOptions {
     pub session_tickets: bool,
     /// ALPN protocols offered, in preference order (`Protocols h2 http/1.1`).
     pub alpn_h2: bool,
+    /// `SSLCipherSuite`: the TLS 1.2 suites offered, as IANA codes, the server's choice first.
+    pub tls12_suites: Vec<u16>,
+    /// `SSLCipherSuite TLSv1.3 …`: the TLS 1.3 suites, likewise.
+    pub tls13_suites: Vec<u16>,
+    /// `SSLHonorCipherOrder`: the server's order decides (weir's default, unlike Apache's), so a
+    /// client cannot steer the connection to the weakest suite both sides have.
+    pub honor_cipher_order: bool,
+    /// `SSLOptions`.
+    pub ssl_options: SslOptions,
+}
+
+/// `SSLOptions`: what scripts are told about the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SslOptions {
+    /// `StdEnvVars`. weir passes its SSL variables (HTTPS, SSL_PROTOCOL, SSL_CIPHER,
+    /// SSL_CLIENT_VERIFY, SSL_CLIENT_S_DN) to every script whether or not it is set.
+    pub std_env_vars: bool,
+}
+
+/// `SSLOptions [+|-]option …` as mod_ssl reads it: bare names replace the set, signed ones
+/// change it, and the two kinds cannot be mixed on one line.
+pub fn ssl_options(current: SslOptions, args: &[String]) -> Result<SslOptions, Problem> {
+    const D: &str = "SSLOptions";
+    let signed = args.iter().filter(|a| a.starts_with(['+', '-'])).count();
+    if signed != 0 && signed != args.len() {
+        return Err(bad(
+            D,
+            &args.join(" "),
+            "Illegal combination of options: use + and - on every option, or on none",
+        ));
+    }
+    let mut options = if signed == 0 { SslOptions::default() } else { current };
+    for arg in args {
+        let (on, name) = match arg.strip_prefix('-') {
+            Some(name) => (false, name),
+            None => (true, arg.strip_prefix('+').unwrap_or(arg.as_str())),
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "stdenvvars" => options.std_env_vars = on,
+            "exportcertdata" => {
+                return Err(bad(D, arg, "weir does not pass certificates to scripts (SSL_SERVER_CERT, SSL_CLIENT_CERT); scripts get SSL_CLIENT_S_DN and SSL_CLIENT_VERIFY"))
+            }
+            "fakebasicauth" => {
+                return Err(bad(D, arg, "weir does not turn client certificates into Basic credentials; use Require with SSLVerifyClient"))
+            }
+            "strictrequire" | "optrenegotiate" | "legacydnstringformat" => {
+                return Err(bad(D, arg, "weir does not support this option"))
+            }
+            _ => return Err(bad(D, arg, "expected StdEnvVars")),
+        }
+    }
+    Ok(options)
 }
 
 impl Default for TlsOptions {
@@ -270,6 +322,10 @@ impl Default for TlsOptions {
             client_ca_file: None,
             session_tickets: true,
             alpn_h2: true,
+            tls12_suites: crate::ciphers::default_order(crate::ciphers::Protocol::Tls12),
+            tls13_suites: crate::ciphers::default_order(crate::ciphers::Protocol::Tls13),
+            honor_cipher_order: true,
+            ssl_options: SslOptions::default(),
         }
     }
 }

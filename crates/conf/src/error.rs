@@ -107,9 +107,19 @@ pub enum Problem {
     /// address in a PROXY header.
     #[error("Listen {listen} has proxy-protocol, but no RemoteIPTrustedProxy names the proxies allowed to send the PROXY header, so any client could claim any address; add RemoteIPTrustedProxy with your load balancers' addresses or CIDR blocks (such as RemoteIPTrustedProxy 10.0.0.5 192.0.2.0/24)")]
     ProxyProtocolUntrusted { listen: std::net::SocketAddr },
+    /// A directive Apache has and weir lacks on purpose (see `refused.rs`).
+    #[error("{name}: weir lacks this on purpose: {reason}{}", alternative_text(.alternative))]
+    Refused { name: String, reason: &'static str, alternative: Option<&'static str> },
     /// A required setting is missing.
     #[error("no {directive} is set, and weir cannot run without one")]
     Missing { directive: &'static str },
+}
+
+fn alternative_text(alternative: &Option<&'static str>) -> String {
+    match alternative {
+        Some(text) => format!("; instead: {text}"),
+        None => String::new(),
+    }
 }
 
 fn suggestion_text(suggestion: &Option<&'static str>) -> String {

@@ -9,12 +9,16 @@
 //! typed [`Config`]. Every bad line is collected, so one run reports them all.
 
 pub mod auth;
+pub mod ciphers;
 mod config;
+mod define;
 mod directives;
 pub mod edge;
 mod error;
 pub mod location;
+pub mod log_format;
 mod pool_rules;
+mod refused;
 mod remote_ip;
 mod syntax;
 mod values;

@@ -622,14 +622,11 @@ fn setting(
     Ok(())
 }
 
-/// A directive weir knows elsewhere, or does not know at all.
+/// A directive weir knows elsewhere, refuses on purpose, or does not know at all.
 fn not_here(name: &str) -> Problem {
     match crate::directives::known(name) {
         Some(known) => Problem::NotAllowedHere { directive: known },
-        None => Problem::InvalidCommand {
-            name: name.to_string(),
-            suggestion: crate::directives::suggestion(name),
-        },
+        None => crate::directives::unknown(name),
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::time::{Duration, SystemTime};
 
+use weir_conf::log_format::LogItem;
 use weir_conf::LogFormat;
 
 use crate::utc::Utc;
@@ -21,9 +22,20 @@ const QUEUE: usize = 16 * 1024;
 /// An open access log.
 pub struct AccessLog {
     format: LogFormat,
+    /// A `LogFormat` of the site's own, used instead of `format`.
+    custom: Option<Custom>,
     lines: SyncSender<String>,
     /// Lines dropped because the writer fell behind.
     pub dropped: AtomicU64,
+}
+
+/// A site's own format, with the header names it reads.
+struct Custom {
+    items: Vec<LogItem>,
+    request_headers: Vec<String>,
+    response_headers: Vec<String>,
+    /// `%v`.
+    server_name: String,
 }
 
 /// What one line records.
@@ -48,6 +60,12 @@ pub struct Entry<'a> {
     pub request_id: Option<&'a str>,
     /// `%u`: the user the request named in its Basic credentials.
     pub user: Option<&'a str>,
+    /// `%p`: the port the request came in on.
+    pub local_port: u16,
+    /// `%{Name}i`: the values of [`AccessLog::request_values`]' headers.
+    pub request_headers: &'a [Option<String>],
+    /// `%{Name}o`: likewise for the response.
+    pub response_headers: &'a [Option<String>],
 }
 
 /// Opens a log file for appending the way every weir log is opened, by root: created mode 0640
@@ -80,7 +98,12 @@ pub fn open_log_file(path: &Path) -> std::io::Result<std::fs::File> {
 impl AccessLog {
     /// Opens (creating, appending) the log and starts its writer thread. Called in the edge, before
     /// privileges are dropped; the edge is the one role allowed threads.
-    pub fn open(path: &Path, format: LogFormat) -> std::io::Result<AccessLog> {
+    pub fn open(
+        path: &Path,
+        format: LogFormat,
+        items: Option<&[LogItem]>,
+        server_name: &str,
+    ) -> std::io::Result<AccessLog> {
         let file = open_log_file(path)?;
         let (lines, queue) = mpsc::sync_channel::<String>(QUEUE);
         std::thread::Builder::new().name("weir-access-log".to_string()).spawn(move || {
@@ -102,11 +125,41 @@ impl AccessLog {
                 }
             }
         })?;
-        Ok(AccessLog { format, lines, dropped: AtomicU64::new(0) })
+        let custom = items.map(|items| Custom {
+            request_headers: weir_conf::log_format::request_headers(items),
+            response_headers: items
+                .iter()
+                .filter_map(|item| match item {
+                    LogItem::ResponseHeader(name) => Some(name.clone()),
+                    _ => None,
+                })
+                .collect(),
+            items: items.to_vec(),
+            server_name: server_name.to_string(),
+        });
+        Ok(AccessLog { format, custom, lines, dropped: AtomicU64::new(0) })
+    }
+
+    /// The request headers the format logs, taken before the request is consumed; empty (and
+    /// free) for the built-in formats.
+    pub fn request_values(&self, headers: &http::HeaderMap) -> Vec<Option<String>> {
+        self.custom.as_ref().map_or_else(Vec::new, |c| values(&c.request_headers, headers))
+    }
+
+    /// The response headers the format logs.
+    pub fn response_values(&self, headers: &http::HeaderMap) -> Vec<Option<String>> {
+        self.custom.as_ref().map_or_else(Vec::new, |c| values(&c.response_headers, headers))
     }
 
     /// Queues one line. A full queue drops the line (counted), never the client.
     pub fn write(&self, entry: &Entry<'_>) {
+        if let Some(custom) = &self.custom {
+            let line = format_custom(custom, entry);
+            if self.lines.try_send(line).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         let line = match self.format {
             LogFormat::Combined => format_combined(entry),
             LogFormat::Common => format_common(entry),
@@ -179,6 +232,98 @@ fn log_user(user: Option<&str>) -> String {
     }
 }
 
+fn values(names: &[String], headers: &http::HeaderMap) -> Vec<Option<String>> {
+    names
+        .iter()
+        .map(|name| {
+            let mut all =
+                headers.get_all(name.as_str()).iter().map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let first = all.next()?;
+            // Apache logs repeated fields joined with ", ".
+            Some(all.fold(first.into_owned(), |joined, next| joined + ", " + &next))
+        })
+        .collect()
+}
+
+/// A line in the site's own `LogFormat`; every field from the client is escaped as Apache
+/// escapes it, so no value can start a line or forge a field.
+fn format_custom(custom: &Custom, entry: &Entry<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut line = String::with_capacity(256);
+    let (method, target, protocol) = split_request_line(entry.request_line);
+    let (path, query) = target.split_once('?').map_or((target, None), |(p, q)| (p, Some(q)));
+    let dash = |value: Option<&str>| escape(value.filter(|v| !v.is_empty()).unwrap_or("-"));
+    for item in &custom.items {
+        match item {
+            LogItem::Text(text) => line.push_str(text),
+            LogItem::ClientIp => {
+                let _ = write!(line, "{}", entry.client.ip());
+            }
+            LogItem::Logname => line.push('-'),
+            LogItem::User => line.push_str(&log_user(entry.user)),
+            LogItem::Time => {
+                let _ = write!(line, "[{}]", clf_time(entry.time));
+            }
+            LogItem::RequestLine => line.push_str(&escape(entry.request_line)),
+            LogItem::Status => {
+                let _ = write!(line, "{}", entry.status);
+            }
+            LogItem::BytesClf => match entry.bytes.filter(|b| *b > 0) {
+                Some(bytes) => {
+                    let _ = write!(line, "{bytes}");
+                }
+                None => line.push('-'),
+            },
+            LogItem::Bytes => {
+                let _ = write!(line, "{}", entry.bytes.unwrap_or(0));
+            }
+            LogItem::DurationUs => {
+                let _ = write!(line, "{}", entry.duration_us);
+            }
+            LogItem::DurationS => {
+                let _ = write!(line, "{}", entry.duration_us / 1_000_000);
+            }
+            LogItem::RequestHeader(name) => {
+                let index = custom.request_headers.iter().position(|n| n == name);
+                let value = index.and_then(|i| entry.request_headers.get(i)).and_then(Option::as_deref);
+                line.push_str(&dash(value));
+            }
+            LogItem::ResponseHeader(name) => {
+                let index = custom.response_headers.iter().position(|n| n == name);
+                let value = index.and_then(|i| entry.response_headers.get(i)).and_then(Option::as_deref);
+                line.push_str(&dash(value));
+            }
+            LogItem::ServerName => line.push_str(&escape(&custom.server_name)),
+            LogItem::LocalPort => {
+                let _ = write!(line, "{}", entry.local_port);
+            }
+            LogItem::Path => line.push_str(&escape(path)),
+            LogItem::Query => {
+                if let Some(query) = query {
+                    line.push('?');
+                    line.push_str(&escape(query));
+                }
+            }
+            LogItem::Method => line.push_str(&escape(method)),
+            LogItem::Protocol => line.push_str(&escape(protocol.unwrap_or(entry.protocol))),
+            LogItem::Pid => {
+                let _ = write!(line, "{}", std::process::id());
+            }
+            LogItem::RequestId => line.push_str(&dash(entry.request_id)),
+        }
+    }
+    line.push('\n');
+    line
+}
+
+/// `METHOD target PROTOCOL` as the client sent it; a malformed line gives what it has.
+fn split_request_line(line: &str) -> (&str, &str, Option<&str>) {
+    let mut parts = line.splitn(3, ' ');
+    let method = parts.next().unwrap_or("");
+    let target = parts.next().unwrap_or("");
+    (method, target, parts.next())
+}
+
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -220,6 +365,9 @@ mod tests {
             worker_pid: None,
             request_id: Some("r-1"),
             user: None,
+            local_port: 8443,
+            request_headers: &[],
+            response_headers: &[],
         };
         let json: serde_json::Value = serde_json::from_str(&format_json(&entry)).unwrap();
         assert_eq!(json["status"], 200);
@@ -239,5 +387,48 @@ mod tests {
             "{}",
             format_common(&forged)
         );
+    }
+
+    #[test]
+    fn a_logformat_of_the_sites_own() {
+        let items = weir_conf::log_format::parse(
+            "LogFormat",
+            "%v:%p %h %m %U%q %H %>s %b/%B %D %{User-Agent}i|%{X-Missing}i|%{Content-Type}o %{User-Agent}i",
+        )
+        .unwrap();
+        let custom = Custom {
+            request_headers: weir_conf::log_format::request_headers(&items),
+            response_headers: vec!["content-type".into()],
+            items,
+            server_name: "meters.example".into(),
+        };
+        let request = [Some("curl/8 \"x\"".to_string()), None];
+        let response = [Some("text/csv".to_string())];
+        let entry = Entry {
+            client: "192.0.2.1:4444".parse().unwrap(),
+            time: SystemTime::UNIX_EPOCH,
+            request_line: "GET /r?a=1 HTTP/1.1",
+            status: 404,
+            bytes: Some(0),
+            referer: None,
+            user_agent: None,
+            duration_us: 1500,
+            queue_wait_us: None,
+            tls: None,
+            protocol: "HTTP/1.1",
+            worker_pid: None,
+            request_id: None,
+            local_port: 8443,
+            request_headers: &request,
+            response_headers: &response,
+            user: None,
+        };
+        assert_eq!(
+            format_custom(&custom, &entry),
+            "meters.example:8443 192.0.2.1 GET /r?a=1 HTTP/1.1 404 -/0 1500 curl/8 \\\"x\\\"|-|text/csv curl/8 \\\"x\\\"\n"
+        );
+        let user = weir_conf::log_format::parse("LogFormat", "%l %u").unwrap();
+        let custom = Custom { items: user, ..custom };
+        assert_eq!(format_custom(&custom, &Entry { user: Some("bob smith"), ..entry }), "- bob\\x20smith\n");
     }
 }

@@ -27,10 +27,34 @@ pub fn error_page(status: StatusCode) -> Response<Body> {
     page(status, "")
 }
 
-/// The same page with `ServerSignature On`'s address line, naming only what ServerTokens allows.
-pub fn error_page_signed(status: StatusCode, product: &HeaderValue) -> Response<Body> {
+/// The same page with `ServerSignature On`'s address line, naming only what ServerTokens allows;
+/// with `EMail`, a link to ServerAdmin (a `mailto:` unless it is a URL, as Apache writes it).
+pub fn error_page_signed(status: StatusCode, product: &HeaderValue, admin: Option<&str>) -> Response<Body> {
     let product = product.to_str().unwrap_or("weir");
-    page(status, &format!("<hr>\n<address>{product} Server</address>\n"))
+    let contact = match admin {
+        Some(admin) => {
+            let scheme = if admin.contains("://") { "" } else { "mailto:" };
+            let admin = html_escape(admin);
+            format!(" (<a href=\"{scheme}{admin}\">{admin}</a>)")
+        }
+        None => String::new(),
+    };
+    page(status, &format!("<hr>\n<address>{product} Server{contact}</address>\n"))
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn page(status: StatusCode, signature: &str) -> Response<Body> {

@@ -99,8 +99,13 @@ pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
     let tls = if https { Some(tls::server_config(&config.tls, &config.tls_options)?) } else { None };
     let access_log = match &config.custom_log {
         Some(path) => Some(
-            access_log::AccessLog::open(path, config.custom_log_format)
-                .map_err(|source| EdgeError::AccessLog { path: path.display().to_string(), source })?,
+            access_log::AccessLog::open(
+                path,
+                config.custom_log_format,
+                config.custom_log_items.as_deref(),
+                config.server_name.as_deref().unwrap_or("localhost"),
+            )
+            .map_err(|source| EdgeError::AccessLog { path: path.display().to_string(), source })?,
         ),
         None => None,
     };
@@ -141,8 +146,12 @@ pub fn run(
             source,
         });
     }
-    let static_files =
-        static_files::StaticFiles { root, index: config.directory_index.clone(), routes: routes.clone() };
+    let static_files = static_files::StaticFiles {
+        root,
+        index: config.directory_index.clone(),
+        routes: routes.clone(),
+        types: config.add_types.clone().into(),
+    };
     let site = Arc::new(Site {
         router: router::Router::new(routes, static_files, with_default_status(&config.locations)),
         pool: pool_client::PoolClient::new(
@@ -159,6 +168,7 @@ pub fn run(
             .unwrap_or_else(|_| http::HeaderValue::from_static("weir")),
         header_rules: limits.headers.clone(),
         signature: limits.server_signature,
+        server_admin: config.server_admin.clone(),
         trace_enable: limits.trace_enable,
         limit_request_body: config.limit_request_body,
         access_log: prepared.access_log.map(Arc::new),

@@ -22,6 +22,8 @@ pub struct LogLine {
     pub user_agent: Option<String>,
     pub protocol: String,
     pub request_id: Option<String>,
+    /// The request headers a site's own LogFormat reads (empty otherwise).
+    pub headers: Vec<Option<String>>,
 }
 
 /// One request's line, all but its byte count.
@@ -37,6 +39,10 @@ pub struct Record {
     pub worker_pid: Option<i32>,
     /// The user the request named (`%u`).
     pub user: Option<String>,
+    /// The port the request came in on (`%p`).
+    pub local_port: u16,
+    /// The response headers a site's own LogFormat reads (empty otherwise).
+    pub response_headers: Vec<Option<String>>,
 }
 
 impl Record {
@@ -60,6 +66,9 @@ impl Record {
                 worker_pid: self.worker_pid,
                 request_id: self.line.request_id.as_deref(),
                 user: self.user.as_deref(),
+                local_port: self.local_port,
+                request_headers: &self.line.headers,
+                response_headers: &self.response_headers,
             });
         }
     }

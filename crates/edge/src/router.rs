@@ -268,12 +268,14 @@ mod tests {
             document_root: Some(root.clone()),
             handler_paths: vec!["/ingest".into()],
             code_extensions: vec![".php".into()],
+            cgi_script_extensions: Vec::new(),
             runner: weir_wire::script_path::Runner::current(),
         };
         let static_files = StaticFiles {
             root,
             index: vec!["index.html".into(), "index.php".into()],
             routes: routes.clone(),
+            types: Vec::new().into(),
         };
         let section = |path: &str, handler: Option<&str>, require: Vec<Require>| Location {
             handler: handler.map(str::to_string),

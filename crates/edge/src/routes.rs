@@ -19,8 +19,10 @@ pub struct PoolRoutes {
     pub document_root: Option<PathBuf>,
     /// Paths of registered Rust handlers (the path and everything below it).
     pub handler_paths: Vec<String>,
-    /// `CGIInterpreter` extensions, with their dot.
+    /// `CGIInterpreter` and `AddHandler cgi-script` extensions, with their dot.
     pub code_extensions: Vec<String>,
+    /// `AddHandler cgi-script` extensions: such files are run themselves, so must be executable.
+    pub cgi_script_extensions: Vec<String>,
     /// Who runs the scripts (the workers' account), for the permission check made from the
     /// head; this process's own identity when weir runs as one user.
     pub runner: script_path::Runner,
@@ -37,7 +39,13 @@ impl PoolRoutes {
             script_dirs: config.script_aliases.iter().map(|a| a.dir.clone()).collect(),
             document_root: std::fs::canonicalize(&config.document_root).ok(),
             handler_paths,
-            code_extensions: config.cgi_interpreters.iter().map(|(ext, _)| ext.clone()).collect(),
+            code_extensions: config
+                .cgi_interpreters
+                .iter()
+                .map(|(ext, _)| ext.clone())
+                .chain(config.cgi_script_extensions.iter().cloned())
+                .collect(),
+            cgi_script_extensions: config.cgi_script_extensions.clone(),
             runner: script_path::Runner::current(),
         }
     }
@@ -87,6 +95,15 @@ impl PoolRoutes {
         match std::fs::canonicalize(root.join(relative)) {
             // Out of the root (a symlink) or not a file: the worker's 404 too.
             Ok(file) if !file.starts_with(root) || !file.is_file() => Some(StatusCode::NOT_FOUND),
+            // A cgi-script file the workers may not execute: the worker's 403 too.
+            Ok(file)
+                if script_path::has_extension(
+                    segments[index],
+                    self.cgi_script_extensions.iter().map(String::as_str),
+                ) && script_path::alias_verdict(&file, false, self.runner) == Verdict::Forbidden =>
+            {
+                Some(StatusCode::FORBIDDEN)
+            }
             Ok(_) => None,
             Err(error) if script_path::missing(&error) => Some(StatusCode::NOT_FOUND),
             Err(_) => None,

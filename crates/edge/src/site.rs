@@ -44,6 +44,8 @@ pub struct Site {
     /// `Header` rules for responses.
     pub header_rules: Vec<HeaderRule>,
     pub signature: ServerSignature,
+    /// `ServerAdmin`, for `ServerSignature EMail`'s link.
+    pub server_admin: Option<String>,
     /// `TraceEnable On`: TRACE is echoed; off, it is refused with 405.
     pub trace_enable: bool,
     /// LimitRequestBody; 0 means no limit.
@@ -95,6 +97,7 @@ impl Site {
             user_agent: header_text(&parts, header::USER_AGENT),
             protocol: format!("{:?}", parts.version),
             request_id: Some(id),
+            headers: self.access_log.as_ref().map_or_else(Vec::new, |log| log.request_values(&parts.headers)),
         };
         // RateLimit was checked where the head was read (h1 and h2 both), before the body.
         let mut unanswered = Unanswered { site: self, facts, time: started, line: &line, answered: false };
@@ -132,6 +135,7 @@ impl Site {
             user_agent: None,
             protocol: format!("{version:?}"),
             request_id: None,
+            headers: Vec::new(),
         };
         self.log(facts, SystemTime::now(), &line, response)
     }
@@ -333,9 +337,12 @@ impl Site {
         if self.signature != ServerSignature::Off && response.extensions().get::<EdgePage>().is_some() {
             // The signed page's body, keeping the answer's own headers (WWW-Authenticate,
             // Retry-After, Allow, Location).
+            let admin = self.server_admin.as_deref().filter(|_| self.signature == ServerSignature::Email);
             let (parts, _) = response.into_parts();
-            response =
-                Response::from_parts(parts, body::error_page_signed(status, &self.server_header).into_body());
+            response = Response::from_parts(
+                parts,
+                body::error_page_signed(status, &self.server_header, admin).into_body(),
+            );
         }
         let headers = response.headers_mut();
         headers.insert(header::SERVER, self.server_header.clone());
@@ -393,6 +400,11 @@ impl Site {
             tls: facts.tls.as_ref().map(|t| t.protocol),
             worker_pid: extensions.get::<crate::pool_client::WorkerPid>().map(|w| w.0),
             user: extensions.get::<RemoteUser>().map(|u| u.0.clone()),
+            local_port: facts.local.port(),
+            response_headers: self
+                .access_log
+                .as_ref()
+                .map_or_else(Vec::new, |log| log.response_values(response.headers())),
         }
     }
 
@@ -448,6 +460,13 @@ impl Drop for Unanswered<'_> {
             tls: self.facts.tls.as_ref().map(|t| t.protocol),
             worker_pid: None,
             user: None,
+            local_port: self.facts.local.port(),
+            // No answer, so no answer's headers: the format's `%{X}o` fields log "-".
+            response_headers: self
+                .site
+                .access_log
+                .as_ref()
+                .map_or_else(Vec::new, |log| log.response_values(&http::HeaderMap::new())),
         };
         record.write(0);
     }

@@ -32,6 +32,8 @@ pub struct StaticFiles {
     pub index: Vec<String>,
     /// Which files are code (`CGIInterpreter` extensions): those are never sent as they are.
     pub routes: PoolRoutes,
+    /// `AddType`: extension (lower case) to media type, looked up before the built-in table.
+    pub types: std::sync::Arc<[(String, String)]>,
 }
 
 /// What the static side finds for a normalised path.
@@ -99,6 +101,16 @@ impl StaticFiles {
         self.file(real)
     }
 
+    /// The Content-Type for a file: AddType by its last extension, else the built-in table.
+    fn media_type(&self, real: &Path) -> &str {
+        let ext = real.extension().and_then(|e| e.to_str());
+        let added = ext.and_then(|ext| self.types.iter().find(|(known, _)| known.eq_ignore_ascii_case(ext)));
+        match added {
+            Some((_, media)) => media,
+            None => mime_guess::from_path(real).first_raw().unwrap_or("application/octet-stream"),
+        }
+    }
+
     fn file(&self, real: PathBuf) -> Resolved {
         let real_name = real.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if self.routes.is_code(real_name) {
@@ -118,7 +130,7 @@ impl StaticFiles {
         };
         let size = meta.len();
         let validators = Validators::for_file(size, meta.modified().ok());
-        let mime = mime_guess::from_path(real).first_or_octet_stream();
+        let mime = self.media_type(real);
         let mut builder =
             Response::builder().header(header::ETAG, &validators.etag).header(header::ACCEPT_RANGES, "bytes");
         if let Some(modified) = validators.modified {
@@ -143,10 +155,8 @@ impl StaticFiles {
             }
         };
         let length = if size == 0 { 0 } else { range.end() - range.start() + 1 };
-        builder = builder
-            .status(status)
-            .header(header::CONTENT_TYPE, mime.as_ref())
-            .header(header::CONTENT_LENGTH, length);
+        builder =
+            builder.status(status).header(header::CONTENT_TYPE, mime).header(header::CONTENT_LENGTH, length);
         if status == StatusCode::PARTIAL_CONTENT {
             builder = builder
                 .header(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", range.start(), range.end()));

@@ -63,18 +63,35 @@ pub fn server_config(tls: &Tls, options: &TlsOptions) -> Result<Arc<ServerConfig
     if options.versions.tls12 {
         versions.push(&rustls::version::TLS12);
     }
-    let builder = ServerConfig::builder_with_protocol_versions(&versions);
+    let builder =
+        ServerConfig::builder_with_provider(Arc::new(provider(options))).with_protocol_versions(&versions)?;
     let builder = match options.verify_client {
         VerifyClient::None => builder.with_no_client_auth(),
         mode => builder.with_client_cert_verifier(client_verifier(options, mode)?),
     };
     let mut config = builder.with_single_cert(certs, key)?;
+    // SSLHonorCipherOrder: the first suite of ours the client offers, not the client's favourite.
+    config.ignore_client_order = options.honor_cipher_order;
     config.alpn_protocols =
         if options.alpn_h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     if options.session_tickets {
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     }
     Ok(Arc::new(config))
+}
+
+/// The crypto provider with only the suites SSLCipherSuite allows, in its order (TLS 1.3 first:
+/// the version decides before the suite does).
+fn provider(options: &TlsOptions) -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    let available = std::mem::take(&mut provider.cipher_suites);
+    provider.cipher_suites = options
+        .tls13_suites
+        .iter()
+        .chain(&options.tls12_suites)
+        .filter_map(|code| available.iter().find(|suite| u16::from(suite.suite()) == *code).copied())
+        .collect();
+    provider
 }
 
 /// The verifier for client certificates chaining to SSLCACertificateFile.
@@ -256,6 +273,17 @@ pub fn certificate_summary(path: &Path) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_suite_the_configuration_names_is_in_the_provider() {
+        let options = TlsOptions::default();
+        let suites = provider(&options).cipher_suites;
+        let codes: Vec<u16> = suites.iter().map(|s| u16::from(s.suite())).collect();
+        let mut expected = options.tls13_suites.clone();
+        expected.extend(&options.tls12_suites);
+        assert_eq!(codes, expected);
+        assert_eq!(codes.len(), 9);
+    }
 
     fn subject_of(dn: rcgen::DistinguishedName) -> Option<String> {
         let mut params = rcgen::CertificateParams::default();
