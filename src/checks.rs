@@ -78,6 +78,12 @@ pub fn files_readable(config: &Config) -> Result<(), Vec<String>> {
             problems.push(format!("SSLCACertificateFile '{}' cannot be read: {error}", path.display()));
         }
     }
+    // Opened, not read: the supervisor must not hold the hashes its pool masters would inherit.
+    for path in user_files(config) {
+        if let Err(error) = std::fs::File::open(path) {
+            problems.push(format!("AuthUserFile '{}' cannot be read: {error}", path.display()));
+        }
+    }
     // The built-in default creates its own on start.
     let builtin = config.source == weir_conf::Source::BuiltIn;
     if !builtin && !config.document_root.is_dir() {
@@ -123,6 +129,33 @@ fn vhost_files(vhost: &weir_conf::vhost::VirtualHost, problems: &mut Vec<String>
             problems
                 .push(format!("{at}: ScriptAlias directory '{}' is not a directory", alias.dir.display()));
         }
+    }
+}
+
+/// Each `AuthUserFile` once, the `<VirtualHost>`s' too.
+fn user_files(config: &Config) -> Vec<&std::path::Path> {
+    let mut files: Vec<&std::path::Path> = config
+        .locations
+        .iter()
+        .chain(config.vhosts.iter().flat_map(|vhost| vhost.locations.iter()))
+        .filter_map(|l| l.auth.user_file.as_deref())
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// configtest only: every `AuthUserFile` read and every line checked, as the edge will read
+/// them (as root, before it drops privileges).
+fn user_files_valid(config: &Config) -> Result<(), Vec<String>> {
+    let problems: Vec<String> = user_files(config)
+        .into_iter()
+        .filter_map(|path| weir_conf::auth::UserFile::read(path).err().map(|e| e.to_string()))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
     }
 }
 
@@ -273,6 +306,7 @@ fn permits(meta: &std::fs::Metadata, uid: u32, gid: u32, need: u32) -> bool {
 /// refuses the pair otherwise). Runs in the `weir configtest` process only.
 pub fn full(config: &Config) -> Result<(), Vec<String>> {
     files_readable(config)?;
+    user_files_valid(config)?;
     let https = config.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
     // The main server may have no certificate when <VirtualHost>s bring theirs.
     if https && !config.tls.generate_self_signed && config.tls.cert_file.is_some() {

@@ -5,6 +5,7 @@ mod support;
 mod apache_config;
 mod apps;
 mod attacks;
+mod auth_basic;
 mod bodies;
 mod bodies_edge;
 mod cgi;

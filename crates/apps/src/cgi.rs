@@ -354,6 +354,10 @@ fn meta_variables(
     if https {
         vars.push(("HTTPS".into(), "on".into()));
     }
+    if let (Some(user), Some(kind)) = (&request.remote_user, &request.auth_type) {
+        vars.push(("REMOTE_USER".into(), user.clone()));
+        vars.push(("AUTH_TYPE".into(), kind.clone()));
+    }
     if let Some(tls) = &request.tls {
         vars.push(("SSL_PROTOCOL".into(), tls.protocol.clone()));
         vars.push(("SSL_CIPHER".into(), tls.cipher.clone()));
@@ -378,12 +382,16 @@ fn meta_variables(
     }
     for (name, value) in &request.headers {
         // Apache drops names with '_' so `X_Forwarded_For` cannot pose as `X-Forwarded-For`;
-        // credentials are not passed (RFC 3875 4.1.18); framing is already in CONTENT_*, and
+        // credentials are not passed (RFC 3875 4.1.18) unless `CGIPassAuth On`; framing is already in CONTENT_*, and
         // Expect belongs to the edge–worker exchange, answered before the script ran. `Proxy`
         // would become HTTP_PROXY, which HTTP client libraries take as their outgoing proxy
         // (httpoxy; Apache drops it since 2.4.25). `Connection` describes the edge–worker hop
         // (always keep-alive), not the client's, so a script is not told something untrue.
         let lower = name.to_ascii_lowercase();
+        if request.cgi_pass_auth && lower == "authorization" {
+            vars.push(("HTTP_AUTHORIZATION".into(), String::from_utf8_lossy(value).into_owned()));
+            continue;
+        }
         if name.contains('_')
             || wire::is_internal(name)
             || [
@@ -495,5 +503,34 @@ mod tests {
         let vars = meta_variables(&settings(Path::new("/srv/cgi")), &target, &request, 0);
         assert!(!vars.iter().any(|(k, v)| k == "HTTP_PROXY" || v.contains("evil")), "{vars:?}");
         assert!(vars.iter().any(|(k, v)| k == "HTTP_X_KEPT" && v == "yes"), "{vars:?}");
+    }
+
+    #[test]
+    fn the_edge_names_the_user_and_the_password_stays_hidden() {
+        let limits = weir_wire::limits::HeadLimits { request_line: 8190, field_size: 8190, fields: 100 };
+        let target = ScriptTarget {
+            script_name: "/cgi-bin/x".into(),
+            file: "/srv/cgi/x".into(),
+            path_info: String::new(),
+            interpreter: None,
+            nph: false,
+        };
+        let vars = |extra: &str| {
+            let head = format!("GET /cgi-bin/x HTTP/1.1\r\nHost: h\r\nAuthorization: Basic Ym9iOnNlY3JldA==\r\n{extra}Content-Length: 0\r\n\r\n");
+            let (request, _) = Request::read_head(head.as_bytes(), &limits).unwrap();
+            meta_variables(&settings(Path::new("/srv/cgi")), &target, &request, 0)
+        };
+        let get = |vars: &[(String, String)], key: &str| {
+            vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        };
+        let plain = vars("");
+        assert_eq!((get(&plain, "REMOTE_USER"), get(&plain, "HTTP_AUTHORIZATION")), (None, None));
+        let authenticated = vars("X-Weir-Remote-User: bob\r\nX-Weir-Auth-Type: Basic\r\n");
+        assert_eq!(get(&authenticated, "REMOTE_USER").as_deref(), Some("bob"));
+        assert_eq!(get(&authenticated, "AUTH_TYPE").as_deref(), Some("Basic"));
+        assert_eq!(get(&authenticated, "HTTP_AUTHORIZATION"), None);
+        let passed = vars("X-Weir-Cgi-Pass-Auth: on\r\n");
+        assert_eq!(get(&passed, "HTTP_AUTHORIZATION").as_deref(), Some("Basic Ym9iOnNlY3JldA=="));
+        assert!(!passed.iter().any(|(k, _)| k.starts_with("HTTP_X_WEIR")), "{passed:?}");
     }
 }

@@ -33,6 +33,12 @@ pub struct Request {
     /// The site that routed it ([`wire::VHOST`]): 0 the main server, n the n-th
     /// `<VirtualHost>`; `None` for a number that is not a decimal (never from the edge).
     pub vhost: Option<usize>,
+    /// The user the edge authenticated (Basic), never a client's claim: REMOTE_USER.
+    pub remote_user: Option<String>,
+    /// How: `Basic` (AUTH_TYPE), with `remote_user`.
+    pub auth_type: Option<String>,
+    /// `CGIPassAuth On` applies: scripts see `Authorization` as HTTP_AUTHORIZATION.
+    pub cgi_pass_auth: bool,
 }
 
 /// What the edge knew of the client's TLS connection, in mod_ssl's terms.
@@ -145,7 +151,13 @@ impl Request {
             client: None,
             tls: None,
             vhost: None,
+            remote_user: None,
+            auth_type: None,
+            cgi_pass_auth: false,
         };
+        request.remote_user = request.header(wire::REMOTE_USER).map(str::to_string);
+        request.auth_type = request.header(wire::AUTH_TYPE).map(str::to_string);
+        request.cgi_pass_auth = request.header(wire::CGI_PASS_AUTH).is_some();
         request.client = request.header("forwarded").and_then(forwarded_for);
         request.vhost = match request.header(wire::VHOST) {
             None => Some(0),

@@ -297,6 +297,8 @@ pub struct Config {
     pub rlimits: RLimits,
     /// `<Location>` sections (server-status and its access rules).
     pub locations: Vec<Location>,
+    /// `AuthFailureBlock` (weir): failed password checks that block a source; `None`: off.
+    pub auth_failure_block: Option<crate::auth::FailureBlock>,
     /// What the edge enforces on clients.
     pub edge: EdgeLimits,
     /// `RemoteIPTrustedProxy`: the peers whose PROXY protocol header is believed on listeners with
@@ -368,6 +370,7 @@ impl Config {
             status_query_strings: false,
             rlimits: RLimits::default(),
             locations: Vec::new(),
+            auth_failure_block: Some(crate::auth::FailureBlock::default()),
             edge: EdgeLimits::default(),
             trusted_proxies: Vec::new(),
             sizing_reserve: 512 << 20,
@@ -484,6 +487,7 @@ impl Config {
             problem(Problem::Missing { directive: "SSLCACertificateFile" });
         }
         crate::remote_ip::check(self, errors, file);
+        crate::location::check(&self.locations, errors);
         // Longest prefix first, so /cgi-bin/admin/ wins over /cgi-bin/.
         self.script_aliases.sort_by_key(|alias| std::cmp::Reverse(alias.url_prefix.len()));
         crate::vhost::resolve(self, errors);

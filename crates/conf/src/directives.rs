@@ -34,6 +34,10 @@ const MODULES: &[&str] = &[
     "log_config",
     "authz_core",
     "authz_host",
+    "authz_user",
+    "authn_core",
+    "authn_file",
+    "auth_basic",
 ];
 
 /// A prefork count: any whole number, corrected later as Apache corrects it (pool_rules).
@@ -867,6 +871,15 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "AuthFailureBlock",
+        args: (1, 2),
+        help: "weir: failed Basic password checks from one source (an IPv4 address or IPv6 /64) and the window in seconds after which it gets 429 for the window, such as 10 600; or Off",
+        apply: |config, args| {
+            config.auth_failure_block = crate::auth::FailureBlock::parse(args)?;
+            Ok(())
+        },
+    },
+    Directive {
         name: "Protocols",
         args: (1, 4),
         help: "Protocols available for the server in order of preference: h2 http/1.1",
@@ -895,6 +908,11 @@ pub(crate) fn find(name: &str) -> Option<&'static Directive> {
     DIRECTIVES.iter().find(|directive| directive.name.eq_ignore_ascii_case(name))
 }
 
+/// The canonical name of a directive the table knows.
+pub(crate) fn known(name: &str) -> Option<&'static str> {
+    find(name).map(|directive| directive.name)
+}
+
 /// The known directive closest to a misspelled name, if one is close enough to be a typo.
 fn suggest(name: &str) -> Option<&'static str> {
     // Names refused on purpose count too: the corrected line then says why weir lacks it.
@@ -902,6 +920,7 @@ fn suggest(name: &str) -> Option<&'static str> {
     DIRECTIVES
         .iter()
         .map(|directive| directive.name)
+        .chain(crate::location::SECTION_ONLY.iter().copied())
         .chain(refused)
         .map(|candidate| (values::distance(name, candidate), candidate))
         .filter(|(distance, candidate)| *distance <= (candidate.len() / 4).max(2))
@@ -939,20 +958,9 @@ fn apply_nodes(config: &mut Config, nodes: &[Node], errors: &mut Vec<ConfigError
                 let optional = name.eq_ignore_ascii_case("IncludeOptional");
                 include(config, name, args, span, optional, errors, depth);
             }
-            Node::Directive { name, span, .. }
-                if name.eq_ignore_ascii_case("SetHandler") || name.eq_ignore_ascii_case("Require") =>
-            {
-                errors.push(ConfigError::at(
-                    span,
-                    Some(name),
-                    Problem::NotAllowedHere {
-                        directive: if name.eq_ignore_ascii_case("Require") {
-                            "Require"
-                        } else {
-                            "SetHandler"
-                        },
-                    },
-                ));
+            Node::Directive { name, span, .. } if crate::location::section_only(name).is_some() => {
+                let directive = crate::location::section_only(name).unwrap_or("Require");
+                errors.push(ConfigError::at(span, Some(name), Problem::NotAllowedHere { directive }));
             }
             Node::Directive { name, args, span } => match apply_one(config, name, args) {
                 Err(problem) => errors.push(ConfigError::at(span, Some(name), problem)),
@@ -1044,7 +1052,7 @@ fn dir_part(path: &str) -> &str {
 }
 
 /// The error for a name no table entry accepts: refused on purpose, or a likely typo.
-fn unknown(name: &str) -> Problem {
+pub(crate) fn unknown(name: &str) -> Problem {
     match crate::refused::lookup(name) {
         Some(refusal) => crate::refused::problem(name, refusal),
         None => Problem::InvalidCommand { name: name.to_string(), suggestion: suggest(name) },
@@ -1119,6 +1127,8 @@ fn apply_section(
         apply_virtual_host(config, args, span, children, errors, depth);
     } else if ENV_ONLY_SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(name)) {
         env_only_section(name, children, errors);
+    } else if let Some(container) = crate::location::section_only(name) {
+        errors.push(ConfigError::at(span, Some(name), Problem::NotAllowedHere { directive: container }));
     } else if let Some(refusal) = crate::refused::lookup(name) {
         errors.push(ConfigError::at(
             span,
@@ -1216,7 +1226,7 @@ fn env_only_section(section: &str, children: &[Node], errors: &mut Vec<ConfigErr
     }
 }
 
-/// `<Location path>`: SetHandler and Require, nothing else.
+/// `<Location path>`: SetHandler, Require and its containers, and authentication.
 fn apply_location(
     config: &mut Config,
     args: &[String],
@@ -1236,51 +1246,10 @@ fn apply_location(
         ));
         return;
     };
-    let mut location = crate::location::Location {
-        path: weir_wire::target::merge_slashes(path),
-        handler: None,
-        require: Vec::new(),
-    };
-    for node in children {
-        let (name, args, span) = match node {
-            Node::Directive { name, args, span } => (name, args, span),
-            Node::Section { name, span, .. } => {
-                errors.push(ConfigError::at(
-                    span,
-                    Some(name),
-                    Problem::UnknownSection { name: name.clone() },
-                ));
-                continue;
-            }
-        };
-        let result = if name.eq_ignore_ascii_case("SetHandler") {
-            match args.as_slice() {
-                [handler] if crate::location::HANDLERS.contains(&handler.to_ascii_lowercase().as_str()) => {
-                    location.handler = Some(handler.to_ascii_lowercase());
-                    Ok(())
-                }
-                [handler] => Err(Problem::BadValue {
-                    directive: "SetHandler",
-                    value: handler.clone(),
-                    reason: "weir's edge knows the handler server-status (and none)".to_string(),
-                }),
-                _ => Err(Problem::Arity {
-                    directive: "SetHandler",
-                    expected: "one argument",
-                    help: "a handler name that overrides any other configured handler",
-                }),
-            }
-        } else if name.eq_ignore_ascii_case("Require") {
-            crate::location::require(args).map(|rule| location.require.push(rule))
-        } else if find(name).is_some() {
-            Err(Problem::NotAllowedHere { directive: find(name).map_or("directive", |d| d.name) })
-        } else {
-            Err(unknown(name))
-        };
-        if let Err(problem) = result {
-            errors.push(ConfigError::at(span, Some(name), problem));
-        }
-    }
+    let mut location = crate::location::Location::at(&weir_wire::target::merge_slashes(path));
+    location.auth.at = Some(span.clone());
+    let root = config.server_root.clone();
+    crate::location::read_section(&mut location, children, &|file| root.join(file), errors);
     config.locations.push(location);
 }
 

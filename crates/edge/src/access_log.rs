@@ -58,6 +58,8 @@ pub struct Entry<'a> {
     /// JSON only: the worker that answered, when one did.
     pub worker_pid: Option<i32>,
     pub request_id: Option<&'a str>,
+    /// `%u`: the user the request named in its Basic credentials.
+    pub user: Option<&'a str>,
     /// `%p`: the port the request came in on.
     pub local_port: u16,
     /// `%{Name}i`: the values of [`AccessLog::request_values`]' headers.
@@ -173,8 +175,9 @@ impl AccessLog {
 pub fn format_common(entry: &Entry<'_>) -> String {
     let bytes = entry.bytes.filter(|b| *b > 0).map_or("-".to_string(), |b| b.to_string());
     format!(
-        "{} - - [{}] \"{}\" {} {}\n",
+        "{} - {} [{}] \"{}\" {} {}\n",
         entry.client.ip(),
+        log_user(entry.user),
         clf_time(entry.time),
         escape(entry.request_line),
         entry.status,
@@ -198,6 +201,7 @@ pub fn format_json(entry: &Entry<'_>) -> String {
         "protocol": entry.protocol,
         "worker_pid": entry.worker_pid,
         "request_id": entry.request_id,
+        "user": entry.user,
     });
     format!("{value}\n")
 }
@@ -207,8 +211,9 @@ pub fn format_json(entry: &Entry<'_>) -> String {
 pub fn format_combined(entry: &Entry<'_>) -> String {
     let bytes = entry.bytes.filter(|b| *b > 0).map_or("-".to_string(), |b| b.to_string());
     format!(
-        "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"\n",
+        "{} - {} [{}] \"{}\" {} {} \"{}\" \"{}\"\n",
         entry.client.ip(),
+        log_user(entry.user),
         clf_time(entry.time),
         escape(entry.request_line),
         entry.status,
@@ -216,6 +221,15 @@ pub fn format_combined(entry: &Entry<'_>) -> String {
         escape(entry.referer.unwrap_or("-")),
         escape(entry.user_agent.unwrap_or("-")),
     )
+}
+
+/// `%u`: `-` for none; escaped as the quoted fields are, and a space too, so a user name the
+/// client chose cannot shift the fields that log readers (fail2ban, goaccess) split on.
+fn log_user(user: Option<&str>) -> String {
+    match user {
+        None | Some("") => "-".to_string(),
+        Some(user) => escape(user).replace(' ', "\\x20"),
+    }
 }
 
 fn values(names: &[String], headers: &http::HeaderMap) -> Vec<Option<String>> {
@@ -245,7 +259,8 @@ fn format_custom(custom: &Custom, entry: &Entry<'_>) -> String {
             LogItem::ClientIp => {
                 let _ = write!(line, "{}", entry.client.ip());
             }
-            LogItem::Logname | LogItem::User => line.push('-'),
+            LogItem::Logname => line.push('-'),
+            LogItem::User => line.push_str(&log_user(entry.user)),
             LogItem::Time => {
                 let _ = write!(line, "[{}]", clf_time(entry.time));
             }
@@ -349,6 +364,7 @@ mod tests {
             protocol: "HTTP/1.1",
             worker_pid: None,
             request_id: Some("r-1"),
+            user: None,
             local_port: 8443,
             request_headers: &[],
             response_headers: &[],
@@ -360,6 +376,16 @@ mod tests {
         assert_eq!(
             format_combined(&entry),
             "192.0.2.1 - - [26/Nov/2026:13:33:20 +0000] \"GET /a\\\"b HTTP/1.1\" 200 1024 \"-\" \"curl/8\"\n"
+        );
+        let named = Entry { user: Some("bob"), ..entry };
+        assert!(format_combined(&named).starts_with("192.0.2.1 - bob [26/Nov/2026"));
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&format_json(&named)).unwrap()["user"], "bob");
+        // A name the client chose cannot add fields or lines.
+        let forged = Entry { user: Some("x - 10.0.0.1 \"\n"), ..named };
+        assert!(
+            format_common(&forged).starts_with("192.0.2.1 - x\\x20-\\x2010.0.0.1\\x20\\\"\\x0a ["),
+            "{}",
+            format_common(&forged)
         );
     }
 
@@ -395,10 +421,14 @@ mod tests {
             local_port: 8443,
             request_headers: &request,
             response_headers: &response,
+            user: None,
         };
         assert_eq!(
             format_custom(&custom, &entry),
             "meters.example:8443 192.0.2.1 GET /r?a=1 HTTP/1.1 404 -/0 1500 curl/8 \\\"x\\\"|-|text/csv curl/8 \\\"x\\\"\n"
         );
+        let user = weir_conf::log_format::parse("LogFormat", "%l %u").unwrap();
+        let custom = Custom { items: user, ..custom };
+        assert_eq!(format_custom(&custom, &Entry { user: Some("bob smith"), ..entry }), "- bob\\x20smith\n");
     }
 }

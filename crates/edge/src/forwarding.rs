@@ -32,6 +32,16 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// What the edge decided about a request's credentials (an extension of the pool request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAuth {
+    /// The user Basic authentication proved, if it did.
+    pub user: Option<String>,
+    /// `CGIPassAuth On`: scripts may see `Authorization`. Off, and a password checked here,
+    /// the header is not sent to the pool at all: code in workers never sees the password.
+    pub pass_auth: bool,
+}
+
 /// Builds the request a worker sees: origin-form target, Host, exactly one Content-Length,
 /// `Connection: keep-alive`, `Expect: 100-continue` for a body sent only after the worker's
 /// 100 Continue, the forwarding headers, and none of the client's hop-by-hop headers.
@@ -89,6 +99,21 @@ pub(crate) fn normalize(
         set(wire::SSL_CLIENT_VERIFY, tls.client_verify.to_string());
         if let Some(subject) = &tls.client_subject {
             set(wire::SSL_CLIENT_S_DN, subject.clone());
+        }
+    }
+    if let Some(auth) = parts.extensions.get::<ForwardAuth>() {
+        if let Some(user) = &auth.user {
+            // A name from the password file, which holds no control character: obs-text at worst.
+            if let Ok(value) = HeaderValue::from_bytes(user.as_bytes()) {
+                headers.insert(HeaderName::from_static(wire::REMOTE_USER), value);
+            }
+            headers.insert(HeaderName::from_static(wire::AUTH_TYPE), HeaderValue::from_static("Basic"));
+            if !auth.pass_auth {
+                headers.remove(header::AUTHORIZATION);
+            }
+        }
+        if auth.pass_auth {
+            headers.insert(HeaderName::from_static(wire::CGI_PASS_AUTH), HeaderValue::from_static("on"));
         }
     }
     let mut request = Request::new(());
@@ -180,8 +205,48 @@ mod tests {
             "the edge's site, not the client's"
         );
         assert_eq!(h["x-request-id"], "device-42:retry.1");
+        assert!(h.get(wire::REMOTE_USER).is_none());
         let mut bad = HeaderMap::new();
         bad.insert("x-request-id", HeaderValue::from_static("has space"));
         assert_ne!(request_id(&bad), "has space");
+    }
+
+    #[test]
+    fn the_user_comes_from_the_edge_and_the_password_stays_here() {
+        let request = Request::builder()
+            .uri("/cgi-bin/x")
+            .header("authorization", "Basic Ym9iOnNlY3JldA==")
+            .header("x-weir-remote-user", "admin")
+            .header("x-weir-auth-type", "Forged")
+            .header("x-weir-cgi-pass-auth", "on")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        let client = ClientFacts {
+            peer: "10.0.0.7:5555".parse().unwrap(),
+            local: "127.0.0.1:80".parse().unwrap(),
+            tls: None,
+        };
+        // No authentication here: the client's claims are gone, its Authorization stays for a
+        // Handler (CGI's environment leaves it out).
+        let h = normalize(&parts, 0, false, &client).headers;
+        assert!(
+            h.get(wire::REMOTE_USER).is_none()
+                && h.get(wire::AUTH_TYPE).is_none()
+                && h.get(wire::CGI_PASS_AUTH).is_none()
+        );
+        assert!(h.get("authorization").is_some());
+        parts.extensions.insert(ForwardAuth { user: Some("bob".into()), pass_auth: false });
+        let h = normalize(&parts, 0, false, &client).headers;
+        assert_eq!(
+            (&h[wire::REMOTE_USER], &h[wire::AUTH_TYPE]),
+            (&HeaderValue::from_static("bob"), &HeaderValue::from_static("Basic"))
+        );
+        assert!(h.get("authorization").is_none(), "the checked password never reaches the pool");
+        assert!(h.get(wire::CGI_PASS_AUTH).is_none());
+        parts.extensions.insert(ForwardAuth { user: Some("bob".into()), pass_auth: true });
+        let h = normalize(&parts, 0, false, &client).headers;
+        assert_eq!(h["authorization"], "Basic Ym9iOnNlY3JldA==");
+        assert_eq!(h[wire::CGI_PASS_AUTH], "on");
     }
 }

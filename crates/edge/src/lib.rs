@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod admission;
+pub mod auth_basic;
 pub mod body;
 pub mod client_facts;
 pub mod client_limits;
@@ -64,6 +65,8 @@ pub struct Prepared {
     host_tls: Option<Arc<hosts::HostTls>>,
     /// Each site's access log, by site number; sites naming one file share it.
     access_logs: Vec<Option<Arc<access_log::AccessLog>>>,
+    /// The `AuthUserFile`s, read as the key is: before the privilege drop.
+    auth: auth_basic::BasicAuth,
     /// The workers' identity, when it is not the edge's own (started as root).
     script_runner: Option<weir_wire::script_path::Runner>,
 }
@@ -88,11 +91,14 @@ pub enum EdgeError {
     DocumentRoot { path: String, source: std::io::Error },
     #[error("SpillDir {dir}: the edge (uid {uid}) cannot create a spill file there: {source}")]
     SpillDir { dir: String, uid: u32, source: std::io::Error },
+    #[error(transparent)]
+    UserFile(#[from] weir_conf::auth::UserFileError),
     #[error("could not start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
 
-/// Reads what needs privileges: the certificates and keys, and the access log files.
+/// Reads what needs privileges: the certificates and keys, the access log files, and the
+/// `AuthUserFile`s.
 pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
     let https = config.listeners.iter().any(|l| l.scheme == ListenScheme::Https);
     let sites = config.sites();
@@ -154,7 +160,14 @@ pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
         };
         access_logs.push(Some(log));
     }
-    Ok(Prepared { tls, host_tls, access_logs, script_runner: None })
+    // Every site's <Location>s: a <VirtualHost>'s may name user files of their own.
+    let locations: Vec<weir_conf::location::Location> =
+        sites.iter().flat_map(|site| site.locations.iter().cloned()).collect();
+    let auth = auth_basic::BasicAuth::load(&locations, config.auth_failure_block)?;
+    for (path, users) in auth.summary() {
+        tracing::info!(file = %path.display(), users, "AuthUserFile {}: {users} users", path.display());
+    }
+    Ok(Prepared { tls, host_tls, access_logs, auth, script_runner: None })
 }
 
 /// The files of a site's certificate, when it has one.
@@ -205,6 +218,7 @@ pub fn run(
         server_admin: config.server_admin.clone(),
         trace_enable: limits.trace_enable,
         limit_request_body: config.limit_request_body,
+        auth: prepared.auth,
         spill,
         scoreboard,
         status_host: config.server_name.clone().unwrap_or_else(|| "localhost".to_string()),
@@ -359,9 +373,9 @@ fn with_default_status(locations: &[weir_conf::location::Location]) -> Vec<weir_
     let mut all = locations.to_vec();
     if !all.iter().any(|l| l.handler.as_deref() == Some("server-status")) {
         all.push(Location {
-            path: "/server-status".to_string(),
             handler: Some("server-status".to_string()),
             require: vec![Require::Local],
+            ..Location::at("/server-status")
         });
     }
     all

@@ -37,6 +37,8 @@ pub struct Record {
     pub queue_wait_us: Option<u64>,
     pub tls: Option<&'static str>,
     pub worker_pid: Option<i32>,
+    /// The user the request named (`%u`).
+    pub user: Option<String>,
     /// The port the request came in on (`%p`).
     pub local_port: u16,
     /// The response headers a site's own LogFormat reads (empty otherwise).
@@ -63,6 +65,7 @@ impl Record {
                 protocol: &self.line.protocol,
                 worker_pid: self.worker_pid,
                 request_id: self.line.request_id.as_deref(),
+                user: self.user.as_deref(),
                 local_port: self.local_port,
                 request_headers: &self.line.headers,
                 response_headers: &self.response_headers,

@@ -8,8 +8,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use http::{Method, StatusCode};
-use weir_conf::location::{self, Location};
+use weir_conf::location::{self, Effective, Location, Verdict, Who};
 use weir_wire::target::{self, Target};
+
+use crate::auth_basic::Challenge;
 
 use crate::routes::PoolRoutes;
 use crate::static_files::{Resolved, StaticFiles};
@@ -31,6 +33,14 @@ pub enum Route {
     File(PathBuf),
     /// The pool, with this origin-form target (the canonical encoding of the normalised path).
     Pool(String),
+    /// A user must prove who they are (Basic): 401, or the route again with the user.
+    Authenticate(Challenge),
+    /// 401 to a user who proved who they are but is not let in here (Apache's answer, so the
+    /// browser asks for another user), with the realm.
+    Unauthorized(String),
+    /// 500: the rules want a user and no authentication applies, or the reverse; the reason
+    /// for the error log (Apache answers these with 500 too).
+    Misconfigured(&'static str),
 }
 
 /// The routing state shared by every request.
@@ -65,18 +75,32 @@ impl Router {
     /// Routes a request from its method and its target as the client sent it (origin-form:
     /// path and query).
     pub fn route(&self, method: &Method, raw_target: &str, peer: IpAddr, local: IpAddr) -> Route {
+        self.route_as(method, raw_target, &Who { peer, local, user: None })
+    }
+
+    /// Routes a request for `who`, with the user it has proved to be, once it has.
+    pub fn route_as(&self, method: &Method, raw_target: &str, who: &Who<'_>) -> Route {
         let target = match Target::parse(raw_target) {
             Ok(target) => target,
             Err(error) => return Route::Refuse(status(error.status())),
         };
-        self.route_target(method, &target, peer, local)
+        self.route_target(method, &target, who)
     }
 
-    fn route_target(&self, method: &Method, target: &Target, peer: IpAddr, local: IpAddr) -> Route {
+    /// `CGIPassAuth` where an origin-form target leads: whether scripts see `Authorization`.
+    pub fn cgi_pass_auth(&self, raw_target: &str) -> bool {
+        Target::parse(raw_target)
+            .is_ok_and(|t| location::effective(&self.locations, t.path()).auth.cgi_pass_auth)
+    }
+
+    fn route_target(&self, method: &Method, target: &Target, who: &Who<'_>) -> Route {
         let path = target.path();
         let sections = location::effective(&self.locations, path);
-        if self.dotfile_refused(path) || !sections.allows(peer, local) {
+        if self.dotfile_refused(path) {
             return Route::Refuse(StatusCode::FORBIDDEN);
+        }
+        if let Some(refusal) = access(&sections, who) {
+            return refusal;
         }
         if sections.handler == Some("server-status") {
             return Route::Status;
@@ -153,6 +177,34 @@ impl Router {
             return Route::Refuse(StatusCode::FORBIDDEN);
         }
         Route::File(real)
+    }
+}
+
+/// What the merged `Require` rules say for `who`, as mod_authz_core's `authorize_user_core`
+/// decides: `None` to go on. Before a user is known, a denial is 403 (no password would help);
+/// a rule that wants a user asks for one; once a user is known and Basic applies, a denial is
+/// 401, so the browser may ask for another.
+fn access(sections: &Effective<'_>, who: &Who<'_>) -> Option<Route> {
+    let auth = &sections.auth;
+    match sections.verdict(who) {
+        None if auth.basic => Some(Route::Misconfigured(
+            "AH01627: AuthType configured with no corresponding authorization directives",
+        )),
+        None | Some(Verdict::Granted) => None,
+        Some(Verdict::DeniedNoUser) => match (who.user, auth.basic, auth.realm, auth.user_file) {
+            (Some(_), ..) => Some(Route::Unauthorized(auth.realm.unwrap_or_default().to_string())),
+            (None, true, Some(realm), Some(file)) => Some(Route::Authenticate(Challenge {
+                realm: realm.to_string(),
+                user_file: file.to_path_buf(),
+            })),
+            (None, ..) => Some(Route::Misconfigured(
+                "a Require rule wants a user, and no AuthType Basic with AuthName and AuthUserFile applies",
+            )),
+        },
+        Some(Verdict::Denied | Verdict::Neutral) if who.user.is_some() && auth.basic => {
+            Some(Route::Unauthorized(auth.realm.unwrap_or_default().to_string()))
+        }
+        Some(Verdict::Denied | Verdict::Neutral) => Some(Route::Refuse(StatusCode::FORBIDDEN)),
     }
 }
 
@@ -237,9 +289,9 @@ mod tests {
             types: Vec::new().into(),
         };
         let section = |path: &str, handler: Option<&str>, require: Vec<Require>| Location {
-            path: path.into(),
             handler: handler.map(str::to_string),
             require,
+            ..Location::at(path)
         };
         let locations = vec![
             section("/private", None, vec![Require::AllDenied]),
@@ -287,19 +339,11 @@ mod tests {
     #[test]
     fn a_location_that_names_a_dot_segment_reopens_it() {
         let mut tree = tree();
-        tree.router.locations.push(Location {
-            path: "/.git".into(),
-            handler: None,
-            require: vec![Require::AllGranted],
-        });
+        tree.router.locations.push(Location { require: vec![Require::AllGranted], ..Location::at("/.git") });
         assert!(matches!(get(&tree, "/.git/config"), Route::File(_)));
         assert_eq!(get(&tree, "/.env"), Route::Refuse(StatusCode::FORBIDDEN));
         // `/` names no dot segment: it reopens nothing.
-        tree.router.locations.push(Location {
-            path: "/".into(),
-            handler: None,
-            require: vec![Require::AllGranted],
-        });
+        tree.router.locations.push(Location { require: vec![Require::AllGranted], ..Location::at("/") });
         assert_eq!(get(&tree, "/.env"), Route::Refuse(StatusCode::FORBIDDEN));
         assert_eq!(get(&tree, "/.htaccess"), Route::Refuse(StatusCode::FORBIDDEN));
     }

@@ -12,6 +12,7 @@ use hyper::body::Body as _;
 use weir_conf::edge::{HeaderAction, HeaderRule, ServerSignature};
 
 use crate::admission::{Admission, Refused};
+use crate::auth_basic::{BasicAuth, Challenge, Outcome};
 use crate::body::{self, Body, EdgePage};
 use crate::client_facts::ClientFacts;
 use crate::client_limits::RequestRate;
@@ -50,6 +51,8 @@ pub struct Site {
     pub trace_enable: bool,
     /// LimitRequestBody; 0 means no limit.
     pub limit_request_body: u64,
+    /// Basic authentication: the password files and the limits on checking them.
+    pub auth: BasicAuth,
     /// SpillDir and SpillLimit: where request bodies and slowly read responses wait.
     pub spill: Arc<SpillSpace>,
     /// Shared with the pool: server-status reads it, and the edge keeps its figures there.
@@ -111,11 +114,15 @@ impl Site {
         // RateLimit was checked where the head was read (h1 and h2 both), before the body.
         let mut unanswered =
             Unanswered { site: self, host: site, facts, time: started, line: &line, answered: false };
-        let response = match misdirected {
+        let mut user = None;
+        let mut response = match misdirected {
             Some(status) => body::error_page(status),
-            None => self.route(facts, parts, read_body).await,
+            None => self.route(facts, parts, read_body, &mut user).await,
         };
         unanswered.answered = true;
+        if let Some(user) = user {
+            response.extensions_mut().insert(RemoteUser(user));
+        }
         let response = self.apply_policy(response);
         self.log(facts, site, started, &line, response)
     }
@@ -152,7 +159,8 @@ impl Site {
     /// Where a request goes, decided from its head ([`Router`]): an answer the edge makes
     /// itself (server-status, TRACE, a static file, a refusal), or the pool with the canonical
     /// target of the normalised path.
-    pub fn decide(&self, facts: &ClientFacts, parts: &Parts) -> Decision {
+    /// `user` is the one the request proved to be, once it has.
+    pub fn decide(&self, facts: &ClientFacts, parts: &Parts, user: Option<&str>) -> Decision {
         let raw_target = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |pq| pq.as_str());
         // Marked by `handle` when it is not the main server; a local redirect keeps the mark.
         let site = match parts.extensions.get::<SiteId>() {
@@ -162,8 +170,15 @@ impl Site {
         let router = &self.hosts.site(site).router;
         // The address is the connection's (or a trusted PROXY header's): no request header can
         // make a remote client look local.
-        let route = router.route(&parts.method, raw_target, facts.peer.ip(), facts.local.ip());
+        let who = weir_conf::location::Who { peer: facts.peer.ip(), local: facts.local.ip(), user };
+        let route = router.route_as(&parts.method, raw_target, &who);
         let answer = match route {
+            Route::Authenticate(challenge) => return Decision::Authenticate(challenge),
+            Route::Unauthorized(realm) => crate::auth_basic::challenge_response(&realm),
+            Route::Misconfigured(why) => {
+                tracing::error!(uri = %parts.uri, "{why}: {}", parts.uri.path());
+                body::error_page(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             Route::Refuse(status) => body::error_page(status),
             Route::MethodNotAllowed => {
                 let mut response = body::error_page(StatusCode::METHOD_NOT_ALLOWED);
@@ -202,22 +217,52 @@ impl Site {
                     Ok(uri) => pool_parts.uri = uri,
                     Err(_) => return Decision::Answer(body::error_page(StatusCode::BAD_REQUEST)),
                 }
+                let pass_auth = router.cgi_pass_auth(&target);
+                pool_parts
+                    .extensions
+                    .insert(crate::forwarding::ForwardAuth { user: user.map(str::to_string), pass_auth });
                 return Decision::Pool(Box::new(pool_parts));
             }
         };
         Decision::Answer(answer)
     }
 
-    async fn route<F, Fut>(&self, facts: &ClientFacts, mut parts: Parts, read_body: F) -> Response<Body>
+    /// `user` gets the user the request named in its credentials, for the access log: the
+    /// proved one, or (as Apache logs it) the one whose password was wrong.
+    async fn route<F, Fut>(
+        &self,
+        facts: &ClientFacts,
+        mut parts: Parts,
+        read_body: F,
+        user: &mut Option<String>,
+    ) -> Response<Body>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<RequestBody, BodyError>>,
     {
         let mut read_body = Some(read_body);
+        // Proved once, the user holds for the local redirects that follow.
+        let mut proved = false;
         for _ in 0..=MAX_LOCAL_REDIRECTS {
-            let pool_parts = match self.decide(facts, &parts) {
+            let mut decision = self.decide(facts, &parts, user.as_deref().filter(|_| proved));
+            if let Decision::Authenticate(challenge) = &decision {
+                match self.auth.authenticate(facts.peer.ip(), &parts.headers, challenge).await {
+                    Outcome::User(name) => {
+                        *user = Some(name);
+                        proved = true;
+                        decision = self.decide(facts, &parts, user.as_deref());
+                    }
+                    Outcome::Refused { response, user: named } => {
+                        *user = named;
+                        return response;
+                    }
+                }
+            }
+            let pool_parts = match decision {
                 Decision::Answer(response) => return response,
                 Decision::Pool(pool_parts) => pool_parts,
+                // Routed with a proved user, a rule never asks for one again.
+                Decision::Authenticate(_) => return body::error_page(StatusCode::INTERNAL_SERVER_ERROR),
             };
             // Only the first request has a body; a local redirect is a GET without one.
             let request_body = match read_body.take() {
@@ -312,8 +357,14 @@ impl Site {
     fn apply_policy(&self, mut response: Response<Body>) -> Response<Body> {
         let status = response.status();
         if self.signature != ServerSignature::Off && response.extensions().get::<EdgePage>().is_some() {
+            // The signed page's body, keeping the answer's own headers (WWW-Authenticate,
+            // Retry-After, Allow, Location).
             let admin = self.server_admin.as_deref().filter(|_| self.signature == ServerSignature::Email);
-            response = body::error_page_signed(status, &self.server_header, admin);
+            let (parts, _) = response.into_parts();
+            response = Response::from_parts(
+                parts,
+                body::error_page_signed(status, &self.server_header, admin).into_body(),
+            );
         }
         let headers = response.headers_mut();
         headers.insert(header::SERVER, self.server_header.clone());
@@ -371,6 +422,7 @@ impl Site {
             queue_wait_us: extensions.get::<QueueWait>().map(|w| w.0),
             tls: facts.tls.as_ref().map(|t| t.protocol),
             worker_pid: extensions.get::<crate::pool_client::WorkerPid>().map(|w| w.0),
+            user: extensions.get::<RemoteUser>().map(|u| u.0.clone()),
             local_port: facts.local.port(),
             response_headers: self
                 .hosts
@@ -435,6 +487,7 @@ impl Drop for Unanswered<'_> {
             queue_wait_us: None,
             tls: self.facts.tls.as_ref().map(|t| t.protocol),
             worker_pid: None,
+            user: None,
             local_port: self.facts.local.port(),
             // No answer, so no answer's headers: the format's `%{X}o` fields log "-".
             response_headers: self
@@ -455,7 +508,13 @@ pub enum Decision {
     Answer(Response<Body>),
     /// The pool runs it, with this (possibly rewritten) target; its body is read first.
     Pool(Box<Parts>),
+    /// The request must prove who its user is first (Basic).
+    Authenticate(Challenge),
 }
+
+/// The user a request named, for the access log's `%u` (a response extension).
+#[derive(Debug, Clone)]
+pub struct RemoteUser(pub String);
 
 /// How long a request waited for a worker, microseconds (a response extension, for the log).
 #[derive(Debug, Clone, Copy)]

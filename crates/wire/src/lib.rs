@@ -32,6 +32,14 @@ pub const SSL_CLIENT_S_DN: &str = "x-weir-ssl-client-s-dn";
 /// `<VirtualHost>`. The worker resolves scripts, DOCUMENT_ROOT, SERVER_NAME and SERVER_ADMIN
 /// with that site's settings; like every internal header, a client's copy never gets through.
 pub const VHOST: &str = "x-weir-vhost";
+/// The user the edge authenticated (CGI's REMOTE_USER). Only the edge sets it: a client's
+/// copy is removed with every other `x-weir-*` header, so no request can claim a user.
+pub const REMOTE_USER: &str = "x-weir-remote-user";
+/// How that user was authenticated: `Basic` (CGI's AUTH_TYPE).
+pub const AUTH_TYPE: &str = "x-weir-auth-type";
+/// Present when `CGIPassAuth On` applies: scripts see the `Authorization` header as
+/// HTTP_AUTHORIZATION, which they otherwise never do (RFC 3875 4.1.18, and Apache).
+pub const CGI_PASS_AUTH: &str = "x-weir-cgi-pass-auth";
 /// Sent by a worker on every response: its pid, for the access log.
 pub const WORKER_PID: &str = "x-weir-worker-pid";
 /// Sent by a worker instead of a body: the edge answers with a GET of this local URL

@@ -93,16 +93,35 @@ impl Client {
 
     /// One request on a new connection.
     pub fn request(&self, proto: Proto, method: &str, path: &str, body: Vec<u8>) -> Result<Reply, String> {
+        self.request_with(proto, method, path, &[], body)
+    }
+
+    /// One request with extra header fields, on a new connection.
+    pub fn request_with(
+        &self,
+        proto: Proto,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Reply, String> {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
         runtime.block_on(async {
-            tokio::time::timeout(DEADLINE, self.exchange(proto, method, path, body))
+            tokio::time::timeout(DEADLINE, self.exchange(proto, method, path, headers, body))
                 .await
                 .map_err(|_| "request timed out".to_string())?
         })
     }
 
-    async fn exchange(&self, proto: Proto, method: &str, path: &str, body: Vec<u8>) -> Result<Reply, String> {
+    async fn exchange(
+        &self,
+        proto: Proto,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Reply, String> {
         let tcp = tokio::net::TcpStream::connect(self.addr).await.map_err(|e| format!("connect: {e}"))?;
         let config = match proto {
             Proto::H1 => self.tls.clone(),
@@ -121,7 +140,10 @@ impl Client {
                 Proto::H1 => path.to_string(),
                 Proto::H2 => format!("https://localhost{path}"),
             })
-            .header("host", "localhost")
+            .header("host", "localhost");
+        let request = headers
+            .iter()
+            .fold(request, |request, (name, value)| request.header(*name, *value))
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         let response = match proto {
