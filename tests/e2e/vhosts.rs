@@ -464,3 +464,37 @@ fn snakeoil_name() -> String {
         .map(|cn| cn.trim_start_matches([' ', '=']).trim().to_string())
         .unwrap_or_default()
 }
+
+#[test]
+fn basic_authentication_in_a_vhost_guards_its_site_only() {
+    if Command::new("htpasswd").arg("-h").output().is_err() {
+        assert_ne!(std::env::var("WEIR_REQUIRE_HTPASSWD").as_deref(), Ok("1"), "htpasswd is missing");
+        eprintln!("skipped: htpasswd (apache2-utils) is not installed");
+        return;
+    }
+    let site = Site::new();
+    docroot(&site, "docs-a/secret", "secret A\n");
+    docroot(&site, "docs-b/secret", "open B\n");
+    let d = site.path().display().to_string();
+    let users = format!("{d}/users");
+    let made = Command::new("htpasswd").args(["-cbB", &users, "bob", "secret"]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let weir = site.start(&format!(
+        "<VirtualHost *:*>\n ServerName a.test\n DocumentRoot {d}/docs-a\n <Location /secret>\n  AuthType Basic\n  \
+         AuthName \"Site A\"\n  AuthUserFile {users}\n  Require valid-user\n </Location>\n</VirtualHost>\n\
+         <VirtualHost *:*>\n ServerName b.test\n DocumentRoot {d}/docs-b\n</VirtualHost>\n"
+    ));
+    let client = crate::support::client::Client::new(weir.addr(), &weir.cert_pem);
+    let get = |host: &str, authorization: &str| {
+        let request =
+            format!("GET /secret/ HTTP/1.1\r\nHost: {host}\r\n{authorization}Connection: close\r\n\r\n");
+        String::from_utf8_lossy(&client.raw(request.as_bytes()).expect("raw exchange")).into_owned()
+    };
+    let refused = get("a.test", "");
+    assert!(refused.starts_with("HTTP/1.1 401") && refused.contains("Site A"), "{refused}");
+    // bob:secret
+    let allowed = get("a.test", "Authorization: Basic Ym9iOnNlY3JldA==\r\n");
+    assert!(allowed.starts_with("HTTP/1.1 200") && allowed.ends_with("secret A\n"), "{allowed}");
+    let other = get("b.test", "");
+    assert!(other.starts_with("HTTP/1.1 200") && other.ends_with("open B\n"), "{other}");
+}
