@@ -331,6 +331,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// `text` as if read from /etc/weir/weir.conf, for the crate's unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_text(
+            text,
+            Path::new("/etc/weir/weir.conf"),
+            Source::File("/etc/weir/weir.conf".into()),
+            PathBuf::from("/etc/weir"),
+        )
+    }
+
     /// The defaults before any directive is applied; relative paths resolve against `server_root`.
     pub(crate) fn defaults(source: Source, server_root: PathBuf) -> Self {
         Config {
@@ -564,12 +575,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Config, ConfigErrors> {
-        Config::from_text(
-            text,
-            Path::new("/etc/weir/weir.conf"),
-            Source::File("/etc/weir/weir.conf".into()),
-            PathBuf::from("/etc/weir"),
-        )
+        Config::for_tests(text)
     }
 
     #[test]

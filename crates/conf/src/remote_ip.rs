@@ -56,15 +56,9 @@ pub(crate) fn check(config: &mut Config, errors: &mut Vec<ConfigError>, file: &s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
 
     fn load(text: &str) -> Result<Config, crate::ConfigErrors> {
-        Config::from_text(
-            text,
-            Path::new("/etc/weir/weir.conf"),
-            crate::Source::File("/etc/weir/weir.conf".into()),
-            PathBuf::from("/etc/weir"),
-        )
+        Config::for_tests(text)
     }
 
     #[test]

@@ -432,16 +432,11 @@ enum Tier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Source;
+
     use std::path::Path;
 
     fn load(text: &str) -> Result<Config, crate::ConfigErrors> {
-        Config::from_text(
-            text,
-            Path::new("/etc/weir/weir.conf"),
-            Source::File("/etc/weir/weir.conf".into()),
-            "/etc/weir".into(),
-        )
+        Config::for_tests(text)
     }
 
     #[test]

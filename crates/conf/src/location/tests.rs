@@ -1,19 +1,14 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
-use crate::config::{Config, Source};
+use crate::config::Config;
 
 fn args(s: &str) -> Vec<String> {
     s.split(' ').map(str::to_string).collect()
 }
 
 fn load(text: &str) -> Result<Config, crate::ConfigErrors> {
-    Config::from_text(
-        &format!("Listen 80\n{text}"),
-        Path::new("/etc/weir/weir.conf"),
-        Source::File("/etc/weir/weir.conf".into()),
-        PathBuf::from("/etc/weir"),
-    )
+    Config::for_tests(&format!("Listen 80\n{text}"))
 }
 
 fn error(text: &str) -> String {
