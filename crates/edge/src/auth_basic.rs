@@ -113,11 +113,8 @@ impl BasicAuth {
     /// Checks the credentials a request carries against `challenge`'s file.
     pub async fn authenticate(&self, peer: IpAddr, headers: &HeaderMap, challenge: &Challenge) -> Outcome {
         let source = Source::of(peer);
-        if let Some(wait) = self.failures.as_ref().and_then(|f| f.blocked(source)) {
-            let mut response = body::error_page(StatusCode::TOO_MANY_REQUESTS);
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-            return Outcome::Refused { response, user: None };
+        if let Some(refused) = self.refused_if_blocked(source) {
+            return refused;
         }
         let Some((user, password)) = credentials(headers) else {
             // No credentials, or another scheme: ask for them (not a failure: every browser
@@ -139,6 +136,12 @@ impl BasicAuth {
         else {
             return Outcome::Refused { response: self.busy(), user: Some(user) };
         };
+        // Asked again now that the check may run, and again below before a success counts: the
+        // checks of a burst sent at once all passed the first question before any had failed,
+        // and so got 9 to 39 guesses past a block of 3, the right password among them.
+        if let Some(refused) = self.refused_if_blocked(source) {
+            return refused;
+        }
         let name = user.clone();
         // The permits go with the check: a client that hangs up drops this future, but not the
         // check already running, whose place must stay taken until it ends.
@@ -148,7 +151,7 @@ impl BasicAuth {
         })
         .await;
         match check {
-            Ok(Check::Granted) => Outcome::User(user),
+            Ok(Check::Granted) => self.refused_if_blocked(source).unwrap_or(Outcome::User(user)),
             Ok(failed) => {
                 let why = if failed == Check::Unknown {
                     "AH01618: user not found"
@@ -173,6 +176,15 @@ impl BasicAuth {
 }
 
 impl BasicAuth {
+    /// 429 with Retry-After while `source` is blocked by AuthFailureBlock.
+    fn refused_if_blocked(&self, source: Source) -> Option<Outcome> {
+        let wait = self.failures.as_ref()?.blocked(source)?;
+        let mut response = body::error_page(StatusCode::TOO_MANY_REQUESTS);
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        Some(Outcome::Refused { response, user: None })
+    }
+
     /// 503 with Retry-After: the checks are all taken and the line is full, or too slow.
     fn busy(&self) -> Response<Body> {
         if let Some(held_back) = self.busy_log.due() {
@@ -449,5 +461,46 @@ mod tests {
         };
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    /// A check that waited for its turn while its source got blocked is not run: guesses sent
+    /// all at once got the right password through after 9 to 39 wrong ones with a limit of 3.
+    #[tokio::test]
+    async fn a_check_queued_when_its_source_is_blocked_is_refused() {
+        let file = UserFile::parse(Path::new("/u"), "bob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n").unwrap();
+        let files = HashMap::from([(PathBuf::from("/u"), Arc::new(file))]);
+        let rule = FailureBlock { failures: 3, window: Duration::from_secs(60) };
+        let auth = BasicAuth::with_files(files, Some(rule), 1);
+        let challenge = Challenge { realm: "r".into(), user_file: "/u".into() };
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        let credentials = base64::engine::general_purpose::STANDARD.encode("bob:secret");
+        headers
+            .insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {credentials}")).unwrap());
+        // The only check place is taken, so the right password waits for it.
+        let running = auth.running.clone().try_acquire_owned().unwrap();
+        let queued = auth.authenticate(peer, &headers, &challenge);
+        tokio::pin!(queued);
+        assert!(futures_poll_once(&mut queued).await.is_none(), "it waits for its turn");
+        // Meanwhile, the burst's other guesses fail and block the source.
+        for _ in 0..3 {
+            auth.failures.as_ref().unwrap().failed(Source::of(peer));
+        }
+        drop(running);
+        let Outcome::Refused { response, user } = queued.await else {
+            panic!("the right password passed a block that came while it waited");
+        };
+        assert_eq!((response.status(), user), (StatusCode::TOO_MANY_REQUESTS, None));
+    }
+
+    /// Polls a future once: its output if it was ready.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(future: &mut F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut *future).poll(cx) {
+                std::task::Poll::Ready(output) => Some(output),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
     }
 }
