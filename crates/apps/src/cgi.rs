@@ -36,6 +36,10 @@ pub struct CgiSettings {
     pub interpreters: Vec<(String, PathBuf)>,
     /// `AddHandler cgi-script`: extensions (with their dot) of files run as programs themselves.
     pub cgi_script_extensions: Vec<String>,
+    /// The site's `<Directory>` and `<Files>` sections, for `Options ExecCGI`.
+    pub sections: weir_conf::directory::Sections,
+    /// DocumentRoot as configured, which the sections' paths are written against.
+    pub mapped_root: PathBuf,
     /// RLimitCPU, RLimitMEM, RLimitNPROC for every script.
     pub rlimits: RLimits,
     /// SERVER_SOFTWARE, as ServerTokens allows.
@@ -85,6 +89,8 @@ impl CgiSettings {
                 .unwrap_or_else(|_| site.document_root.clone()),
             interpreters: site.cgi_interpreters.clone(),
             cgi_script_extensions: config.cgi_script_extensions.clone(),
+            sections: site.sections.clone(),
+            mapped_root: site.document_root.clone(),
             rlimits: config.rlimits,
             server_software: config.server_tokens.product(),
             server_name: site.server_name.clone(),
@@ -164,7 +170,8 @@ impl CgiSettings {
 
     fn resolve_in_document_root(&self, segments: &[&str], index: usize) -> Result<ScriptTarget, Refusal> {
         let relative: PathBuf = segments[..=index].iter().collect();
-        let file = std::fs::canonicalize(self.document_root.join(relative)).map_err(|_| Refusal::NotFound)?;
+        let file =
+            std::fs::canonicalize(self.document_root.join(&relative)).map_err(|_| Refusal::NotFound)?;
         // A symlink out of the document root is not followed.
         if !file.starts_with(&self.document_root) {
             return Err(Refusal::NotFound);
@@ -173,8 +180,12 @@ impl CgiSettings {
             return Err(Refusal::NotFound);
         }
         let interpreter = self.interpreter_for(segments[index]).map(Path::to_path_buf);
-        // An AddHandler cgi-script file runs itself: it must be executable, as in a ScriptAlias.
+        // An AddHandler cgi-script file runs itself: only where Options allow it (ExecCGI, as
+        // the edge checked too), and it must be executable, as in a ScriptAlias.
         if interpreter.is_none() {
+            if !weir_conf::directory::exec_cgi(&self.sections, &self.mapped_root.join(&relative)) {
+                return Err(Refusal::Forbidden);
+            }
             match script_path::alias_verdict(&file, false, script_path::Runner::current()) {
                 Verdict::Run => {}
                 Verdict::Forbidden => return Err(Refusal::Forbidden),
@@ -455,6 +466,8 @@ mod tests {
             document_root: "/srv/www".into(),
             interpreters: Vec::new(),
             cgi_script_extensions: Vec::new(),
+            sections: Default::default(),
+            mapped_root: "/srv/www".into(),
             rlimits: RLimits::default(),
             server_software: "weir".into(),
             server_name: None,

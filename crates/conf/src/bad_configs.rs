@@ -133,10 +133,11 @@ const CASES: &[(&str, usize, &str)] = &[
         "SSLEngine: invalid value 'optional'",
     ),
     (
-        "Listen 80\n<FilesMatch x>\nOptions None\n</FilesMatch>\n",
+        "Listen 80\n<FilesMatch x>\nOptions MultiViews\n</FilesMatch>\n",
         3,
-        "<FilesMatch> sections are not supported yet",
+        "Options: invalid value 'MultiViews'",
     ),
+    ("Listen 80\n<Files a b>\n</Files>\n", 2, "<Files> takes one argument"),
     ("Listen 80\nServerAlias a.test\n", 2, "ServerAlias only used in <VirtualHost>"),
 ];
 

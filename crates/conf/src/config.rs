@@ -297,6 +297,8 @@ pub struct Config {
     pub rlimits: RLimits,
     /// `<Location>` sections (server-status and its access rules).
     pub locations: Vec<Location>,
+    /// `<Directory>`, `<Files>` and their Match forms, in order of appearance.
+    pub sections: crate::directory::Sections,
     /// `AuthFailureBlock` (weir): failed password checks that block a source; `None`: off.
     pub auth_failure_block: Option<crate::auth::FailureBlock>,
     /// What the edge enforces on clients.
@@ -381,6 +383,7 @@ impl Config {
             status_query_strings: false,
             rlimits: RLimits::default(),
             locations: Vec::new(),
+            sections: crate::directory::Sections::default(),
             auth_failure_block: Some(crate::auth::FailureBlock::default()),
             edge: EdgeLimits::default(),
             trusted_proxies: Vec::new(),
@@ -521,6 +524,7 @@ impl Config {
             script_aliases: self.script_aliases.clone(),
             cgi_interpreters: self.cgi_interpreters.clone(),
             locations: self.locations.clone(),
+            sections: self.sections.clone(),
             ssl_engine: None,
             tls: self.tls.clone(),
             file: match &self.source {

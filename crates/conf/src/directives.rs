@@ -159,6 +159,12 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "Options",
+        args: (1, 8),
+        help: "Set a number of attributes for a given directory",
+        apply: crate::directory::server_options,
+    },
+    Directive {
         name: "AddType",
         args: (2, 64),
         help: "a mime type followed by one or more file extensions",
@@ -1125,8 +1131,17 @@ fn apply_section(
         apply_location(config, args, span, children, errors);
     } else if name.eq_ignore_ascii_case("VirtualHost") {
         apply_virtual_host(config, args, span, children, errors, depth);
-    } else if ENV_ONLY_SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(name)) {
-        env_only_section(name, children, errors);
+    } else if let Some(kind) = crate::directory::Kind::of(name) {
+        let root = config.server_root.clone();
+        crate::directory::read(
+            &mut config.sections,
+            kind,
+            args,
+            span,
+            children,
+            &|path| root.join(path),
+            errors,
+        );
     } else if let Some(container) = crate::location::section_only(name) {
         errors.push(ConfigError::at(span, Some(name), Problem::NotAllowedHere { directive: container }));
     } else if let Some(refusal) = crate::refused::lookup(name) {
@@ -1189,41 +1204,6 @@ fn apply_virtual_host(
         span: span.clone(),
         scratch: Box::new(scratch),
     });
-}
-
-/// Sections weir does not have yet, accepted when they hold only `SSLOptions +StdEnvVars`, as
-/// Debian's default-ssl.conf writes them: weir gives every script the SSL_* variables anyway.
-const ENV_ONLY_SECTIONS: &[&str] = &["Directory", "DirectoryMatch", "Files", "FilesMatch"];
-
-fn env_only_section(section: &str, children: &[Node], errors: &mut Vec<ConfigError>) {
-    for node in children {
-        let (name, args, span) = match node {
-            Node::Directive { name, args, span } => (name, args, span),
-            Node::Section { name, span, .. } => {
-                errors.push(ConfigError::at(
-                    span,
-                    Some(name),
-                    Problem::UnknownSection { name: name.clone() },
-                ));
-                continue;
-            }
-        };
-        let std_env = |arg: &String| {
-            let option = arg.strip_prefix('+').unwrap_or(arg);
-            option.eq_ignore_ascii_case("StdEnvVars")
-        };
-        if name.eq_ignore_ascii_case("SSLOptions") && !args.is_empty() && args.iter().all(std_env) {
-            continue;
-        }
-        errors.push(ConfigError::at(
-            span,
-            Some(name),
-            Problem::SectionNotSupported {
-                section: section.to_string(),
-                directive: format!("{name} {}", args.join(" ")),
-            },
-        ));
-    }
 }
 
 /// `<Location path>`: SetHandler, Require and its containers, and authentication.

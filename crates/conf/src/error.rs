@@ -110,9 +110,6 @@ pub enum Problem {
     /// A server-wide directive inside a `<VirtualHost>`: weir applies it to the whole server.
     #[error("{directive} cannot occur within <VirtualHost> section")]
     NotInVirtualHost { directive: &'static str },
-    /// `<Directory>`, `<Files>` and their Match forms with more than Debian's SSLOptions line.
-    #[error("<{section}> sections are not supported yet: weir accepts one only when it holds nothing but SSLOptions +StdEnvVars (every script gets the SSL_* variables anyway), not '{directive}'")]
-    SectionNotSupported { section: String, directive: String },
     /// `ServerAlias` outside a `<VirtualHost>`.
     #[error("ServerAlias only used in <VirtualHost>")]
     AliasOutsideVirtualHost,

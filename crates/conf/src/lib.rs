@@ -13,6 +13,7 @@ pub mod ciphers;
 mod config;
 mod define;
 mod directives;
+pub mod directory;
 pub mod edge;
 mod error;
 pub mod location;

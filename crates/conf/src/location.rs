@@ -273,8 +273,14 @@ impl Effective<'_> {
 
 /// The merged sections for a normalised request path.
 pub fn effective<'a>(locations: &'a [Location], path: &str) -> Effective<'a> {
+    merge(locations.iter().filter(|l| l.matches(path)))
+}
+
+/// Merges sections that apply, in the order given: the `<Directory>` and `<Files>` sections'
+/// rules first ([`crate::directory::Sections::applied`]), then the matching `<Location>`s.
+pub fn merge<'a>(sections: impl IntoIterator<Item = &'a Location>) -> Effective<'a> {
     let mut merged = Effective::default();
-    for location in locations.iter().filter(|l| l.matches(path)) {
+    for location in sections {
         if let Some(handler) = &location.handler {
             merged.handler = (handler != "none").then_some(handler.as_str());
         }

@@ -40,6 +40,8 @@ pub const PER_VHOST: &[&str] = &[
     // StdEnvVars (scripts always get the SSL_* variables); their other values stay refused.
     "AllowOverride",
     "SSLOptions",
+    // What applies to every directory of the host, below its <Directory> sections.
+    "Options",
 ];
 
 /// The IP part of a `<VirtualHost>` address.
@@ -156,6 +158,8 @@ pub struct VirtualHost {
     pub cgi_interpreters: Vec<(String, PathBuf)>,
     /// The main server's `<Location>` sections, then this host's (Apache's merge order).
     pub locations: Vec<Location>,
+    /// The main server's `<Directory>` and `<Files>` sections, then this host's.
+    pub sections: crate::directory::Sections,
     /// `SSLEngine`: `Some(true)` serves only over TLS, `Some(false)` only over plain HTTP;
     /// `None` follows the listener.
     pub ssl_engine: Option<bool>,
@@ -247,6 +251,7 @@ pub(crate) fn resolve(config: &mut Config, errors: &mut Vec<ConfigError>) {
             script_aliases,
             cgi_interpreters,
             locations,
+            sections: main.sections.then(&own.sections),
             ssl_engine: own.ssl_engine,
             tls,
             file: input.span.file.to_path_buf(),

@@ -16,6 +16,7 @@ pub mod h1;
 pub mod h2_activity;
 pub mod handshake_stage;
 pub mod hosts;
+pub mod listing;
 pub mod log_gate;
 pub mod logged_body;
 pub mod pool_client;
@@ -341,7 +342,8 @@ fn site_hosts(
             types: types.clone(),
         };
         let router = router::Router::new(routes, static_files, with_default_status(&site.locations))
-            .refusing_script_dirs(&every_script_dir);
+            .refusing_script_dirs(&every_script_dir)
+            .with_sections(site.sections.clone(), &site.document_root);
         built.push(hosts::HostSite {
             router,
             access_log: prepared.access_logs.get(number).cloned().flatten(),

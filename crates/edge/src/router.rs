@@ -8,13 +8,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use http::{Method, StatusCode};
+use weir_conf::directory::{Options, Sections};
 use weir_conf::location::{self, Effective, Location, Verdict, Who};
 use weir_wire::target::{self, Target};
 
 use crate::auth_basic::Challenge;
 
 use crate::routes::PoolRoutes;
-use crate::static_files::{Resolved, StaticFiles};
+use crate::static_files::{Links, Resolved, StaticFiles};
 
 /// What the edge does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,9 @@ pub enum Route {
     Redirect(String),
     /// A static file to send: its real path.
     File(PathBuf),
+    /// A listing of a directory without an index (`Options Indexes`): the URL path (with its
+    /// trailing slash) and the entries a client may reach, sorted.
+    Listing(String, Vec<crate::listing::Entry>),
     /// The pool, with this origin-form target (the canonical encoding of the normalised path).
     Pool(String),
     /// A user must prove who they are (Basic): 401, or the route again with the user.
@@ -52,13 +56,33 @@ pub struct Router {
     pub locations: Vec<Location>,
     /// Script directories, canonical: no static route may send a file from one.
     script_dirs: Vec<PathBuf>,
+    /// `<Directory>` and `<Files>` sections, matched against the path a request maps to.
+    sections: Sections,
+    /// DocumentRoot as configured (not resolved), which the sections' paths are written
+    /// against; `static_files.root` is its real path.
+    mapped_root: PathBuf,
+}
+
+/// What the sections that apply to a request say, merged.
+struct Decided<'a> {
+    rules: Effective<'a>,
+    /// `Options` in force; `None` where none applies.
+    options: Option<Options>,
 }
 
 impl Router {
     pub fn new(routes: PoolRoutes, static_files: StaticFiles, locations: Vec<Location>) -> Router {
         let script_dirs =
             routes.script_dirs.iter().filter_map(|dir| std::fs::canonicalize(dir).ok()).collect();
-        Router { routes, static_files, locations, script_dirs }
+        let mapped_root = static_files.root.clone();
+        Router { routes, static_files, locations, script_dirs, sections: Sections::default(), mapped_root }
+    }
+
+    /// With the site's `<Directory>` and `<Files>` sections, and its DocumentRoot as written.
+    pub fn with_sections(mut self, sections: Sections, document_root: &Path) -> Router {
+        self.sections = sections;
+        self.mapped_root = document_root.to_path_buf();
+        self
     }
 
     /// Also refuses to send files from these directories (every site's script directories:
@@ -89,20 +113,85 @@ impl Router {
 
     /// `CGIPassAuth` where an origin-form target leads: whether scripts see `Authorization`.
     pub fn cgi_pass_auth(&self, raw_target: &str) -> bool {
-        Target::parse(raw_target)
-            .is_ok_and(|t| location::effective(&self.locations, t.path()).auth.cgi_pass_auth)
+        Target::parse(raw_target).is_ok_and(|t| self.decide(t.path()).rules.auth.cgi_pass_auth)
+    }
+
+    /// The sections for a normalised path: the `<Directory>` and `<Files>` sections of the
+    /// file it maps to, then the `<Location>`s, merged in Apache's order.
+    fn decide(&self, path: &str) -> Decided<'_> {
+        let locations = self.locations.iter().filter(|l| l.matches(path));
+        if self.sections.is_empty() {
+            return Decided { rules: location::merge(locations), options: None };
+        }
+        let Some(file) = self.file_of(path) else {
+            return Decided { rules: location::merge(locations), options: None };
+        };
+        let is_dir = path.ends_with('/') || std::fs::metadata(&file).is_ok_and(|m| m.is_dir());
+        self.decide_for(&file, is_dir, path)
+    }
+
+    /// The sections for `file` (as mapped, in the configured root's spelling) reached by the
+    /// URL path `path`.
+    fn decide_for(&self, file: &Path, is_dir: bool, path: &str) -> Decided<'_> {
+        let applied = self.sections.applied(file, is_dir);
+        let locations = self.locations.iter().filter(|l| l.matches(path));
+        Decided {
+            rules: location::merge(applied.rules.into_iter().chain(locations)),
+            options: applied.options,
+        }
+    }
+
+    /// The filesystem path a request maps to, before any symlink is followed: the script
+    /// under a `ScriptAlias`, else the path under DocumentRoot. `None` for what has no file:
+    /// Handlers and server-status (only `<Location>` applies to them).
+    fn file_of(&self, path: &str) -> Option<PathBuf> {
+        if self.routes.handler_paths.iter().any(|route| weir_wire::route_matches(route, path))
+            || location::effective(&self.locations, path).handler == Some("server-status")
+        {
+            return None;
+        }
+        if let Some(index) = self.routes.script_prefixes.iter().position(|p| path.starts_with(p.as_str())) {
+            let rest = &path[self.routes.script_prefixes[index].len()..];
+            let dir = self.routes.script_dirs.get(index)?;
+            return Some(match weir_wire::script_path::in_alias(rest) {
+                Some(found) => dir.join(found.name),
+                None => dir.join(crate::static_files::relative_path(&format!("/{rest}"))?),
+            });
+        }
+        Some(self.mapped_root.join(crate::static_files::relative_path(path)?))
+    }
+
+    /// A real path under the static root in the configured root's spelling, for the sections.
+    fn mapped(&self, real: &Path) -> Option<PathBuf> {
+        Some(self.mapped_root.join(real.strip_prefix(&self.static_files.root).ok()?))
+    }
+
+    /// `Require` from the sections of what a request reaches after its symlinks and index are
+    /// resolved, when that differs from the path it named: both must let it in, so a symlink
+    /// cannot step around a denied directory, nor a `<Files>` around its file.
+    fn access_after_resolving(&self, named: &str, real: &Path, is_dir: bool, who: &Who<'_>) -> Option<Route> {
+        if self.sections.is_empty() {
+            return None;
+        }
+        let Some(mapped) = self.mapped(real) else {
+            return Some(Route::Refuse(StatusCode::FORBIDDEN));
+        };
+        if self.file_of(named).as_deref() == Some(mapped.as_path()) {
+            return None;
+        }
+        access(&self.decide_for(&mapped, is_dir, named).rules, who)
     }
 
     fn route_target(&self, method: &Method, target: &Target, who: &Who<'_>) -> Route {
         let path = target.path();
-        let sections = location::effective(&self.locations, path);
         if self.dotfile_refused(path) {
             return Route::Refuse(StatusCode::FORBIDDEN);
         }
-        if let Some(refusal) = access(&sections, who) {
+        let decided = self.decide(path);
+        if let Some(refusal) = access(&decided.rules, who) {
             return refusal;
         }
-        if sections.handler == Some("server-status") {
+        if decided.rules.handler == Some("server-status") {
             return Route::Status;
         }
         if method == Method::TRACE {
@@ -112,11 +201,37 @@ impl Router {
             if let Some(status) = self.routes.refusal(path) {
                 return Route::Refuse(status);
             }
+            if !self.exec_cgi(path) {
+                return Route::Refuse(StatusCode::FORBIDDEN);
+            }
             return Route::Pool(target.encoded());
         }
-        match self.static_files.resolve(method, path) {
-            Resolved::File(real) => self.checked_file(path, real),
+        match self.static_files.resolve(method, path, Links::of(decided.options)) {
+            Resolved::File(real) => {
+                if let Some(refusal) = self.access_after_resolving(path, &real, false, who) {
+                    return refusal;
+                }
+                self.checked_file(path, real)
+            }
+            Resolved::NoIndex(real) => {
+                if let Some(refusal) = self.access_after_resolving(path, &real, true, who) {
+                    return refusal;
+                }
+                if !decided.options.is_some_and(|o| o.indexes) {
+                    return Route::Refuse(StatusCode::FORBIDDEN);
+                }
+                match self.checked_file(path, real) {
+                    Route::File(real) => Route::Listing(path.to_string(), self.listing(path, &real, who)),
+                    refusal => refusal,
+                }
+            }
             Resolved::Code(index_path) => {
+                if let Some(refusal) = access(&self.decide(&index_path).rules, who) {
+                    return refusal;
+                }
+                if !self.exec_cgi(&index_path) {
+                    return Route::Refuse(StatusCode::FORBIDDEN);
+                }
                 let mut pool_target = target::encode_path(&index_path);
                 if let Some(query) = target.query() {
                     pool_target.push('?');
@@ -137,6 +252,60 @@ impl Router {
             Resolved::MethodNotAllowed => Route::MethodNotAllowed,
             Resolved::Refuse(status) => Route::Refuse(status),
         }
+    }
+
+    /// `Options ExecCGI` for an `AddHandler cgi-script` file under DocumentRoot (a
+    /// ScriptAlias needs none, and `CGIInterpreter` files are run by their interpreter): where
+    /// `Options` apply without it, 403, as Apache answers; where none applies, weir runs it as
+    /// it always has. The worker checks the same before it runs anything.
+    fn exec_cgi(&self, path: &str) -> bool {
+        if self.sections.is_empty()
+            || self.routes.script_prefixes.iter().any(|p| path.starts_with(p.as_str()))
+        {
+            return true;
+        }
+        let Some(segments) = weir_wire::script_path::segments(path) else {
+            return true;
+        };
+        let cgi = self.routes.cgi_script_extensions.iter().map(String::as_str);
+        let Some(index) = segments.iter().position(|s| self.routes.is_code(s)) else {
+            return true;
+        };
+        if !weir_wire::script_path::has_extension(segments[index], cgi) {
+            return true;
+        }
+        let file: PathBuf = segments[..=index].iter().collect();
+        weir_conf::directory::exec_cgi(&self.sections, &self.mapped_root.join(file))
+    }
+
+    /// The entries of a directory a listing may show: those whose own route is a file or a
+    /// directory for this client (so no dotfile, script, denied section or refused symlink is
+    /// named), sorted by name.
+    fn listing(&self, path: &str, real: &Path, who: &Who<'_>) -> Vec<crate::listing::Entry> {
+        let Ok(dir) = std::fs::read_dir(real) else {
+            return Vec::new();
+        };
+        let mut entries: Vec<crate::listing::Entry> = dir
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                if name.starts_with('.') || self.routes.is_code(&name) {
+                    return None;
+                }
+                let target = Target::parse(&target::encode_path(&format!("{path}{name}"))).ok()?;
+                // Only names that normalise to themselves: nothing a listing links to may
+                // route elsewhere.
+                if target.path() != format!("{path}{name}") {
+                    return None;
+                }
+                match self.route_target(&Method::GET, &target, who) {
+                    Route::File(_) => Some(crate::listing::Entry { name, is_dir: false }),
+                    Route::Redirect(_) => Some(crate::listing::Entry { name, is_dir: true }),
+                    _ => None,
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries
     }
 
     /// Dotfiles: a path segment that starts with `.` is refused (403), as Apache's Debian default

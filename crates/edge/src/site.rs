@@ -204,6 +204,9 @@ impl Site {
                 response
             }
             Route::File(real) => router.static_files.send(&parts.method, &real, &parts.headers),
+            Route::Listing(path, entries) => {
+                crate::listing::page(&path, &entries, parts.method == http::Method::HEAD)
+            }
             Route::Pool(target) => {
                 // The canonical target in place of the client's, keeping an h2 request's
                 // scheme and authority (its Host).

@@ -47,8 +47,63 @@ pub enum Resolved {
     Directory,
     /// Not GET or HEAD.
     MethodNotAllowed,
-    /// 403 (a directory without an index; code reached by another name) or 404.
+    /// A directory without an index (its real path): listed where `Options Indexes` is on,
+    /// else 403, as Apache answers.
+    NoIndex(PathBuf),
+    /// 403 (code reached by another name, a symlink `Options` refuse) or 404.
     Refuse(StatusCode),
+}
+
+/// Which symlinks may be followed under the root (`Options`); weir follows none that leads
+/// out of the root whatever they say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// `FollowSymLinks`, and weir's behaviour where no `Options` applies.
+    Follow,
+    /// `SymLinksIfOwnerMatch`: a link whose owner is its target's.
+    IfOwnerMatch,
+    /// Neither: any symlink is refused (403).
+    Refuse,
+}
+
+impl Links {
+    /// From the `Options` in force (`None`: none applies, weir follows as it always has).
+    pub fn of(options: Option<weir_conf::directory::Options>) -> Links {
+        match options {
+            None => Links::Follow,
+            Some(o) if o.follow_symlinks => Links::Follow,
+            Some(o) if o.symlinks_if_owner_match => Links::IfOwnerMatch,
+            Some(_) => Links::Refuse,
+        }
+    }
+
+    /// Whether `relative` (plain names) can be walked down from `base` (a real directory):
+    /// every symlink on the way is one these options follow. Only called when the walk's real
+    /// path differs from the path as named, so a tree without links costs nothing more.
+    fn allow(self, base: &Path, relative: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        if self == Links::Follow {
+            return true;
+        }
+        let mut at = base.to_path_buf();
+        for component in relative.components() {
+            at.push(component);
+            let Ok(link) = std::fs::symlink_metadata(&at) else {
+                return false;
+            };
+            if !link.file_type().is_symlink() {
+                continue;
+            }
+            if self == Links::Refuse {
+                return false;
+            }
+            match std::fs::metadata(&at) {
+                Ok(target) if target.uid() == link.uid() => {}
+                _ => return false,
+            }
+        }
+        true
+    }
 }
 
 /// Longest URL path accepted for a file lookup.
@@ -60,7 +115,7 @@ const IN_MEMORY: u64 = 64 * 1024;
 impl StaticFiles {
     /// Finds what a GET or HEAD of `path` (normalised and decoded, [`weir_wire::target`])
     /// names under the root.
-    pub fn resolve(&self, method: &Method, path: &str) -> Resolved {
+    pub fn resolve(&self, method: &Method, path: &str, links: Links) -> Resolved {
         if method != Method::GET && method != Method::HEAD {
             return Resolved::MethodNotAllowed;
         }
@@ -74,6 +129,9 @@ impl StaticFiles {
         if !real.starts_with(&self.root) {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         }
+        if real != self.root.join(&relative) && !links.allow(&self.root, &relative) {
+            return Resolved::Refuse(StatusCode::FORBIDDEN);
+        }
         let Ok(meta) = std::fs::metadata(&real) else {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         };
@@ -86,9 +144,13 @@ impl StaticFiles {
                 let is_file = std::fs::metadata(&candidate).ok()?.is_file();
                 (candidate.starts_with(&self.root) && is_file).then_some((candidate, name))
             });
-            // No index: 403, as Apache does without `Options Indexes`; weir never lists.
             return match found {
-                None => Resolved::Refuse(StatusCode::FORBIDDEN),
+                None => Resolved::NoIndex(real),
+                Some((candidate, name))
+                    if candidate != real.join(name) && !links.allow(&real, Path::new(name)) =>
+                {
+                    Resolved::Refuse(StatusCode::FORBIDDEN)
+                }
                 Some((_, name)) if self.routes.is_code(name) => Resolved::Code(format!("{path}{name}")),
                 Some((candidate, _)) => self.file(candidate),
             };
@@ -197,7 +259,7 @@ fn file_body(mut file: std::fs::File, start: u64, length: u64) -> std::io::Resul
 /// The path relative to the root of a normalised path: its segments, each a plain name.
 /// `None` (answered 404) when it is too long or, defensively, when any segment is not a plain
 /// name (a normalised path has none).
-fn relative_path(path: &str) -> Option<PathBuf> {
+pub(crate) fn relative_path(path: &str) -> Option<PathBuf> {
     if path.len() > MAX_PATH {
         return None;
     }
