@@ -11,6 +11,7 @@ mod bodies_edge;
 mod cgi;
 mod config;
 mod contract;
+mod directory_sections;
 mod edge_rules;
 mod fairness;
 mod fault_table;

@@ -129,7 +129,8 @@ impl StaticFiles {
         if !real.starts_with(&self.root) {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         }
-        if real != self.root.join(&relative) && !links.allow(&self.root, &relative) {
+        if links != Links::Follow && real != self.root.join(&relative) && !links.allow(&self.root, &relative)
+        {
             return Resolved::Refuse(StatusCode::FORBIDDEN);
         }
         let Ok(meta) = std::fs::metadata(&real) else {
