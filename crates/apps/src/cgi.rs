@@ -497,6 +497,37 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The worker refuses an AddHandler cgi-script file where Options apply without ExecCGI,
+    /// as the edge does: a request that reached it some other way still does not run it.
+    #[test]
+    fn addhandler_scripts_run_only_where_execcgi_is_on() {
+        let dir = std::env::temp_dir().join(format!("weir-cgi-exec-{}", std::process::id()));
+        for sub in ["on", "off"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+            let script = dir.join(sub).join("x.cgi");
+            std::fs::write(&script, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let d = dir.display();
+        let config = Config::from_text(
+            &format!("Listen 80\nOptions None\n<Directory {d}/on>\n Options +ExecCGI\n</Directory>\n"),
+            Path::new("t.conf"),
+            weir_conf::Source::BuiltIn,
+            dir.clone(),
+        )
+        .unwrap();
+        let mut s = settings(&dir);
+        s.document_root = std::fs::canonicalize(&dir).unwrap();
+        s.mapped_root = dir.clone();
+        s.cgi_script_extensions = vec![".cgi".into()];
+        s.sections = config.sections.clone();
+        assert!(s.target("/on/x.cgi").unwrap().is_ok());
+        assert_eq!(s.target("/off/x.cgi").unwrap(), Err(Refusal::Forbidden));
+        s.sections = Default::default();
+        assert!(s.target("/off/x.cgi").unwrap().is_ok(), "no Options at all: runs, as before");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn a_proxy_header_never_becomes_http_proxy() {
         let head = b"GET /cgi-bin/x HTTP/1.1\r\nHost: h\r\nProxy: http://evil:1\r\nPROXY: http://evil:2\r\n\

@@ -148,7 +148,9 @@ impl StaticFiles {
             return match found {
                 None => Resolved::NoIndex(real),
                 Some((candidate, name))
-                    if candidate != real.join(name) && !links.allow(&real, Path::new(name)) =>
+                    if links != Links::Follow
+                        && candidate != real.join(name)
+                        && !links.allow(&real, Path::new(name)) =>
                 {
                     Resolved::Refuse(StatusCode::FORBIDDEN)
                 }
