@@ -138,6 +138,8 @@ fn user_files(config: &Config) -> Vec<&std::path::Path> {
         .locations
         .iter()
         .chain(config.vhosts.iter().flat_map(|vhost| vhost.locations.iter()))
+        .chain(config.sections.rules())
+        .chain(config.vhosts.iter().flat_map(|vhost| vhost.sections.rules()))
         .filter_map(|l| l.auth.user_file.as_deref())
         .collect();
     files.sort();

@@ -327,3 +327,37 @@ fn a_virtual_hosts_sections_apply_after_the_main_servers_and_only_to_it() {
     assert_eq!(status("localhost", "/index.html"), Some(200));
     assert_eq!(status("localhost", "/"), Some(200));
 }
+
+#[test]
+fn basic_authentication_inside_a_directory_section() {
+    let site = Site::new();
+    let users = site.path().join("users");
+    let made =
+        std::process::Command::new("htpasswd").arg("-cbB").arg(&users).args(["bob", "secret"]).output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        assert_ne!(std::env::var("WEIR_REQUIRE_HTPASSWD").as_deref(), Ok("1"), "htpasswd is missing");
+        eprintln!("skipped: htpasswd (apache2-utils) is not installed");
+        return;
+    }
+    site.doc("members/m.txt", b"SECRET members\n");
+    let d = site.path().display().to_string();
+    let weir = site.start(&format!(
+        "<Directory {d}/htdocs/members>\n AuthType Basic\n AuthName \"Members\"\n AuthBasicProvider file\n \
+         AuthUserFile {d}/users\n Require valid-user\n</Directory>\n"
+    ));
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    for proto in [Proto::H1, Proto::H2] {
+        let ask = |authorization: Option<&str>| {
+            let headers: Vec<(&str, &str)> =
+                authorization.map(|a| ("authorization", a)).into_iter().collect();
+            client.request_with(proto, "GET", "/members/m.txt", &headers, Vec::new()).unwrap()
+        };
+        let reply = ask(None);
+        assert_eq!(reply.status, 401, "{proto:?}\n{}", weir.logs());
+        assert_eq!(reply.header("www-authenticate"), Some("Basic realm=\"Members\""));
+        assert_eq!(ask(Some("Basic Ym9iOndyb25n")).status, 401, "{proto:?}: a wrong password");
+        let reply = ask(Some("Basic Ym9iOnNlY3JldA=="));
+        assert_eq!((reply.status, reply.text().as_str()), (200, "SECRET members\n"), "{proto:?}");
+    }
+    expect(&weir, &[("/index.html", 200)]);
+}

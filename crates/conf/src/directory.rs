@@ -290,6 +290,15 @@ impl Sections {
         self.directories.is_empty() && self.files.is_empty()
     }
 
+    /// Every section's rules, for what must be read once at start (`AuthUserFile`).
+    pub fn rules(&self) -> impl Iterator<Item = &Location> {
+        let nested = self.directories.iter().flat_map(|d| d.files.iter());
+        self.directories
+            .iter()
+            .map(|d| &d.body.rules)
+            .chain(self.files.iter().chain(nested).map(|f| &f.body.rules))
+    }
+
     /// A site's sections: the main server's, then the host's own.
     pub fn then(&self, own: &Sections) -> Sections {
         let mut all = self.clone();

@@ -161,9 +161,10 @@ pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
         };
         access_logs.push(Some(log));
     }
-    // Every site's <Location>s: a <VirtualHost>'s may name user files of their own.
+    // Every site's <Location>, <Directory> and <Files> sections: a <VirtualHost>'s may name
+    // user files of their own.
     let locations: Vec<weir_conf::location::Location> =
-        sites.iter().flat_map(|site| site.locations.iter().cloned()).collect();
+        sites.iter().flat_map(|site| site.locations.iter().chain(site.sections.rules()).cloned()).collect();
     let auth = auth_basic::BasicAuth::load(&locations, config.auth_failure_block)?;
     for (path, users) in auth.summary() {
         tracing::info!(file = %path.display(), users, "AuthUserFile {}: {users} users", path.display());
