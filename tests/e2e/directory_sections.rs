@@ -213,12 +213,18 @@ fn indexes_lists_escaped_names_and_hides_what_is_refused() {
     ] {
         site.doc(name, b"SECRET\n");
     }
+    // An index the site's DirectoryIndex would not find, named by the directory's section; and
+    // one a section disables, so the directory is listed instead.
+    site.doc("start/start.html", b"start page\n");
+    site.doc("list/sub/index.html", b"SECRET sub index\n");
     executable(&site.path().join("htdocs/list/x.cgi"));
     symlink("/etc", site.path().join("htdocs/list/etc")).unwrap();
     let d = site.path().display().to_string();
     let weir = site.start(&format!(
         "AddHandler cgi-script .cgi\n\
          <Directory {d}/htdocs/list>\n Options +Indexes\n</Directory>\n\
+         <Directory {d}/htdocs/list/sub>\n DirectoryIndex disabled\n</Directory>\n\
+         <Directory {d}/htdocs/start>\n DirectoryIndex missing.html start.html\n</Directory>\n\
          <Files denied.txt>\n Require all denied\n</Files>\n"
     ));
     for proto in [Proto::H1, Proto::H2] {
@@ -241,6 +247,13 @@ fn indexes_lists_escaped_names_and_hides_what_is_refused() {
     expect(&weir, &[("/list/%3Cscript%3E.txt", 200), ("/list/sub/", 200), ("/nolist/", 403), ("/", 200)]);
     let (_, sub) = get(&weir, Proto::H1, "/list/sub/");
     assert!(sub.contains("href=\"./f\"") && sub.contains("href=\"../\""), "{sub}");
+    assert!(
+        sub.contains("href=\"./index.html\""),
+        "listed, not served, where DirectoryIndex is disabled: {sub}"
+    );
+    for proto in [Proto::H1, Proto::H2] {
+        assert_eq!(get(&weir, proto, "/start/"), (200, "start page\n".into()), "{proto:?}");
+    }
 }
 
 #[test]

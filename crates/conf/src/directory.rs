@@ -219,6 +219,8 @@ impl NameMatcher {
 pub struct Body {
     pub rules: Location,
     pub options: Option<OptionsLine>,
+    /// `DirectoryIndex`: the names tried for a directory here (empty: `disabled`).
+    pub index: Option<Vec<String>>,
 }
 
 /// A `<Files>` or `<FilesMatch>` section.
@@ -283,6 +285,8 @@ pub struct Applied<'a> {
     pub rules: Vec<&'a Location>,
     /// `Options` in force; `None` when no section sets any.
     pub options: Option<Options>,
+    /// `DirectoryIndex` of the last section that sets one; `None`: the server's.
+    pub index: Option<&'a [String]>,
 }
 
 impl Sections {
@@ -337,6 +341,9 @@ impl Sections {
             if let Some(line) = body.options {
                 applied.options = Some(line.apply(applied.options));
             }
+            if let Some(index) = &body.index {
+                applied.index = Some(index);
+            }
         }
         applied
     }
@@ -358,7 +365,7 @@ pub(crate) fn server_options(config: &mut crate::Config, args: &[String]) -> Res
             0,
             DirectorySection {
                 matcher: DirMatcher::Path(PathBuf::from("/")),
-                body: Body { rules: Location::at("/"), options: Some(line) },
+                body: Body { rules: Location::at("/"), options: Some(line), index: None },
                 files: Vec::new(),
             },
         ),
@@ -435,7 +442,7 @@ pub(crate) fn read(
         Err(problem) => return errors.push(fail(problem)),
     };
     let regex = tilde || matches!(kind, Kind::DirectoryMatch | Kind::FilesMatch);
-    let mut body = Body { rules: Location::at(arg), options: None };
+    let mut body = Body { rules: Location::at(arg), options: None, index: None };
     body.rules.auth.at = Some(span.clone());
     let mut nested = Vec::new();
     read_body(&mut body, kind, children, resolve, &mut nested, errors);
@@ -495,8 +502,8 @@ fn dir_matcher(
 }
 
 /// The lines of a section: `Require` and its containers and the authentication settings
-/// (read as in `<Location>`), `Options`, `AllowOverride None`, `SSLOptions`, `SetHandler none`,
-/// and `<Files>` nested in a `<Directory>`.
+/// (read as in `<Location>`), `Options`, `DirectoryIndex`, `AllowOverride None`, `SSLOptions`,
+/// `SetHandler none`, and `<Files>` nested in a `<Directory>`.
 fn read_body(
     body: &mut Body,
     kind: Kind,
@@ -535,6 +542,18 @@ fn read_body(
                         })
                     } else {
                         options(args).map(|line| body.options = Some(then(body.options, line)))
+                    }
+                } else if name.eq_ignore_ascii_case("DirectoryIndex") {
+                    if args.is_empty() {
+                        Err(Problem::Arity {
+                            directive: "DirectoryIndex",
+                            expected: "one or more arguments",
+                            help: "a list of file names to try for a request naming a directory",
+                        })
+                    } else {
+                        let disabled = args.len() == 1 && args[0].eq_ignore_ascii_case("disabled");
+                        body.index = Some(if disabled { Vec::new() } else { args.clone() });
+                        Ok(())
                     }
                 } else if name.eq_ignore_ascii_case("AllowOverride")
                     || name.eq_ignore_ascii_case("SSLOptions")

@@ -68,6 +68,8 @@ struct Decided<'a> {
     rules: Effective<'a>,
     /// `Options` in force; `None` where none applies.
     options: Option<Options>,
+    /// `DirectoryIndex` from the sections; `None`: the site's.
+    index: Option<&'a [String]>,
 }
 
 impl Router {
@@ -121,10 +123,10 @@ impl Router {
     fn decide(&self, path: &str) -> Decided<'_> {
         let locations = self.locations.iter().filter(|l| l.matches(path));
         if self.sections.is_empty() {
-            return Decided { rules: location::merge(locations), options: None };
+            return Decided { rules: location::merge(locations), options: None, index: None };
         }
         let Some(file) = self.file_of(path) else {
-            return Decided { rules: location::merge(locations), options: None };
+            return Decided { rules: location::merge(locations), options: None, index: None };
         };
         let is_dir = path.ends_with('/') || std::fs::metadata(&file).is_ok_and(|m| m.is_dir());
         self.decide_for(&file, is_dir, path)
@@ -138,6 +140,7 @@ impl Router {
         Decided {
             rules: location::merge(applied.rules.into_iter().chain(locations)),
             options: applied.options,
+            index: applied.index,
         }
     }
 
@@ -206,7 +209,8 @@ impl Router {
             }
             return Route::Pool(target.encoded());
         }
-        match self.static_files.resolve(method, path, Links::of(decided.options)) {
+        let index = decided.index.unwrap_or(&self.static_files.index);
+        match self.static_files.resolve_in(method, path, Links::of(decided.options), index) {
             Resolved::File(real) => {
                 if let Some(refusal) = self.access_after_resolving(path, &real, false, who) {
                     return refusal;

@@ -116,6 +116,11 @@ impl StaticFiles {
     /// Finds what a GET or HEAD of `path` (normalised and decoded, [`weir_wire::target`])
     /// names under the root.
     pub fn resolve(&self, method: &Method, path: &str, links: Links) -> Resolved {
+        self.resolve_in(method, path, links, &self.index)
+    }
+
+    /// [`StaticFiles::resolve`] with the `DirectoryIndex` names the sections give.
+    pub fn resolve_in(&self, method: &Method, path: &str, links: Links, index: &[String]) -> Resolved {
         if method != Method::GET && method != Method::HEAD {
             return Resolved::MethodNotAllowed;
         }
@@ -140,7 +145,7 @@ impl StaticFiles {
             if !path.ends_with('/') {
                 return Resolved::Directory;
             }
-            let found = self.index.iter().find_map(|name| {
+            let found = index.iter().find_map(|name| {
                 let candidate = std::fs::canonicalize(real.join(name)).ok()?;
                 let is_file = std::fs::metadata(&candidate).ok()?.is_file();
                 (candidate.starts_with(&self.root) && is_file).then_some((candidate, name))
