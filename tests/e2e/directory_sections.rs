@@ -296,18 +296,29 @@ fn symlinks_follow_options_and_never_leave_the_root() {
 fn execcgi_gates_addhandler_scripts_outside_scriptalias() {
     let site = Site::new();
     let script = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"ran $SCRIPT_NAME\"\n# SECRET source\n";
-    for dir in ["run", "norun", "plain"] {
-        site.doc(&format!("{dir}/hello.cgi"), script.as_bytes());
-        executable(&site.path().join(format!("htdocs/{dir}/hello.cgi")));
+    for file in ["run/hello.cgi", "run/admin.cgi", "norun/hello.cgi", "plain/hello.cgi"] {
+        site.doc(file, script.as_bytes());
+        executable(&site.path().join("htdocs").join(file));
     }
     let d = site.path().display().to_string();
     let weir = site.start(&format!(
         "AddHandler cgi-script .cgi\n\
          <Directory {d}/htdocs>\n Options FollowSymLinks\n</Directory>\n\
-         <Directory {d}/htdocs/run>\n Options +ExecCGI\n</Directory>\n\
+         <Directory {d}/htdocs/run>\n Options +ExecCGI\n <Files admin.cgi>\n  Require all denied\n </Files>\n</Directory>\n\
          <Directory {d}/htdocs/norun>\n Options Indexes\n</Directory>\n"
     ));
-    expect(&weir, &[("/norun/hello.cgi", 403), ("/norun/hello.cgi/extra", 403), ("/plain/hello.cgi", 403)]);
+    expect(
+        &weir,
+        &[
+            ("/norun/hello.cgi", 403),
+            ("/norun/hello.cgi/extra", 403),
+            ("/plain/hello.cgi", 403),
+            // <Files> names the script, whatever PATH_INFO follows it.
+            ("/run/admin.cgi", 403),
+            ("/run/admin.cgi/x.txt", 403),
+            ("/run/admin.cgi/", 403),
+        ],
+    );
     for proto in [Proto::H1, Proto::H2] {
         assert_eq!(get(&weir, proto, "/run/hello.cgi"), (200, "ran /run/hello.cgi\n".into()), "{proto:?}");
         assert_eq!(get(&weir, proto, "/r%75n/hello.cgi"), (200, "ran /run/hello.cgi\n".into()), "{proto:?}");

@@ -161,7 +161,12 @@ impl Router {
                 None => dir.join(crate::static_files::relative_path(&format!("/{rest}"))?),
             });
         }
-        Some(self.mapped_root.join(crate::static_files::relative_path(path)?))
+        // A script under DocumentRoot is the file up to its name: what follows is PATH_INFO,
+        // so `<Files admin.cgi>` holds for `/admin.cgi/anything` too.
+        let segments = weir_wire::script_path::segments(path)?;
+        let end = segments.iter().position(|s| self.routes.is_code(s)).map_or(segments.len(), |i| i + 1);
+        let relative = crate::static_files::relative_path(&format!("/{}", segments[..end].join("/")))?;
+        Some(self.mapped_root.join(relative))
     }
 
     /// A real path under the static root in the configured root's spelling, for the sections.
