@@ -1234,7 +1234,7 @@ fn apply_location(
 }
 
 /// `<IfModule [!]name>`: Apache accepts both `ssl_module` and `mod_ssl.c`.
-fn module_condition_holds(argument: &str) -> bool {
+pub(crate) fn module_condition_holds(argument: &str) -> bool {
     let (negated, module) = match argument.strip_prefix('!') {
         Some(rest) => (true, rest),
         None => (false, argument),

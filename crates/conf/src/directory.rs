@@ -515,6 +515,14 @@ fn read_body(
     for node in children {
         let one = std::slice::from_ref(node);
         match node {
+            Node::Section { name, args, children, .. }
+                if name.eq_ignore_ascii_case("IfModule") && args.len() == 1 =>
+            {
+                // Apache's meaning, as at the top: the lines count when weir emulates the module.
+                if crate::directives::module_condition_holds(&args[0]) {
+                    read_body(body, kind, children, resolve, nested, errors);
+                }
+            }
             Node::Section { name, args, span, children } => match Kind::of(name) {
                 Some(inner) if inner.is_files() && !kind.is_files() => {
                     let mut holder = Sections::default();

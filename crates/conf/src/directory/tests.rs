@@ -90,6 +90,15 @@ fn nested_files_apply_only_inside_their_directory() {
 }
 
 #[test]
+fn ifmodule_inside_a_section_takes_apaches_branch() {
+    let config = load(
+        "Listen 80\n<Directory /a>\n <IfModule mod_rewrite.c>\n  RewriteEngine On\n </IfModule>\n          <IfModule authz_core_module>\n  Require all denied\n </IfModule>\n</Directory>\n",
+    )
+    .unwrap();
+    assert_eq!(verdict(&config, "/a/x", "/x"), Some(location::Verdict::Denied));
+}
+
+#[test]
 fn wildcards_cover_one_component_each() {
     let config =
         load("Listen 80\n<Directory /home/*/public_html>\n Options +Indexes\n</Directory>\n").unwrap();
