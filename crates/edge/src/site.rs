@@ -203,7 +203,9 @@ impl Site {
                 }
                 response
             }
-            Route::File(real) => router.static_files.send(&parts.method, &real, &parts.headers),
+            Route::File(real) => {
+                router.static_files.send(&parts.method, &real, &parts.headers, parts.version)
+            }
             Route::Listing(path, entries) => {
                 crate::listing::page(&path, &entries, parts.method == http::Method::HEAD)
             }
