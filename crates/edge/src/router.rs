@@ -605,4 +605,65 @@ mod tests {
             panic!("{failure}");
         }
     }
+
+    /// With `<Directory>` and `<Files>` sections in place of the `<Location>`: no spelling
+    /// sends a file they deny, and no listing names one.
+    #[test]
+    fn no_spelling_steps_around_a_directory_or_files_section() {
+        let mut tree = tree();
+        let root = tree.router.static_files.root.clone();
+        std::os::unix::fs::symlink(root.join("assets"), root.join("app/assets-link")).unwrap();
+        let text = format!(
+            "Listen 80\n<Directory {r}>\n Options Indexes FollowSymLinks\n</Directory>\n\
+             <Directory {r}/assets>\n Require all denied\n</Directory>\n\
+             <FilesMatch \"\\.txt$\">\n Require all denied\n</FilesMatch>\n",
+            r = root.display()
+        );
+        let config = weir_conf::Config::from_text(
+            &text,
+            Path::new("t.conf"),
+            weir_conf::Source::BuiltIn,
+            root.clone(),
+        )
+        .unwrap();
+        tree.router = tree.router.clone().with_sections(config.sections.clone(), &root);
+        tree.router.locations.clear();
+        assert_eq!(get(&tree, "/assets/a.css"), Route::Refuse(StatusCode::FORBIDDEN));
+        assert_eq!(get(&tree, "/app/assets-link/a.css"), Route::Refuse(StatusCode::FORBIDDEN));
+        assert_eq!(get(&tree, "/private/x.txt"), Route::Refuse(StatusCode::FORBIDDEN));
+        assert!(matches!(get(&tree, "/private/"), Route::Listing(..)));
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(2000));
+        let outcome = runner.run(&raw_target(), |raw| {
+            let route = get(&tree, &raw);
+            if let Ok(target) = Target::parse(&raw) {
+                prop_assert_eq!(&route, &get(&tree, &target.encoded()), "{}", raw);
+            }
+            match &route {
+                Route::File(real) => {
+                    prop_assert!(!real.starts_with(root.join("assets")), "{} sent {}", raw, real.display());
+                    prop_assert!(
+                        !real.to_string_lossy().ends_with(".txt"),
+                        "{} sent {}",
+                        raw,
+                        real.display()
+                    );
+                }
+                Route::Listing(_, entries) => {
+                    for entry in entries {
+                        prop_assert!(
+                            !entry.name.ends_with(".txt") && !entry.name.starts_with('.'),
+                            "{}",
+                            raw
+                        );
+                        prop_assert!(entry.name != "cgi-bin" && entry.name != "scripts", "{}", raw);
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        });
+        if let Err(failure) = outcome {
+            panic!("{failure}");
+        }
+    }
 }
