@@ -17,6 +17,9 @@ use crate::auth_basic::Challenge;
 use crate::routes::PoolRoutes;
 use crate::static_files::{Links, Resolved, StaticFiles};
 
+/// Most directory entries a listing looks at (`Options Indexes`).
+const MAX_LISTED: usize = 10_000;
+
 /// What the edge does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -295,6 +298,9 @@ impl Router {
             return Vec::new();
         };
         let mut entries: Vec<crate::listing::Entry> = dir
+            // Each entry is routed (a few stats) on the runtime thread: a bound keeps one
+            // request for a huge directory from holding it for long.
+            .take(MAX_LISTED)
             .filter_map(|entry| {
                 let name = entry.ok()?.file_name().into_string().ok()?;
                 if name.starts_with('.') || self.routes.is_code(&name) {
