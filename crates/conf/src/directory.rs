@@ -311,6 +311,18 @@ impl Sections {
         all
     }
 
+    /// Whether the sections that apply to `file` could differ with whether it is a directory
+    /// (a regex directory section, or a directory section naming `file` itself): only then
+    /// must the caller look at the disk to know.
+    pub fn depends_on_kind(&self, file: &Path) -> bool {
+        let depth = file.components().count();
+        self.directories.iter().any(|d| match &d.matcher {
+            DirMatcher::Regex(_) => true,
+            DirMatcher::Path(path) => path.components().count() == depth && file.starts_with(path),
+            DirMatcher::Wildcard { components, .. } => *components == depth,
+        })
+    }
+
     /// The sections that apply to `file` (an absolute path as the request maps to it; a
     /// directory when `is_dir`), in Apache's merge order.
     pub fn applied(&self, file: &Path, is_dir: bool) -> Applied<'_> {

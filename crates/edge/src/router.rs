@@ -73,6 +73,8 @@ struct Decided<'a> {
     options: Option<Options>,
     /// `DirectoryIndex` from the sections; `None`: the site's.
     index: Option<&'a [String]>,
+    /// The file the request maps to, when sections were looked up for one.
+    file: Option<PathBuf>,
 }
 
 impl Router {
@@ -126,13 +128,17 @@ impl Router {
     fn decide(&self, path: &str) -> Decided<'_> {
         let locations = self.locations.iter().filter(|l| l.matches(path));
         if self.sections.is_empty() {
-            return Decided { rules: location::merge(locations), options: None, index: None };
+            return Decided { rules: location::merge(locations), options: None, index: None, file: None };
         }
         let Some(file) = self.file_of(path) else {
-            return Decided { rules: location::merge(locations), options: None, index: None };
+            return Decided { rules: location::merge(locations), options: None, index: None, file: None };
         };
-        let is_dir = path.ends_with('/') || std::fs::metadata(&file).is_ok_and(|m| m.is_dir());
-        self.decide_for(&file, is_dir, path)
+        // A stat only where the answer could change what applies.
+        let is_dir = path.ends_with('/')
+            || (self.sections.depends_on_kind(&file) && std::fs::metadata(&file).is_ok_and(|m| m.is_dir()));
+        let mut decided = self.decide_for(&file, is_dir, path);
+        decided.file = Some(file);
+        decided
     }
 
     /// The sections for `file` (as mapped, in the configured root's spelling) reached by the
@@ -144,6 +150,7 @@ impl Router {
             rules: location::merge(applied.rules.into_iter().chain(locations)),
             options: applied.options,
             index: applied.index,
+            file: None,
         }
     }
 
@@ -151,8 +158,10 @@ impl Router {
     /// under a `ScriptAlias`, else the path under DocumentRoot. `None` for what has no file:
     /// Handlers and server-status (only `<Location>` applies to them).
     fn file_of(&self, path: &str) -> Option<PathBuf> {
-        if self.routes.handler_paths.iter().any(|route| weir_wire::route_matches(route, path))
-            || location::effective(&self.locations, path).handler == Some("server-status")
+        let status =
+            self.locations.iter().filter(|l| l.matches(path)).filter_map(|l| l.handler.as_deref()).last();
+        if status == Some("server-status")
+            || self.routes.handler_paths.iter().any(|route| weir_wire::route_matches(route, path))
         {
             return None;
         }
@@ -166,10 +175,15 @@ impl Router {
         }
         // A script under DocumentRoot is the file up to its name: what follows is PATH_INFO,
         // so `<Files admin.cgi>` holds for `/admin.cgi/anything` too.
-        let segments = weir_wire::script_path::segments(path)?;
-        let end = segments.iter().position(|s| self.routes.is_code(s)).map_or(segments.len(), |i| i + 1);
-        let relative = crate::static_files::relative_path(&format!("/{}", segments[..end].join("/")))?;
-        Some(self.mapped_root.join(relative))
+        if !self.routes.code_extensions.is_empty() {
+            let segments = weir_wire::script_path::segments(path)?;
+            if let Some(index) = segments.iter().position(|s| self.routes.is_code(s)) {
+                let relative =
+                    crate::static_files::relative_path(&format!("/{}", segments[..=index].join("/")))?;
+                return Some(self.mapped_root.join(relative));
+            }
+        }
+        Some(self.mapped_root.join(crate::static_files::relative_path(path)?))
     }
 
     /// A real path under the static root in the configured root's spelling, for the sections.
@@ -180,14 +194,21 @@ impl Router {
     /// `Require` from the sections of what a request reaches after its symlinks and index are
     /// resolved, when that differs from the path it named: both must let it in, so a symlink
     /// cannot step around a denied directory, nor a `<Files>` around its file.
-    fn access_after_resolving(&self, named: &str, real: &Path, is_dir: bool, who: &Who<'_>) -> Option<Route> {
+    fn access_after_resolving(
+        &self,
+        named: &str,
+        file: Option<&Path>,
+        real: &Path,
+        is_dir: bool,
+        who: &Who<'_>,
+    ) -> Option<Route> {
         if self.sections.is_empty() {
             return None;
         }
         let Some(mapped) = self.mapped(real) else {
             return Some(Route::Refuse(StatusCode::FORBIDDEN));
         };
-        if self.file_of(named).as_deref() == Some(mapped.as_path()) {
+        if file == Some(mapped.as_path()) {
             return None;
         }
         access(&self.decide_for(&mapped, is_dir, named).rules, who)
@@ -220,13 +241,17 @@ impl Router {
         let index = decided.index.unwrap_or(&self.static_files.index);
         match self.static_files.resolve_in(method, path, Links::of(decided.options), index) {
             Resolved::File(real) => {
-                if let Some(refusal) = self.access_after_resolving(path, &real, false, who) {
+                if let Some(refusal) =
+                    self.access_after_resolving(path, decided.file.as_deref(), &real, false, who)
+                {
                     return refusal;
                 }
                 self.checked_file(path, real)
             }
             Resolved::NoIndex(real) => {
-                if let Some(refusal) = self.access_after_resolving(path, &real, true, who) {
+                if let Some(refusal) =
+                    self.access_after_resolving(path, decided.file.as_deref(), &real, true, who)
+                {
                     return refusal;
                 }
                 if !decided.options.is_some_and(|o| o.indexes) {

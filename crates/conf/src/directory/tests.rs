@@ -36,6 +36,9 @@ fn debians_sections_mean_what_they_mean_in_apache() {
     assert_eq!(verdict(&config, "/usr/share/doc/x", "/x"), Some(Granted));
     let www = config.sections.applied(Path::new("/var/www/html/a.txt"), false);
     assert_eq!(www.options, Some(Options { indexes: true, follow_symlinks: true, ..Options::default() }));
+    assert!(!config.sections.depends_on_kind(Path::new("/var/www/html/a.txt")));
+    assert!(config.sections.depends_on_kind(Path::new("/var/www")));
+    assert!(config.sections.depends_on_kind(Path::new("/usr/share")));
     let root = config.sections.applied(Path::new("/srv/a.txt"), false);
     assert_eq!(root.options, Some(Options::APACHE_DEFAULT));
     assert_eq!(config.sections.applied(Path::new("/srv/a.txt"), false).rules.len(), 1);
