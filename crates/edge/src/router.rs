@@ -158,8 +158,12 @@ impl Router {
     /// under a `ScriptAlias`, else the path under DocumentRoot. `None` for what has no file:
     /// Handlers and server-status (only `<Location>` applies to them).
     fn file_of(&self, path: &str) -> Option<PathBuf> {
-        let status =
-            self.locations.iter().filter(|l| l.matches(path)).filter_map(|l| l.handler.as_deref()).last();
+        let status = self
+            .locations
+            .iter()
+            .filter(|l| l.matches(path))
+            .filter_map(|l| l.handler.as_deref())
+            .next_back();
         if status == Some("server-status")
             || self.routes.handler_paths.iter().any(|route| weir_wire::route_matches(route, path))
         {
