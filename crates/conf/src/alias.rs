@@ -43,7 +43,7 @@ impl Pattern {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(text).trim().to_string()
+    text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(text).trim().to_string()
 }
 
 impl PartialEq for Pattern {

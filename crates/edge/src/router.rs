@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use http::{Method, StatusCode};
+use weir_conf::alias::{self, RedirectRule, Redirected};
 use weir_conf::location::{self, Effective, Location, Verdict, Who};
 use weir_wire::target::{self, Target};
 
@@ -29,6 +30,8 @@ pub enum Route {
     Trace,
     /// 301 to this `Location` (a directory asked for without its slash).
     Redirect(String),
+    /// A `Redirect` rule's answer: its status, and its `Location` for a 3xx.
+    Moved(Redirected),
     /// A static file to send: its real path.
     File(PathBuf),
     /// The pool, with this origin-form target (the canonical encoding of the normalised path).
@@ -52,13 +55,32 @@ pub struct Router {
     pub locations: Vec<Location>,
     /// Script directories, canonical: no static route may send a file from one.
     script_dirs: Vec<PathBuf>,
+    /// The site's `Redirect` family, in order: answered before any alias or route.
+    redirects: Vec<RedirectRule>,
 }
 
 impl Router {
     pub fn new(routes: PoolRoutes, static_files: StaticFiles, locations: Vec<Location>) -> Router {
-        let script_dirs =
-            routes.script_dirs.iter().filter_map(|dir| std::fs::canonicalize(dir).ok()).collect();
-        Router { routes, static_files, locations, script_dirs }
+        let script_dirs = routes
+            .script_dirs
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(
+                routes
+                    .url_aliases
+                    .iter()
+                    .filter(|a| a.kind == alias::AliasKind::Scripts)
+                    .map(|a| a.directory()),
+            )
+            .filter_map(|dir| std::fs::canonicalize(dir).ok())
+            .collect();
+        Router { routes, static_files, locations, script_dirs, redirects: Vec::new() }
+    }
+
+    /// With the site's `Redirect` rules.
+    pub fn with_redirects(mut self, redirects: Vec<RedirectRule>) -> Router {
+        self.redirects = redirects;
+        self
     }
 
     /// Also refuses to send files from these directories (every site's script directories:
@@ -102,6 +124,11 @@ impl Router {
         if let Some(refusal) = access(&sections, who) {
             return refusal;
         }
+        // After access (stricter than Apache, whose Redirect runs before it): a denied place
+        // tells nothing, not even where it moved.
+        if let Some(moved) = alias::redirect(&self.redirects, path, target.query()) {
+            return Route::Moved(moved);
+        }
         if sections.handler == Some("server-status") {
             return Route::Status;
         }
@@ -114,8 +141,19 @@ impl Router {
             }
             return Route::Pool(target.encoded());
         }
-        match self.static_files.resolve(method, path) {
-            Resolved::File(real) => self.checked_file(path, real),
+        let (root, resolved) = match self.routes.alias(path) {
+            None => (self.static_files.root.clone(), self.static_files.resolve(method, path)),
+            Some(Err(_)) => return Route::Refuse(StatusCode::NOT_FOUND),
+            Some(Ok(mapped)) => {
+                let Ok(root) = std::fs::canonicalize(&mapped.root) else {
+                    return Route::Refuse(StatusCode::NOT_FOUND);
+                };
+                let resolved = self.static_files.resolve_under(method, path, &root, &mapped.relative_path());
+                (root, resolved)
+            }
+        };
+        match resolved {
+            Resolved::File(real) => self.checked_file(path, &root, real),
             Resolved::Code(index_path) => {
                 let mut pool_target = target::encode_path(&index_path);
                 if let Some(query) = target.query() {
@@ -163,12 +201,12 @@ impl Router {
 
     /// The last checks on a file found for a static route: the real path (after symlinks) is
     /// no script directory's file, and holds no dotfile the URL did not name.
-    fn checked_file(&self, path: &str, real: PathBuf) -> Route {
+    fn checked_file(&self, path: &str, root: &Path, real: PathBuf) -> Route {
         if self.script_dirs.iter().any(|dir| real.starts_with(dir)) {
             return Route::Refuse(StatusCode::FORBIDDEN);
         }
         let url_names_a_dotfile = path.split('/').any(|s| s.starts_with('.'));
-        let relative = real.strip_prefix(&self.static_files.root).unwrap_or(Path::new(""));
+        let relative = real.strip_prefix(root).unwrap_or(Path::new(""));
         let hidden = relative.components().any(|c| {
             let name = c.as_os_str().as_encoded_bytes();
             name.starts_with(b".") && (is_ht_bytes(name) || !url_names_a_dotfile)
@@ -276,6 +314,7 @@ mod tests {
         let routes = PoolRoutes {
             script_prefixes: vec!["/cgi-bin/".into()],
             script_dirs: vec![root.join("cgi-bin")],
+            url_aliases: Vec::new(),
             document_root: Some(root.clone()),
             handler_paths: vec!["/ingest".into()],
             code_extensions: vec![".php".into()],

@@ -61,17 +61,27 @@ impl StaticFiles {
     /// Finds what a GET or HEAD of `path` (normalised and decoded, [`weir_wire::target`])
     /// names under the root.
     pub fn resolve(&self, method: &Method, path: &str) -> Resolved {
-        if method != Method::GET && method != Method::HEAD {
-            return Resolved::MethodNotAllowed;
-        }
         let Some(relative) = relative_path(path) else {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         };
-        let Ok(real) = std::fs::canonicalize(self.root.join(&relative)) else {
+        self.resolve_under(method, path, &self.root, &relative)
+    }
+
+    /// Finds what a GET or HEAD of `path` names as `relative` (plain names) under `root`
+    /// (canonical): DocumentRoot, or the directory an `Alias` maps it to. Nothing outside
+    /// `root` is served.
+    pub fn resolve_under(&self, method: &Method, path: &str, root: &Path, relative: &Path) -> Resolved {
+        if method != Method::GET && method != Method::HEAD {
+            return Resolved::MethodNotAllowed;
+        }
+        if path.len() > MAX_PATH || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Resolved::Refuse(StatusCode::NOT_FOUND);
+        }
+        let Ok(real) = std::fs::canonicalize(root.join(relative)) else {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         };
         // A symlink may lead anywhere; only what resolves inside the root is served.
-        if !real.starts_with(&self.root) {
+        if !real.starts_with(root) {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         }
         let Ok(meta) = std::fs::metadata(&real) else {
@@ -84,7 +94,7 @@ impl StaticFiles {
             let found = self.index.iter().find_map(|name| {
                 let candidate = std::fs::canonicalize(real.join(name)).ok()?;
                 let is_file = std::fs::metadata(&candidate).ok()?.is_file();
-                (candidate.starts_with(&self.root) && is_file).then_some((candidate, name))
+                (candidate.starts_with(root) && is_file).then_some((candidate, name))
             });
             // No index: 403, as Apache does without `Options Indexes`; weir never lists.
             return match found {
