@@ -542,6 +542,48 @@ mod tests {
         }
     }
 
+    /// The worker finds through the site's aliases the script the edge routed: a
+    /// ScriptAliasMatch script with its PATH_INFO, and code in an Alias directory with the URL's
+    /// SCRIPT_NAME; a capture that climbs out finds nothing.
+    #[test]
+    fn resolves_scripts_through_aliases() {
+        use weir_conf::alias::{AliasKind, AliasRule};
+        let dir = std::env::temp_dir().join(format!("weir-cgi-alias-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tools/sub")).unwrap();
+        std::fs::create_dir_all(dir.join("docs")).unwrap();
+        for file in ["tools/sub/show", "docs/page.cgi", "secret.cgi"] {
+            std::fs::write(dir.join(file), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let d = dir.display();
+        let mut s = settings(&dir.join("cgi-bin"));
+        s.cgi_script_extensions = vec![".cgi".into()];
+        s.url_aliases = vec![
+            AliasRule::matching(
+                "ScriptAliasMatch",
+                "^/tools/(.*)",
+                &format!("{d}/tools/$1"),
+                AliasKind::Scripts,
+            )
+            .unwrap(),
+            AliasRule::alias("/docs", dir.join("docs")).unwrap(),
+            AliasRule::matching("AliasMatch", "^/d(.*)$", &format!("{d}/docs/$1"), AliasKind::Files).unwrap(),
+        ];
+        let found = s.target("/tools/sub/show/x/y").unwrap().unwrap();
+        assert_eq!(
+            (found.script_name.as_str(), found.path_info.as_str(), found.file.clone()),
+            ("/tools/sub/show", "/x/y", dir.join("tools/sub/show"))
+        );
+        assert_eq!(s.target("/tools/sub").unwrap(), Err(Refusal::Forbidden));
+        assert_eq!(s.target("/tools/nope").unwrap(), Err(Refusal::NotFound));
+        let found = s.target("/docs/page.cgi/more").unwrap().unwrap();
+        assert_eq!((found.script_name.as_str(), found.path_info.as_str()), ("/docs/page.cgi", "/more"));
+        assert_eq!(s.target("/d../secret.cgi").unwrap(), Err(Refusal::NotFound));
+        assert!(s.target("/docs/plain.txt").is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn resolves_scripts_and_refuses_the_rest() {
         let dir = std::env::temp_dir().join(format!("weir-cgi-test-{}", std::process::id()));

@@ -308,13 +308,29 @@ mod tests {
             std::fs::write(root.join(name), text).unwrap();
         }
         std::fs::set_permissions(root.join("cgi-bin/env"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Outside DocumentRoot: an Alias and an AliasMatch directory, with a secret beside it.
+        std::fs::create_dir_all(dir.join("outside/m")).unwrap();
+        std::fs::write(dir.join("outside/pub.txt"), "public").unwrap();
+        std::fs::write(dir.join("outside/.env"), "SECRET=1").unwrap();
+        std::fs::write(dir.join("outside/m/x.txt"), "m").unwrap();
+        std::fs::write(dir.join("secret.txt"), "SECRET").unwrap();
+        let url_aliases = vec![
+            weir_conf::alias::AliasRule::alias("/ext", dir.join("outside")).unwrap(),
+            weir_conf::alias::AliasRule::matching(
+                "AliasMatch",
+                "^/m(.*)$",
+                &format!("{}/outside/m/$1", dir.display()),
+                alias::AliasKind::Files,
+            )
+            .unwrap(),
+        ];
         // Another name for the script directory: a symlink under DocumentRoot.
         std::os::unix::fs::symlink(root.join("cgi-bin"), root.join("scripts")).unwrap();
         let root = std::fs::canonicalize(&root).unwrap();
         let routes = PoolRoutes {
             script_prefixes: vec!["/cgi-bin/".into()],
             script_dirs: vec![root.join("cgi-bin")],
-            url_aliases: Vec::new(),
+            url_aliases,
             document_root: Some(root.clone()),
             handler_paths: vec!["/ingest".into()],
             code_extensions: vec![".php".into()],
@@ -366,6 +382,11 @@ mod tests {
             assert_eq!(get(&tree, spelling), Route::Refuse(StatusCode::FORBIDDEN), "{spelling}");
         }
         assert!(matches!(get(&tree, "/.well-known/acme/token"), Route::File(_)));
+        assert!(matches!(get(&tree, "/ext/pub.txt"), Route::File(_)));
+        assert!(matches!(get(&tree, "/m/x.txt"), Route::File(_)));
+        assert_eq!(get(&tree, "/ext/.env"), Route::Refuse(StatusCode::FORBIDDEN));
+        assert_eq!(get(&tree, "/m../secret.txt"), Route::Refuse(StatusCode::NOT_FOUND));
+        assert_eq!(get(&tree, "/ext"), Route::Redirect("/ext/".into()));
         assert_eq!(get(&tree, "/%C3%A9php"), Route::Refuse(StatusCode::NOT_FOUND));
         assert_eq!(get(&tree, "/a/%FFphp"), Route::Refuse(StatusCode::BAD_REQUEST));
         assert_eq!(get(&tree, "//assets"), Route::Redirect("/assets/".into()));
@@ -417,6 +438,13 @@ mod tests {
             Just("%C3%A9.txt"),
             Just("%FF"),
             Just("%2F"),
+            Just("ext"),
+            Just("pub.txt"),
+            Just(".env"),
+            Just("m.."),
+            Just("m%2e%2e"),
+            Just("m"),
+            Just("secret.txt"),
             Just("."),
             Just(".."),
             Just("%2e%2e"),
