@@ -60,6 +60,7 @@ fn start() -> Weir {
          Alias /icons/ {d}/outside/icons/\n\
          AliasMatch ^/manual/([a-z]+)\\.html$ {d}/outside/manual/$1.txt\n\
          AliasMatch ^/f(.*)$ {d}/outside/files/$1\n\
+         AliasMatch ^/page/([a-z]+)$ {d}/outside/docs/$1.cgi\n\
          ScriptAliasMatch ^/tools/(.*) {d}/tools/$1\n\
          Alias /toolsrc {d}/tools\n\
          <Location /docs/private>\nRequire all denied\n</Location>\n\
@@ -177,6 +178,19 @@ fn script_alias_match_runs_the_script_the_edge_routed() {
     let (status, _, body) = raw(&weir, "/tools//show/%61");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("PATH_INFO=/a\n"), "{body}");
+    // The URL names no code, the file an AliasMatch maps it to is: run, never sent.
+    for proto in [Proto::H1, Proto::H2] {
+        let reply = get(&client, proto, "/page/hello");
+        assert_eq!((reply.status, reply.text().as_str()), (200, "ran hello\n"), "{proto:?}");
+    }
+    // A missing script is refused from the head: a body announced and never sent is not
+    // waited for.
+    let started = Instant::now();
+    let bytes = client
+        .raw(b"POST /tools/nope HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(split(&String::from_utf8_lossy(&bytes)).0, 404);
+    assert!(started.elapsed() < Duration::from_secs(10), "waited for the body: {:?}", started.elapsed());
 }
 
 #[test]

@@ -624,6 +624,14 @@ fn setting(
 
 /// A directive weir knows elsewhere, refuses on purpose, or does not know at all.
 fn not_here(name: &str) -> Problem {
+    if ["Redirect", "RedirectMatch", "RedirectPermanent", "RedirectTemp"]
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+    {
+        return Problem::Contradiction(format!(
+            "{name} is not allowed inside <Location>: write it outside the section with the URL path it takes, such as Redirect permanent /old https://example.com/new"
+        ));
+    }
     match crate::directives::known(name) {
         Some(known) => Problem::NotAllowedHere { directive: known },
         None => crate::directives::unknown(name),

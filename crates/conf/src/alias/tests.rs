@@ -161,4 +161,6 @@ fn configtest_refuses_bad_lines_naming_them() {
     assert!(text.contains(".."), "{text}");
     let text = error("RedirectTemp /a\n");
     assert!(text.contains("RedirectTemp"), "{text}");
+    let text = error("<Location /old>\nRedirect /new\n</Location>\n");
+    assert!(text.contains("line 3") && text.contains("outside the section"), "{text}");
 }
