@@ -4,6 +4,7 @@
 //! Every spelling of a path normalises to one path, and only that path is looked at here, so
 //! two spellings cannot be routed apart.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -141,17 +142,11 @@ impl Router {
             }
             return Route::Pool(target.encoded());
         }
-        let (root, resolved) = match self.routes.alias(path) {
-            None => (self.static_files.root.clone(), self.static_files.resolve(method, path)),
-            Some(Err(_)) => return Route::Refuse(StatusCode::NOT_FOUND),
-            Some(Ok(mapped)) => {
-                let Ok(root) = std::fs::canonicalize(&mapped.root) else {
-                    return Route::Refuse(StatusCode::NOT_FOUND);
-                };
-                let resolved = self.static_files.resolve_under(method, path, &root, &mapped.relative_path());
-                (root, resolved)
-            }
+        let (root, relative) = match self.file_system_place(path) {
+            Ok(place) => place,
+            Err(status) => return Route::Refuse(status),
         };
+        let resolved = self.static_files.resolve_under(method, path, &root, &relative);
         match resolved {
             Resolved::File(real) => self.checked_file(path, &root, real),
             Resolved::Code(index_path) => {
@@ -174,6 +169,25 @@ impl Router {
             }
             Resolved::MethodNotAllowed => Route::MethodNotAllowed,
             Resolved::Refuse(status) => Route::Refuse(status),
+        }
+    }
+
+    /// The one mapping from a normalised URL path to the file system, for what the edge
+    /// serves itself: the first `Alias`/`AliasMatch` that takes the path (its directory,
+    /// canonical, and the plain names under it), else DocumentRoot and the path's own
+    /// segments. Whatever is found must stay under the root returned. `Err`: nothing there can
+    /// answer (a capture that would climb out, a missing alias directory).
+    pub fn file_system_place(&self, path: &str) -> Result<(Cow<'_, Path>, PathBuf), StatusCode> {
+        match self.routes.alias(path) {
+            None => match crate::static_files::relative_path(path) {
+                Some(relative) => Ok((Cow::Borrowed(self.static_files.root.as_path()), relative)),
+                None => Err(StatusCode::NOT_FOUND),
+            },
+            Some(Err(_)) => Err(StatusCode::NOT_FOUND),
+            Some(Ok(mapped)) => match std::fs::canonicalize(&mapped.root) {
+                Ok(root) => Ok((Cow::Owned(root), mapped.relative_path())),
+                Err(_) => Err(StatusCode::NOT_FOUND),
+            },
         }
     }
 

@@ -58,18 +58,10 @@ const MAX_PATH: usize = 4096;
 const IN_MEMORY: u64 = 64 * 1024;
 
 impl StaticFiles {
-    /// Finds what a GET or HEAD of `path` (normalised and decoded, [`weir_wire::target`])
-    /// names under the root.
-    pub fn resolve(&self, method: &Method, path: &str) -> Resolved {
-        let Some(relative) = relative_path(path) else {
-            return Resolved::Refuse(StatusCode::NOT_FOUND);
-        };
-        self.resolve_under(method, path, &self.root, &relative)
-    }
-
-    /// Finds what a GET or HEAD of `path` names as `relative` (plain names) under `root`
-    /// (canonical): DocumentRoot, or the directory an `Alias` maps it to. Nothing outside
-    /// `root` is served.
+    /// Finds what a GET or HEAD of `path` (normalised and decoded, [`weir_wire::target`]) names
+    /// as `relative` (plain names) under `root` (canonical): DocumentRoot, or the directory an
+    /// `Alias` maps it to ([`crate::router::Router::file_system_place`]). Nothing outside `root`
+    /// is served.
     pub fn resolve_under(&self, method: &Method, path: &str, root: &Path, relative: &Path) -> Resolved {
         if method != Method::GET && method != Method::HEAD {
             return Resolved::MethodNotAllowed;
@@ -130,7 +122,7 @@ impl StaticFiles {
         Resolved::File(real)
     }
 
-    /// Sends a file [`StaticFiles::resolve`] found, honouring conditional and range requests.
+    /// Sends a file [`StaticFiles::resolve_under`] found, honouring conditional and range requests.
     pub fn send(&self, method: &Method, real: &Path, headers: &HeaderMap) -> Response<Body> {
         let Ok(file) = std::fs::File::open(real) else {
             return body::error_page(StatusCode::FORBIDDEN);
@@ -207,7 +199,7 @@ fn file_body(mut file: std::fs::File, start: u64, length: u64) -> std::io::Resul
 /// The path relative to the root of a normalised path: its segments, each a plain name.
 /// `None` (answered 404) when it is too long or, defensively, when any segment is not a plain
 /// name (a normalised path has none).
-fn relative_path(path: &str) -> Option<PathBuf> {
+pub(crate) fn relative_path(path: &str) -> Option<PathBuf> {
     if path.len() > MAX_PATH {
         return None;
     }
