@@ -106,6 +106,16 @@ fn redirect_forms_and_statuses() {
 }
 
 #[test]
+fn a_whole_site_moves_with_its_paths_and_queries() {
+    let config = load("Redirect permanent / https://new.example/\n").unwrap();
+    let r =
+        |path: &str, query: Option<&str>| redirect(&config.redirects, path, query).and_then(|r| r.location);
+    assert_eq!(r("/", None).as_deref(), Some("https://new.example/"));
+    assert_eq!(r("/a/b", Some("x=1&y")).as_deref(), Some("https://new.example/a/b?x=1&y"));
+    assert_eq!(r("/a#b", None).as_deref(), Some("https://new.example/a%23b"));
+}
+
+#[test]
 fn a_location_never_becomes_protocol_relative_or_another_host() {
     let config = load(
         "Redirect /old /\nRedirectMatch ^/go(.*)$ /$1\nRedirect /x https://x.example\nRedirect /y/ https://y.example\n",
