@@ -14,6 +14,7 @@ pub mod conditional;
 pub mod forwarding;
 pub mod h1;
 pub mod h2_activity;
+pub mod h2_places;
 pub mod handshake_stage;
 pub mod hosts;
 pub mod log_gate;
