@@ -38,6 +38,7 @@ fn outside(site: &Site) {
         0o755,
     );
     write(&d.join("outside/docs/.secret"), "DOTFILE-MARK\n", 0o644);
+    write(&d.join("outside/docs/app/index.cgi"), SHOW, 0o755);
     write(&d.join("outside/icons/i.txt"), "icon\n", 0o644);
     write(&d.join("outside/manual/intro.txt"), "manual intro\n", 0o644);
     write(&d.join("outside/files/f.txt"), "files f\n", 0o644);
@@ -54,6 +55,7 @@ fn start() -> Weir {
     site.start(&format!(
         "Listen 127.0.0.1:0 http\n\
          AddHandler cgi-script .cgi\n\
+         DirectoryIndex index.html index.cgi\n\
          Redirect /docs/moved https://moved.example/new\n\
          Alias /docs {d}/outside/docs\n\
          Alias /docs/sub {d}/outside/other/sub\n\
@@ -110,6 +112,15 @@ fn alias_serves_files_and_runs_code_from_outside_the_document_root() {
         let reply = get(&client, proto, "/icons/i.txt");
         assert_eq!(reply.status, 200, "{proto:?}");
     }
+    // A directory index that is code runs in a worker, which finds it through the same Alias.
+    let reply = get(&client, Proto::H2, "/docs/app/?k=v");
+    let text = reply.text();
+    assert_eq!(reply.status, 200, "{text}");
+    assert!(
+        text.contains("SCRIPT_NAME=/docs/app/index.cgi\n") && text.contains("QUERY_STRING=k=v\n"),
+        "{text}"
+    );
+    assert!(!text.contains("SCRIPT-SOURCE-MARK"), "{text}");
     // Whole segments, and a trailing slash in the url-path must be in the request.
     assert_eq!(get(&client, Proto::H1, "/docsx/a.txt").status, 404);
     assert_eq!(get(&client, Proto::H1, "/icons").status, 404);

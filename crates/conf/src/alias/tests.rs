@@ -173,4 +173,6 @@ fn configtest_refuses_bad_lines_naming_them() {
     assert!(text.contains("RedirectTemp"), "{text}");
     let text = error("<Location /old>\nRedirect /new\n</Location>\n");
     assert!(text.contains("line 3") && text.contains("outside the section"), "{text}");
+    let text = error("<Location /docs>\nAlias /srv/docs\n</Location>\n");
+    assert!(text.contains("line 3") && text.contains("Alias is not allowed inside <Location>"), "{text}");
 }
