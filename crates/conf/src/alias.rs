@@ -289,6 +289,44 @@ pub fn map(rules: &[AliasRule], path: &str) -> Option<Result<Mapped, Escaped>> {
     rules.iter().find_map(|rule| rule.map(path))
 }
 
+/// Warnings for aliases that cannot mean what they seem to, as Apache's AH00671: an `Alias`
+/// whose whole URL path an earlier one already takes, and an `Alias` that overlaps a
+/// `ScriptAlias` (weir tries `ScriptAlias` first, whatever the order; Apache, the first
+/// written). `vhost`: where the `<VirtualHost>` is, for its own lines.
+pub(crate) fn overlap_warnings(
+    rules: &[AliasRule],
+    script_aliases: &[crate::config::ScriptAlias],
+    vhost: Option<&str>,
+) -> Vec<String> {
+    let place = vhost.map_or_else(String::new, |at| format!(" in the <VirtualHost> at {at}"));
+    let mut warnings = Vec::new();
+    for (index, rule) in rules.iter().enumerate() {
+        let UrlMatch::Prefix(prefix) = &rule.url else {
+            continue;
+        };
+        let earlier = rules[..index].iter().find_map(|e| match &e.url {
+            UrlMatch::Prefix(other) if e.url.find(prefix).is_some() => Some(other),
+            _ => None,
+        });
+        if let Some(earlier) = earlier {
+            warnings.push(format!(
+                "Alias {prefix}{place} will probably never match because it overlaps an earlier Alias {earlier}"
+            ));
+        }
+        for script in script_aliases {
+            let script_prefix = target::merge_slashes(&script.url_prefix);
+            if rule.url.find(&script_prefix).is_some()
+                || UrlMatch::Prefix(script_prefix.clone()).find(prefix).is_some()
+            {
+                warnings.push(format!(
+                    "Alias {prefix}{place} overlaps ScriptAlias {script_prefix}: weir tries ScriptAlias first, whatever their order, so its scripts are never sent as files"
+                ));
+            }
+        }
+    }
+    warnings
+}
+
 /// One `Redirect`, `RedirectMatch`, `RedirectPermanent` or `RedirectTemp` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectRule {

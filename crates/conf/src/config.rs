@@ -507,6 +507,8 @@ impl Config {
         crate::location::check(&self.locations, errors);
         // Longest prefix first, so /cgi-bin/admin/ wins over /cgi-bin/.
         self.script_aliases.sort_by_key(|alias| std::cmp::Reverse(alias.url_prefix.len()));
+        let overlaps = crate::alias::overlap_warnings(&self.url_aliases, &self.script_aliases, None);
+        self.warnings.extend(overlaps);
         crate::vhost::resolve(self, errors);
     }
 

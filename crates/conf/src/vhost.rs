@@ -211,6 +211,9 @@ pub(crate) fn resolve(config: &mut Config, errors: &mut Vec<ConfigError>) {
         script_aliases.sort_by_key(|alias| std::cmp::Reverse(alias.url_prefix.len()));
         let mut cgi_interpreters = own.cgi_interpreters.clone();
         cgi_interpreters.extend(main.cgi_interpreters.iter().cloned());
+        let at = format!("{}:{}", input.span.file.display(), input.span.line);
+        let overlaps = crate::alias::overlap_warnings(&own.url_aliases, &own.script_aliases, Some(&at));
+        config.warnings.extend(overlaps);
         let url_aliases = own.url_aliases.iter().chain(&main.url_aliases).cloned().collect();
         let redirects = own.redirects.iter().chain(&main.redirects).cloned().collect();
         let mut locations = main.locations.clone();

@@ -176,3 +176,20 @@ fn configtest_refuses_bad_lines_naming_them() {
     let text = error("<Location /docs>\nAlias /srv/docs\n</Location>\n");
     assert!(text.contains("line 3") && text.contains("Alias is not allowed inside <Location>"), "{text}");
 }
+
+#[test]
+fn overlapping_aliases_are_warned_about() {
+    let config = load(
+        "ScriptAlias /cgi-bin/ /srv/cgi/\nAlias /docs /srv/docs\nAlias /docs/sub /srv/sub\nAlias /cgi-bin /srv/x\n\
+         Alias /other /srv/other\n<VirtualHost *:80>\nAlias /a /srv/a\nAlias /a/b /srv/b\n</VirtualHost>\n",
+    )
+    .unwrap();
+    let text = config.warnings.join("\n");
+    assert!(
+        text.contains("Alias /docs/sub will probably never match because it overlaps an earlier Alias /docs"),
+        "{text}"
+    );
+    assert!(text.contains("Alias /cgi-bin overlaps ScriptAlias /cgi-bin/"), "{text}");
+    assert!(text.contains("Alias /a/b in the <VirtualHost> at /etc/weir/weir.conf:7"), "{text}");
+    assert!(!text.contains("/other"), "{text}");
+}
