@@ -65,6 +65,8 @@ fn start() -> Weir {
          AliasMatch ^/page/([a-z]+)$ {d}/outside/docs/$1.cgi\n\
          ScriptAliasMatch ^/tools/(.*) {d}/tools/$1\n\
          Alias /toolsrc {d}/tools\n\
+         Alias /one.txt {d}/outside/docs/a.txt\n\
+         Alias /run-me {d}/outside/docs/hello.cgi\n\
          <Location /docs/private>\nRequire all denied\n</Location>\n\
          Redirect /docs/private/moved /elsewhere\n"
     ))
@@ -121,6 +123,12 @@ fn alias_serves_files_and_runs_code_from_outside_the_document_root() {
         "{text}"
     );
     assert!(!text.contains("SCRIPT-SOURCE-MARK"), "{text}");
+    // An Alias to one file; to a script file, 403: never its source.
+    assert_eq!(get(&client, Proto::H1, "/one.txt").text(), "alias file A\n");
+    assert_eq!(get(&client, Proto::H1, "/one.txt/").status, 404);
+    let reply = get(&client, Proto::H1, "/run-me");
+    assert_eq!(reply.status, 403);
+    assert!(!reply.text().contains("CGI-SOURCE-MARK"));
     // Whole segments, and a trailing slash in the url-path must be in the request.
     assert_eq!(get(&client, Proto::H1, "/docsx/a.txt").status, 404);
     assert_eq!(get(&client, Proto::H1, "/icons").status, 404);

@@ -76,7 +76,10 @@ impl StaticFiles {
         if path.len() > MAX_PATH || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         }
-        let Ok(real) = std::fs::canonicalize(root.join(relative)) else {
+        // `Alias /favicon.ico /srv/favicon.ico` maps to the root itself; joining "" would add a
+        // trailing slash, which no file has.
+        let wanted = if relative.as_os_str().is_empty() { root.to_path_buf() } else { root.join(relative) };
+        let Ok(real) = std::fs::canonicalize(wanted) else {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         };
         // A symlink may lead anywhere; only what resolves inside the root is served.
