@@ -173,7 +173,8 @@ pub enum AliasKind {
 pub struct AliasRule {
     pub url: UrlMatch,
     pub kind: AliasKind,
-    /// The file-system path (`Alias`): a directory or a file.
+    /// The file-system path `Alias` maps to, a directory or a file (the Match forms keep their
+    /// template as written here, for messages; they map through `template`).
     target: PathBuf,
     /// The file-system template (the Match forms).
     template: Option<Template>,
