@@ -385,3 +385,44 @@ fn basic_authentication_inside_a_directory_section() {
     }
     expect(&weir, &[("/index.html", 200)]);
 }
+
+#[test]
+fn sections_follow_an_alias_to_the_directory_it_maps_to() {
+    let site = Site::new();
+    let outside = site.path().join("outside");
+    for (name, text) in [("ok.txt", "ok\n"), ("private/x.txt", "SECRET x\n"), ("a.bak", "SECRET bak\n")] {
+        let file = outside.join(name);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, text).unwrap();
+    }
+    let script = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nran\\n'\n# SECRET source\n";
+    std::fs::write(outside.join("run.cgi"), script).unwrap();
+    executable(&outside.join("run.cgi"));
+    // DocumentRoot's twin of the denied directory: the sections are chosen by the file, not
+    // by the URL.
+    site.doc("docs/private/x.txt", b"docroot x\n");
+    let d = site.path().display().to_string();
+    let weir = site.start(&format!(
+        "AddHandler cgi-script .cgi\n\
+         Alias /docs {d}/outside\n\
+         <Directory {d}/outside>\n Options Indexes\n <Files \"*.bak\">\n  Require all denied\n </Files>\n</Directory>\n\
+         <Directory {d}/outside/private>\n Require all denied\n</Directory>\n"
+    ));
+    expect(
+        &weir,
+        &[
+            ("/docs/ok.txt", 200),
+            ("/docs/private/x.txt", 403),
+            ("/d%6fcs/private//x.txt", 403),
+            ("/docs/a.bak", 403),
+            ("/docs/run.cgi", 403),
+            ("/docs/run.cgi/x", 403),
+            ("/docs/", 200),
+        ],
+    );
+    let (_, listing) = get(&weir, Proto::H2, "/docs/");
+    assert!(
+        listing.contains("./ok.txt") && !listing.contains("a.bak") && !listing.contains("run.cgi"),
+        "{listing}"
+    );
+}

@@ -4,10 +4,12 @@
 //! Every spelling of a path normalises to one path, and only that path is looked at here, so
 //! two spellings cannot be routed apart.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use http::{Method, StatusCode};
+use weir_conf::alias::{self, RedirectRule, Redirected};
 use weir_conf::directory::{Options, Sections};
 use weir_conf::location::{self, Effective, Location, Verdict, Who};
 use weir_wire::target::{self, Target};
@@ -33,6 +35,8 @@ pub enum Route {
     Trace,
     /// 301 to this `Location` (a directory asked for without its slash).
     Redirect(String),
+    /// A `Redirect` rule's answer: its status, and its `Location` for a 3xx.
+    Moved(Redirected),
     /// A static file to send: its real path.
     File(PathBuf),
     /// A listing of a directory without an index (`Options Indexes`): the URL path (with its
@@ -59,6 +63,8 @@ pub struct Router {
     pub locations: Vec<Location>,
     /// Script directories, canonical: no static route may send a file from one.
     script_dirs: Vec<PathBuf>,
+    /// The site's `Redirect` family, in order: answered before any alias or route.
+    redirects: Vec<RedirectRule>,
     /// `<Directory>` and `<Files>` sections, matched against the path a request maps to.
     sections: Sections,
     /// DocumentRoot as configured (not resolved), which the sections' paths are written
@@ -79,10 +85,35 @@ struct Decided<'a> {
 
 impl Router {
     pub fn new(routes: PoolRoutes, static_files: StaticFiles, locations: Vec<Location>) -> Router {
-        let script_dirs =
-            routes.script_dirs.iter().filter_map(|dir| std::fs::canonicalize(dir).ok()).collect();
+        let script_dirs = routes
+            .script_dirs
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(
+                routes
+                    .url_aliases
+                    .iter()
+                    .filter(|a| a.kind == alias::AliasKind::Scripts)
+                    .map(|a| a.directory()),
+            )
+            .filter_map(|dir| std::fs::canonicalize(dir).ok())
+            .collect();
         let mapped_root = static_files.root.clone();
-        Router { routes, static_files, locations, script_dirs, sections: Sections::default(), mapped_root }
+        Router {
+            routes,
+            static_files,
+            locations,
+            script_dirs,
+            redirects: Vec::new(),
+            sections: Sections::default(),
+            mapped_root,
+        }
+    }
+
+    /// With the site's `Redirect` rules.
+    pub fn with_redirects(mut self, redirects: Vec<RedirectRule>) -> Router {
+        self.redirects = redirects;
+        self
     }
 
     /// With the site's `<Directory>` and `<Files>` sections, and its DocumentRoot as written.
@@ -155,8 +186,9 @@ impl Router {
     }
 
     /// The filesystem path a request maps to, before any symlink is followed: the script
-    /// under a `ScriptAlias`, else the path under DocumentRoot. `None` for what has no file:
-    /// Handlers and server-status (only `<Location>` applies to them).
+    /// under a `ScriptAlias`, else where an `Alias` or DocumentRoot puts the path (a script
+    /// there is the file up to its name). `None` for what has no file: Handlers and
+    /// server-status (only `<Location>` applies to them), and a path no alias can map.
     fn file_of(&self, path: &str) -> Option<PathBuf> {
         let status = self
             .locations
@@ -177,31 +209,41 @@ impl Router {
                 None => dir.join(crate::static_files::relative_path(&format!("/{rest}"))?),
             });
         }
-        // A script under DocumentRoot is the file up to its name: what follows is PATH_INFO,
-        // so `<Files admin.cgi>` holds for `/admin.cgi/anything` too.
-        if !self.routes.code_extensions.is_empty() {
-            let segments = weir_wire::script_path::segments(path)?;
-            if let Some(index) = segments.iter().position(|s| self.routes.is_code(s)) {
-                let relative =
-                    crate::static_files::relative_path(&format!("/{}", segments[..=index].join("/")))?;
-                return Some(self.mapped_root.join(relative));
+        let (root, segments): (&Path, Vec<&str>) = match self.routes.alias(path) {
+            Some(Ok(mapped)) => {
+                let segments: Vec<&str> = mapped.relative.iter().map(String::as_str).collect();
+                let end = if mapped.kind == weir_conf::alias::AliasKind::Scripts {
+                    weir_wire::script_path::locate(&mapped.root, &segments).map_or(segments.len(), |i| i + 1)
+                } else {
+                    self.code_end(&segments)
+                };
+                return Some(mapped.root.join(segments[..end].iter().collect::<PathBuf>()));
             }
-        }
-        Some(self.mapped_root.join(crate::static_files::relative_path(path)?))
+            Some(Err(_)) => return None,
+            None if self.routes.code_extensions.is_empty() => {
+                return Some(self.mapped_root.join(crate::static_files::relative_path(path)?));
+            }
+            None => (&self.mapped_root, weir_wire::script_path::segments(path)?),
+        };
+        let end = self.code_end(&segments);
+        Some(root.join(segments[..end].iter().collect::<PathBuf>()))
     }
 
-    /// A real path under the static root in the configured root's spelling, for the sections.
-    fn mapped(&self, real: &Path) -> Option<PathBuf> {
-        Some(self.mapped_root.join(real.strip_prefix(&self.static_files.root).ok()?))
+    /// Where the segments of a path end for the sections: after the first that names code
+    /// (what follows is PATH_INFO, so `<Files admin.cgi>` holds for `/admin.cgi/x` too).
+    fn code_end(&self, segments: &[&str]) -> usize {
+        segments.iter().position(|s| self.routes.is_code(s)).map_or(segments.len(), |i| i + 1)
     }
 
     /// `Require` from the sections of what a request reaches after its symlinks and index are
     /// resolved, when that differs from the path it named: both must let it in, so a symlink
-    /// cannot step around a denied directory, nor a `<Files>` around its file.
+    /// cannot step around a denied directory, nor a `<Files>` around its file. `root` is the
+    /// real directory the path was resolved under (DocumentRoot's or an alias's).
     fn access_after_resolving(
         &self,
         named: &str,
         file: Option<&Path>,
+        root: &Path,
         real: &Path,
         is_dir: bool,
         who: &Who<'_>,
@@ -209,9 +251,17 @@ impl Router {
         if self.sections.is_empty() {
             return None;
         }
-        let Some(mapped) = self.mapped(real) else {
+        // The real path in the spelling the sections are written in: under the root as
+        // configured (an alias's directory, or DocumentRoot).
+        let configured = match self.routes.alias(named) {
+            Some(Ok(mapped)) => mapped.root,
+            Some(Err(_)) => return Some(Route::Refuse(StatusCode::NOT_FOUND)),
+            None => self.mapped_root.clone(),
+        };
+        let Ok(inside) = real.strip_prefix(root) else {
             return Some(Route::Refuse(StatusCode::FORBIDDEN));
         };
+        let mapped = if inside.as_os_str().is_empty() { configured } else { configured.join(inside) };
         if file == Some(mapped.as_path()) {
             return None;
         }
@@ -226,6 +276,11 @@ impl Router {
         let decided = self.decide(path);
         if let Some(refusal) = access(&decided.rules, who) {
             return refusal;
+        }
+        // After access (stricter than Apache, whose Redirect runs before it): a denied place
+        // tells nothing, not even where it moved.
+        if let Some(moved) = alias::redirect(&self.redirects, path, target.query()) {
+            return Route::Moved(moved);
         }
         if decided.rules.handler == Some("server-status") {
             return Route::Status;
@@ -242,26 +297,31 @@ impl Router {
             }
             return Route::Pool(target.encoded());
         }
+        let (root, relative) = match self.file_system_place(path) {
+            Ok(place) => place,
+            Err(status) => return Route::Refuse(status),
+        };
         let index = decided.index.unwrap_or(&self.static_files.index);
-        match self.static_files.resolve_in(method, path, Links::of(decided.options), index) {
+        let links = Links::of(decided.options);
+        match self.static_files.resolve_under(method, path, (&root, &relative), links, index) {
             Resolved::File(real) => {
                 if let Some(refusal) =
-                    self.access_after_resolving(path, decided.file.as_deref(), &real, false, who)
+                    self.access_after_resolving(path, decided.file.as_deref(), &root, &real, false, who)
                 {
                     return refusal;
                 }
-                self.checked_file(path, real)
+                self.checked_file(path, &root, real)
             }
             Resolved::NoIndex(real) => {
                 if let Some(refusal) =
-                    self.access_after_resolving(path, decided.file.as_deref(), &real, true, who)
+                    self.access_after_resolving(path, decided.file.as_deref(), &root, &real, true, who)
                 {
                     return refusal;
                 }
                 if !decided.options.is_some_and(|o| o.indexes) {
                     return Route::Refuse(StatusCode::FORBIDDEN);
                 }
-                match self.checked_file(path, real) {
+                match self.checked_file(path, &root, real) {
                     Route::File(real) => Route::Listing(path.to_string(), self.listing(path, &real, who)),
                     refusal => refusal,
                 }
@@ -305,18 +365,23 @@ impl Router {
         {
             return true;
         }
-        let Some(segments) = weir_wire::script_path::segments(path) else {
-            return true;
+        let segments: Vec<String> = match self.routes.alias(path) {
+            Some(Ok(mapped)) if mapped.kind == weir_conf::alias::AliasKind::Scripts => return true,
+            Some(Ok(mapped)) => mapped.relative,
+            Some(Err(_)) => return true,
+            None => match weir_wire::script_path::segments(path) {
+                Some(segments) => segments.into_iter().map(str::to_string).collect(),
+                None => return true,
+            },
         };
         let cgi = self.routes.cgi_script_extensions.iter().map(String::as_str);
-        let Some(index) = segments.iter().position(|s| self.routes.is_code(s)) else {
+        let Some(name) = segments.iter().find(|s| self.routes.is_code(s)) else {
             return true;
         };
-        if !weir_wire::script_path::has_extension(segments[index], cgi) {
+        if !weir_wire::script_path::has_extension(name, cgi) {
             return true;
         }
-        let file: PathBuf = segments[..=index].iter().collect();
-        weir_conf::directory::exec_cgi(&self.sections, &self.mapped_root.join(file))
+        self.file_of(path).is_none_or(|file| weir_conf::directory::exec_cgi(&self.sections, &file))
     }
 
     /// The entries of a directory a listing may show: those whose own route is a file or a
@@ -352,6 +417,25 @@ impl Router {
         entries
     }
 
+    /// The one mapping from a normalised URL path to the file system, for what the edge
+    /// serves itself: the first `Alias`/`AliasMatch` that takes the path (its directory,
+    /// canonical, and the plain names under it), else DocumentRoot and the path's own
+    /// segments. Whatever is found must stay under the root returned. `Err`: nothing there can
+    /// answer (a capture that would climb out, a missing alias directory).
+    pub fn file_system_place(&self, path: &str) -> Result<(Cow<'_, Path>, PathBuf), StatusCode> {
+        match self.routes.alias(path) {
+            None => match crate::static_files::relative_path(path) {
+                Some(relative) => Ok((Cow::Borrowed(self.static_files.root.as_path()), relative)),
+                None => Err(StatusCode::NOT_FOUND),
+            },
+            Some(Err(_)) => Err(StatusCode::NOT_FOUND),
+            Some(Ok(mapped)) => match std::fs::canonicalize(&mapped.root) {
+                Ok(root) => Ok((Cow::Owned(root), mapped.relative_path())),
+                Err(_) => Err(StatusCode::NOT_FOUND),
+            },
+        }
+    }
+
     /// Dotfiles: a path segment that starts with `.` is refused (403), as Apache's Debian default
     /// refuses `.ht*`, except `/.well-known/` (RFC 8615) and a segment that a matching
     /// `<Location>` names itself at that place (`<Location /app/.public>`), whose `Require`
@@ -376,12 +460,12 @@ impl Router {
 
     /// The last checks on a file found for a static route: the real path (after symlinks) is
     /// no script directory's file, and holds no dotfile the URL did not name.
-    fn checked_file(&self, path: &str, real: PathBuf) -> Route {
+    fn checked_file(&self, path: &str, root: &Path, real: PathBuf) -> Route {
         if self.script_dirs.iter().any(|dir| real.starts_with(dir)) {
             return Route::Refuse(StatusCode::FORBIDDEN);
         }
         let url_names_a_dotfile = path.split('/').any(|s| s.starts_with('.'));
-        let relative = real.strip_prefix(&self.static_files.root).unwrap_or(Path::new(""));
+        let relative = real.strip_prefix(root).unwrap_or(Path::new(""));
         let hidden = relative.components().any(|c| {
             let name = c.as_os_str().as_encoded_bytes();
             name.starts_with(b".") && (is_ht_bytes(name) || !url_names_a_dotfile)
@@ -483,12 +567,29 @@ mod tests {
             std::fs::write(root.join(name), text).unwrap();
         }
         std::fs::set_permissions(root.join("cgi-bin/env"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Outside DocumentRoot: an Alias and an AliasMatch directory, with a secret beside it.
+        std::fs::create_dir_all(dir.join("outside/m")).unwrap();
+        std::fs::write(dir.join("outside/pub.txt"), "public").unwrap();
+        std::fs::write(dir.join("outside/.env"), "SECRET=1").unwrap();
+        std::fs::write(dir.join("outside/m/x.txt"), "m").unwrap();
+        std::fs::write(dir.join("secret.txt"), "SECRET").unwrap();
+        let url_aliases = vec![
+            weir_conf::alias::AliasRule::alias("/ext", dir.join("outside")).unwrap(),
+            weir_conf::alias::AliasRule::matching(
+                "AliasMatch",
+                "^/m(.*)$",
+                &format!("{}/outside/m/$1", dir.display()),
+                alias::AliasKind::Files,
+            )
+            .unwrap(),
+        ];
         // Another name for the script directory: a symlink under DocumentRoot.
         std::os::unix::fs::symlink(root.join("cgi-bin"), root.join("scripts")).unwrap();
         let root = std::fs::canonicalize(&root).unwrap();
         let routes = PoolRoutes {
             script_prefixes: vec!["/cgi-bin/".into()],
             script_dirs: vec![root.join("cgi-bin")],
+            url_aliases,
             document_root: Some(root.clone()),
             handler_paths: vec!["/ingest".into()],
             code_extensions: vec![".php".into()],
@@ -540,6 +641,11 @@ mod tests {
             assert_eq!(get(&tree, spelling), Route::Refuse(StatusCode::FORBIDDEN), "{spelling}");
         }
         assert!(matches!(get(&tree, "/.well-known/acme/token"), Route::File(_)));
+        assert!(matches!(get(&tree, "/ext/pub.txt"), Route::File(_)));
+        assert!(matches!(get(&tree, "/m/x.txt"), Route::File(_)));
+        assert_eq!(get(&tree, "/ext/.env"), Route::Refuse(StatusCode::FORBIDDEN));
+        assert_eq!(get(&tree, "/m../secret.txt"), Route::Refuse(StatusCode::NOT_FOUND));
+        assert_eq!(get(&tree, "/ext"), Route::Redirect("/ext/".into()));
         assert_eq!(get(&tree, "/%C3%A9php"), Route::Refuse(StatusCode::NOT_FOUND));
         assert_eq!(get(&tree, "/a/%FFphp"), Route::Refuse(StatusCode::BAD_REQUEST));
         assert_eq!(get(&tree, "//assets"), Route::Redirect("/assets/".into()));
@@ -591,6 +697,13 @@ mod tests {
             Just("%C3%A9.txt"),
             Just("%FF"),
             Just("%2F"),
+            Just("ext"),
+            Just("pub.txt"),
+            Just(".env"),
+            Just("m.."),
+            Just("m%2e%2e"),
+            Just("m"),
+            Just("secret.txt"),
             Just("."),
             Just(".."),
             Just("%2e%2e"),

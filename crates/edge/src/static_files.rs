@@ -120,29 +120,37 @@ const H1_READ: usize = 64 * 1024;
 const H2_READ: usize = 16 * 1024;
 
 impl StaticFiles {
-    /// Finds what a GET or HEAD of `path` (normalised and decoded, [`weir_wire::target`])
-    /// names under the root.
-    pub fn resolve(&self, method: &Method, path: &str, links: Links) -> Resolved {
-        self.resolve_in(method, path, links, &self.index)
-    }
-
-    /// [`StaticFiles::resolve`] with the `DirectoryIndex` names the sections give.
-    pub fn resolve_in(&self, method: &Method, path: &str, links: Links, index: &[String]) -> Resolved {
+    /// Finds what a GET or HEAD of `path` (normalised and decoded, [`weir_wire::target`]) names
+    /// as `relative` (plain names) under `root` (canonical): DocumentRoot, or the directory an
+    /// `Alias` maps it to ([`crate::router::Router::file_system_place`]). Nothing outside `root`
+    /// is served. `links` says which symlinks `Options` let it follow, `index` the
+    /// `DirectoryIndex` names in force.
+    pub fn resolve_under(
+        &self,
+        method: &Method,
+        path: &str,
+        place: (&Path, &Path),
+        links: Links,
+        index: &[String],
+    ) -> Resolved {
+        let (root, relative) = place;
         if method != Method::GET && method != Method::HEAD {
             return Resolved::MethodNotAllowed;
         }
-        let Some(relative) = relative_path(path) else {
+        if path.len() > MAX_PATH || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
-        };
-        let Ok(real) = std::fs::canonicalize(self.root.join(&relative)) else {
+        }
+        // `Alias /favicon.ico /srv/favicon.ico` maps to the root itself; joining "" would add a
+        // trailing slash, which no file has.
+        let wanted = if relative.as_os_str().is_empty() { root.to_path_buf() } else { root.join(relative) };
+        let Ok(real) = std::fs::canonicalize(wanted) else {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         };
         // A symlink may lead anywhere; only what resolves inside the root is served.
-        if !real.starts_with(&self.root) {
+        if !real.starts_with(root) {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         }
-        if links != Links::Follow && real != self.root.join(&relative) && !links.allow(&self.root, &relative)
-        {
+        if links != Links::Follow && real != root.join(relative) && !links.allow(root, relative) {
             return Resolved::Refuse(StatusCode::FORBIDDEN);
         }
         let Ok(meta) = std::fs::metadata(&real) else {
@@ -155,7 +163,7 @@ impl StaticFiles {
             let found = index.iter().find_map(|name| {
                 let candidate = std::fs::canonicalize(real.join(name)).ok()?;
                 let is_file = std::fs::metadata(&candidate).ok()?.is_file();
-                (candidate.starts_with(&self.root) && is_file).then_some((candidate, name))
+                (candidate.starts_with(root) && is_file).then_some((candidate, name))
             });
             return match found {
                 None => Resolved::NoIndex(real),
@@ -197,7 +205,7 @@ impl StaticFiles {
         Resolved::File(real)
     }
 
-    /// Sends a file [`StaticFiles::resolve`] found, honouring conditional and range requests.
+    /// Sends a file [`StaticFiles::resolve_under`] found, honouring conditional and range requests.
     pub fn send(
         &self,
         method: &Method,
