@@ -12,6 +12,7 @@ mod cgi;
 mod config;
 mod contract;
 mod edge_rules;
+mod error_documents;
 mod fairness;
 mod fault_table;
 mod faults;

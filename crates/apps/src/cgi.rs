@@ -366,7 +366,13 @@ fn meta_variables(
             vars.push(("SSL_CLIENT_S_DN".into(), subject.clone()));
         }
     }
-    if target.interpreter.is_some() {
+    if let Some(redirect) = &request.redirect {
+        // An ErrorDocument: what Apache's internal redirect tells the script.
+        vars.push(("REDIRECT_STATUS".into(), redirect.status.clone()));
+        vars.push(("REDIRECT_URL".into(), redirect.url.clone()));
+        vars.push(("REDIRECT_QUERY_STRING".into(), redirect.query.clone()));
+        vars.push(("REDIRECT_REQUEST_METHOD".into(), redirect.method.clone()));
+    } else if target.interpreter.is_some() {
         // php-cgi refuses to run without it (cgi.force_redirect), as behind Apache's Action.
         vars.push(("REDIRECT_STATUS".into(), "200".into()));
     }

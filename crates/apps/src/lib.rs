@@ -186,7 +186,7 @@ impl HttpWorker {
         };
         body.settle_for(&mut out, Instant::now() + self.cgi.timeout);
         let text = if refusal == 403 { "Forbidden\n" } else { "Not Found\n" };
-        let _ = out.simple(refusal, reason(refusal), text);
+        let _ = out.refuse(refusal, text);
         AfterRequest::KeepAlive
     }
 }

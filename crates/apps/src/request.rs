@@ -39,6 +39,22 @@ pub struct Request {
     pub auth_type: Option<String>,
     /// `CGIPassAuth On` applies: scripts see `Authorization` as HTTP_AUTHORIZATION.
     pub cgi_pass_auth: bool,
+    /// Set when this request fetches an `ErrorDocument` for another one (the edge's
+    /// [`wire::REDIRECT_STATUS`] and its fellows): the REDIRECT_* variables.
+    pub redirect: Option<Redirect>,
+}
+
+/// The request an `ErrorDocument` answers, as Apache's internal redirect tells a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// REDIRECT_STATUS: the error's status.
+    pub status: String,
+    /// REDIRECT_URL: the URL path that had the error.
+    pub url: String,
+    /// REDIRECT_QUERY_STRING (empty when there was none).
+    pub query: String,
+    /// REDIRECT_REQUEST_METHOD.
+    pub method: String,
 }
 
 /// What the edge knew of the client's TLS connection, in mod_ssl's terms.
@@ -154,11 +170,18 @@ impl Request {
             remote_user: None,
             auth_type: None,
             cgi_pass_auth: false,
+            redirect: None,
         };
         request.remote_user = request.header(wire::REMOTE_USER).map(str::to_string);
         request.auth_type = request.header(wire::AUTH_TYPE).map(str::to_string);
         request.cgi_pass_auth = request.header(wire::CGI_PASS_AUTH).is_some();
         request.client = request.header("forwarded").and_then(forwarded_for);
+        request.redirect = request.header(wire::REDIRECT_STATUS).map(|status| Redirect {
+            status: status.to_string(),
+            url: request.header(wire::REDIRECT_URL).unwrap_or("").to_string(),
+            query: request.header(wire::REDIRECT_QUERY).unwrap_or("").to_string(),
+            method: request.header(wire::REDIRECT_METHOD).unwrap_or("GET").to_string(),
+        });
         request.vhost = match request.header(wire::VHOST) {
             None => Some(0),
             Some(number) => number.parse().ok(),

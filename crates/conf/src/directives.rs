@@ -383,6 +383,18 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "ErrorDocument",
+        args: (2, 2),
+        help: "Change responses for HTTP errors",
+        apply: |config, args| {
+            match crate::error_document::parse(args)? {
+                Ok((code, document)) => config.error_documents.set(code, document),
+                Err(notice) => config.warnings.push(notice),
+            }
+            Ok(())
+        },
+    },
+    Directive {
         name: "LogLevel",
         args: (1, 8),
         help: "Level of verbosity in error logging: emerg, alert, crit, error, warn, notice, info or debug",

@@ -25,6 +25,7 @@ pub const PER_VHOST: &[&str] = &[
     "DocumentRoot",
     "DirectoryIndex",
     "ErrorLog",
+    "ErrorDocument",
     "CustomLog",
     "ScriptAlias",
     "CGIInterpreter",
@@ -145,6 +146,9 @@ pub struct VirtualHost {
     /// ErrorLog as written; weir writes every host's lines to the main ErrorLog, each naming
     /// its host (see the migration guide).
     pub error_log: Option<PathBuf>,
+    /// ErrorDocuments: the main server's, with this host's own replacing those of the same
+    /// status.
+    pub error_documents: crate::error_document::ErrorDocuments,
     /// CustomLog: the access log of the requests this host answers.
     pub custom_log: Option<PathBuf>,
     pub custom_log_format: LogFormat,
@@ -241,6 +245,7 @@ pub(crate) fn resolve(config: &mut Config, errors: &mut Vec<ConfigError>) {
                 main.directory_index.clone()
             },
             error_log: if set("ErrorLog") { own.error_log.clone() } else { main.error_log.clone() },
+            error_documents: main.error_documents.merged_with(&own.error_documents),
             custom_log,
             custom_log_format,
             custom_log_items,

@@ -101,6 +101,12 @@ pub(crate) fn normalize(
             set(wire::SSL_CLIENT_S_DN, subject.clone());
         }
     }
+    if let Some(error) = parts.extensions.get::<crate::error_document::Redirected>() {
+        set(wire::REDIRECT_STATUS, error.status.as_u16().to_string());
+        set(wire::REDIRECT_URL, error.url.clone());
+        set(wire::REDIRECT_QUERY, error.query.clone());
+        set(wire::REDIRECT_METHOD, error.method.to_string());
+    }
     if let Some(auth) = parts.extensions.get::<ForwardAuth>() {
         if let Some(user) = &auth.user {
             // A name from the password file, which holds no control character: obs-text at worst.

@@ -23,6 +23,8 @@ pub struct HostSite {
     pub router: Router,
     /// Its CustomLog (shared with every site that names the same file).
     pub access_log: Option<Arc<AccessLog>>,
+    /// Its `ErrorDocument`s, the main server's merged with its own.
+    pub error_documents: weir_conf::error_document::ErrorDocuments,
     /// ServerName, or where its section starts: for log lines.
     pub label: String,
     /// The certificate, key and chain it shows over TLS; two sites with different ones cannot

@@ -11,6 +11,7 @@ pub mod body;
 pub mod client_facts;
 pub mod client_limits;
 pub mod conditional;
+pub mod error_document;
 pub mod forwarding;
 pub mod h1;
 pub mod h2_activity;
@@ -345,6 +346,7 @@ fn site_hosts(
         built.push(hosts::HostSite {
             router,
             access_log: prepared.access_logs.get(number).cloned().flatten(),
+            error_documents: site.error_documents.clone(),
             label: site.label(),
             tls_identity: tls_identity(site),
         });

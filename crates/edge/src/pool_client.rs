@@ -185,6 +185,7 @@ impl PoolClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .map(WorkerPid);
+        let refusal = parts.headers.contains_key(wire::REFUSAL);
         remove_internal(&mut parts.headers);
         parts.version = Version::HTTP_11;
         let mut decoder = ChunkedDecoder::new(0);
@@ -219,6 +220,9 @@ impl PoolClient {
         let mut response = Response::from_parts(parts, body);
         if let Some(worker) = worker {
             response.extensions_mut().insert(worker);
+        }
+        if refusal {
+            response.extensions_mut().insert(crate::error_document::WorkerRefusal);
         }
         Ok(PoolAnswer::Response(response))
     }

@@ -115,10 +115,15 @@ impl Site {
         let mut unanswered =
             Unanswered { site: self, host: site, facts, time: started, line: &line, answered: false };
         let mut user = None;
+        // Kept for an ErrorDocument only where the site has one.
+        let request = self.has_error_documents(site).then(|| parts.clone());
         let mut response = match misdirected {
             Some(status) => body::error_page(status),
             None => self.route(facts, parts, read_body, &mut user).await,
         };
+        if let Some(request) = &request {
+            response = self.with_error_document(facts, site, request, response).await;
+        }
         unanswered.answered = true;
         if let Some(user) = user {
             response.extensions_mut().insert(RemoteUser(user));
@@ -144,6 +149,8 @@ impl Site {
             _ => Reject::Malformed,
         };
         self.scoreboard.counters().reject(why);
+        let site = self.hosts.default_for(facts);
+        let response = self.with_error_document_now(facts, site, response);
         let response = self.apply_policy(response);
         let line = LogLine {
             request_line: request_line.to_string(),
@@ -153,7 +160,7 @@ impl Site {
             request_id: None,
             headers: Vec::new(),
         };
-        self.log(facts, self.hosts.default_for(facts), SystemTime::now(), &line, response)
+        self.log(facts, site, SystemTime::now(), &line, response)
     }
 
     /// Where a request goes, decided from its head ([`Router`]): an answer the edge makes
@@ -316,7 +323,7 @@ impl Site {
     }
 
     /// Admission, then one exchange with a worker.
-    async fn to_pool(
+    pub(crate) async fn to_pool(
         &self,
         facts: &ClientFacts,
         parts: &Parts,

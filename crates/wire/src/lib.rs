@@ -40,6 +40,19 @@ pub const AUTH_TYPE: &str = "x-weir-auth-type";
 /// Present when `CGIPassAuth On` applies: scripts see the `Authorization` header as
 /// HTTP_AUTHORIZATION, which they otherwise never do (RFC 3875 4.1.18, and Apache).
 pub const CGI_PASS_AUTH: &str = "x-weir-cgi-pass-auth";
+/// Set when the request fetches an `ErrorDocument` (Apache's internal redirect for an error):
+/// the error's status, the URL path that had it, its query and method. Scripts get them as
+/// REDIRECT_STATUS, REDIRECT_URL, REDIRECT_QUERY_STRING and REDIRECT_REQUEST_METHOD.
+pub const REDIRECT_STATUS: &str = "x-weir-redirect-status";
+/// See [`REDIRECT_STATUS`].
+pub const REDIRECT_URL: &str = "x-weir-redirect-url";
+/// See [`REDIRECT_STATUS`].
+pub const REDIRECT_QUERY: &str = "x-weir-redirect-query";
+/// See [`REDIRECT_STATUS`].
+pub const REDIRECT_METHOD: &str = "x-weir-redirect-method";
+/// Sent by a worker on its own 404 or 403 for a script that is not there or may not run (no
+/// code chose it): the edge may answer it with the site's `ErrorDocument`.
+pub const REFUSAL: &str = "x-weir-refusal";
 /// Sent by a worker on every response: its pid, for the access log.
 pub const WORKER_PID: &str = "x-weir-worker-pid";
 /// Sent by a worker instead of a body: the edge answers with a GET of this local URL

@@ -1,0 +1,214 @@
+//! `ErrorDocument`: a site's own answer in place of an error page the edge wrote (or a worker's
+//! 404/403 for a script that is not there or may not run), as Apache 2.4 gives it.
+//!
+//! A text becomes the body; a URL becomes a 302 to it; a local path is fetched as a GET of that
+//! path on the same site, routed like any request (so `<Location>`, `Require`, the dotfile rule
+//! and the script directories hold for it), and its body is sent with the original status.
+//! The document is fetched once, without the request's credentials: an error while fetching it
+//! (not found, denied, a redirect, a script's own error, no worker free) gives the built-in page
+//! with the original status. So no document can loop, and no error ever turns into a 200.
+//! A status a script chose with its own body is never replaced (Apache does not either).
+
+use http::request::Parts;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use weir_conf::error_document::ErrorDocument;
+
+use crate::body::{self, Body, EdgePage};
+use crate::client_facts::ClientFacts;
+use crate::hosts::SiteId;
+use crate::pool_client::PoolAnswer;
+use crate::request_body::RequestBody;
+use crate::site::{Decision, Site};
+
+/// Marks a worker's own refusal of a script (a response extension, from [`weir_wire::REFUSAL`]).
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerRefusal;
+
+/// The request an `ErrorDocument` fetch answers for (a request extension): the worker turns it
+/// into REDIRECT_STATUS, REDIRECT_URL, REDIRECT_QUERY_STRING and REDIRECT_REQUEST_METHOD.
+#[derive(Debug, Clone)]
+pub struct Redirected {
+    pub status: StatusCode,
+    /// The path the client asked for, as it sent it (percent-encoded).
+    pub url: String,
+    pub query: String,
+    pub method: Method,
+}
+
+/// Headers of the error that stay on the document's answer: the challenge, the methods
+/// allowed, when to retry, and whether the connection closes.
+const KEPT: [header::HeaderName; 4] =
+    [header::WWW_AUTHENTICATE, header::ALLOW, header::RETRY_AFTER, header::CONNECTION];
+
+/// Request headers a document fetch drops: it has no body, and must be a plain, whole GET.
+const DROPPED: [header::HeaderName; 9] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::RANGE,
+    header::IF_RANGE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+];
+
+/// What the synchronous part decided.
+enum Produced {
+    /// The answer to send.
+    Done(Response<Body>),
+    /// The document is a script: fetch it from the pool; the error itself if that fails.
+    Pool(Box<Parts>, Response<Body>),
+}
+
+impl Site {
+    /// Whether `site` has any ErrorDocument: only then is a request's head kept for one.
+    pub(crate) fn has_error_documents(&self, site: usize) -> bool {
+        !self.hosts.site(site).error_documents.is_empty()
+    }
+
+    /// The answer to send for `response` to `request` on `site`: its ErrorDocument when it is
+    /// an error the edge (or a worker refusing a script) wrote and the site has one for it.
+    pub(crate) async fn with_error_document(
+        &self,
+        facts: &ClientFacts,
+        site: usize,
+        request: &Parts,
+        response: Response<Body>,
+    ) -> Response<Body> {
+        match self.error_document_now(facts, site, request, response) {
+            Produced::Done(response) => response,
+            Produced::Pool(parts, error) => match self.to_pool(facts, &parts, RequestBody::empty()).await {
+                Ok(PoolAnswer::Response(answer)) if answer.status().is_success() => {
+                    with_status(answer, error)
+                }
+                Ok(_) | Err(_) => {
+                    tracing::debug!(site, uri = %request.uri, "the ErrorDocument's script gave no document; the built-in page is sent");
+                    error
+                }
+            },
+        }
+    }
+
+    /// [`Site::with_error_document`] for an answer made before the request was routed (a
+    /// refused head, the rate limit): the document may be a text, a URL or a static file, never
+    /// a script, so a refused request never costs a worker.
+    pub(crate) fn with_error_document_now(
+        &self,
+        facts: &ClientFacts,
+        site: usize,
+        response: Response<Body>,
+    ) -> Response<Body> {
+        if !self.has_error_documents(site) {
+            return response;
+        }
+        let mut request = http::Request::new(()).into_parts().0;
+        request.extensions.insert(SiteId(site));
+        match self.error_document_now(facts, site, &request, response) {
+            Produced::Done(response) => response,
+            Produced::Pool(_, error) => error,
+        }
+    }
+
+    fn error_document_now(
+        &self,
+        facts: &ClientFacts,
+        site: usize,
+        request: &Parts,
+        response: Response<Body>,
+    ) -> Produced {
+        let status = response.status();
+        let replaceable = status.as_u16() >= 400
+            && (response.extensions().get::<EdgePage>().is_some()
+                || response.extensions().get::<WorkerRefusal>().is_some());
+        let document = match self.hosts.site(site).error_documents.get(status.as_u16()) {
+            Some(document) if replaceable => document,
+            _ => return Produced::Done(response),
+        };
+        match document {
+            ErrorDocument::Text(text) => Produced::Done(text_page(response, text)),
+            ErrorDocument::Remote(url) => Produced::Done(redirect(response, url)),
+            ErrorDocument::Local(path) => {
+                let Some(fetch) = document_request(request, path, site) else {
+                    return Produced::Done(response);
+                };
+                // Without the request's credentials: a document behind Require is not sent.
+                match self.decide(facts, &fetch, None) {
+                    Decision::Answer(answer) if answer.status() == StatusCode::OK => {
+                        Produced::Done(with_status(answer, response))
+                    }
+                    Decision::Pool(mut parts) => {
+                        parts.extensions.insert(Redirected {
+                            status,
+                            url: request.uri.path().to_string(),
+                            query: request.uri.query().unwrap_or("").to_string(),
+                            method: request.method.clone(),
+                        });
+                        Produced::Pool(parts, response)
+                    }
+                    Decision::Answer(_) | Decision::Authenticate(_) => {
+                        tracing::debug!(site, document = %path, "the ErrorDocument could not be fetched; the built-in page is sent");
+                        Produced::Done(response)
+                    }
+                }
+            }
+            ErrorDocument::Default => Produced::Done(response),
+        }
+    }
+}
+
+/// The GET of a local document path on the same site, with the request's headers less those
+/// of its body and its conditions.
+fn document_request(request: &Parts, path: &str, site: usize) -> Option<Parts> {
+    let mut fetch = request.clone();
+    let mut uri = request.uri.clone().into_parts();
+    uri.path_and_query = Some(path.parse().ok()?);
+    fetch.uri = http::Uri::from_parts(uri).ok()?;
+    fetch.method = Method::GET;
+    for name in &DROPPED {
+        fetch.headers.remove(name);
+    }
+    fetch.headers.remove(header::EXPECT);
+    fetch.extensions.remove::<crate::forwarding::ForwardAuth>();
+    fetch.extensions.insert(SiteId(site));
+    Some(fetch)
+}
+
+/// The document's answer with the error's status and the error's own headers that must stay.
+fn with_status(document: Response<Body>, error: Response<Body>) -> Response<Body> {
+    let (mut parts, content) = document.into_parts();
+    parts.status = error.status();
+    for name in &KEPT {
+        if let Some(value) = error.headers().get(name) {
+            parts.headers.insert(name, value.clone());
+        }
+    }
+    // A file's validators describe the document, not the error; a Range answer is never made.
+    for name in [header::ETAG, header::LAST_MODIFIED, header::ACCEPT_RANGES] {
+        parts.headers.remove(name);
+    }
+    parts.extensions.remove::<EdgePage>();
+    Response::from_parts(parts, content)
+}
+
+/// The error with `text` as its body (text/html, as Apache sends it).
+fn text_page(error: Response<Body>, text: &str) -> Response<Body> {
+    let (mut parts, _) = error.into_parts();
+    parts.extensions.remove::<EdgePage>();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    Response::from_parts(parts, body::full(text.to_string()))
+}
+
+/// A 302 to `url` in place of the error, as Apache answers an ErrorDocument that is a URL.
+fn redirect(error: Response<Body>, url: &str) -> Response<Body> {
+    let mut response = body::error_page(StatusCode::FOUND);
+    // Checked when the configuration was read: visible ASCII only.
+    if let Ok(value) = HeaderValue::from_str(url) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if let Some(value) = error.headers().get(header::CONNECTION) {
+        response.headers_mut().insert(header::CONNECTION, value.clone());
+    }
+    response
+}

@@ -1,0 +1,227 @@
+//! `ErrorDocument`: a text, a local path (a static file or a script, the error's status kept)
+//! or a URL (a 302) in place of the built-in page, over HTTP/1.1 and h2; a document that cannot
+//! be fetched (missing, denied, a dotfile, a script's own error) gives the built-in page with
+//! the original status, never a 200, never a loop, never a file a request could not read.
+
+use crate::support::client::{Client, Proto};
+use crate::support::raw;
+use crate::support::{Site, Weir};
+
+/// Status, headers and body of one request, as a client sees it.
+struct Answer {
+    status: u16,
+    content_type: Option<String>,
+    content_length: Option<String>,
+    location: Option<String>,
+    body: String,
+}
+
+fn ask(weir: &Weir, proto: Proto, method: &str, target: &str, headers: &[(&str, &str)]) -> Answer {
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let reply = client
+        .request_with(proto, method, target, headers, Vec::new())
+        .unwrap_or_else(|e| panic!("{proto:?} {method} {target}: {e}\n{}", weir.logs()));
+    Answer {
+        status: reply.status,
+        content_type: reply.header("content-type").map(str::to_string),
+        content_length: reply.header("content-length").map(str::to_string),
+        location: reply.header("location").map(str::to_string),
+        body: reply.text(),
+    }
+}
+
+const NOT_FOUND_PAGE: &str = "<h1>Our own 404 page</h1>\n";
+
+#[test]
+fn text_file_and_url_documents_over_h1_and_h2() {
+    let site = Site::new();
+    site.doc("errors/404.html", NOT_FOUND_PAGE.as_bytes());
+    site.doc(".env", b"TOKEN=SECRET-DOTFILE\n");
+    let weir = site.start(
+        "ErrorDocument 404 /errors/404.html\n\
+         ErrorDocument 403 \"<p>Not for you</p>\"\n\
+         ErrorDocument 405 https://status.example.com/why\n",
+    );
+    for proto in [Proto::H1, Proto::H2] {
+        // A local file: its body, the error's status, its own type and length.
+        let answer = ask(&weir, proto, "GET", "/no/such/page", &[]);
+        assert_eq!((answer.status, answer.body.as_str()), (404, NOT_FOUND_PAGE), "{proto:?}");
+        assert!(answer.content_type.as_deref().is_some_and(|t| t.starts_with("text/html")), "{proto:?}");
+        // Conditions the client sent are not applied to the document: no 304 for an error.
+        let answer = ask(
+            &weir,
+            proto,
+            "GET",
+            "/missing",
+            &[("if-modified-since", "Sun, 01 Jan 2090 00:00:00 GMT"), ("range", "bytes=0-3")],
+        );
+        assert_eq!((answer.status, answer.body.as_str()), (404, NOT_FOUND_PAGE), "{proto:?}");
+        // HEAD: the status and the length a GET would have, and no body.
+        let answer = ask(&weir, proto, "HEAD", "/missing", &[]);
+        assert_eq!(answer.status, 404, "{proto:?}");
+        assert_eq!(answer.body, "", "{proto:?}");
+        assert_eq!(
+            answer.content_length.as_deref(),
+            Some(NOT_FOUND_PAGE.len().to_string().as_str()),
+            "{proto:?}"
+        );
+        // A text: sent as the body, text/html, the error's status.
+        for spelling in ["/.env", "/%2eenv", "//.env", "/x/../.env"] {
+            let answer = ask(&weir, proto, "GET", spelling, &[]);
+            assert_eq!(
+                (answer.status, answer.body.as_str()),
+                (403, "<p>Not for you</p>"),
+                "{proto:?} {spelling}"
+            );
+            assert!(answer.content_type.as_deref().is_some_and(|t| t.starts_with("text/html")), "{proto:?}");
+        }
+        // A URL: a 302 to it (the status is lost, as in Apache).
+        let answer = ask(&weir, proto, "DELETE", "/index.html", &[]);
+        assert_eq!(answer.status, 302, "{proto:?}");
+        assert_eq!(answer.location.as_deref(), Some("https://status.example.com/why"), "{proto:?}");
+        // Other statuses keep the built-in page.
+        let answer = ask(&weir, proto, "GET", "/%zz", &[]);
+        assert_eq!(answer.status, 400, "{proto:?}");
+    }
+}
+
+#[test]
+fn a_document_that_cannot_be_fetched_gives_the_builtin_page_never_a_secret() {
+    let site = Site::new();
+    site.doc(".secret", b"SECRET-DOTFILE\n");
+    site.doc("private/page.html", b"SECRET-PRIVATE\n");
+    site.doc("dir/index.html", b"directory index\n");
+    let weir = site.start(
+        "<Location /private>\nRequire all denied\n</Location>\n\
+         ErrorDocument 404 /.secret\n\
+         ErrorDocument 403 /private/page.html\n\
+         ErrorDocument 405 /dir\n",
+    );
+    for proto in [Proto::H1, Proto::H2] {
+        for (method, target, status) in [
+            ("GET", "/nothing-here", 404),
+            ("GET", "/.secret", 403),
+            ("GET", "/private/page.html", 403),
+            ("DELETE", "/index.html", 405),
+        ] {
+            let answer = ask(&weir, proto, method, target, &[]);
+            assert_eq!(answer.status, status, "{proto:?} {method} {target}\n{}", answer.body);
+            assert!(!answer.body.contains("SECRET"), "{proto:?} {target}: {}", answer.body);
+            assert!(answer.body.contains("<html>"), "the built-in page: {proto:?} {target}: {}", answer.body);
+            assert!(answer.location.is_none(), "{proto:?} {target}");
+        }
+    }
+}
+
+#[test]
+fn a_document_in_the_script_directory_runs_and_never_sends_its_source() {
+    let site = Site::new();
+    // The script directory inside DocumentRoot, and the document named by a spelling of it.
+    site.doc(
+        "cgi-bin/page",
+        b"#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nRAN-PAGE\\n'\n# SOURCE-MARKER\n",
+    );
+    let script = site.path().join("htdocs/cgi-bin/page");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let d = site.path().display().to_string();
+    let conf = site.config("ErrorDocument 404 /%63gi-bin//page\n").replace(
+        &format!("ScriptAlias /cgi-bin/ {d}/cgi-bin/"),
+        &format!("ScriptAlias /cgi-bin/ {d}/htdocs/cgi-bin/"),
+    );
+    let weir = site.start_with(&conf);
+    for proto in [Proto::H1, Proto::H2] {
+        let answer = ask(&weir, proto, "GET", "/missing", &[]);
+        assert_eq!((answer.status, answer.body.as_str()), (404, "RAN-PAGE\n"), "{proto:?}");
+    }
+}
+
+#[test]
+fn a_script_document_runs_with_the_redirect_variables_and_keeps_the_status() {
+    let site = Site::new();
+    site.script(
+        "oops",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n\
+         echo \"REDIRECT_STATUS=$REDIRECT_STATUS\"\necho \"REDIRECT_URL=$REDIRECT_URL\"\n\
+         echo \"REDIRECT_QUERY_STRING=$REDIRECT_QUERY_STRING\"\necho \"REDIRECT_REQUEST_METHOD=$REDIRECT_REQUEST_METHOD\"\n\
+         echo \"REQUEST_METHOD=$REQUEST_METHOD\"\n",
+    );
+    site.script("failing", "#!/bin/sh\nprintf 'Status: 500 Broken\\r\\nContent-Type: text/plain\\r\\n\\r\\nFAILED-DOCUMENT\\n'\n");
+    site.script("chosen", "#!/bin/sh\nprintf 'Status: 404 Gone Away\\r\\nContent-Type: text/plain\\r\\n\\r\\nTHE SCRIPT CHOSE THIS\\n'\n");
+    site.script("env", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nenv\n");
+    let weir = site.start(
+        "ErrorDocument 404 /cgi-bin/oops\n\
+         ErrorDocument 403 /cgi-bin/failing\n",
+    );
+    for proto in [Proto::H1, Proto::H2] {
+        let answer = ask(&weir, proto, "GET", "/gone/away?x=1&y=2", &[]);
+        assert_eq!(answer.status, 404, "{proto:?}: {}", answer.body);
+        for line in [
+            "REDIRECT_STATUS=404",
+            "REDIRECT_URL=/gone/away",
+            "REDIRECT_QUERY_STRING=x=1&y=2",
+            "REDIRECT_REQUEST_METHOD=GET",
+            "REQUEST_METHOD=GET",
+        ] {
+            assert!(answer.body.contains(line), "{proto:?}: {line} in\n{}", answer.body);
+        }
+        // A HEAD runs the document as a GET and sends no body.
+        let answer = ask(&weir, proto, "HEAD", "/gone", &[]);
+        assert_eq!((answer.status, answer.body.as_str()), (404, ""), "{proto:?}");
+        // The document's own error: the built-in page with the original status.
+        let answer = ask(&weir, proto, "GET", "/.hidden", &[]);
+        assert_eq!(answer.status, 403, "{proto:?}");
+        assert!(!answer.body.contains("FAILED-DOCUMENT"), "{proto:?}: {}", answer.body);
+        // A status a script chose with its own body is its own, as in Apache.
+        let answer = ask(&weir, proto, "GET", "/cgi-bin/chosen", &[]);
+        assert_eq!((answer.status, answer.body.as_str()), (404, "THE SCRIPT CHOSE THIS\n"), "{proto:?}");
+        // No client can claim to be an error document's fetch, in any spelling.
+        let answer = ask(
+            &weir,
+            proto,
+            "GET",
+            "/cgi-bin/env",
+            &[
+                ("x-weir-redirect-status", "200"),
+                ("X-Weir-Redirect-Url", "/forged"),
+                ("redirect-status", "1"),
+            ],
+        );
+        assert_eq!(answer.status, 200, "{proto:?}");
+        assert!(!answer.body.lines().any(|l| l.starts_with("REDIRECT_")), "{proto:?}: {}", answer.body);
+        assert!(!answer.body.contains("/forged"), "{proto:?}: {}", answer.body);
+    }
+    // Over HTTP/1.1 as raw bytes, with a duplicated and oddly cased forged header.
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let bytes = client
+        .raw(b"GET /cgi-bin/env HTTP/1.1\r\nHost: localhost\r\nX-WEIR-REDIRECT-STATUS: 404\r\nx-weir-redirect-status: 404\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let responses = raw::responses(&bytes).unwrap();
+    assert!(responses[0].text().contains("SCRIPT_NAME=/cgi-bin/env"), "{}", responses[0].text());
+    assert!(!responses[0].text().lines().any(|l| l.starts_with("REDIRECT_")), "{}", responses[0].text());
+}
+
+#[test]
+fn a_virtual_host_has_its_own_documents_over_the_main_servers() {
+    let site = Site::new();
+    site.doc("errors/404.html", NOT_FOUND_PAGE.as_bytes());
+    let other = site.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("index.html"), "other\n").unwrap();
+    let weir = site.start(&format!(
+        "ErrorDocument 404 /errors/404.html\nErrorDocument 403 \"main 403\"\n\
+         <VirtualHost *:*>\nServerName localhost\n</VirtualHost>\n\
+         <VirtualHost *:*>\nServerName other.test\nDocumentRoot {}\nErrorDocument 404 \"other 404\"\n</VirtualHost>\n",
+        other.display()
+    ));
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let bytes = client.raw(b"GET /missing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let responses = raw::responses(&bytes).unwrap();
+    assert_eq!((responses[0].status, responses[0].text().as_str()), (404, NOT_FOUND_PAGE));
+    let bytes =
+        client.raw(b"GET /missing HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n").unwrap();
+    let responses = raw::responses(&bytes).unwrap();
+    assert_eq!((responses[0].status, responses[0].text().as_str()), (404, "other 404"));
+    let bytes = client.raw(b"GET /.git HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n").unwrap();
+    let responses = raw::responses(&bytes).unwrap();
+    assert_eq!((responses[0].status, responses[0].text().as_str()), (403, "main 403"), "inherited");
+}
