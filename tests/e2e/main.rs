@@ -29,6 +29,7 @@ mod privileges;
 mod processes;
 mod proxy_trust;
 mod serving;
+mod site_error_logs;
 mod spill;
 mod static_files;
 mod vhosts;

@@ -45,7 +45,8 @@ pub struct CgiSettings {
     /// SERVER_ADMIN: `ServerAdmin`, when set.
     pub server_admin: Option<String>,
     /// The `<VirtualHost>` these settings belong to, named in the error log's lines about its
-    /// scripts (every site's lines go to the main ErrorLog); `None` for the main server.
+    /// scripts (in the main ErrorLog when the site has none of its own); `None` for the main
+    /// server.
     pub vhost: Option<String>,
     /// A script still running after this long is killed with its process group.
     pub timeout: Duration,

@@ -143,8 +143,8 @@ pub struct VirtualHost {
     pub server_admin: Option<String>,
     pub document_root: PathBuf,
     pub directory_index: Vec<String>,
-    /// ErrorLog as written; weir writes every host's lines to the main ErrorLog, each naming
-    /// its host (see the migration guide).
+    /// ErrorLog: where the lines about this host's requests go (the main server's when the
+    /// section sets none).
     pub error_log: Option<PathBuf>,
     /// ErrorDocuments: the main server's, with this host's own replacing those of the same
     /// status.

@@ -79,13 +79,34 @@ impl Site {
     /// becomes a status here. The request is routed from its head alone; `read_body` is called
     /// only when the request goes to the pool, so a body for a static file, server-status, a
     /// refusal or an error is never stored (the caller discards or refuses it).
-    pub async fn handle<F, Fut>(&self, facts: &ClientFacts, mut parts: Parts, read_body: F) -> Response<Body>
+    pub async fn handle<F, Fut>(&self, facts: &ClientFacts, parts: Parts, read_body: F) -> Response<Body>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<RequestBody, BodyError>>,
     {
         let started = SystemTime::now();
         let site = self.hosts.select(facts, &parts);
+        if site == 0 {
+            return self.handle_for(site, started, facts, parts, read_body).await;
+        }
+        // A `<VirtualHost>`'s request is served in its `site` span: the error-log lines about
+        // it go to the site's own ErrorLog, when it has one. The main server's open none.
+        let span = tracing::error_span!("site", site);
+        tracing::Instrument::instrument(self.handle_for(site, started, facts, parts, read_body), span).await
+    }
+
+    async fn handle_for<F, Fut>(
+        &self,
+        site: usize,
+        started: SystemTime,
+        facts: &ClientFacts,
+        mut parts: Parts,
+        read_body: F,
+    ) -> Response<Body>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<RequestBody, BodyError>>,
+    {
         // Only another site than the main server is marked: without <VirtualHost>s a request
         // costs no extension map.
         if site != 0 {
