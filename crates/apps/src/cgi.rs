@@ -48,6 +48,9 @@ pub struct CgiSettings {
     /// scripts (in the main ErrorLog when the site has none of its own); `None` for the main
     /// server.
     pub vhost: Option<String>,
+    /// The site has an ErrorLog other than the main server's: its requests run in a `site`
+    /// span, whose error-log lines go there.
+    pub own_error_log: bool,
     /// A script still running after this long is killed with its process group.
     pub timeout: Duration,
 }
@@ -90,6 +93,7 @@ impl CgiSettings {
             server_software: config.server_tokens.product(),
             server_name: site.server_name.clone(),
             server_admin: site.server_admin.clone(),
+            own_error_log: vhost.is_some() && site.error_log.is_some() && site.error_log != config.error_log,
             vhost,
             timeout: config.timeout,
         }
@@ -467,6 +471,7 @@ mod tests {
             server_name: None,
             server_admin: None,
             vhost: None,
+            own_error_log: false,
             timeout: Duration::from_secs(5),
         }
     }

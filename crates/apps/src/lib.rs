@@ -164,12 +164,6 @@ impl HttpWorker {
             };
             return run_handler(handler.as_mut(), request, out);
         }
-        // A `<VirtualHost>`'s request runs in its `site` span: the error-log lines about it (its
-        // script's stderr above all) go to the site's own ErrorLog, when it has one.
-        let _site = request
-            .vhost
-            .filter(|&number| number > 0)
-            .map(|site| tracing::error_span!("site", site).entered());
         // The edge names the site that routed the request; a number no site has is refused
         // rather than served with another site's scripts.
         let cgi = match request.vhost {
@@ -183,6 +177,12 @@ impl HttpWorker {
             let _ = out.simple(500, reason(500), "Internal Server Error\n");
             return AfterRequest::Close;
         };
+        // The request of a `<VirtualHost>` with an ErrorLog of its own runs in its `site` span:
+        // the error-log lines about it (its script's stderr above all) go to that file.
+        let _site = request
+            .vhost
+            .filter(|_| cgi.own_error_log)
+            .map(|site| tracing::error_span!("site", site).entered());
         let refusal = match cgi.target(&path) {
             Some(Ok(target)) => {
                 return cgi::serve(cgi, &target, request, body, out);

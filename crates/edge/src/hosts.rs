@@ -25,6 +25,9 @@ pub struct HostSite {
     pub access_log: Option<Arc<AccessLog>>,
     /// Its `ErrorDocument`s, the main server's merged with its own.
     pub error_documents: weir_conf::error_document::ErrorDocuments,
+    /// A `<VirtualHost>` with an ErrorLog other than the main server's: its requests are
+    /// served in a `site` span, so their error-log lines go there.
+    pub own_error_log: bool,
     /// ServerName, or where its section starts: for log lines.
     pub label: String,
     /// The certificate, key and chain it shows over TLS; two sites with different ones cannot

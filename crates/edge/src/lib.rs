@@ -347,6 +347,7 @@ fn site_hosts(
             router,
             access_log: prepared.access_logs.get(number).cloned().flatten(),
             error_documents: site.error_documents.clone(),
+            own_error_log: number > 0 && site.error_log.is_some() && site.error_log != config.error_log,
             label: site.label(),
             tls_identity: tls_identity(site),
         });

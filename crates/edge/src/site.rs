@@ -86,11 +86,11 @@ impl Site {
     {
         let started = SystemTime::now();
         let site = self.hosts.select(facts, &parts);
-        if site == 0 {
+        if !self.hosts.site(site).own_error_log {
             return self.handle_for(site, started, facts, parts, read_body).await;
         }
-        // A `<VirtualHost>`'s request is served in its `site` span: the error-log lines about
-        // it go to the site's own ErrorLog, when it has one. The main server's open none.
+        // The request of a `<VirtualHost>` with an ErrorLog of its own is served in its `site`
+        // span: the error-log lines about it go to that file. Other requests open no span.
         let span = tracing::error_span!("site", site);
         tracing::Instrument::instrument(self.handle_for(site, started, facts, parts, read_body), span).await
     }
