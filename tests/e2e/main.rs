@@ -8,6 +8,7 @@ mod attacks;
 mod auth_basic;
 mod bodies;
 mod bodies_edge;
+mod cert_data;
 mod cgi;
 mod config;
 mod contract;

@@ -370,6 +370,15 @@ fn meta_variables(
         if let Some(subject) = &tls.client_subject {
             vars.push(("SSL_CLIENT_S_DN".into(), subject.clone()));
         }
+        if let Some(pem) = &tls.server_cert {
+            vars.push(("SSL_SERVER_CERT".into(), pem.clone()));
+        }
+        if let Some(pem) = &tls.client_cert {
+            vars.push(("SSL_CLIENT_CERT".into(), pem.clone()));
+        }
+        for (n, pem) in tls.client_chain.iter().enumerate() {
+            vars.push((format!("SSL_CLIENT_CERT_CHAIN_{n}"), pem.clone()));
+        }
     }
     if let Some(redirect) = &request.redirect {
         // An ErrorDocument: what Apache's internal redirect tells the script.

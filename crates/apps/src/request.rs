@@ -68,6 +68,12 @@ pub struct TlsFacts {
     pub client_verify: String,
     /// The verified client certificate's subject (SSL_CLIENT_S_DN), when one was sent.
     pub client_subject: Option<String>,
+    /// `SSLOptions +ExportCertData`: the server's certificate in PEM (SSL_SERVER_CERT).
+    pub server_cert: Option<String>,
+    /// The client's certificate in PEM (SSL_CLIENT_CERT).
+    pub client_cert: Option<String>,
+    /// The rest of the client's chain in PEM, in order (SSL_CLIENT_CERT_CHAIN_n).
+    pub client_chain: Vec<String>,
 }
 
 /// Why a request from the edge could not be read.
@@ -191,6 +197,12 @@ impl Request {
             cipher: request.header(wire::SSL_CIPHER).unwrap_or("").to_string(),
             client_verify: request.header(wire::SSL_CLIENT_VERIFY).unwrap_or("NONE").to_string(),
             client_subject: request.header(wire::SSL_CLIENT_S_DN).map(str::to_string),
+            server_cert: request.header(wire::SSL_SERVER_CERT).and_then(wire::cert_pem),
+            client_cert: request.header(wire::SSL_CLIENT_CERT).and_then(wire::cert_pem),
+            client_chain: request
+                .header(wire::SSL_CLIENT_CERT_CHAIN)
+                .map(|chain| chain.split(',').filter_map(wire::cert_pem).collect())
+                .unwrap_or_default(),
         });
         request
     }

@@ -74,6 +74,7 @@ const CASES: &[(&str, usize, &str)] = &[
     ("Listen 80\nSSLHonorCipherOrder maybe\n", 2, "SSLHonorCipherOrder: invalid value 'maybe'"),
     ("Listen 80\nSSLOptions +StdEnvVars ExportCertData\n", 2, "Illegal combination of options"),
     ("Listen 80\nSSLOptions +FakeBasicAuth\n", 2, "SSLOptions: invalid value '+FakeBasicAuth'"),
+    ("Listen 80\nSSLOptions +ExportCertData +Everything\n", 2, "expected StdEnvVars or ExportCertData"),
     ("Listen 80\nSSLEngine optional\n", 2, "SSLEngine: invalid value 'optional'"),
     ("Listen 80\nErrorDocument 200 /ok.html\n", 2, "weir takes an error status (400 to 599)"),
     ("Listen 80\nErrorDocument 404 //evil.example/x\n", 2, "expected a local URL path"),

@@ -527,6 +527,7 @@ impl Config {
             locations: self.locations.clone(),
             ssl_engine: None,
             tls: self.tls.clone(),
+            export_cert_data: self.tls_options.ssl_options.export_cert_data,
             file: match &self.source {
                 Source::File(path) => path.clone(),
                 Source::BuiltIn => PathBuf::from("(built-in default)"),

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderValue, Request, Version};
 
 use weir_wire as wire;
 
+use crate::cert_export::ExportCertData;
 use crate::client_facts::ClientFacts;
 use crate::request_id::request_id;
 
@@ -122,6 +123,9 @@ pub(crate) fn normalize(
             headers.insert(HeaderName::from_static(wire::CGI_PASS_AUTH), HeaderValue::from_static("on"));
         }
     }
+    if let (Some(tls), Some(export)) = (&client.tls, parts.extensions.get::<ExportCertData>()) {
+        crate::cert_export::set_fields(&mut headers, export, tls.client_chain.as_ref());
+    }
     let mut request = Request::new(());
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = target.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
@@ -187,6 +191,7 @@ mod tests {
                 client_subject: Some("CN=meter-7,O=Water".to_string()),
                 sni: None,
                 handshake_site: None,
+                client_chain: None,
             }),
         };
         let mut parts = parts;

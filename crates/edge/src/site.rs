@@ -245,6 +245,9 @@ impl Site {
                     Ok(uri) => pool_parts.uri = uri,
                     Err(_) => return Decision::Answer(body::error_page(StatusCode::BAD_REQUEST)),
                 }
+                if let (Some(export), Some(_)) = (&self.hosts.site(site).export_cert_data, &facts.tls) {
+                    pool_parts.extensions.insert(export.clone());
+                }
                 let pass_auth = router.cgi_pass_auth(&target);
                 pool_parts
                     .extensions
