@@ -225,3 +225,67 @@ fn a_virtual_host_has_its_own_documents_over_the_main_servers() {
     let responses = raw::responses(&bytes).unwrap();
     assert_eq!((responses[0].status, responses[0].text().as_str()), (403, "main 403"), "inherited");
 }
+
+#[test]
+fn a_location_has_its_own_documents_for_every_spelling_of_its_paths() {
+    let site = Site::new();
+    let weir = site.start(
+        "ErrorDocument 404 \"site 404\"\n\
+         <Location /app>\nErrorDocument 404 \"app 404\"\n</Location>\n\
+         <Location /app/plain>\nErrorDocument 404 default\n</Location>\n",
+    );
+    for proto in [Proto::H1, Proto::H2] {
+        for (target, body) in [
+            ("/missing", Some("site 404")),
+            ("/app/x", Some("app 404")),
+            ("//app/%78", Some("app 404")),
+            ("/other/../app/x", Some("app 404")),
+            ("/%61pp/x", Some("app 404")),
+            ("/app/plain/x", None),
+            ("/app//plain/x", None),
+        ] {
+            let answer = ask(&weir, proto, "GET", target, &[]);
+            assert_eq!(answer.status, 404, "{proto:?} {target}");
+            match body {
+                Some(body) => assert_eq!(answer.body, body, "{proto:?} {target}"),
+                None => assert!(answer.body.contains("<html>"), "{proto:?} {target}: {}", answer.body),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_challenge_keeps_its_header_and_a_refused_head_takes_a_text() {
+    let site = Site::new();
+    // bob's password is "password" ({SHA}, as htpasswd -s writes it).
+    std::fs::write(site.path().join("users"), "bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n").unwrap();
+    site.doc("admin/index.html", b"admin\n");
+    let users = site.path().join("users");
+    let weir = site.start(&format!(
+        "<Location /admin>\nAuthType Basic\nAuthName \"Admins\"\nAuthUserFile {}\nRequire valid-user\n</Location>\n\
+         ErrorDocument 401 \"<p>Please log in</p>\"\n\
+         ErrorDocument 431 \"<p>Too many or too long fields</p>\"\n\
+         LimitRequestFieldSize 200\n",
+        users.display()
+    ));
+    for proto in [Proto::H1, Proto::H2] {
+        let client = Client::new(weir.addr(), &weir.cert_pem);
+        let reply = client.request_with(proto, "GET", "/admin/", &[], Vec::new()).unwrap();
+        assert_eq!(reply.status, 401, "{proto:?}");
+        assert_eq!(reply.header("www-authenticate"), Some("Basic realm=\"Admins\""), "{proto:?}");
+        assert_eq!(reply.text(), "<p>Please log in</p>", "{proto:?}");
+        let reply = client
+            .request_with(proto, "GET", "/admin/", &[("authorization", "Basic Ym9iOnBhc3N3b3Jk")], Vec::new())
+            .unwrap();
+        assert_eq!((reply.status, reply.text().as_str()), (200, "admin\n"), "{proto:?}");
+    }
+    // A head refused before it was read whole (a field beyond LimitRequestFieldSize).
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    let long = "x".repeat(400);
+    let bytes = client
+        .raw(format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Long: {long}\r\n\r\n").as_bytes())
+        .unwrap();
+    let responses = raw::responses(&bytes).unwrap();
+    assert_eq!(responses[0].status, 431);
+    assert_eq!(responses[0].text(), "<p>Too many or too long fields</p>");
+}

@@ -80,7 +80,16 @@ const CASES: &[(&str, usize, &str)] = &[
     ("Listen 80\nErrorDocument 404 //evil.example/x\n", 2, "expected a local URL path"),
     ("Listen 80\nErrorDocument 404 ftp://files.example/\n", 2, "an http:// or https:// URL"),
     ("Listen 80\nErrorDocument 404 \"Gone %{REQUEST_URI}\"\n", 2, "does not evaluate expressions"),
-    ("Listen 80\n<Location /app>\nErrorDocument 404 /404.html\n</Location>\n", 3, "ErrorDocument"),
+    (
+        "Listen 80\n<Location /app>\nErrorDocument 401 https://login.example/\n</Location>\n",
+        3,
+        "cannot be used for 401",
+    ),
+    (
+        "Listen 80\n<Location /app>\nErrorDocument 404 //elsewhere/x\n</Location>\n",
+        3,
+        "expected a local URL path",
+    ),
     ("Listen 80\nAllowOverride All\n", 2, "weir reads no .htaccess files"),
     ("Listen 80\nAllowOverride AuthConfig Indexes\n", 2, "weir reads no .htaccess files"),
     ("Listen 80\nAddType text .txt\n", 2, "AddType: invalid value 'text'"),

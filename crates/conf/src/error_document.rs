@@ -1,4 +1,5 @@
-//! `ErrorDocument code document`: what a site answers in place of its built-in error page.
+//! `ErrorDocument code document`: what a site (or a `<Location>`) answers in place of its
+//! built-in error page.
 //!
 //! Read as Apache 2.4's core reads it (`set_error_document`): a second argument with a space in
 //! it, or that neither starts with `/` nor is a URL, is a text sent as the body; one starting
@@ -44,6 +45,11 @@ impl ErrorDocuments {
             .find(|(code, _)| *code == status)
             .map(|(_, document)| document)
             .filter(|document| **document != ErrorDocument::Default)
+    }
+
+    /// The entry for `status` as written, `default` included (which undoes an inherited one).
+    pub fn entry(&self, status: u16) -> Option<&ErrorDocument> {
+        self.0.iter().find(|(code, _)| *code == status).map(|(_, document)| document)
     }
 
     pub fn is_empty(&self) -> bool {

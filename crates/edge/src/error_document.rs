@@ -8,6 +8,7 @@
 //! (not found, denied, a redirect, a script's own error, no worker free) gives the built-in page
 //! with the original status. So no document can loop, and no error ever turns into a 200.
 //! A status a script chose with its own body is never replaced (Apache does not either).
+//! A `<Location>` matching the request's normalised path may name its own document.
 
 use http::request::Parts;
 use http::{header, HeaderValue, Method, Response, StatusCode};
@@ -64,7 +65,24 @@ enum Produced {
 impl Site {
     /// Whether `site` has any ErrorDocument: only then is a request's head kept for one.
     pub(crate) fn has_error_documents(&self, site: usize) -> bool {
-        !self.hosts.site(site).error_documents.is_empty()
+        let host = self.hosts.site(site);
+        !host.error_documents.is_empty() || host.location_documents
+    }
+
+    /// The document for `status`: the site's, unless a `<Location>` matching the request's
+    /// normalised path (`None`: a request refused before it was read whole) names one, the
+    /// last such section winning, as Apache merges them.
+    fn document_for(&self, site: usize, path: Option<&str>, status: StatusCode) -> Option<&ErrorDocument> {
+        let host = self.hosts.site(site);
+        let mut found = host.error_documents.entry(status.as_u16());
+        if let Some(path) = path.filter(|_| host.location_documents) {
+            for section in host.router.locations.iter().filter(|section| section.matches(path)) {
+                if let Some(document) = section.error_documents.entry(status.as_u16()) {
+                    found = Some(document);
+                }
+            }
+        }
+        found.filter(|document| **document != ErrorDocument::Default)
     }
 
     /// The answer to send for `response` to `request` on `site`: its ErrorDocument when it is
@@ -76,7 +94,7 @@ impl Site {
         request: &Parts,
         response: Response<Body>,
     ) -> Response<Body> {
-        match self.error_document_now(facts, site, request, response) {
+        match self.error_document_now(facts, site, request, true, response) {
             Produced::Done(response) => response,
             Produced::Pool(parts, error) => match self.to_pool(facts, &parts, RequestBody::empty()).await {
                 Ok(PoolAnswer::Response(answer)) if answer.status().is_success() => {
@@ -104,7 +122,7 @@ impl Site {
         }
         let mut request = http::Request::new(()).into_parts().0;
         request.extensions.insert(SiteId(site));
-        match self.error_document_now(facts, site, &request, response) {
+        match self.error_document_now(facts, site, &request, false, response) {
             Produced::Done(response) => response,
             Produced::Pool(_, error) => error,
         }
@@ -115,15 +133,24 @@ impl Site {
         facts: &ClientFacts,
         site: usize,
         request: &Parts,
+        routed: bool,
         response: Response<Body>,
     ) -> Produced {
         let status = response.status();
         let replaceable = status.as_u16() >= 400
             && (response.extensions().get::<EdgePage>().is_some()
                 || response.extensions().get::<WorkerRefusal>().is_some());
-        let document = match self.hosts.site(site).error_documents.get(status.as_u16()) {
-            Some(document) if replaceable => document,
-            _ => return Produced::Done(response),
+        if !replaceable {
+            return Produced::Done(response);
+        }
+        // The one normalised path, as every decision about the request was made.
+        let target = request.uri.path_and_query().map(|pq| weir_wire::target::Target::parse(pq.as_str()));
+        let path = match &target {
+            Some(Ok(target)) if routed => Some(target.path()),
+            _ => None,
+        };
+        let Some(document) = self.document_for(site, path, status) else {
+            return Produced::Done(response);
         };
         match document {
             ErrorDocument::Text(text) => Produced::Done(text_page(response, text)),

@@ -25,6 +25,8 @@ pub struct HostSite {
     pub access_log: Option<Arc<AccessLog>>,
     /// Its `ErrorDocument`s, the main server's merged with its own.
     pub error_documents: weir_conf::error_document::ErrorDocuments,
+    /// Whether any of its `<Location>`s has an `ErrorDocument`: only then are they looked at.
+    pub location_documents: bool,
     /// A `<VirtualHost>` with an ErrorLog other than the main server's: its requests are
     /// served in a `site` span, so their error-log lines go there.
     pub own_error_log: bool,

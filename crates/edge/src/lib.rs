@@ -364,6 +364,7 @@ fn site_hosts(
             router,
             access_log: prepared.access_logs.get(number).cloned().flatten(),
             error_documents: site.error_documents.clone(),
+            location_documents: site.locations.iter().any(|l| !l.error_documents.is_empty()),
             export_cert_data: prepared
                 .server_certs
                 .get(number)
