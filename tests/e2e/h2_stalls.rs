@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 
+use crate::support::attack::Dial;
 use crate::support::h2::{self, RawH2, DATA};
 use crate::support::{Site, Weir};
 
@@ -291,4 +292,128 @@ fn h2_head_204_and_304_answers_carry_no_content() {
         assert_eq!(out.status.code(), Some(0), "{head}\n{}", String::from_utf8_lossy(&out.stderr));
         assert!(head.contains("content-length: 6"), "{head}");
     }
+}
+
+/// Open descriptors of a process now.
+fn open_descriptors(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// One h2 connection can hold 100 streams, and a stalled stream of a large file holds that file
+/// open until it is cut at Timeout + 5 s. From one address, six connections × 99 such streams took
+/// an edge with 400 descriptors to its limit: accept() failed, and a client from another address
+/// got nothing. Streams beyond the first of a connection now take places of
+/// MaxConnectionsPerIP while their answer is in flight; one that finds none waits, then gets 503.
+#[test]
+fn one_source_holding_stalled_h2_streams_cannot_take_every_descriptor() {
+    const LIMIT: u32 = 400;
+    let site = Site::new().with_open_file_limit(LIMIT);
+    site.doc("big.bin", &vec![b'z'; FILE_SIZE]);
+    site.doc("mid.bin", &vec![b'm'; 200_000]);
+    let weir = site.start("Timeout 30\nKeepAliveTimeout 30\n");
+    let (_, edge) = weir.roles();
+    let attacker = Dial { from: Some("127.0.0.2".parse().expect("address")), recv_buffer: None };
+    let bystander = Dial { from: Some("127.0.0.3".parse().expect("address")), recv_buffer: None };
+    runtime().block_on(async {
+        // Streams start with no window: each answer stands still with its file open.
+        // Its own streams use up the source's share, so later connections may be refused.
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            let Ok(mut h2) = RawH2::connect_from(&weir, 0, attacker).await else {
+                continue;
+            };
+            for stream in (1..=197).step_by(2) {
+                h2.headers(stream, &h2::get("/big.bin"), true).await;
+            }
+            h2.until(Duration::from_millis(500), |_| false).await;
+            held.push(h2);
+        }
+        // Its share: MaxConnectionsPerIP auto, half of what the descriptors allow.
+        let peak = open_descriptors(edge.pid);
+        assert!(
+            peak < LIMIT as usize / 2,
+            "the edge holds {peak} of its {LIMIT} descriptors for one source\n{}",
+            weir.logs()
+        );
+        // A client from another address is served at once, over h2 and HTTP/1.1, files that
+        // are streamed from disk (200 kB) and files sent from memory alike.
+        let started = Instant::now();
+        let mut h2 = RawH2::connect_from(&weir, 0x7fff_ffff, bystander)
+            .await
+            .expect("an h2 connection from another address");
+        h2.headers(1, &h2::get("/mid.bin"), true).await;
+        h2.headers(3, &h2::get("/index.html"), true).await;
+        for stream in [1, 3] {
+            let outcome = h2.finish(stream, Duration::from_secs(10), Duration::ZERO).await;
+            assert_eq!(outcome.status, Some(200), "h2 stream {stream}: {}\n{}", outcome.frames, weir.logs());
+            assert!(outcome.complete, "h2 stream {stream} incomplete: {}", outcome.frames);
+        }
+        let config = crate::support::attack::tls_config(&weir.cert_pem);
+        let mut h1 = crate::support::attack::tls_connect_with(weir.addr(), &config, bystander)
+            .await
+            .expect("a connection from another address");
+        let reply =
+            crate::support::attack::exchange(&mut h1, b"GET /mid.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .await
+                .expect("an HTTP/1.1 answer");
+        assert_eq!(
+            crate::support::attack::status_of(reply.head.as_bytes()),
+            Some(200),
+            "{}\n{}",
+            reply.head,
+            weir.logs()
+        );
+        assert_eq!(reply.body.len(), 200_000);
+        assert!(started.elapsed() < Duration::from_secs(8), "the bystander waited {:?}", started.elapsed());
+        assert!(!weir.logs().contains("Too many open files"), "descriptors ran out:\n{}", weir.logs());
+        let now = open_descriptors(edge.pid);
+        assert!(now < LIMIT as usize / 2, "the edge holds {now} of its {LIMIT} descriptors");
+        // The attacker's streams beyond its share were answered 503, not left to hold files.
+        // They waited a while for a place first.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut refused = 0;
+        while refused == 0 && Instant::now() < deadline {
+            for h2 in &mut held {
+                h2.until(Duration::from_millis(500), |_| false).await;
+                refused += (1..=197).step_by(2).filter(|s| h2.outcome(*s).status == Some(503)).count();
+            }
+        }
+        assert!(refused > 0, "no stream of the attacker's was refused\n{}", weir.logs());
+        assert!(weir.logs().contains("h2 streams refused with 503"), "no log line\n{}", weir.logs());
+    });
+    assert!(!weir.logs().contains("Too many open files"), "descriptors ran out:\n{}", weir.logs());
+}
+
+/// A client that opens a large window and then reads nothing lets the edge fill each stream's
+/// buffers: 403 KiB per stream measured (hyper's send buffer of 256 KiB, and 64 KiB file reads),
+/// so 495 such streams cost 200 MB. Now a stream buffers 64 KiB and reads 16 KiB pieces: about
+/// 110 KiB each, the figure `h2_places` counts a stream's places by.
+#[test]
+fn a_stream_whose_client_reads_nothing_holds_little_memory() {
+    const STREAMS: u64 = 5 * 99;
+    let site = Site::new();
+    site.doc("big.bin", &vec![b'z'; FILE_SIZE]);
+    let weir = site.start("Timeout 60\nKeepAliveTimeout 60\nMaxConnectionsPerIP 0\n");
+    let (_, edge) = weir.roles();
+    let before = crate::support::procs::status_kib(edge.pid, "VmRSS");
+    runtime().block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            let mut h2 = RawH2::connect(&weir).await;
+            for stream in (1..=197).step_by(2) {
+                h2.headers(stream, &h2::get("/big.bin"), true).await;
+            }
+            held.push(h2);
+        }
+        // Until the edge has filled what it will fill: its memory stops growing.
+        let mut last = 0;
+        let settled = crate::support::wait_until(Duration::from_secs(20), || {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = crate::support::procs::status_kib(edge.pid, "VmRSS");
+            std::mem::replace(&mut last, now) == now
+        });
+        assert!(settled, "the edge's memory kept growing");
+        let each = last.saturating_sub(before) / STREAMS;
+        assert!(each <= 160, "{each} KiB held per stream whose client reads nothing\n{}", weir.logs());
+    });
 }

@@ -20,6 +20,8 @@ pub struct ConnectionLimits {
     max_total: usize,
     max_per_ip: usize,
     state: Mutex<Counts>,
+    /// Woken whenever a place comes free, for h2 streams waiting for one.
+    freed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -93,10 +95,11 @@ pub fn resolve(total: ConnectionCap, per_ip: ConnectionCap, capacity: &Capacity)
     (total, per_ip)
 }
 
-/// Holds one connection's place; released on drop.
+/// Holds one connection's place (or an h2 stream's places); released on drop.
 pub struct ConnectionSlot {
     limits: Arc<ConnectionLimits>,
     source: Source,
+    places: usize,
 }
 
 /// Why a connection was refused.
@@ -108,33 +111,67 @@ pub enum Over {
 
 impl ConnectionLimits {
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnectionLimits> {
-        Arc::new(ConnectionLimits { max_total, max_per_ip, state: Mutex::new(Counts::default()) })
+        Arc::new(ConnectionLimits {
+            max_total,
+            max_per_ip,
+            state: Mutex::new(Counts::default()),
+            freed: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Takes `places` for one more h2 stream of `source`, waiting up to `patience` for them to
+    /// come free (answers finish all the time; a stream should not fail for a moment's peak).
+    pub async fn wait_for_places(
+        self: &Arc<Self>,
+        source: Source,
+        places: usize,
+        patience: Duration,
+    ) -> Result<ConnectionSlot, Over> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            // Registered before the attempt, so a place freed in between still wakes this.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let over = match self.take(source, places, true) {
+                Ok(slot) => return Ok(slot),
+                Err(over) => over,
+            };
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return Err(over);
+            }
+        }
     }
 
     /// Takes a place for a connection from `source`, or says which limit is reached.
     pub fn admit(self: &Arc<Self>, source: Source) -> Result<ConnectionSlot, Over> {
-        self.take(source, true)
+        self.take(source, 1, true)
     }
 
     /// Takes a place although MaxConnections is reached, still within MaxConnectionsPerIP: for a
     /// connection for which another has just been evicted (its place comes free as soon as its
     /// task runs, so the overshoot is bounded by the evictions in flight).
     pub fn admit_in_place_of_evicted(self: &Arc<Self>, source: Source) -> Result<ConnectionSlot, Over> {
-        self.take(source, false)
+        self.take(source, 1, false)
     }
 
-    fn take(self: &Arc<Self>, source: Source, check_total: bool) -> Result<ConnectionSlot, Over> {
+    fn take(
+        self: &Arc<Self>,
+        source: Source,
+        places: usize,
+        check_total: bool,
+    ) -> Result<ConnectionSlot, Over> {
         let mut counts = self.state.lock().map_err(|_| Over::Total)?;
-        if check_total && self.max_total > 0 && counts.total >= self.max_total {
+        if check_total && self.max_total > 0 && counts.total + places > self.max_total {
             return Err(Over::Total);
         }
-        let mine = counts.per_source.entry(source).or_insert(0);
-        if self.max_per_ip > 0 && *mine >= self.max_per_ip {
+        let mine = counts.per_source.get(&source).copied().unwrap_or(0);
+        if self.max_per_ip > 0 && mine + places > self.max_per_ip {
             return Err(Over::PerIp);
         }
-        *mine += 1;
-        counts.total += 1;
-        Ok(ConnectionSlot { limits: self.clone(), source })
+        counts.per_source.insert(source, mine + places);
+        counts.total += places;
+        Ok(ConnectionSlot { limits: self.clone(), source, places })
     }
 
     /// MaxConnections and MaxConnectionsPerIP in force (0: no limit).
@@ -163,14 +200,15 @@ impl ConnectionSlot {
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         if let Ok(mut counts) = self.limits.state.lock() {
-            counts.total = counts.total.saturating_sub(1);
+            counts.total = counts.total.saturating_sub(self.places);
             if let Some(n) = counts.per_source.get_mut(&self.source) {
-                *n -= 1;
+                *n = n.saturating_sub(self.places);
                 if *n == 0 {
                     counts.per_source.remove(&self.source);
                 }
             }
         }
+        self.limits.freed.notify_waiters();
     }
 }
 
@@ -244,6 +282,35 @@ mod tests {
         let _b = limits.admit_in_place_of_evicted(source("127.0.0.3")).unwrap();
         assert_eq!(limits.total(), 2);
         assert_eq!(limits.admit_in_place_of_evicted(source("127.0.0.2")).err(), Some(Over::PerIp));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_waits_for_a_place_and_gets_one_when_it_comes_free() {
+        let limits = ConnectionLimits::new(0, 2);
+        let a = source("127.0.0.2");
+        let first = limits.admit(a).unwrap();
+        let _second = limits.admit(a).unwrap();
+        // None comes free: refused once its patience is over, however long that is.
+        let waited = tokio::time::Instant::now();
+        assert_eq!(limits.wait_for_places(a, 1, Duration::from_secs(5)).await.err(), Some(Over::PerIp));
+        assert_eq!(waited.elapsed(), Duration::from_secs(5));
+        // One comes free while it waits: it gets it then.
+        let freeing = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            drop(first);
+        });
+        let waited = tokio::time::Instant::now();
+        let third = limits.wait_for_places(a, 1, Duration::from_secs(5)).await;
+        assert!(third.is_ok());
+        assert_eq!(waited.elapsed(), Duration::from_secs(1));
+        freeing.await.unwrap();
+        // Another source is not held up by this one's share.
+        let other = limits.wait_for_places(source("127.0.0.3"), 2, Duration::ZERO).await;
+        assert!(other.is_ok());
+        // Places are taken and given back in the number asked for.
+        assert_eq!(limits.total(), 4);
+        drop(other);
+        assert_eq!(limits.total(), 2);
     }
 
     #[test]

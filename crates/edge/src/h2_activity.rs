@@ -25,6 +25,8 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
 
+use crate::client_limits::ConnectionSlot;
+
 /// The most bytes of a response body handed to hyper at a time: h2's default largest frame.
 pub const PIECE: usize = 16 * 1024;
 
@@ -81,6 +83,12 @@ impl Activity {
             .max()
     }
 
+    fn stream_moved(&self, state: &StreamState) {
+        let now = self.now_ms();
+        state.moved_at_ms.fetch_max(now, Ordering::Relaxed);
+        self.moved_at_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
     /// Counts a stream as in flight until the returned guard drops.
     pub fn stream(self: &Arc<Self>) -> StreamInFlight {
         let state = Arc::new(StreamState {
@@ -91,7 +99,7 @@ impl Activity {
             streams.push(state.clone());
         }
         self.touch();
-        StreamInFlight { activity: self.clone(), state }
+        StreamInFlight { activity: self.clone(), state, place: None }
     }
 
     /// A request body whose every frame counts as movement of the connection.
@@ -105,32 +113,44 @@ impl Activity {
 pub struct StreamInFlight {
     activity: Arc<Activity>,
     state: Arc<StreamState>,
+    /// The connection place the stream holds while in flight, if it needed one
+    /// ([`crate::h2_places`]).
+    place: Option<ConnectionSlot>,
 }
 
 /// A stream whose answer the edge is making (see [`StreamInFlight::in_service`]).
-pub struct InService<'a> {
-    stream: &'a StreamInFlight,
+pub struct InService {
+    activity: Arc<Activity>,
+    state: Arc<StreamState>,
 }
 
-impl Drop for InService<'_> {
+impl Drop for InService {
     fn drop(&mut self) {
-        self.stream.state.in_service.store(false, Ordering::Release);
-        self.stream.moved();
+        self.state.in_service.store(false, Ordering::Release);
+        self.activity.stream_moved(&self.state);
     }
 }
 
 impl StreamInFlight {
     /// Marks the stream as being answered until the guard drops: its waits are the edge's own
     /// (the body stage, QueueTimeout, Timeout), each bounded, not the client's.
-    pub fn in_service(&self) -> InService<'_> {
+    pub fn in_service(&self) -> InService {
         self.state.in_service.store(true, Ordering::Release);
-        InService { stream: self }
+        InService { activity: self.activity.clone(), state: self.state.clone() }
+    }
+
+    /// Whether other streams of the connection are in flight beside this one.
+    pub fn has_company(&self) -> bool {
+        self.activity.streams() > 1
+    }
+
+    /// Keeps `place` until the stream is over.
+    pub fn hold(&mut self, place: ConnectionSlot) {
+        self.place = Some(place);
     }
 
     fn moved(&self) {
-        let now = self.activity.now_ms();
-        self.state.moved_at_ms.fetch_max(now, Ordering::Relaxed);
-        self.activity.moved_at_ms.fetch_max(now, Ordering::Relaxed);
+        self.activity.stream_moved(&self.state);
     }
 
     /// The response body, handed over in pieces (see the module's comment), holding the stream

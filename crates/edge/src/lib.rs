@@ -16,6 +16,7 @@ pub mod error_document;
 pub mod forwarding;
 pub mod h1;
 pub mod h2_activity;
+pub mod h2_places;
 pub mod handshake_stage;
 pub mod hosts;
 pub mod log_gate;

@@ -13,6 +13,11 @@ pub const LOG_EVERY: Duration = Duration::from_secs(60);
 pub struct LogGate(Mutex<(Option<Instant>, u64)>);
 
 impl LogGate {
+    /// A gate with no line sent yet, for a `static`.
+    pub const fn new() -> LogGate {
+        LogGate(Mutex::new((None, 0)))
+    }
+
     /// `Some(count held back since the last line)` when a line may go out now.
     pub fn due(&self) -> Option<u64> {
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);

@@ -21,7 +21,8 @@ use weir_conf::edge::StageTimeout;
 use crate::client_facts::{ClientFacts, TlsInfo};
 use crate::client_limits::{ConnectionLimits, ConnectionSlot, Over};
 use crate::h1::conn::{self as h1, H1Settings};
-use crate::h2_activity::Activity;
+use crate::h2_activity::{Activity, StreamInFlight};
+use crate::h2_places::StreamPlaces;
 use crate::handshake_stage::{HandshakeStage, Staged};
 use crate::hosts::HostTls;
 use crate::proxy_protocol::{self, ProxiedAddress};
@@ -46,6 +47,10 @@ const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 /// h2 streams in flight per connection.
 const H2_MAX_STREAMS: u32 = 100;
+/// What one h2 stream may buffer for a client that reads nothing (hyper's default is 400 KiB;
+/// 256 KiB measured 403 KiB held per such stream, 64 KiB 207 KiB with 64 KiB file reads). The
+/// edge hands a stream 16 KiB pieces, so 64 KiB still keeps four in hand for the socket.
+const H2_SEND_BUFFER: usize = 64 * 1024;
 
 /// One listening socket and what it speaks.
 pub struct Listener {
@@ -392,16 +397,17 @@ where
     let activity = Activity::new();
     let site = edge.site.clone();
     let settings = edge.h1.clone();
+    // The client a PROXY header named, if trusted: the source whose share the streams take.
+    let places = Arc::new(StreamPlaces { limits: edge.limits.clone(), source: Source::of(peer.ip()) });
     let service = {
         let activity = activity.clone();
         service_fn(move |request: http::Request<hyper::body::Incoming>| {
             let (site, facts, settings) = (site.clone(), facts.clone(), settings.clone());
-            let activity = activity.clone();
+            let (activity, places) = (activity.clone(), places.clone());
             async move {
-                let stream = activity.stream();
-                let serving = stream.in_service();
-                let response = h2_request(&site, &facts, &settings, &activity, request).await;
-                drop(serving);
+                let mut stream = activity.stream();
+                let response =
+                    h2_request(&site, &facts, &settings, &activity, &places, &mut stream, request).await;
                 let response = response.map(|body| crate::body::Body::new(stream.watch(body)));
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -412,7 +418,7 @@ where
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
         .max_header_list_size(edge.h1.limits.h2_header_list_size())
-        .max_send_buf_size(256 * 1024);
+        .max_send_buf_size(H2_SEND_BUFFER);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     // A connection with no stream in flight for the header stage's longest wait (or
@@ -481,16 +487,22 @@ async fn h2_request(
     facts: &ClientFacts,
     settings: &H1Settings,
     activity: &Arc<Activity>,
+    places: &StreamPlaces,
+    stream: &mut StreamInFlight,
     request: http::Request<hyper::body::Incoming>,
 ) -> http::Response<crate::body::Body> {
     let (mut parts, incoming) = request.into_parts();
     let mut incoming = activity.watch(incoming);
     let line = crate::site::request_line(&parts);
     let is_head = parts.method == http::Method::HEAD;
+    // Every wait from here on is the edge's own (a place, the body stage, the queue), each bounded.
+    let serving = stream.in_service();
     let response = if let Err(refusal) = request_checks::h2(&mut parts, &settings.limits) {
         tracing::debug!(client = %facts.peer, %refusal, "h2 request refused");
         site.refuse(facts, &line, parts.version, crate::body::error_page(refusal.status()))
     } else if let Some(refused) = site.rate_limited(facts) {
+        site.refuse(facts, &line, parts.version, refused)
+    } else if let Err(refused) = places.admit(stream).await {
         site.refuse(facts, &line, parts.version, refused)
     } else {
         let incoming = &mut incoming;
@@ -510,6 +522,7 @@ async fn h2_request(
         };
         site.handle(facts, parts, read_body).await
     };
+    drop(serving);
     request_body::discard_incoming(incoming);
     crate::body::without_forbidden_content(response, is_head)
 }

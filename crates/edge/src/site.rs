@@ -231,7 +231,9 @@ impl Site {
                 }
                 response
             }
-            Route::File(real) => router.static_files.send(&parts.method, &real, &parts.headers),
+            Route::File(real) => {
+                router.static_files.send(&parts.method, &real, &parts.headers, parts.version)
+            }
             Route::Pool(target) => {
                 // The canonical target in place of the client's, keeping an h2 request's
                 // scheme and authority (its Host).

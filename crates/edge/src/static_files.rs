@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use std::io::{Read, Seek};
 
 use futures_util::StreamExt;
-use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::io::AsyncReadExt;
@@ -56,6 +56,13 @@ const MAX_PATH: usize = 4096;
 
 /// Files (or ranges) up to this size are read whole on the runtime thread and sent from memory.
 const IN_MEMORY: u64 = 64 * 1024;
+
+/// Larger files are read in pieces of this size over HTTP/1.1, one blocking-pool hand-off each.
+const H1_READ: usize = 64 * 1024;
+/// Over h2, in the 16 KiB pieces h2_activity hands over: a connection carries up to 100 streams,
+/// and each may hold a piece read while its client reads nothing (measured with 495 such streams:
+/// 207 KiB each with 64 KiB reads, 110 KiB with 16 KiB ones).
+const H2_READ: usize = 16 * 1024;
 
 impl StaticFiles {
     /// Finds what a GET or HEAD of `path` (normalised and decoded, [`weir_wire::target`])
@@ -121,7 +128,13 @@ impl StaticFiles {
     }
 
     /// Sends a file [`StaticFiles::resolve`] found, honouring conditional and range requests.
-    pub fn send(&self, method: &Method, real: &Path, headers: &HeaderMap) -> Response<Body> {
+    pub fn send(
+        &self,
+        method: &Method,
+        real: &Path,
+        headers: &HeaderMap,
+        version: Version,
+    ) -> Response<Body> {
         let Ok(file) = std::fs::File::open(real) else {
             return body::error_page(StatusCode::FORBIDDEN);
         };
@@ -164,7 +177,8 @@ impl StaticFiles {
         let body = if method == Method::HEAD {
             body::empty()
         } else {
-            match file_body(file, *range.start(), length) {
+            let read = if version == Version::HTTP_2 { H2_READ } else { H1_READ };
+            match file_body(file, *range.start(), length, read) {
                 Ok(body) => body,
                 Err(_) => return body::error_page(StatusCode::INTERNAL_SERVER_ERROR),
             }
@@ -173,9 +187,9 @@ impl StaticFiles {
     }
 }
 
-/// `length` bytes from `start`: read whole now if small, else streamed in 64 KiB pieces (large
-/// files are never read whole into memory).
-fn file_body(mut file: std::fs::File, start: u64, length: u64) -> std::io::Result<Body> {
+/// `length` bytes from `start`: read whole now if small, else streamed in pieces of `read` bytes
+/// (large files are never read whole into memory).
+fn file_body(mut file: std::fs::File, start: u64, length: u64, read: usize) -> std::io::Result<Body> {
     if start > 0 {
         file.seek(std::io::SeekFrom::Start(start))?;
     }
@@ -189,8 +203,7 @@ fn file_body(mut file: std::fs::File, start: u64, length: u64) -> std::io::Resul
         return Ok(body::full(bytes));
     }
     let file = tokio::fs::File::from_std(file);
-    let frames =
-        ReaderStream::with_capacity(file.take(length), 64 * 1024).map(|piece| piece.map(Frame::data));
+    let frames = ReaderStream::with_capacity(file.take(length), read).map(|piece| piece.map(Frame::data));
     Ok(BodyExt::boxed(StreamBody::new(frames)))
 }
 

@@ -188,9 +188,15 @@ impl RawH2 {
     /// stream, and no more until [`RawH2::window_update`] says so (this client never credits
     /// windows by itself).
     pub async fn connect_with_window(weir: &Weir, window: u32) -> RawH2 {
+        RawH2::connect_from(weir, window, Dial::default()).await.expect("TLS connection")
+    }
+
+    /// [`RawH2::connect_with_window`] from the source address `dial` names; the error when the
+    /// server refuses the connection.
+    pub async fn connect_from(weir: &Weir, window: u32, dial: Dial) -> std::io::Result<RawH2> {
         let mut config = (*attack::tls_config(&weir.cert_pem)).clone();
         config.alpn_protocols = vec![b"h2".to_vec()];
-        let io = attack::tls_connect(weir.addr(), &Arc::new(config)).await.expect("TLS connection");
+        let io = attack::tls_connect_with(weir.addr(), &Arc::new(config), dial).await?;
         assert_eq!(io.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "h2 by ALPN");
         let mut h2 = RawH2 {
             io,
@@ -209,10 +215,12 @@ impl RawH2 {
         if let Some(more) = window.checked_sub(65_535).filter(|more| *more > 0) {
             preface.extend(frame(WINDOW_UPDATE, 0, 0, &more.to_be_bytes()));
         }
-        h2.write(&preface).await.expect("preface");
+        h2.write(&preface).await?;
         let settings = |frames: &[Frame]| frames.iter().any(|f| f.kind == SETTINGS && f.flags & ACK == 0);
-        assert!(h2.until(SETUP_DEADLINE, settings).await, "no SETTINGS from the server: {}", h2.log());
-        h2
+        if !h2.until(SETUP_DEADLINE, settings).await {
+            return Err(std::io::Error::other(format!("no SETTINGS from the server: {}", h2.log())));
+        }
+        Ok(h2)
     }
 
     /// Sends a header block on `stream`: every field as a literal HPACK field without indexing

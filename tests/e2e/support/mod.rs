@@ -82,6 +82,18 @@ impl Site {
         self
     }
 
+    /// Runs weir with RLIMIT_NOFILE at `limit` (soft and hard), through a shell that sets it and
+    /// then becomes weir, so the pid is still weir's.
+    pub fn with_open_file_limit(mut self, limit: u32) -> Site {
+        let wrapper = self.path().join("weir-limited");
+        let script =
+            format!("#!/bin/sh\nulimit -n {limit} || exit 1\nexec '{}' \"$@\"\n", self.binary.display());
+        std::fs::write(&wrapper, script).expect("write wrapper");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
+        self.binary = wrapper;
+        self
+    }
+
     /// Sets an environment variable for the server.
     pub fn env(mut self, key: &str, value: &str) -> Site {
         self.env.push((key.to_string(), value.to_string()));
