@@ -41,8 +41,12 @@ pub struct Redirected {
 const KEPT: [header::HeaderName; 4] =
     [header::WWW_AUTHENTICATE, header::ALLOW, header::RETRY_AFTER, header::CONNECTION];
 
-/// Request headers a document fetch drops: it has no body, and must be a plain, whole GET.
-const DROPPED: [header::HeaderName; 9] = [
+/// Request headers a document fetch drops: it has no body, must be a plain, whole GET, and is
+/// made without the request's credentials (a password the edge checked never reaches code in
+/// a worker through an error document).
+const DROPPED: [header::HeaderName; 11] = [
+    header::AUTHORIZATION,
+    header::EXPECT,
     header::CONTENT_TYPE,
     header::CONTENT_LENGTH,
     header::TRANSFER_ENCODING,
@@ -195,7 +199,6 @@ fn document_request(request: &Parts, path: &str, site: usize) -> Option<Parts> {
     for name in &DROPPED {
         fetch.headers.remove(name);
     }
-    fetch.headers.remove(header::EXPECT);
     fetch.extensions.remove::<crate::forwarding::ForwardAuth>();
     fetch.extensions.insert(SiteId(site));
     Some(fetch)
@@ -238,4 +241,32 @@ fn redirect(error: Response<Body>, url: &str) -> Response<Body> {
         response.headers_mut().insert(header::CONNECTION, value.clone());
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_fetch_is_a_plain_get_without_credentials() {
+        let request = http::Request::post("https://example.com/orig?q=1")
+            .header("authorization", "Basic Ym9iOnNlY3JldA==")
+            .header("content-type", "text/plain")
+            .header("content-length", "3")
+            .header("range", "bytes=0-1")
+            .header("if-none-match", "\"x\"")
+            .header("expect", "100-continue")
+            .header("cookie", "a=b")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        parts.extensions.insert(crate::forwarding::ForwardAuth { user: Some("bob".into()), pass_auth: true });
+        let fetch = document_request(&parts, "/errors/404.html", 2).unwrap();
+        assert_eq!(fetch.method, Method::GET);
+        assert_eq!(fetch.uri, "https://example.com/errors/404.html");
+        let names: Vec<&str> = fetch.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["cookie"]);
+        assert!(fetch.extensions.get::<crate::forwarding::ForwardAuth>().is_none());
+        assert_eq!(fetch.extensions.get::<SiteId>(), Some(&SiteId(2)));
+    }
 }
