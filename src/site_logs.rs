@@ -76,3 +76,35 @@ pub fn descriptors() -> Vec<RawFd> {
 pub fn file(number: usize) -> Option<Arc<File>> {
     SITE_LOGS.read().ok()?.get(number).cloned().flatten()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_descriptor_per_file_and_none_for_the_main_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let text = format!(
+            "Listen 127.0.0.1:0 http\nErrorLog {d}/main.log\n\
+             <VirtualHost *:*>\nServerName a.test\nErrorLog {d}/a.log\n</VirtualHost>\n\
+             <VirtualHost *:*>\nServerName b.test\nErrorLog {d}/a.log\n</VirtualHost>\n\
+             <VirtualHost *:*>\nServerName c.test\nErrorLog {d}/main.log\n</VirtualHost>\n\
+             <VirtualHost *:*>\nServerName d.test\n</VirtualHost>\n"
+        );
+        let config = Config::from_text(
+            &text,
+            &dir.path().join("weir.conf"),
+            weir_conf::Source::File(dir.path().join("weir.conf")),
+            dir.path().to_path_buf(),
+        )
+        .unwrap();
+        let previous = open(&config).unwrap();
+        let table: Vec<bool> = (0..6).map(|n| file(n).is_some()).collect();
+        assert_eq!(table, [false, true, true, false, false, false]);
+        assert_eq!(descriptors().len(), 1, "a.test and b.test share one file");
+        assert!(dir.path().join("a.log").exists());
+        previous.restore();
+        assert!(file(1).is_none(), "restored");
+    }
+}
