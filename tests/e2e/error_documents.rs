@@ -289,3 +289,33 @@ fn a_challenge_keeps_its_header_and_a_refused_head_takes_a_text() {
     assert_eq!(responses[0].status, 431);
     assert_eq!(responses[0].text(), "<p>Too many or too long fields</p>");
 }
+
+/// A script directory the edge cannot search (owned by the workers' account, mode 0700): the
+/// edge cannot tell a missing script from its head, so the worker answers 404 itself, and that
+/// answer takes the document too, as Apache's does.
+#[test]
+fn a_workers_own_refusal_of_a_script_takes_the_document() {
+    if !crate::support::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let site = Site::new();
+    site.script("present", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nPRESENT\\n'\n");
+    let scripts = site.path().join("cgi-bin");
+    for entry in [scripts.join("present"), scripts.clone()] {
+        nix::unistd::chown(
+            &entry,
+            Some(nix::unistd::Uid::from_raw(65534)),
+            Some(nix::unistd::Gid::from_raw(65534)),
+        )
+        .unwrap();
+    }
+    std::fs::set_permissions(&scripts, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let weir = site.start("User nobody\nGroup #65534\nErrorDocument 404 \"<p>No such script</p>\"\n");
+    for proto in [Proto::H1, Proto::H2] {
+        let answer = ask(&weir, proto, "GET", "/cgi-bin/present", &[]);
+        assert_eq!((answer.status, answer.body.as_str()), (200, "PRESENT\n"), "{proto:?}");
+        let answer = ask(&weir, proto, "GET", "/cgi-bin/absent", &[]);
+        assert_eq!((answer.status, answer.body.as_str()), (404, "<p>No such script</p>"), "{proto:?}");
+    }
+}

@@ -100,6 +100,8 @@ impl Site {
     ) -> Response<Body> {
         match self.error_document_now(facts, site, request, true, response) {
             Produced::Done(response) => response,
+            // No worker was free in time: a script for the document would wait again.
+            Produced::Pool(_, error) if error.status() == StatusCode::SERVICE_UNAVAILABLE => error,
             Produced::Pool(parts, error) => match self.to_pool(facts, &parts, RequestBody::empty()).await {
                 Ok(PoolAnswer::Response(answer)) if answer.status().is_success() => {
                     with_status(answer, error)
