@@ -211,10 +211,13 @@ impl PoolClient {
         } else {
             let (writer, spooled) = response_spool::spool(self.space.clone(), owner);
             let idle = self.idle.clone();
-            tokio::spawn(async move {
+            // In the request's `site` span, if it has one: a response cut short is logged to
+            // the site's own ErrorLog.
+            let read = async move {
                 rest.read(Sink::Spool(writer), &idle).await;
                 drop(hold);
-            });
+            };
+            tokio::spawn(tracing::Instrument::in_current_span(read));
             http_body_util::BodyExt::boxed(spooled)
         };
         let mut response = Response::from_parts(parts, body);
