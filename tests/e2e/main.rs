@@ -2,6 +2,7 @@
 
 mod support;
 
+mod aliases;
 mod apache_config;
 mod apps;
 mod attacks;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use weir_conf::alias::{self, AliasKind, AliasRule};
 use weir_conf::vhost::VirtualHost;
 use weir_conf::{Config, RLimitValue, RLimits};
 use weir_prefork::AfterRequest;
@@ -31,6 +32,9 @@ pub struct ScriptDir {
 pub struct CgiSettings {
     /// Script directories, longest prefix first.
     pub script_dirs: Vec<ScriptDir>,
+    /// `Alias`, `AliasMatch`, `ScriptAliasMatch`, in order: the site's own mapping, so the worker
+    /// finds the script the edge routed here.
+    pub url_aliases: Vec<AliasRule>,
     pub document_root: PathBuf,
     /// `CGIInterpreter`: extension (with its dot) and interpreter.
     pub interpreters: Vec<(String, PathBuf)>,
@@ -84,6 +88,7 @@ impl CgiSettings {
                     dir: alias.dir.clone(),
                 })
                 .collect(),
+            url_aliases: site.url_aliases.clone(),
             // Canonical, so the containment check below compares real paths.
             document_root: std::fs::canonicalize(&site.document_root)
                 .unwrap_or_else(|_| site.document_root.clone()),
@@ -143,13 +148,61 @@ impl CgiSettings {
         if let Some(alias) = self.script_dirs.iter().find(|alias| path.starts_with(&alias.url_prefix)) {
             return Some(self.resolve_in_alias(alias, path));
         }
+        if let Some(found) = alias::map(&self.url_aliases, path) {
+            let Ok(mapped) = found else {
+                return Some(Err(Refusal::NotFound));
+            };
+            let segments: Vec<&str> = mapped.relative.iter().map(String::as_str).collect();
+            if mapped.kind == AliasKind::Scripts {
+                return Some(self.resolve_in_script_match(&mapped.root, &segments, path));
+            }
+            let index = self.code_index(&segments)?;
+            let Ok(root) = std::fs::canonicalize(&mapped.root) else {
+                return Some(Err(Refusal::NotFound));
+            };
+            return Some(self.resolve_in_root(&root, &segments, index, Some(path)));
+        }
         if self.interpreters.is_empty() && self.cgi_script_extensions.is_empty() {
             return None;
         }
         let segments = script_path::segments(path)?;
-        let index =
-            segments.iter().position(|s| self.interpreter_for(s).is_some() || self.is_cgi_script(s))?;
-        Some(self.resolve_in_document_root(&segments, index))
+        let index = self.code_index(&segments)?;
+        Some(self.resolve_in_root(&self.document_root, &segments, index, None))
+    }
+
+    /// The first segment that names code (a `CGIInterpreter` or `AddHandler cgi-script` file).
+    fn code_index(&self, segments: &[&str]) -> Option<usize> {
+        segments.iter().position(|s| self.interpreter_for(s).is_some() || self.is_cgi_script(s))
+    }
+
+    /// A `ScriptAliasMatch` script: the first file walking `segments` under `dir`
+    /// ([`script_path::locate`], as the edge found it).
+    fn resolve_in_script_match(
+        &self,
+        dir: &Path,
+        segments: &[&str],
+        path: &str,
+    ) -> Result<ScriptTarget, Refusal> {
+        let index = script_path::locate(dir, segments).map_err(|verdict| match verdict {
+            Verdict::Forbidden => Refusal::Forbidden,
+            _ => Refusal::NotFound,
+        })?;
+        let file = dir.join(segments[..=index].iter().collect::<PathBuf>());
+        let name = segments[index];
+        let interpreter = self.interpreter_for(name).map(Path::to_path_buf);
+        match script_path::alias_verdict(&file, interpreter.is_some(), script_path::Runner::current()) {
+            Verdict::Run => {}
+            Verdict::Forbidden => return Err(Refusal::Forbidden),
+            Verdict::NotFound | Verdict::Unknown => return Err(Refusal::NotFound),
+        }
+        let path_info = info_after(segments, index);
+        Ok(ScriptTarget {
+            script_name: script_name_in(path, &path_info),
+            file,
+            path_info,
+            nph: name.starts_with("nph-"),
+            interpreter,
+        })
     }
 
     fn resolve_in_alias(&self, alias: &ScriptDir, path: &str) -> Result<ScriptTarget, Refusal> {
@@ -167,11 +220,19 @@ impl CgiSettings {
         Ok(ScriptTarget { script_name, file, path_info, nph: found.name.starts_with("nph-"), interpreter })
     }
 
-    fn resolve_in_document_root(&self, segments: &[&str], index: usize) -> Result<ScriptTarget, Refusal> {
+    /// Code under `root` (canonical: DocumentRoot, or an `Alias` directory, whose URL `path`
+    /// then gives SCRIPT_NAME).
+    fn resolve_in_root(
+        &self,
+        root: &Path,
+        segments: &[&str],
+        index: usize,
+        path: Option<&str>,
+    ) -> Result<ScriptTarget, Refusal> {
         let relative: PathBuf = segments[..=index].iter().collect();
-        let file = std::fs::canonicalize(self.document_root.join(relative)).map_err(|_| Refusal::NotFound)?;
-        // A symlink out of the document root is not followed.
-        if !file.starts_with(&self.document_root) {
+        let file = std::fs::canonicalize(root.join(relative)).map_err(|_| Refusal::NotFound)?;
+        // A symlink out of the root is not followed.
+        if !file.starts_with(root) {
             return Err(Refusal::NotFound);
         }
         if !std::fs::metadata(&file).map_err(|_| Refusal::NotFound)?.is_file() {
@@ -186,14 +247,30 @@ impl CgiSettings {
                 Verdict::NotFound | Verdict::Unknown => return Err(Refusal::NotFound),
             }
         }
-        let script_name = format!("/{}", segments[..=index].join("/"));
-        let path_info = if index + 1 < segments.len() {
-            format!("/{}", segments[index + 1..].join("/"))
-        } else {
-            String::new()
+        let path_info = info_after(segments, index);
+        let script_name = match path {
+            Some(path) => script_name_in(path, &path_info),
+            None => format!("/{}", segments[..=index].join("/")),
         };
         Ok(ScriptTarget { script_name, interpreter, file, path_info, nph: false })
     }
+}
+
+/// PATH_INFO: the segments after the script's.
+fn info_after(segments: &[&str], index: usize) -> String {
+    if index + 1 < segments.len() {
+        format!("/{}", segments[index + 1..].join("/"))
+    } else {
+        String::new()
+    }
+}
+
+/// SCRIPT_NAME for a script an alias maps: the URL path without its PATH_INFO, as Apache gives
+/// it (the URL may name the script differently from its file).
+fn script_name_in(path: &str, path_info: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+    trimmed.strip_suffix(path_info).filter(|_| !path_info.is_empty()).unwrap_or(trimmed).to_string()
 }
 
 /// Runs the script and writes its response. Errors are answered here; none escapes. Returns
@@ -472,6 +549,7 @@ mod tests {
     fn settings(dir: &Path) -> CgiSettings {
         CgiSettings {
             script_dirs: vec![ScriptDir { url_prefix: "/cgi-bin/".into(), dir: dir.to_path_buf() }],
+            url_aliases: Vec::new(),
             document_root: "/srv/www".into(),
             interpreters: Vec::new(),
             cgi_script_extensions: Vec::new(),
@@ -483,6 +561,48 @@ mod tests {
             own_error_log: false,
             timeout: Duration::from_secs(5),
         }
+    }
+
+    /// The worker finds through the site's aliases the script the edge routed: a
+    /// ScriptAliasMatch script with its PATH_INFO, and code in an Alias directory with the URL's
+    /// SCRIPT_NAME; a capture that climbs out finds nothing.
+    #[test]
+    fn resolves_scripts_through_aliases() {
+        use weir_conf::alias::{AliasKind, AliasRule};
+        let dir = std::env::temp_dir().join(format!("weir-cgi-alias-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tools/sub")).unwrap();
+        std::fs::create_dir_all(dir.join("docs")).unwrap();
+        for file in ["tools/sub/show", "docs/page.cgi", "secret.cgi"] {
+            std::fs::write(dir.join(file), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let d = dir.display();
+        let mut s = settings(&dir.join("cgi-bin"));
+        s.cgi_script_extensions = vec![".cgi".into()];
+        s.url_aliases = vec![
+            AliasRule::matching(
+                "ScriptAliasMatch",
+                "^/tools/(.*)",
+                &format!("{d}/tools/$1"),
+                AliasKind::Scripts,
+            )
+            .unwrap(),
+            AliasRule::alias("/docs", dir.join("docs")).unwrap(),
+            AliasRule::matching("AliasMatch", "^/d(.*)$", &format!("{d}/docs/$1"), AliasKind::Files).unwrap(),
+        ];
+        let found = s.target("/tools/sub/show/x/y").unwrap().unwrap();
+        assert_eq!(
+            (found.script_name.as_str(), found.path_info.as_str(), found.file.clone()),
+            ("/tools/sub/show", "/x/y", dir.join("tools/sub/show"))
+        );
+        assert_eq!(s.target("/tools/sub").unwrap(), Err(Refusal::Forbidden));
+        assert_eq!(s.target("/tools/nope").unwrap(), Err(Refusal::NotFound));
+        let found = s.target("/docs/page.cgi/more").unwrap().unwrap();
+        assert_eq!((found.script_name.as_str(), found.path_info.as_str()), ("/docs/page.cgi", "/more"));
+        assert_eq!(s.target("/d../secret.cgi").unwrap(), Err(Refusal::NotFound));
+        assert!(s.target("/docs/plain.txt").is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

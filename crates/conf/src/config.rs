@@ -287,6 +287,10 @@ pub struct Config {
     /// `CGIInterpreter .ext /path/to/interpreter`: files with the extension, under DocumentRoot
     /// or a ScriptAlias directory, run through the interpreter in a worker (php-cgi for `.php`).
     pub cgi_interpreters: Vec<(String, PathBuf)>,
+    /// `Alias`, `AliasMatch`, `ScriptAliasMatch`, in order of appearance (the first match wins).
+    pub url_aliases: Vec<crate::alias::AliasRule>,
+    /// The `Redirect` family, in order of appearance; tried before any alias.
+    pub redirects: Vec<crate::alias::RedirectRule>,
     /// What the `Server` header and SERVER_SOFTWARE say.
     pub server_tokens: ServerTokens,
     /// `StatusQueryStrings` (weir): whether server-status shows the query strings of the
@@ -380,6 +384,8 @@ impl Config {
             spill_limit_per_source: None,
             script_aliases: Vec::new(),
             cgi_interpreters: Vec::new(),
+            url_aliases: Vec::new(),
+            redirects: Vec::new(),
             server_tokens: ServerTokens::default(),
             status_query_strings: false,
             rlimits: RLimits::default(),
@@ -504,6 +510,8 @@ impl Config {
         crate::location::check(&self.locations, errors);
         // Longest prefix first, so /cgi-bin/admin/ wins over /cgi-bin/.
         self.script_aliases.sort_by_key(|alias| std::cmp::Reverse(alias.url_prefix.len()));
+        let overlaps = crate::alias::overlap_warnings(&self.url_aliases, &self.script_aliases, None);
+        self.warnings.extend(overlaps);
         crate::vhost::resolve(self, errors);
     }
 
@@ -524,6 +532,8 @@ impl Config {
             custom_log_items: self.custom_log_items.clone(),
             script_aliases: self.script_aliases.clone(),
             cgi_interpreters: self.cgi_interpreters.clone(),
+            url_aliases: self.url_aliases.clone(),
+            redirects: self.redirects.clone(),
             locations: self.locations.clone(),
             ssl_engine: None,
             tls: self.tls.clone(),

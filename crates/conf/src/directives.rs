@@ -537,6 +537,72 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "Alias",
+        args: (2, 2),
+        help: "a fakename and a realname",
+        apply: |config, args| {
+            let fs = config.resolve(&args[1]);
+            config.url_aliases.push(crate::alias::AliasRule::alias(&args[0], fs)?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "AliasMatch",
+        args: (2, 2),
+        help: "a regular expression and a filename",
+        apply: |config, args| {
+            use crate::alias::{AliasKind, AliasRule};
+            config.url_aliases.push(AliasRule::matching("AliasMatch", &args[0], &args[1], AliasKind::Files)?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "ScriptAliasMatch",
+        args: (2, 2),
+        help: "a regular expression and a filename",
+        apply: |config, args| {
+            use crate::alias::{AliasKind, AliasRule};
+            config.url_aliases.push(AliasRule::matching("ScriptAliasMatch", &args[0], &args[1], AliasKind::Scripts)?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "Redirect",
+        args: (2, 3),
+        help: "an optional status, then document to be redirected and destination URL",
+        apply: |config, args| {
+            config.redirects.push(crate::alias::RedirectRule::parse("Redirect", args, None)?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "RedirectMatch",
+        args: (2, 3),
+        help: "an optional status, then a regular expression and destination URL",
+        apply: |config, args| {
+            config.redirects.push(crate::alias::RedirectRule::parse("RedirectMatch", args, None)?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "RedirectPermanent",
+        args: (2, 2),
+        help: "a document to be redirected, then the destination URL",
+        apply: |config, args| {
+            config.redirects.push(crate::alias::RedirectRule::parse("RedirectPermanent", args, Some(301))?);
+            Ok(())
+        },
+    },
+    Directive {
+        name: "RedirectTemp",
+        args: (2, 2),
+        help: "a document to be redirected, then the destination URL",
+        apply: |config, args| {
+            config.redirects.push(crate::alias::RedirectRule::parse("RedirectTemp", args, Some(302))?);
+            Ok(())
+        },
+    },
+    Directive {
         name: "ServerTokens",
         args: (1, 1),
         help: "'Prod', 'Major', 'Minor', 'Min', 'OS' or 'Full'",

@@ -8,6 +8,7 @@
 //! line; [`directives`] holds the one table of known directives, each applying its arguments to the
 //! typed [`Config`]. Every bad line is collected, so one run reports them all.
 
+pub mod alias;
 pub mod auth;
 pub mod ciphers;
 mod config;

@@ -643,6 +643,22 @@ fn setting(
 
 /// A directive weir knows elsewhere, refuses on purpose, or does not know at all.
 fn not_here(name: &str) -> Problem {
+    // Apache has a one-argument form of these inside <Location>; weir has the server's form only.
+    const ALIAS_FAMILY: &[&str] = &[
+        "Redirect",
+        "RedirectMatch",
+        "RedirectPermanent",
+        "RedirectTemp",
+        "Alias",
+        "AliasMatch",
+        "ScriptAlias",
+        "ScriptAliasMatch",
+    ];
+    if let Some(known) = ALIAS_FAMILY.iter().find(|r| r.eq_ignore_ascii_case(name)) {
+        return Problem::Contradiction(format!(
+            "{known} is not allowed inside <Location>: write it outside the section with the URL path it takes, such as Redirect permanent /old https://example.com/new or Alias /docs /srv/docs"
+        ));
+    }
     match crate::directives::known(name) {
         Some(known) => Problem::NotAllowedHere { directive: known },
         None => crate::directives::unknown(name),

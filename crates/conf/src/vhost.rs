@@ -41,6 +41,14 @@ pub const PER_VHOST: &[&str] = &[
     // which weir gives every script anyway, and ExportCertData, per site).
     "AllowOverride",
     "SSLOptions",
+    // mod_alias: each site its own, then the main server's.
+    "Alias",
+    "AliasMatch",
+    "ScriptAliasMatch",
+    "Redirect",
+    "RedirectMatch",
+    "RedirectPermanent",
+    "RedirectTemp",
 ];
 
 /// The IP part of a `<VirtualHost>` address.
@@ -158,6 +166,11 @@ pub struct VirtualHost {
     pub script_aliases: Vec<ScriptAlias>,
     /// This host's CGIInterpreters, then the main server's.
     pub cgi_interpreters: Vec<(String, PathBuf)>,
+    /// This host's `Alias`, `AliasMatch` and `ScriptAliasMatch` lines, then the main server's,
+    /// each in order of appearance (Apache's merge: the first match wins).
+    pub url_aliases: Vec<crate::alias::AliasRule>,
+    /// This host's `Redirect` family, then the main server's, likewise.
+    pub redirects: Vec<crate::alias::RedirectRule>,
     /// The main server's `<Location>` sections, then this host's (Apache's merge order).
     pub locations: Vec<Location>,
     /// `SSLEngine`: `Some(true)` serves only over TLS, `Some(false)` only over plain HTTP;
@@ -204,6 +217,11 @@ pub(crate) fn resolve(config: &mut Config, errors: &mut Vec<ConfigError>) {
         script_aliases.sort_by_key(|alias| std::cmp::Reverse(alias.url_prefix.len()));
         let mut cgi_interpreters = own.cgi_interpreters.clone();
         cgi_interpreters.extend(main.cgi_interpreters.iter().cloned());
+        let at = format!("{}:{}", input.span.file.display(), input.span.line);
+        let overlaps = crate::alias::overlap_warnings(&own.url_aliases, &own.script_aliases, Some(&at));
+        config.warnings.extend(overlaps);
+        let url_aliases = own.url_aliases.iter().chain(&main.url_aliases).cloned().collect();
+        let redirects = own.redirects.iter().chain(&main.redirects).cloned().collect();
         let mut locations = main.locations.clone();
         locations.extend(own.locations.iter().cloned());
         let pick = |name: &str, own: PathBuf, main: &PathBuf| if set(name) { own } else { main.clone() };
@@ -253,6 +271,8 @@ pub(crate) fn resolve(config: &mut Config, errors: &mut Vec<ConfigError>) {
             custom_log_items,
             script_aliases,
             cgi_interpreters,
+            url_aliases,
+            redirects,
             locations,
             ssl_engine: own.ssl_engine,
             tls,

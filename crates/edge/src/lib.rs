@@ -21,6 +21,7 @@ pub mod handshake_stage;
 pub mod hosts;
 pub mod log_gate;
 pub mod logged_body;
+pub mod moved;
 pub mod pool_client;
 pub mod proxy_protocol;
 pub mod proxy_trust;
@@ -341,8 +342,18 @@ fn site_hosts(
     handler_paths: &[String],
 ) -> Result<hosts::Hosts, EdgeError> {
     let sites = config.sites();
-    let every_script_dir: Vec<std::path::PathBuf> =
-        sites.iter().flat_map(|site| site.script_aliases.iter().map(|alias| alias.dir.clone())).collect();
+    let every_script_dir: Vec<std::path::PathBuf> = sites
+        .iter()
+        .flat_map(|site| {
+            let script_aliases = site.script_aliases.iter().map(|alias| alias.dir.clone());
+            let script_matches = site
+                .url_aliases
+                .iter()
+                .filter(|alias| alias.kind == weir_conf::alias::AliasKind::Scripts)
+                .map(|alias| alias.directory().to_path_buf());
+            script_aliases.chain(script_matches)
+        })
+        .collect();
     let types: Arc<[(String, String)]> = config.add_types.clone().into();
     let mut built = Vec::new();
     for (number, site) in sites.iter().enumerate() {
@@ -360,7 +371,8 @@ fn site_hosts(
             types: types.clone(),
         };
         let router = router::Router::new(routes, static_files, with_default_status(&site.locations))
-            .refusing_script_dirs(&every_script_dir);
+            .refusing_script_dirs(&every_script_dir)
+            .with_redirects(site.redirects.clone());
         built.push(hosts::HostSite {
             router,
             access_log: prepared.access_logs.get(number).cloned().flatten(),

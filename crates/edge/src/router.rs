@@ -4,10 +4,12 @@
 //! Every spelling of a path normalises to one path, and only that path is looked at here, so
 //! two spellings cannot be routed apart.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use http::{Method, StatusCode};
+use weir_conf::alias::{self, RedirectRule, Redirected};
 use weir_conf::location::{self, Effective, Location, Verdict, Who};
 use weir_wire::target::{self, Target};
 
@@ -29,6 +31,8 @@ pub enum Route {
     Trace,
     /// 301 to this `Location` (a directory asked for without its slash).
     Redirect(String),
+    /// A `Redirect` rule's answer: its status, and its `Location` for a 3xx.
+    Moved(Redirected),
     /// A static file to send: its real path.
     File(PathBuf),
     /// The pool, with this origin-form target (the canonical encoding of the normalised path).
@@ -52,13 +56,32 @@ pub struct Router {
     pub locations: Vec<Location>,
     /// Script directories, canonical: no static route may send a file from one.
     script_dirs: Vec<PathBuf>,
+    /// The site's `Redirect` family, in order: answered before any alias or route.
+    redirects: Vec<RedirectRule>,
 }
 
 impl Router {
     pub fn new(routes: PoolRoutes, static_files: StaticFiles, locations: Vec<Location>) -> Router {
-        let script_dirs =
-            routes.script_dirs.iter().filter_map(|dir| std::fs::canonicalize(dir).ok()).collect();
-        Router { routes, static_files, locations, script_dirs }
+        let script_dirs = routes
+            .script_dirs
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(
+                routes
+                    .url_aliases
+                    .iter()
+                    .filter(|a| a.kind == alias::AliasKind::Scripts)
+                    .map(|a| a.directory()),
+            )
+            .filter_map(|dir| std::fs::canonicalize(dir).ok())
+            .collect();
+        Router { routes, static_files, locations, script_dirs, redirects: Vec::new() }
+    }
+
+    /// With the site's `Redirect` rules.
+    pub fn with_redirects(mut self, redirects: Vec<RedirectRule>) -> Router {
+        self.redirects = redirects;
+        self
     }
 
     /// Also refuses to send files from these directories (every site's script directories:
@@ -102,6 +125,11 @@ impl Router {
         if let Some(refusal) = access(&sections, who) {
             return refusal;
         }
+        // After access (stricter than Apache, whose Redirect runs before it): a denied place
+        // tells nothing, not even where it moved.
+        if let Some(moved) = alias::redirect(&self.redirects, path, target.query()) {
+            return Route::Moved(moved);
+        }
         if sections.handler == Some("server-status") {
             return Route::Status;
         }
@@ -114,8 +142,13 @@ impl Router {
             }
             return Route::Pool(target.encoded());
         }
-        match self.static_files.resolve(method, path) {
-            Resolved::File(real) => self.checked_file(path, real),
+        let (root, relative) = match self.file_system_place(path) {
+            Ok(place) => place,
+            Err(status) => return Route::Refuse(status),
+        };
+        let resolved = self.static_files.resolve_under(method, path, &root, &relative);
+        match resolved {
+            Resolved::File(real) => self.checked_file(path, &root, real),
             Resolved::Code(index_path) => {
                 let mut pool_target = target::encode_path(&index_path);
                 if let Some(query) = target.query() {
@@ -136,6 +169,25 @@ impl Router {
             }
             Resolved::MethodNotAllowed => Route::MethodNotAllowed,
             Resolved::Refuse(status) => Route::Refuse(status),
+        }
+    }
+
+    /// The one mapping from a normalised URL path to the file system, for what the edge
+    /// serves itself: the first `Alias`/`AliasMatch` that takes the path (its directory,
+    /// canonical, and the plain names under it), else DocumentRoot and the path's own
+    /// segments. Whatever is found must stay under the root returned. `Err`: nothing there can
+    /// answer (a capture that would climb out, a missing alias directory).
+    pub fn file_system_place(&self, path: &str) -> Result<(Cow<'_, Path>, PathBuf), StatusCode> {
+        match self.routes.alias(path) {
+            None => match crate::static_files::relative_path(path) {
+                Some(relative) => Ok((Cow::Borrowed(self.static_files.root.as_path()), relative)),
+                None => Err(StatusCode::NOT_FOUND),
+            },
+            Some(Err(_)) => Err(StatusCode::NOT_FOUND),
+            Some(Ok(mapped)) => match std::fs::canonicalize(&mapped.root) {
+                Ok(root) => Ok((Cow::Owned(root), mapped.relative_path())),
+                Err(_) => Err(StatusCode::NOT_FOUND),
+            },
         }
     }
 
@@ -163,12 +215,12 @@ impl Router {
 
     /// The last checks on a file found for a static route: the real path (after symlinks) is
     /// no script directory's file, and holds no dotfile the URL did not name.
-    fn checked_file(&self, path: &str, real: PathBuf) -> Route {
+    fn checked_file(&self, path: &str, root: &Path, real: PathBuf) -> Route {
         if self.script_dirs.iter().any(|dir| real.starts_with(dir)) {
             return Route::Refuse(StatusCode::FORBIDDEN);
         }
         let url_names_a_dotfile = path.split('/').any(|s| s.starts_with('.'));
-        let relative = real.strip_prefix(&self.static_files.root).unwrap_or(Path::new(""));
+        let relative = real.strip_prefix(root).unwrap_or(Path::new(""));
         let hidden = relative.components().any(|c| {
             let name = c.as_os_str().as_encoded_bytes();
             name.starts_with(b".") && (is_ht_bytes(name) || !url_names_a_dotfile)
@@ -270,12 +322,29 @@ mod tests {
             std::fs::write(root.join(name), text).unwrap();
         }
         std::fs::set_permissions(root.join("cgi-bin/env"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Outside DocumentRoot: an Alias and an AliasMatch directory, with a secret beside it.
+        std::fs::create_dir_all(dir.join("outside/m")).unwrap();
+        std::fs::write(dir.join("outside/pub.txt"), "public").unwrap();
+        std::fs::write(dir.join("outside/.env"), "SECRET=1").unwrap();
+        std::fs::write(dir.join("outside/m/x.txt"), "m").unwrap();
+        std::fs::write(dir.join("secret.txt"), "SECRET").unwrap();
+        let url_aliases = vec![
+            weir_conf::alias::AliasRule::alias("/ext", dir.join("outside")).unwrap(),
+            weir_conf::alias::AliasRule::matching(
+                "AliasMatch",
+                "^/m(.*)$",
+                &format!("{}/outside/m/$1", dir.display()),
+                alias::AliasKind::Files,
+            )
+            .unwrap(),
+        ];
         // Another name for the script directory: a symlink under DocumentRoot.
         std::os::unix::fs::symlink(root.join("cgi-bin"), root.join("scripts")).unwrap();
         let root = std::fs::canonicalize(&root).unwrap();
         let routes = PoolRoutes {
             script_prefixes: vec!["/cgi-bin/".into()],
             script_dirs: vec![root.join("cgi-bin")],
+            url_aliases,
             document_root: Some(root.clone()),
             handler_paths: vec!["/ingest".into()],
             code_extensions: vec![".php".into()],
@@ -327,6 +396,11 @@ mod tests {
             assert_eq!(get(&tree, spelling), Route::Refuse(StatusCode::FORBIDDEN), "{spelling}");
         }
         assert!(matches!(get(&tree, "/.well-known/acme/token"), Route::File(_)));
+        assert!(matches!(get(&tree, "/ext/pub.txt"), Route::File(_)));
+        assert!(matches!(get(&tree, "/m/x.txt"), Route::File(_)));
+        assert_eq!(get(&tree, "/ext/.env"), Route::Refuse(StatusCode::FORBIDDEN));
+        assert_eq!(get(&tree, "/m../secret.txt"), Route::Refuse(StatusCode::NOT_FOUND));
+        assert_eq!(get(&tree, "/ext"), Route::Redirect("/ext/".into()));
         assert_eq!(get(&tree, "/%C3%A9php"), Route::Refuse(StatusCode::NOT_FOUND));
         assert_eq!(get(&tree, "/a/%FFphp"), Route::Refuse(StatusCode::BAD_REQUEST));
         assert_eq!(get(&tree, "//assets"), Route::Redirect("/assets/".into()));
@@ -378,6 +452,13 @@ mod tests {
             Just("%C3%A9.txt"),
             Just("%FF"),
             Just("%2F"),
+            Just("ext"),
+            Just("pub.txt"),
+            Just(".env"),
+            Just("m.."),
+            Just("m%2e%2e"),
+            Just("m"),
+            Just("secret.txt"),
             Just("."),
             Just(".."),
             Just("%2e%2e"),

@@ -1,8 +1,9 @@
 //! Which requests go to the pool: the edge serves everything else itself.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use http::StatusCode;
+use weir_conf::alias::{self, AliasKind, AliasRule, Mapped};
 use weir_conf::vhost::VirtualHost;
 use weir_conf::Config;
 use weir_wire::script_path::{self, Verdict};
@@ -16,6 +17,8 @@ pub struct PoolRoutes {
     pub script_prefixes: Vec<String>,
     /// The directory of each prefix in `script_prefixes`, in the same order.
     pub script_dirs: Vec<PathBuf>,
+    /// `Alias`, `AliasMatch`, `ScriptAliasMatch`, in order: tried after `script_prefixes`.
+    pub url_aliases: Vec<AliasRule>,
     /// DocumentRoot, canonical, where `CGIInterpreter` files are looked up; `None`: no lookups.
     pub document_root: Option<PathBuf>,
     /// Paths of registered Rust handlers (the path and everything below it).
@@ -44,6 +47,7 @@ impl PoolRoutes {
                 .map(|a| target::merge_slashes(&a.url_prefix))
                 .collect(),
             script_dirs: site.script_aliases.iter().map(|a| a.dir.clone()).collect(),
+            url_aliases: site.url_aliases.clone(),
             document_root: std::fs::canonicalize(&site.document_root).ok(),
             handler_paths,
             code_extensions: site
@@ -57,11 +61,33 @@ impl PoolRoutes {
         }
     }
 
-    /// Whether a normalised path ([`weir_wire::target`]) goes to the pool.
+    /// Whether a normalised path ([`weir_wire::target`]) goes to the pool: a Handler's, a
+    /// script directory's, or one naming code (by the file-system names an alias maps it to,
+    /// else by its own segments under DocumentRoot).
     pub fn to_pool(&self, path: &str) -> bool {
-        self.script_prefixes.iter().any(|prefix| path.starts_with(prefix.as_str()))
+        if self.script_prefix(path).is_some()
             || self.handler_paths.iter().any(|route| wire::route_matches(route, path))
-            || path.split('/').any(|segment| self.is_code(segment))
+        {
+            return true;
+        }
+        match self.alias(path) {
+            Some(Ok(mapped)) => {
+                mapped.kind == AliasKind::Scripts || mapped.relative.iter().any(|s| self.is_code(s))
+            }
+            Some(Err(_)) => false,
+            None => path.split('/').any(|segment| self.is_code(segment)),
+        }
+    }
+
+    /// The `ScriptAlias` a path falls under: its index in `script_prefixes`.
+    fn script_prefix(&self, path: &str) -> Option<usize> {
+        self.script_prefixes.iter().position(|prefix| path.starts_with(prefix.as_str()))
+    }
+
+    /// Where the site's aliases map a normalised path (URL path to file-system path: the one
+    /// mapping the edge and the worker share, [`weir_conf::alias`]); `None`: no alias takes it.
+    pub fn alias(&self, path: &str) -> Option<Result<Mapped, alias::Escaped>> {
+        alias::map(&self.url_aliases, path)
     }
 
     /// Whether a file name has an interpreter's extension: such a file is run, never sent.
@@ -80,24 +106,54 @@ impl PoolRoutes {
         if self.handler_paths.iter().any(|route| wire::route_matches(route, path)) {
             return None;
         }
-        if let Some(index) = self.script_prefixes.iter().position(|prefix| path.starts_with(prefix.as_str()))
-        {
+        if let Some(index) = self.script_prefix(path) {
             let Some(found) = script_path::in_alias(&path[self.script_prefixes[index].len()..]) else {
                 return Some(StatusCode::NOT_FOUND);
             };
             let file = self.script_dirs.get(index)?.join(found.name);
-            return match script_path::alias_verdict(&file, self.is_code(found.name), self.runner) {
-                Verdict::NotFound => Some(StatusCode::NOT_FOUND),
-                Verdict::Forbidden => Some(StatusCode::FORBIDDEN),
-                Verdict::Run | Verdict::Unknown => None,
-            };
+            return verdict_status(script_path::alias_verdict(&file, self.is_code(found.name), self.runner));
         }
-        let root = self.document_root.as_ref()?;
-        // A segment that is no plain name: the worker finds no script either.
-        let Some(segments) = script_path::segments(path) else {
+        match self.alias(path) {
+            Some(Err(_)) => Some(StatusCode::NOT_FOUND),
+            Some(Ok(mapped)) if mapped.kind == AliasKind::Scripts => {
+                let segments: Vec<&str> = mapped.relative.iter().map(String::as_str).collect();
+                match script_path::locate(&mapped.root, &segments) {
+                    Ok(index) => {
+                        let file = mapped.root.join(segments[..=index].iter().collect::<PathBuf>());
+                        verdict_status(script_path::alias_verdict(
+                            &file,
+                            self.is_code(segments[index]),
+                            self.runner,
+                        ))
+                    }
+                    Err(verdict) => verdict_status(verdict),
+                }
+            }
+            Some(Ok(mapped)) => {
+                let Ok(root) = std::fs::canonicalize(&mapped.root) else {
+                    return Some(StatusCode::NOT_FOUND);
+                };
+                let segments: Vec<&str> = mapped.relative.iter().map(String::as_str).collect();
+                self.code_refusal(&root, &segments)
+            }
+            None => {
+                let root = self.document_root.as_ref()?;
+                // A segment that is no plain name: the worker finds no script either.
+                let Some(segments) = script_path::segments(path) else {
+                    return Some(StatusCode::NOT_FOUND);
+                };
+                self.code_refusal(root, &segments)
+            }
+        }
+    }
+
+    /// The refusal for code named by `segments` under `root` (canonical): the first segment
+    /// with a code extension is the file, as the worker finds it.
+    fn code_refusal(&self, root: &Path, segments: &[&str]) -> Option<StatusCode> {
+        let Some(index) = segments.iter().position(|segment| self.is_code(segment)) else {
+            // No code at all (an alias's URL named some): the worker finds no script.
             return Some(StatusCode::NOT_FOUND);
         };
-        let index = segments.iter().position(|segment| self.is_code(segment))?;
         let relative: PathBuf = segments[..=index].iter().collect();
         match std::fs::canonicalize(root.join(relative)) {
             // Out of the root (a symlink) or not a file: the worker's 404 too.
@@ -115,6 +171,15 @@ impl PoolRoutes {
             Err(error) if script_path::missing(&error) => Some(StatusCode::NOT_FOUND),
             Err(_) => None,
         }
+    }
+}
+
+/// The status the worker answers a script's verdict with; `None`: it runs (or the worker looks).
+fn verdict_status(verdict: Verdict) -> Option<StatusCode> {
+    match verdict {
+        Verdict::NotFound => Some(StatusCode::NOT_FOUND),
+        Verdict::Forbidden => Some(StatusCode::FORBIDDEN),
+        Verdict::Run | Verdict::Unknown => None,
     }
 }
 

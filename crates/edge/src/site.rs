@@ -231,6 +231,7 @@ impl Site {
                 }
                 response
             }
+            Route::Moved(moved) => crate::moved::response(&moved),
             Route::File(real) => {
                 router.static_files.send(&parts.method, &real, &parts.headers, parts.version)
             }

@@ -65,20 +65,25 @@ const H1_READ: usize = 64 * 1024;
 const H2_READ: usize = 16 * 1024;
 
 impl StaticFiles {
-    /// Finds what a GET or HEAD of `path` (normalised and decoded, [`weir_wire::target`])
-    /// names under the root.
-    pub fn resolve(&self, method: &Method, path: &str) -> Resolved {
+    /// Finds what a GET or HEAD of `path` (normalised and decoded, [`weir_wire::target`]) names
+    /// as `relative` (plain names) under `root` (canonical): DocumentRoot, or the directory an
+    /// `Alias` maps it to ([`crate::router::Router::file_system_place`]). Nothing outside `root`
+    /// is served.
+    pub fn resolve_under(&self, method: &Method, path: &str, root: &Path, relative: &Path) -> Resolved {
         if method != Method::GET && method != Method::HEAD {
             return Resolved::MethodNotAllowed;
         }
-        let Some(relative) = relative_path(path) else {
+        if path.len() > MAX_PATH || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
-        };
-        let Ok(real) = std::fs::canonicalize(self.root.join(&relative)) else {
+        }
+        // `Alias /favicon.ico /srv/favicon.ico` maps to the root itself; joining "" would add a
+        // trailing slash, which no file has.
+        let wanted = if relative.as_os_str().is_empty() { root.to_path_buf() } else { root.join(relative) };
+        let Ok(real) = std::fs::canonicalize(wanted) else {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         };
         // A symlink may lead anywhere; only what resolves inside the root is served.
-        if !real.starts_with(&self.root) {
+        if !real.starts_with(root) {
             return Resolved::Refuse(StatusCode::NOT_FOUND);
         }
         let Ok(meta) = std::fs::metadata(&real) else {
@@ -91,7 +96,7 @@ impl StaticFiles {
             let found = self.index.iter().find_map(|name| {
                 let candidate = std::fs::canonicalize(real.join(name)).ok()?;
                 let is_file = std::fs::metadata(&candidate).ok()?.is_file();
-                (candidate.starts_with(&self.root) && is_file).then_some((candidate, name))
+                (candidate.starts_with(root) && is_file).then_some((candidate, name))
             });
             // No index: 403, as Apache does without `Options Indexes`; weir never lists.
             return match found {
@@ -127,7 +132,7 @@ impl StaticFiles {
         Resolved::File(real)
     }
 
-    /// Sends a file [`StaticFiles::resolve`] found, honouring conditional and range requests.
+    /// Sends a file [`StaticFiles::resolve_under`] found, honouring conditional and range requests.
     pub fn send(
         &self,
         method: &Method,
@@ -210,7 +215,7 @@ fn file_body(mut file: std::fs::File, start: u64, length: u64, read: usize) -> s
 /// The path relative to the root of a normalised path: its segments, each a plain name.
 /// `None` (answered 404) when it is too long or, defensively, when any segment is not a plain
 /// name (a normalised path has none).
-fn relative_path(path: &str) -> Option<PathBuf> {
+pub(crate) fn relative_path(path: &str) -> Option<PathBuf> {
     if path.len() > MAX_PATH {
         return None;
     }

@@ -93,6 +93,27 @@ pub fn alias_verdict(file: &Path, interpreted: bool, runner: Runner) -> Verdict 
     }
 }
 
+/// The script a `ScriptAliasMatch` path names: `segments` (plain names) under `dir` are walked
+/// as Apache's directory walk does, and the first that is not a directory is the script (its
+/// index); what follows it is PATH_INFO. `Err`: no script (a name missing, `NotFound`; only
+/// directories, `Forbidden`; a name that could not be looked at, `Unknown`).
+pub fn locate(dir: &Path, segments: &[&str]) -> Result<usize, Verdict> {
+    let mut path = dir.to_path_buf();
+    for (index, segment) in segments.iter().enumerate() {
+        if !plain_name(segment) {
+            return Err(Verdict::NotFound);
+        }
+        path.push(segment);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => continue,
+            Ok(_) => return Ok(index),
+            Err(error) if missing(&error) => return Err(Verdict::NotFound),
+            Err(_) => return Err(Verdict::Unknown),
+        }
+    }
+    Err(Verdict::Forbidden)
+}
+
 /// An error that says the file is not there (rather than that it could not be looked at).
 pub fn missing(error: &std::io::Error) -> bool {
     matches!(error.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
@@ -159,6 +180,11 @@ mod tests {
             assert_eq!(verdict, Verdict::Forbidden);
         }
         assert_eq!(alias_verdict(&owner_only, false, Runner { uid: 0, gid: 0 }), Verdict::Run);
+        assert_eq!(locate(&dir, &["sub", "..", "run"]), Err(Verdict::NotFound));
+        assert_eq!(locate(&dir, &["run", "x", "y"]), Ok(0));
+        assert_eq!(locate(&dir, &["sub"]), Err(Verdict::Forbidden));
+        assert_eq!(locate(&dir, &[]), Err(Verdict::Forbidden));
+        assert_eq!(locate(&dir, &["sub", "nope"]), Err(Verdict::NotFound));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
