@@ -319,3 +319,24 @@ fn a_workers_own_refusal_of_a_script_takes_the_document() {
         assert_eq!((answer.status, answer.body.as_str()), (404, "<p>No such script</p>"), "{proto:?}");
     }
 }
+
+/// The document path is mapped like any request: an `Alias` outside DocumentRoot serves it,
+/// and a `Redirect gone` answer (410) takes the site's document too.
+#[test]
+fn a_document_behind_an_alias_and_a_gone_redirect() {
+    let site = Site::new();
+    let errors = site.path().join("errors");
+    std::fs::create_dir_all(&errors).unwrap();
+    std::fs::write(errors.join("404.html"), "aliased 404\n").unwrap();
+    let weir = site.start(&format!(
+        "Alias /errs/ {}/\nErrorDocument 404 /errs/404.html\n\
+         Redirect gone /retired\nErrorDocument 410 \"<p>Retired for good</p>\"\n",
+        errors.display()
+    ));
+    for proto in [Proto::H1, Proto::H2] {
+        let answer = ask(&weir, proto, "GET", "/nowhere", &[]);
+        assert_eq!((answer.status, answer.body.as_str()), (404, "aliased 404\n"), "{proto:?}");
+        let answer = ask(&weir, proto, "GET", "/retired/x", &[]);
+        assert_eq!((answer.status, answer.body.as_str()), (410, "<p>Retired for good</p>"), "{proto:?}");
+    }
+}

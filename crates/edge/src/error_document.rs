@@ -21,9 +21,11 @@ use crate::pool_client::PoolAnswer;
 use crate::request_body::RequestBody;
 use crate::site::{Decision, Site};
 
-/// Marks a worker's own refusal of a script (a response extension, from [`weir_wire::REFUSAL`]).
+/// Marks an error weir made itself that is not an [`EdgePage`] (a response extension): a
+/// worker's own refusal of a script ([`weir_wire::REFUSAL`]), a `Redirect gone`'s 410. Like an
+/// edge page, it may be answered with an ErrorDocument; an answer code chose never is.
 #[derive(Debug, Clone, Copy)]
-pub struct WorkerRefusal;
+pub struct OwnError;
 
 /// The request an `ErrorDocument` fetch answers for (a request extension): the worker turns it
 /// into REDIRECT_STATUS, REDIRECT_URL, REDIRECT_QUERY_STRING and REDIRECT_REQUEST_METHOD.
@@ -145,7 +147,7 @@ impl Site {
         let status = response.status();
         let replaceable = status.as_u16() >= 400
             && (response.extensions().get::<EdgePage>().is_some()
-                || response.extensions().get::<WorkerRefusal>().is_some());
+                || response.extensions().get::<OwnError>().is_some());
         if !replaceable {
             return Produced::Done(response);
         }

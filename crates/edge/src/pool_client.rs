@@ -225,7 +225,7 @@ impl PoolClient {
             response.extensions_mut().insert(worker);
         }
         if refusal {
-            response.extensions_mut().insert(crate::error_document::WorkerRefusal);
+            response.extensions_mut().insert(crate::error_document::OwnError);
         }
         Ok(PoolAnswer::Response(response))
     }

@@ -231,7 +231,13 @@ impl Site {
                 }
                 response
             }
-            Route::Moved(moved) => crate::moved::response(&moved),
+            Route::Moved(moved) => {
+                let mut response = crate::moved::response(&moved);
+                if response.status().as_u16() >= 400 {
+                    response.extensions_mut().insert(crate::error_document::OwnError);
+                }
+                response
+            }
             Route::File(real) => {
                 router.static_files.send(&parts.method, &real, &parts.headers, parts.version)
             }
