@@ -16,6 +16,7 @@ mod define;
 mod directives;
 pub mod edge;
 mod error;
+pub mod error_document;
 pub mod location;
 pub mod log_format;
 mod pool_rules;
