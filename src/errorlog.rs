@@ -3,25 +3,71 @@
 //!
 //! Every process writes to its standard error, one `write` per line; the supervisor points
 //! standard error at the ErrorLog file before it forks, as Apache does, so CGI scripts' stderr
-//! lands there too. No background writer thread: the forking roles must stay single-threaded.
+//! lands there too. A line logged inside a `<VirtualHost>`'s `site` span goes to that site's
+//! own ErrorLog instead, when it has one ([`crate::site_logs`]). No background writer thread:
+//! the forking roles must stay single-threaded.
 
 use std::fmt;
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::SystemTime;
 
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the global subscriber, writing Apache-format lines to standard error.
+use crate::site_logs;
+
+/// Installs the global subscriber, writing Apache-format lines to standard error (or to a
+/// site's own ErrorLog).
 pub fn init(max_level: Level) {
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(max_level)
-        .with_writer(std::io::stderr)
-        .event_format(ApacheFormat)
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::from_level(max_level))
+        .with(SiteLayer)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(ApacheFormat))
         .try_init();
+}
+
+/// The site a `site` span serves (a span extension).
+#[derive(Debug, Clone, Copy)]
+struct SiteNumber(usize);
+
+/// Notes the site number of each `site` span as it opens, so a line logged inside one finds it.
+struct SiteLayer;
+
+impl<S> Layer<S> for SiteLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if attrs.metadata().name() != site_logs::SITE_SPAN {
+            return;
+        }
+        let mut number = SiteField(None);
+        attrs.record(&mut number);
+        if let (Some(number), Some(span)) = (number.0, ctx.span(id)) {
+            span.extensions_mut().insert(SiteNumber(number));
+        }
+    }
+}
+
+/// Reads the `site` field of a span.
+struct SiteField(Option<usize>);
+
+impl Visit for SiteField {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "site" {
+            self.0 = usize::try_from(value).ok();
+        }
+    }
+
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
 }
 
 /// Standard error as it was before a reload pointed it at the new configuration's ErrorLog:
@@ -65,24 +111,39 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let meta = event.metadata();
-        write!(
-            writer,
-            "[{}] [{}:{}] [pid {}] ",
-            apache_time(SystemTime::now()),
-            module_of(meta.target()),
-            level_word(*meta.level()),
-            std::process::id()
-        )?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let site = ctx.event_scope().and_then(|scope| {
+            scope.from_root().find_map(|span| span.extensions().get::<SiteNumber>().map(|site| site.0))
+        });
+        if let Some(file) = site.and_then(site_logs::file) {
+            // The site's own file, in one write (appended whole, as standard error's lines
+            // are); nothing goes to standard error for it.
+            let mut line = String::new();
+            apache_line(ctx, Writer::new(&mut line), event)?;
+            let _ = (&*file).write_all(line.as_bytes());
+            return Ok(());
+        }
+        apache_line(ctx, writer, event)
     }
+}
+
+/// One line in Apache's format.
+fn apache_line<S, N>(ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let meta = event.metadata();
+    write!(
+        writer,
+        "[{}] [{}:{}] [pid {}] ",
+        apache_time(SystemTime::now()),
+        module_of(meta.target()),
+        level_word(*meta.level()),
+        std::process::id()
+    )?;
+    ctx.field_format().format_fields(writer.by_ref(), event)?;
+    writeln!(writer)
 }
 
 /// Apache's module name for the part of weir that logged, so grep habits carry over.

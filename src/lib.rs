@@ -55,6 +55,7 @@ mod reload_rules;
 mod reload_status;
 mod roles;
 mod runtime_files;
+mod site_logs;
 mod sockets;
 mod supervisor;
 
@@ -147,6 +148,10 @@ impl Server {
                 return EXIT_STARTUP;
             }
         }
+        if let Err(message) = site_logs::open(&config) {
+            tracing::error!("{message}");
+            return EXIT_STARTUP;
+        }
         match prepare_and_run(config, self.handlers, identities) {
             Ok(code) => code,
             Err(message) => {
@@ -233,6 +238,10 @@ pub(crate) fn check_log_dirs(config: &Config, identities: Option<&Identities>) -
     // Each <VirtualHost>'s access log is opened by root in the edge, as the main one is.
     for path in config.vhosts.iter().filter_map(|vhost| vhost.custom_log.as_ref()) {
         runtime_files::check_log_dir("CustomLog", path, untrusted).map_err(|e| e.to_string())?;
+    }
+    // And its ErrorLog by the supervisor, as the main one is.
+    for path in config.vhosts.iter().filter_map(|vhost| vhost.error_log.as_ref()) {
+        runtime_files::check_log_dir("ErrorLog", path, untrusted).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

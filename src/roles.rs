@@ -38,6 +38,7 @@ pub fn pool_master(
         graceful_shutdown_timeout: config.graceful_shutdown_timeout,
         account,
         rlimits: config.rlimits,
+        log_fds: crate::site_logs::descriptors(),
         generation,
         slot_owner,
     };

@@ -286,7 +286,8 @@ impl Running {
         let pid = match role {
             Role::PoolMaster => {
                 self.next_slot_owner = self.next_slot_owner.wrapping_add(1).max(1);
-                let keep = [generation.pool_listener.as_raw_fd(), ready_write.as_raw_fd()];
+                let mut keep = vec![generation.pool_listener.as_raw_fd(), ready_write.as_raw_fd()];
+                keep.extend(crate::site_logs::descriptors());
                 let handlers = &mut self.handlers;
                 let workers = self.identities.as_ref().map(|ids| ids.workers.clone());
                 let (config, scoreboard, number) = (&generation.config, self.scoreboard, generation.number);
@@ -307,7 +308,8 @@ impl Running {
                 })?
             }
             _ => {
-                let keep = roles::edge_fds(&generation.listeners, &ready_write);
+                let mut keep = roles::edge_fds(&generation.listeners, &ready_write);
+                keep.extend(crate::site_logs::descriptors());
                 let identities = self.identities.clone();
                 fork_child(Role::Edge, &keep, || {
                     roles::edge(
@@ -655,6 +657,16 @@ impl Running {
             ),
             None => None,
         };
+        // Each site's own ErrorLog likewise.
+        let previous_site_logs = match crate::site_logs::open(&fresh.config) {
+            Ok(previous) => previous,
+            Err(message) => {
+                if let Some(previous) = previous_stderr {
+                    previous.restore();
+                }
+                return Err(message);
+            }
+        };
         // The old generation waits among the draining ones (not yet told to stop, so nothing
         // drives it there), so that a role of it that exits meanwhile is reaped as its own and
         // its pid never signalled again.
@@ -669,6 +681,7 @@ impl Running {
             if let Some(previous) = previous_stderr {
                 previous.restore();
             }
+            previous_site_logs.restore();
         }
         let Some(at) = self.draining.iter().position(|g| g.number == old_number) else {
             return Err("the running generation was lost during the reload".to_string());

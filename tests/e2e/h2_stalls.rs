@@ -387,7 +387,7 @@ fn one_source_holding_stalled_h2_streams_cannot_take_every_descriptor() {
 /// A client that opens a large window and then reads nothing lets the edge fill each stream's
 /// buffers: 403 KiB per stream measured (hyper's send buffer of 256 KiB, and 64 KiB file reads),
 /// so 495 such streams cost 200 MB. Now a stream buffers 64 KiB and reads 16 KiB pieces: about
-/// 110 KiB each, the figure `h2_places` counts a stream's places by.
+/// 110 KiB each.
 #[test]
 fn a_stream_whose_client_reads_nothing_holds_little_memory() {
     const STREAMS: u64 = 5 * 99;
@@ -415,5 +415,35 @@ fn a_stream_whose_client_reads_nothing_holds_little_memory() {
         assert!(settled, "the edge's memory kept growing");
         let each = last.saturating_sub(before) / STREAMS;
         assert!(each <= 160, "{each} KiB held per stream whose client reads nothing\n{}", weir.logs());
+    });
+}
+
+/// An h2 client has as many answers in flight as it could have HTTP/1.1 connections: with
+/// MaxConnectionsPerIP 8, eight answers at once on one connection are all served (counted as four
+/// places each, one client's 20 parallel downloads got 503 for four of them where 20 HTTP/1.1
+/// connections were all served); a ninth waits for a place, and gets 503 if none comes free.
+#[test]
+fn an_h2_client_has_as_many_answers_in_flight_as_http1_connections() {
+    let site = Site::new();
+    site.doc("big.bin", &vec![b'z'; FILE_SIZE]);
+    let weir = site.start("Timeout 30\nMaxConnectionsPerIP 8\n");
+    runtime().block_on(async {
+        // No window: every answer stays in flight.
+        let mut h2 = RawH2::connect_with_window(&weir, 0).await;
+        for stream in (1..=15).step_by(2) {
+            h2.headers(stream, &h2::get("/big.bin"), true).await;
+        }
+        let answered = |frames: &[h2::Frame]| {
+            (1..=15).step_by(2).all(|s| frames.iter().any(|f| f.stream == s && f.kind == h2::HEADERS))
+        };
+        assert!(h2.until(Duration::from_secs(10), answered).await, "not all answered: {}", h2.log());
+        for stream in (1..=15).step_by(2) {
+            assert_eq!(h2.outcome(stream).status, Some(200), "stream {stream}: {}", h2.log());
+        }
+        let asked = Instant::now();
+        h2.headers(17, &h2::get("/big.bin"), true).await;
+        let ninth = h2.finish(17, Duration::from_secs(15), Duration::ZERO).await;
+        assert_eq!(ninth.status, Some(503), "{}", ninth.frames);
+        assert!(asked.elapsed() >= Duration::from_secs(4), "refused after only {:?}", asked.elapsed());
     });
 }

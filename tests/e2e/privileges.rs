@@ -380,3 +380,30 @@ fn a_document_root_the_edge_cannot_read_is_refused_before_start() {
     assert_eq!(out.status.code(), Some(1), "weir started with a DocumentRoot the edge cannot read:\n{said}");
     assert!(said.contains("cannot read"), "{said}");
 }
+
+/// A `<VirtualHost>`'s own ErrorLog is held to the main one's rules: in a directory the
+/// workers' account owns, `configtest` and `run` refuse it.
+#[test]
+fn a_virtual_hosts_error_log_the_roles_could_replace_is_refused() {
+    if !crate::support::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let site = Site::new();
+    let logs = site.path().join("site-logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    nix::unistd::chown(&logs, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+    let d = site.path().display();
+    let text = site.config(&format!(
+        "<VirtualHost *:*>\nServerName a.test\nErrorLog {d}/site-logs/a-error.log\n</VirtualHost>\n"
+    ));
+    let conf = site.path().join("weir.conf");
+    std::fs::write(&conf, &text).expect("conf");
+    for verb in ["configtest", "run"] {
+        let out = crate::support::weir_command(&[verb, "-f"], &conf).output().expect("weir");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "weir {verb} accepted it:\n{stderr}");
+        assert!(stderr.contains("ErrorLog") && stderr.contains("owned by uid 65534"), "{verb}: {stderr}");
+    }
+    assert!(!logs.join("a-error.log").exists(), "the log was opened all the same");
+}

@@ -53,8 +53,12 @@ pub struct CgiSettings {
     /// SERVER_ADMIN: `ServerAdmin`, when set.
     pub server_admin: Option<String>,
     /// The `<VirtualHost>` these settings belong to, named in the error log's lines about its
-    /// scripts (every site's lines go to the main ErrorLog); `None` for the main server.
+    /// scripts (in the main ErrorLog when the site has none of its own); `None` for the main
+    /// server.
     pub vhost: Option<String>,
+    /// The site has an ErrorLog other than the main server's: its requests run in a `site`
+    /// span, whose error-log lines go there.
+    pub own_error_log: bool,
     /// A script still running after this long is killed with its process group.
     pub timeout: Duration,
 }
@@ -100,6 +104,7 @@ impl CgiSettings {
             server_software: config.server_tokens.product(),
             server_name: site.server_name.clone(),
             server_admin: site.server_admin.clone(),
+            own_error_log: vhost.is_some() && site.error_log.is_some() && site.error_log != config.error_log,
             vhost,
             timeout: config.timeout,
         }
@@ -454,8 +459,23 @@ fn meta_variables(
         if let Some(subject) = &tls.client_subject {
             vars.push(("SSL_CLIENT_S_DN".into(), subject.clone()));
         }
+        if let Some(pem) = &tls.server_cert {
+            vars.push(("SSL_SERVER_CERT".into(), pem.clone()));
+        }
+        if let Some(pem) = &tls.client_cert {
+            vars.push(("SSL_CLIENT_CERT".into(), pem.clone()));
+        }
+        for (n, pem) in tls.client_chain.iter().enumerate() {
+            vars.push((format!("SSL_CLIENT_CERT_CHAIN_{n}"), pem.clone()));
+        }
     }
-    if target.interpreter.is_some() {
+    if let Some(redirect) = &request.redirect {
+        // An ErrorDocument: what Apache's internal redirect tells the script.
+        vars.push(("REDIRECT_STATUS".into(), redirect.status.clone()));
+        vars.push(("REDIRECT_URL".into(), redirect.url.clone()));
+        vars.push(("REDIRECT_QUERY_STRING".into(), redirect.query.clone()));
+        vars.push(("REDIRECT_REQUEST_METHOD".into(), redirect.method.clone()));
+    } else if target.interpreter.is_some() {
         // php-cgi refuses to run without it (cgi.force_redirect), as behind Apache's Action.
         vars.push(("REDIRECT_STATUS".into(), "200".into()));
     }
@@ -552,6 +572,7 @@ mod tests {
             server_name: None,
             server_admin: None,
             vhost: None,
+            own_error_log: false,
             timeout: Duration::from_secs(5),
         }
     }

@@ -177,6 +177,12 @@ impl HttpWorker {
             let _ = out.simple(500, reason(500), "Internal Server Error\n");
             return AfterRequest::Close;
         };
+        // The request of a `<VirtualHost>` with an ErrorLog of its own runs in its `site` span:
+        // the error-log lines about it (its script's stderr above all) go to that file.
+        let _site = request
+            .vhost
+            .filter(|_| cgi.own_error_log)
+            .map(|site| tracing::error_span!("site", site).entered());
         let refusal = match cgi.target(&path) {
             Some(Ok(target)) => {
                 return cgi::serve(cgi, &target, request, body, out);
@@ -186,7 +192,7 @@ impl HttpWorker {
         };
         body.settle_for(&mut out, Instant::now() + self.cgi.timeout);
         let text = if refusal == 403 { "Forbidden\n" } else { "Not Found\n" };
-        let _ = out.simple(refusal, reason(refusal), text);
+        let _ = out.refuse(refusal, text);
         AfterRequest::KeepAlive
     }
 }

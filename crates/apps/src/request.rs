@@ -39,6 +39,22 @@ pub struct Request {
     pub auth_type: Option<String>,
     /// `CGIPassAuth On` applies: scripts see `Authorization` as HTTP_AUTHORIZATION.
     pub cgi_pass_auth: bool,
+    /// Set when this request fetches an `ErrorDocument` for another one (the edge's
+    /// [`wire::REDIRECT_STATUS`] and its fellows): the REDIRECT_* variables.
+    pub redirect: Option<Redirect>,
+}
+
+/// The request an `ErrorDocument` answers, as Apache's internal redirect tells a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// REDIRECT_STATUS: the error's status.
+    pub status: String,
+    /// REDIRECT_URL: the URL path that had the error.
+    pub url: String,
+    /// REDIRECT_QUERY_STRING (empty when there was none).
+    pub query: String,
+    /// REDIRECT_REQUEST_METHOD.
+    pub method: String,
 }
 
 /// What the edge knew of the client's TLS connection, in mod_ssl's terms.
@@ -52,6 +68,12 @@ pub struct TlsFacts {
     pub client_verify: String,
     /// The verified client certificate's subject (SSL_CLIENT_S_DN), when one was sent.
     pub client_subject: Option<String>,
+    /// `SSLOptions +ExportCertData`: the server's certificate in PEM (SSL_SERVER_CERT).
+    pub server_cert: Option<String>,
+    /// The client's certificate in PEM (SSL_CLIENT_CERT).
+    pub client_cert: Option<String>,
+    /// The rest of the client's chain in PEM, in order (SSL_CLIENT_CERT_CHAIN_n).
+    pub client_chain: Vec<String>,
 }
 
 /// Why a request from the edge could not be read.
@@ -154,11 +176,18 @@ impl Request {
             remote_user: None,
             auth_type: None,
             cgi_pass_auth: false,
+            redirect: None,
         };
         request.remote_user = request.header(wire::REMOTE_USER).map(str::to_string);
         request.auth_type = request.header(wire::AUTH_TYPE).map(str::to_string);
         request.cgi_pass_auth = request.header(wire::CGI_PASS_AUTH).is_some();
         request.client = request.header("forwarded").and_then(forwarded_for);
+        request.redirect = request.header(wire::REDIRECT_STATUS).map(|status| Redirect {
+            status: status.to_string(),
+            url: request.header(wire::REDIRECT_URL).unwrap_or("").to_string(),
+            query: request.header(wire::REDIRECT_QUERY).unwrap_or("").to_string(),
+            method: request.header(wire::REDIRECT_METHOD).unwrap_or("GET").to_string(),
+        });
         request.vhost = match request.header(wire::VHOST) {
             None => Some(0),
             Some(number) => number.parse().ok(),
@@ -168,6 +197,12 @@ impl Request {
             cipher: request.header(wire::SSL_CIPHER).unwrap_or("").to_string(),
             client_verify: request.header(wire::SSL_CLIENT_VERIFY).unwrap_or("NONE").to_string(),
             client_subject: request.header(wire::SSL_CLIENT_S_DN).map(str::to_string),
+            server_cert: request.header(wire::SSL_SERVER_CERT).and_then(wire::cert_pem),
+            client_cert: request.header(wire::SSL_CLIENT_CERT).and_then(wire::cert_pem),
+            client_chain: request
+                .header(wire::SSL_CLIENT_CERT_CHAIN)
+                .map(|chain| chain.split(',').filter_map(wire::cert_pem).collect())
+                .unwrap_or_default(),
         });
         request
     }

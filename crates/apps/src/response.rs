@@ -24,12 +24,15 @@ pub struct ResponseWriter<W: Write> {
     head_sent: bool,
     /// Set when the response has gone out whole, for a writer that offers keep-alive.
     kept: Option<Rc<Cell<bool>>>,
+    /// The worker's own refusal ([`wire::REFUSAL`]), which the edge may answer with an
+    /// `ErrorDocument`; never set for a status code chose.
+    refusal: bool,
 }
 
 impl<W: Write> ResponseWriter<W> {
     /// A response after which the worker closes the connection (`Connection: close`).
     pub fn new(out: W) -> Self {
-        ResponseWriter { out, head_sent: false, kept: None }
+        ResponseWriter { out, head_sent: false, kept: None, refusal: false }
     }
 
     /// A response that offers the edge another request on this connection
@@ -37,7 +40,7 @@ impl<W: Write> ResponseWriter<W> {
     /// only then may the worker wait for the next request, since the edge reads a response to
     /// its end before it sends another.
     pub fn keeping_alive(out: W, whole: Rc<Cell<bool>>) -> Self {
-        ResponseWriter { out, head_sent: false, kept: Some(whole) }
+        ResponseWriter { out, head_sent: false, kept: Some(whole), refusal: false }
     }
 
     /// Withdraws the offer of keep-alive before the head goes out (`Connection: close`): for a
@@ -80,8 +83,12 @@ impl<W: Write> ResponseWriter<W> {
         headers: &[(String, Vec<u8>)],
         local_redirect: Option<&str>,
     ) -> Result<(), HeadFailure> {
-        let own =
-            wire::response::Own { pid: std::process::id(), keep_alive: self.kept.is_some(), local_redirect };
+        let own = wire::response::Own {
+            pid: std::process::id(),
+            keep_alive: self.kept.is_some(),
+            local_redirect,
+            refusal: self.refusal,
+        };
         let fields = headers.iter().map(|(name, value)| (name.as_str(), value.as_slice()));
         let head = wire::response::write(status, reason, fields, &own)?;
         self.out.write_all(&head)?;
@@ -107,6 +114,13 @@ impl<W: Write> ResponseWriter<W> {
             whole.set(true);
         }
         Ok(())
+    }
+
+    /// [`ResponseWriter::simple`] for a script that is not there (404) or may not run (403),
+    /// marked so the edge may answer it with the site's `ErrorDocument`, as Apache does.
+    pub fn refuse(mut self, status: u16, text: &str) -> io::Result<()> {
+        self.refusal = true;
+        self.simple(status, reason(status), text)
     }
 
     /// A whole small response, for errors the worker itself decides.

@@ -326,6 +326,8 @@ pub struct Config {
     /// `AddHandler cgi-script .ext…`: files with these extensions (with their dot), under
     /// DocumentRoot or a ScriptAlias directory, run as CGI programs themselves.
     pub cgi_script_extensions: Vec<String>,
+    /// `ErrorDocument`s of the main server (each `<VirtualHost>` merges its own over them).
+    pub error_documents: crate::error_document::ErrorDocuments,
     /// `LogFormat "format" nickname`, in the order given.
     pub log_formats: Vec<(String, Vec<crate::log_format::LogItem>)>,
     /// `CustomLog file nickname|"format"` with a format of its own (not combined, common or json).
@@ -359,6 +361,7 @@ impl Config {
             vhost_inputs: Vec::new(),
             in_vhost: false,
             applied: Vec::new(),
+            error_documents: Default::default(),
             document_root: server_root.join("htdocs"),
             directory_index: vec!["index.html".to_string()],
             tls: Tls::default(),
@@ -526,6 +529,7 @@ impl Config {
             document_root: self.document_root.clone(),
             directory_index: self.directory_index.clone(),
             error_log: self.error_log.clone(),
+            error_documents: self.error_documents.clone(),
             custom_log: self.custom_log.clone(),
             custom_log_format: self.custom_log_format,
             custom_log_items: self.custom_log_items.clone(),
@@ -537,6 +541,7 @@ impl Config {
             sections: self.sections.clone(),
             ssl_engine: None,
             tls: self.tls.clone(),
+            export_cert_data: self.tls_options.ssl_options.export_cert_data,
             file: match &self.source {
                 Source::File(path) => path.clone(),
                 Source::BuiltIn => PathBuf::from("(built-in default)"),

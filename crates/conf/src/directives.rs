@@ -389,6 +389,18 @@ pub const DIRECTIVES: &[Directive] = &[
         },
     },
     Directive {
+        name: "ErrorDocument",
+        args: (2, 2),
+        help: "Change responses for HTTP errors",
+        apply: |config, args| {
+            match crate::error_document::parse(args)? {
+                Ok((code, document)) => config.error_documents.set(code, document),
+                Err(notice) => config.warnings.push(notice),
+            }
+            Ok(())
+        },
+    },
+    Directive {
         name: "LogLevel",
         args: (1, 8),
         help: "Level of verbosity in error logging: emerg, alert, crit, error, warn, notice, info or debug",
@@ -927,7 +939,7 @@ pub const DIRECTIVES: &[Directive] = &[
     Directive {
         name: "SSLOptions",
         args: (1, 8),
-        help: "Set one or more options to configure the SSL engine ('[+-]StdEnvVars')",
+        help: "Set one or more options to configure the SSL engine ('[+-]option[=value] ...' - see manual)",
         apply: |config, args| {
             config.tls_options.ssl_options = edge::ssl_options(config.tls_options.ssl_options, args)?;
             Ok(())
@@ -1260,6 +1272,8 @@ fn apply_virtual_host(
     // nicknames.
     scratch.defines = config.defines.clone();
     scratch.log_formats = config.log_formats.clone();
+    // `SSLOptions +X` inside adds to the main server's options, as mod_ssl merges them.
+    scratch.tls_options.ssl_options = config.tls_options.ssl_options;
     apply_nodes(&mut scratch, children, errors, depth);
     // Variables are global wherever they are defined, and the section's warnings are the
     // whole configuration's.

@@ -277,6 +277,10 @@ pub struct SslOptions {
     /// `StdEnvVars`. weir passes its SSL variables (HTTPS, SSL_PROTOCOL, SSL_CIPHER,
     /// SSL_CLIENT_VERIFY, SSL_CLIENT_S_DN) to every script whether or not it is set.
     pub std_env_vars: bool,
+    /// `ExportCertData`: scripts also get SSL_SERVER_CERT and, with a client certificate,
+    /// SSL_CLIENT_CERT and SSL_CLIENT_CERT_CHAIN_n (PEM), as mod_ssl gives them. Off, the edge
+    /// does not send the certificates to the pool at all.
+    pub export_cert_data: bool,
 }
 
 /// `SSLOptions [+|-]option …` as mod_ssl reads it: bare names replace the set, signed ones
@@ -299,16 +303,14 @@ pub fn ssl_options(current: SslOptions, args: &[String]) -> Result<SslOptions, P
         };
         match name.to_ascii_lowercase().as_str() {
             "stdenvvars" => options.std_env_vars = on,
-            "exportcertdata" => {
-                return Err(bad(D, arg, "weir does not pass certificates to scripts (SSL_SERVER_CERT, SSL_CLIENT_CERT); scripts get SSL_CLIENT_S_DN and SSL_CLIENT_VERIFY"))
-            }
+            "exportcertdata" => options.export_cert_data = on,
             "fakebasicauth" => {
                 return Err(bad(D, arg, "weir does not turn client certificates into Basic credentials; use Require with SSLVerifyClient"))
             }
             "strictrequire" | "optrenegotiate" | "legacydnstringformat" => {
                 return Err(bad(D, arg, "weir does not support this option"))
             }
-            _ => return Err(bad(D, arg, "expected StdEnvVars")),
+            _ => return Err(bad(D, arg, "expected StdEnvVars or ExportCertData")),
         }
     }
     Ok(options)

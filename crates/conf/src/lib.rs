@@ -17,6 +17,7 @@ mod directives;
 pub mod directory;
 pub mod edge;
 mod error;
+pub mod error_document;
 pub mod location;
 pub mod log_format;
 mod pool_rules;

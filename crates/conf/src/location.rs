@@ -211,6 +211,9 @@ pub struct Location {
     pub require: Vec<Require>,
     /// `AuthType`, `AuthName`, `AuthUserFile`, `CGIPassAuth`, `AuthMerging`.
     pub auth: Auth,
+    /// `ErrorDocument`s for the errors of requests whose path this section matches: they
+    /// replace the site's (and an earlier section's) code by code.
+    pub error_documents: crate::error_document::ErrorDocuments,
 }
 
 impl Location {
@@ -220,7 +223,13 @@ impl Location {
 
     /// A section with a path and nothing else.
     pub fn at(path: &str) -> Location {
-        Location { path: path.to_string(), handler: None, require: Vec::new(), auth: Auth::default() }
+        Location {
+            path: path.to_string(),
+            handler: None,
+            require: Vec::new(),
+            auth: Auth::default(),
+            error_documents: Default::default(),
+        }
     }
 }
 
@@ -556,6 +565,16 @@ fn setting(
         value: value.to_string(),
         reason: reason.to_string(),
     };
+    if name.eq_ignore_ascii_case("ErrorDocument") {
+        return match crate::error_document::parse(args)? {
+            Ok((code, document)) => {
+                location.error_documents.set(code, document);
+                Ok(())
+            }
+            // Apache ignores it with a notice; in a section weir says so at once.
+            Err(notice) => Err(Problem::Contradiction(notice)),
+        };
+    }
     let auth = &mut location.auth;
     match section_only(name) {
         Some("SetHandler") => {

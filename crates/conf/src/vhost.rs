@@ -25,6 +25,7 @@ pub const PER_VHOST: &[&str] = &[
     "DocumentRoot",
     "DirectoryIndex",
     "ErrorLog",
+    "ErrorDocument",
     "CustomLog",
     "ScriptAlias",
     "CGIInterpreter",
@@ -36,8 +37,8 @@ pub const PER_VHOST: &[&str] = &[
     // Variables are the whole configuration's, wherever they are defined (as in Apache).
     "Define",
     "UnDefine",
-    // Accepted for what they mean in weir anywhere: AllowOverride None, and SSLOptions'
-    // StdEnvVars (scripts always get the SSL_* variables); their other values stay refused.
+    // AllowOverride None (the only value weir accepts anywhere), and SSLOptions (StdEnvVars,
+    // which weir gives every script anyway, and ExportCertData, per site).
     "AllowOverride",
     "SSLOptions",
     // What applies to every directory of the host, below its <Directory> sections.
@@ -152,9 +153,12 @@ pub struct VirtualHost {
     pub server_admin: Option<String>,
     pub document_root: PathBuf,
     pub directory_index: Vec<String>,
-    /// ErrorLog as written; weir writes every host's lines to the main ErrorLog, each naming
-    /// its host (see the migration guide).
+    /// ErrorLog: where the lines about this host's requests go (the main server's when the
+    /// section sets none).
     pub error_log: Option<PathBuf>,
+    /// ErrorDocuments: the main server's, with this host's own replacing those of the same
+    /// status.
+    pub error_documents: crate::error_document::ErrorDocuments,
     /// CustomLog: the access log of the requests this host answers.
     pub custom_log: Option<PathBuf>,
     pub custom_log_format: LogFormat,
@@ -179,6 +183,8 @@ pub struct VirtualHost {
     /// The certificate shown to clients that name this host by SNI (the main server's when the
     /// section names none).
     pub tls: Tls,
+    /// `SSLOptions +ExportCertData`: its scripts get the certificates in PEM.
+    pub export_cert_data: bool,
     /// Where the section starts (the main server: the configuration file, line 0).
     pub file: PathBuf,
     pub line: usize,
@@ -263,6 +269,7 @@ pub(crate) fn resolve(config: &mut Config, errors: &mut Vec<ConfigError>) {
                 main.directory_index.clone()
             },
             error_log: if set("ErrorLog") { own.error_log.clone() } else { main.error_log.clone() },
+            error_documents: main.error_documents.merged_with(&own.error_documents),
             custom_log,
             custom_log_format,
             custom_log_items,
@@ -274,6 +281,11 @@ pub(crate) fn resolve(config: &mut Config, errors: &mut Vec<ConfigError>) {
             sections: main.sections.then(&own.sections),
             ssl_engine: own.ssl_engine,
             tls,
+            export_cert_data: if set("SSLOptions") {
+                own.tls_options.ssl_options.export_cert_data
+            } else {
+                main.export_cert_data
+            },
             file: input.span.file.to_path_buf(),
             line: input.span.line,
         };
@@ -510,6 +522,39 @@ mod tests {
         assert!(config.locations.is_empty(), "the section's Location stays in it");
         assert_eq!(config.document_root, PathBuf::from("/etc/weir/htdocs"), "the main server keeps its own");
         assert_eq!((host.file.as_path(), host.line), (Path::new("/etc/weir/weir.conf"), 5));
+    }
+
+    #[test]
+    fn export_cert_data_merges_as_mod_ssl_merges_options() {
+        let config = load(
+            "Listen 80 http\nSSLOptions +ExportCertData\n\
+             <VirtualHost *:80>\nServerName inherits.test\n</VirtualHost>\n\
+             <VirtualHost *:80>\nServerName adds.test\nSSLOptions +StdEnvVars\n</VirtualHost>\n\
+             <VirtualHost *:80>\nServerName removes.test\nSSLOptions -ExportCertData\n</VirtualHost>\n\
+             <VirtualHost *:80>\nServerName replaces.test\nSSLOptions StdEnvVars\n</VirtualHost>\n",
+        )
+        .unwrap();
+        assert!(config.main_site().export_cert_data);
+        let exported: Vec<bool> = config.vhosts.iter().map(|host| host.export_cert_data).collect();
+        assert_eq!(exported, [true, true, false, false]);
+        let config =
+            load("Listen 80 http\n<VirtualHost *:80>\nSSLOptions +ExportCertData\n</VirtualHost>\n").unwrap();
+        assert!(!config.main_site().export_cert_data, "a section's option stays in it");
+        assert!(config.vhosts[0].export_cert_data);
+    }
+
+    #[test]
+    fn error_documents_merge_code_by_code() {
+        let config = load(
+            "Listen 80 http\nErrorDocument 404 /404.html\nErrorDocument 500 \"main 500\"\n\
+             <VirtualHost *:80>\nErrorDocument 404 \"own 404\"\nErrorDocument 500 default\n</VirtualHost>\n",
+        )
+        .unwrap();
+        use crate::error_document::ErrorDocument;
+        let host = &config.vhosts[0];
+        assert_eq!(host.error_documents.get(404), Some(&ErrorDocument::Text("own 404".into())));
+        assert_eq!(host.error_documents.get(500), None);
+        assert_eq!(config.error_documents.get(404), Some(&ErrorDocument::Local("/404.html".into())));
     }
 
     #[test]

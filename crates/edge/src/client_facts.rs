@@ -28,6 +28,9 @@ pub struct TlsInfo {
     /// The site whose certificate the handshake showed, when sites have certificates of
     /// their own (see [`crate::hosts::Hosts::misdirected`]).
     pub handshake_site: Option<usize>,
+    /// The certificates the client sent, leaf first: kept only when some site exports them to
+    /// scripts (`SSLOptions +ExportCertData`).
+    pub client_chain: Option<crate::cert_export::ClientChain>,
 }
 
 impl TlsInfo {
@@ -51,6 +54,7 @@ impl TlsInfo {
             // Kept only where sites have certificates of their own (set by the handshake).
             sni: None,
             handshake_site: None,
+            client_chain: None,
         }
     }
 }

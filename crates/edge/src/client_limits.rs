@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
 use weir_conf::edge::{ConnectionCap, RateLimit};
 
 use crate::source::Source;
@@ -20,14 +21,24 @@ pub struct ConnectionLimits {
     max_total: usize,
     max_per_ip: usize,
     state: Mutex<Counts>,
-    /// Woken whenever a place comes free, for h2 streams waiting for one.
-    freed: tokio::sync::Notify,
+    /// Wakes one h2 stream waiting because MaxConnections was reached, each time a place of any
+    /// source comes free.
+    freed_anywhere: Arc<Notify>,
 }
 
 #[derive(Default)]
 struct Counts {
     total: usize,
     per_source: HashMap<Source, usize>,
+    /// The h2 streams of a source waiting at its MaxConnectionsPerIP: one is woken per place the
+    /// source frees, so a source with thousands waiting costs others nothing when theirs free.
+    waiting: HashMap<Source, Waiting>,
+}
+
+/// A source's waiting streams.
+struct Waiting {
+    wake: Arc<Notify>,
+    count: usize,
 }
 
 /// Descriptors the edge keeps besides client connections and the pool's: listeners, logs,
@@ -95,11 +106,29 @@ pub fn resolve(total: ConnectionCap, per_ip: ConnectionCap, capacity: &Capacity)
     (total, per_ip)
 }
 
-/// Holds one connection's place (or an h2 stream's places); released on drop.
+/// Holds one connection's place (or an h2 stream's); released on drop.
 pub struct ConnectionSlot {
     limits: Arc<ConnectionLimits>,
     source: Source,
-    places: usize,
+}
+
+/// A source's stream counted as waiting for a place; uncounted on drop.
+struct WaitingGuard {
+    limits: Arc<ConnectionLimits>,
+    source: Source,
+    wake: Arc<Notify>,
+}
+
+impl Drop for WaitingGuard {
+    fn drop(&mut self) {
+        let mut counts = self.limits.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(waiting) = counts.waiting.get_mut(&self.source) {
+            waiting.count -= 1;
+            if waiting.count == 0 {
+                counts.waiting.remove(&self.source);
+            }
+        }
+    }
 }
 
 /// Why a connection was refused.
@@ -115,63 +144,68 @@ impl ConnectionLimits {
             max_total,
             max_per_ip,
             state: Mutex::new(Counts::default()),
-            freed: tokio::sync::Notify::new(),
+            freed_anywhere: Arc::default(),
         })
     }
 
-    /// Takes `places` for one more h2 stream of `source`, waiting up to `patience` for them to
+    /// Takes a place for one more h2 stream of `source`, waiting up to `patience` for one to
     /// come free (answers finish all the time; a stream should not fail for a moment's peak).
-    pub async fn wait_for_places(
+    pub async fn wait_for_place(
         self: &Arc<Self>,
         source: Source,
-        places: usize,
         patience: Duration,
     ) -> Result<ConnectionSlot, Over> {
         let deadline = tokio::time::Instant::now() + patience;
+        let mut waiting: Option<WaitingGuard> = None;
         loop {
-            // Registered before the attempt, so a place freed in between still wakes this.
-            let freed = self.freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            let over = match self.take(source, places, true) {
+            let over = match self.take(source, true) {
                 Ok(slot) => return Ok(slot),
                 Err(over) => over,
             };
-            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+            // A wake-up sent between the attempt and the wait is kept by the Notify as a permit.
+            let wake = match over {
+                Over::PerIp => waiting.get_or_insert_with(|| self.register_waiter(source)).wake.clone(),
+                Over::Total => self.freed_anywhere.clone(),
+            };
+            if tokio::time::timeout_at(deadline, wake.notified()).await.is_err() {
                 return Err(over);
             }
         }
     }
 
+    /// Counts a stream of `source` as waiting until the guard drops.
+    fn register_waiter(self: &Arc<Self>, source: Source) -> WaitingGuard {
+        let mut counts = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let waiting =
+            counts.waiting.entry(source).or_insert_with(|| Waiting { wake: Arc::default(), count: 0 });
+        waiting.count += 1;
+        WaitingGuard { limits: self.clone(), source, wake: waiting.wake.clone() }
+    }
+
     /// Takes a place for a connection from `source`, or says which limit is reached.
     pub fn admit(self: &Arc<Self>, source: Source) -> Result<ConnectionSlot, Over> {
-        self.take(source, 1, true)
+        self.take(source, true)
     }
 
     /// Takes a place although MaxConnections is reached, still within MaxConnectionsPerIP: for a
     /// connection for which another has just been evicted (its place comes free as soon as its
     /// task runs, so the overshoot is bounded by the evictions in flight).
     pub fn admit_in_place_of_evicted(self: &Arc<Self>, source: Source) -> Result<ConnectionSlot, Over> {
-        self.take(source, 1, false)
+        self.take(source, false)
     }
 
-    fn take(
-        self: &Arc<Self>,
-        source: Source,
-        places: usize,
-        check_total: bool,
-    ) -> Result<ConnectionSlot, Over> {
+    fn take(self: &Arc<Self>, source: Source, check_total: bool) -> Result<ConnectionSlot, Over> {
         let mut counts = self.state.lock().map_err(|_| Over::Total)?;
-        if check_total && self.max_total > 0 && counts.total + places > self.max_total {
+        if check_total && self.max_total > 0 && counts.total >= self.max_total {
             return Err(Over::Total);
         }
-        let mine = counts.per_source.get(&source).copied().unwrap_or(0);
-        if self.max_per_ip > 0 && mine + places > self.max_per_ip {
+        let mine = counts.per_source.entry(source).or_insert(0);
+        if self.max_per_ip > 0 && *mine >= self.max_per_ip {
             return Err(Over::PerIp);
         }
-        counts.per_source.insert(source, mine + places);
-        counts.total += places;
-        Ok(ConnectionSlot { limits: self.clone(), source, places })
+        *mine += 1;
+        counts.total += 1;
+        Ok(ConnectionSlot { limits: self.clone(), source })
     }
 
     /// MaxConnections and MaxConnectionsPerIP in force (0: no limit).
@@ -199,16 +233,19 @@ impl ConnectionSlot {
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        if let Ok(mut counts) = self.limits.state.lock() {
-            counts.total = counts.total.saturating_sub(self.places);
-            if let Some(n) = counts.per_source.get_mut(&self.source) {
-                *n = n.saturating_sub(self.places);
-                if *n == 0 {
-                    counts.per_source.remove(&self.source);
-                }
+        let mut counts = self.limits.state.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_source.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_source.remove(&self.source);
             }
         }
-        self.limits.freed.notify_waiters();
+        if let Some(waiting) = counts.waiting.get(&self.source) {
+            waiting.wake.notify_one();
+        }
+        drop(counts);
+        self.limits.freed_anywhere.notify_one();
     }
 }
 
@@ -292,7 +329,7 @@ mod tests {
         let _second = limits.admit(a).unwrap();
         // None comes free: refused once its patience is over, however long that is.
         let waited = tokio::time::Instant::now();
-        assert_eq!(limits.wait_for_places(a, 1, Duration::from_secs(5)).await.err(), Some(Over::PerIp));
+        assert_eq!(limits.wait_for_place(a, Duration::from_secs(5)).await.err(), Some(Over::PerIp));
         assert_eq!(waited.elapsed(), Duration::from_secs(5));
         // One comes free while it waits: it gets it then.
         let freeing = tokio::spawn(async move {
@@ -300,15 +337,14 @@ mod tests {
             drop(first);
         });
         let waited = tokio::time::Instant::now();
-        let third = limits.wait_for_places(a, 1, Duration::from_secs(5)).await;
+        let third = limits.wait_for_place(a, Duration::from_secs(5)).await;
         assert!(third.is_ok());
         assert_eq!(waited.elapsed(), Duration::from_secs(1));
         freeing.await.unwrap();
         // Another source is not held up by this one's share.
-        let other = limits.wait_for_places(source("127.0.0.3"), 2, Duration::ZERO).await;
+        let other = limits.wait_for_place(source("127.0.0.3"), Duration::ZERO).await;
         assert!(other.is_ok());
-        // Places are taken and given back in the number asked for.
-        assert_eq!(limits.total(), 4);
+        assert_eq!(limits.total(), 3);
         drop(other);
         assert_eq!(limits.total(), 2);
     }

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderValue, Request, Version};
 
 use weir_wire as wire;
 
+use crate::cert_export::ExportCertData;
 use crate::client_facts::ClientFacts;
 use crate::request_id::request_id;
 
@@ -101,6 +102,12 @@ pub(crate) fn normalize(
             set(wire::SSL_CLIENT_S_DN, subject.clone());
         }
     }
+    if let Some(error) = parts.extensions.get::<crate::error_document::Redirected>() {
+        set(wire::REDIRECT_STATUS, error.status.as_u16().to_string());
+        set(wire::REDIRECT_URL, error.url.clone());
+        set(wire::REDIRECT_QUERY, error.query.clone());
+        set(wire::REDIRECT_METHOD, error.method.to_string());
+    }
     if let Some(auth) = parts.extensions.get::<ForwardAuth>() {
         if let Some(user) = &auth.user {
             // A name from the password file, which holds no control character: obs-text at worst.
@@ -115,6 +122,9 @@ pub(crate) fn normalize(
         if auth.pass_auth {
             headers.insert(HeaderName::from_static(wire::CGI_PASS_AUTH), HeaderValue::from_static("on"));
         }
+    }
+    if let (Some(tls), Some(export)) = (&client.tls, parts.extensions.get::<ExportCertData>()) {
+        crate::cert_export::set_fields(&mut headers, export, tls.client_chain.as_ref());
     }
     let mut request = Request::new(());
     *request.method_mut() = parts.method.clone();
@@ -181,6 +191,7 @@ mod tests {
                 client_subject: Some("CN=meter-7,O=Water".to_string()),
                 sni: None,
                 handshake_site: None,
+                client_chain: None,
             }),
         };
         let mut parts = parts;

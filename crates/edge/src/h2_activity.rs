@@ -36,6 +36,8 @@ pub struct Activity {
     streams: Mutex<Vec<Arc<StreamState>>>,
     /// Milliseconds after `born` when anything on the connection last moved (for idleness).
     moved_at_ms: AtomicU64,
+    /// Whether a stream holds the connection's own place ([`crate::h2_places`]).
+    own_place_taken: AtomicBool,
 }
 
 /// One stream: when it last moved, and whether the edge is still making its answer.
@@ -50,6 +52,7 @@ impl Activity {
             born: Instant::now(),
             streams: Mutex::new(Vec::new()),
             moved_at_ms: AtomicU64::new(0),
+            own_place_taken: AtomicBool::new(false),
         })
     }
 
@@ -113,9 +116,16 @@ impl Activity {
 pub struct StreamInFlight {
     activity: Arc<Activity>,
     state: Arc<StreamState>,
-    /// The connection place the stream holds while in flight, if it needed one
+    /// The place the stream holds while in flight: the connection's own, or one of its source's
     /// ([`crate::h2_places`]).
-    place: Option<ConnectionSlot>,
+    place: Option<Place>,
+}
+
+/// Where a stream's place comes from.
+enum Place {
+    Connection,
+    /// Held for its drop, which gives the place back.
+    Source { _slot: ConnectionSlot },
 }
 
 /// A stream whose answer the edge is making (see [`StreamInFlight::in_service`]).
@@ -139,14 +149,19 @@ impl StreamInFlight {
         InService { activity: self.activity.clone(), state: self.state.clone() }
     }
 
-    /// Whether other streams of the connection are in flight beside this one.
-    pub fn has_company(&self) -> bool {
-        self.activity.streams() > 1
+    /// Takes the connection's own place for this stream, if no other stream holds it.
+    pub fn take_connection_place(&mut self) -> bool {
+        let free =
+            self.activity.own_place_taken.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire);
+        if free.is_ok() {
+            self.place = Some(Place::Connection);
+        }
+        free.is_ok()
     }
 
-    /// Keeps `place` until the stream is over.
+    /// Keeps a place of the source until the stream is over.
     pub fn hold(&mut self, place: ConnectionSlot) {
-        self.place = Some(place);
+        self.place = Some(Place::Source { _slot: place });
     }
 
     fn moved(&self) {
@@ -164,6 +179,9 @@ impl StreamInFlight {
 
 impl Drop for StreamInFlight {
     fn drop(&mut self) {
+        if matches!(self.place, Some(Place::Connection)) {
+            self.activity.own_place_taken.store(false, Ordering::Release);
+        }
         if let Ok(mut streams) = self.activity.streams.lock() {
             streams.retain(|s| !Arc::ptr_eq(s, &self.state));
         }

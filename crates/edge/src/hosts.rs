@@ -23,6 +23,15 @@ pub struct HostSite {
     pub router: Router,
     /// Its CustomLog (shared with every site that names the same file).
     pub access_log: Option<Arc<AccessLog>>,
+    /// Its `ErrorDocument`s, the main server's merged with its own.
+    pub error_documents: weir_conf::error_document::ErrorDocuments,
+    /// Whether any of its `<Location>`s has an `ErrorDocument`: only then are they looked at.
+    pub location_documents: bool,
+    /// A `<VirtualHost>` with an ErrorLog other than the main server's: its requests are
+    /// served in a `site` span, so their error-log lines go there.
+    pub own_error_log: bool,
+    /// `SSLOptions +ExportCertData`: its certificate, sent with its requests for the pool.
+    pub export_cert_data: Option<crate::cert_export::ExportCertData>,
     /// ServerName, or where its section starts: for log lines.
     pub label: String,
     /// The certificate, key and chain it shows over TLS; two sites with different ones cannot
@@ -49,6 +58,12 @@ impl Hosts {
     /// The site numbered `id`; the main server for a number no site has.
     pub fn site(&self, id: usize) -> &HostSite {
         self.sites.get(id).unwrap_or(&self.sites[0])
+    }
+
+    /// Whether any site passes certificates to its scripts: only then does a connection keep
+    /// its client's.
+    pub fn exports_cert_data(&self) -> bool {
+        self.sites.iter().any(|site| site.export_cert_data.is_some())
     }
 
     pub fn all(&self) -> &[HostSite] {

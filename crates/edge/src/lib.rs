@@ -8,9 +8,11 @@ pub mod access_log;
 pub mod admission;
 pub mod auth_basic;
 pub mod body;
+pub mod cert_export;
 pub mod client_facts;
 pub mod client_limits;
 pub mod conditional;
+pub mod error_document;
 pub mod forwarding;
 pub mod h1;
 pub mod h2_activity;
@@ -72,6 +74,8 @@ pub struct Prepared {
     auth: auth_basic::BasicAuth,
     /// The workers' identity, when it is not the edge's own (started as root).
     script_runner: Option<weir_wire::script_path::Runner>,
+    /// Each site's certificate for its scripts (`SSLOptions +ExportCertData`), by site number.
+    server_certs: Vec<Option<Arc<str>>>,
 }
 
 impl Prepared {
@@ -171,7 +175,21 @@ pub fn prepare(config: &Config) -> Result<Prepared, EdgeError> {
     for (path, users) in auth.summary() {
         tracing::info!(file = %path.display(), users, "AuthUserFile {}: {users} users", path.display());
     }
-    Ok(Prepared { tls, host_tls, access_logs, auth, script_runner: None })
+    let server_certs = sites
+        .iter()
+        .map(|site| {
+            let path = site.tls.cert_file.as_ref().filter(|_| site.export_cert_data)?;
+            let cert = cert_export::server_cert(path);
+            if cert.is_none() {
+                tracing::warn!(
+                    "SSLOptions +ExportCertData: no certificate could be read from {}",
+                    path.display()
+                );
+            }
+            cert
+        })
+        .collect();
+    Ok(Prepared { tls, host_tls, access_logs, auth, script_runner: None, server_certs })
 }
 
 /// The files of a site's certificate, when it has one.
@@ -361,6 +379,15 @@ fn site_hosts(
         built.push(hosts::HostSite {
             router,
             access_log: prepared.access_logs.get(number).cloned().flatten(),
+            error_documents: site.error_documents.clone(),
+            location_documents: site.locations.iter().any(|l| !l.error_documents.is_empty()),
+            export_cert_data: prepared
+                .server_certs
+                .get(number)
+                .cloned()
+                .flatten()
+                .map(|server_cert| cert_export::ExportCertData { server_cert }),
+            own_error_log: number > 0 && site.error_log.is_some() && site.error_log != config.error_log,
             label: site.label(),
             tls_identity: tls_identity(site),
         });

@@ -185,6 +185,7 @@ impl PoolClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .map(WorkerPid);
+        let refusal = parts.headers.contains_key(wire::REFUSAL);
         remove_internal(&mut parts.headers);
         parts.version = Version::HTTP_11;
         let mut decoder = ChunkedDecoder::new(0);
@@ -210,15 +211,21 @@ impl PoolClient {
         } else {
             let (writer, spooled) = response_spool::spool(self.space.clone(), owner);
             let idle = self.idle.clone();
-            tokio::spawn(async move {
+            // In the request's `site` span, if it has one: a response cut short is logged to
+            // the site's own ErrorLog.
+            let read = async move {
                 rest.read(Sink::Spool(writer), &idle).await;
                 drop(hold);
-            });
+            };
+            tokio::spawn(tracing::Instrument::in_current_span(read));
             http_body_util::BodyExt::boxed(spooled)
         };
         let mut response = Response::from_parts(parts, body);
         if let Some(worker) = worker {
             response.extensions_mut().insert(worker);
+        }
+        if refusal {
+            response.extensions_mut().insert(crate::error_document::OwnError);
         }
         Ok(PoolAnswer::Response(response))
     }

@@ -313,6 +313,11 @@ async fn connection(
     let connection = tls_stream.get_ref().1;
     let h2 = connection.alpn_protocol() == Some(b"h2");
     let mut info = TlsInfo::of(connection);
+    if edge.site.hosts.exports_cert_data() {
+        info.client_chain = connection
+            .peer_certificates()
+            .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect());
+    }
     if let Some((site, sni)) = chosen {
         info.handshake_site = Some(site);
         info.sni = sni;

@@ -79,13 +79,34 @@ impl Site {
     /// becomes a status here. The request is routed from its head alone; `read_body` is called
     /// only when the request goes to the pool, so a body for a static file, server-status, a
     /// refusal or an error is never stored (the caller discards or refuses it).
-    pub async fn handle<F, Fut>(&self, facts: &ClientFacts, mut parts: Parts, read_body: F) -> Response<Body>
+    pub async fn handle<F, Fut>(&self, facts: &ClientFacts, parts: Parts, read_body: F) -> Response<Body>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<RequestBody, BodyError>>,
     {
         let started = SystemTime::now();
         let site = self.hosts.select(facts, &parts);
+        if !self.hosts.site(site).own_error_log {
+            return self.handle_for(site, started, facts, parts, read_body).await;
+        }
+        // The request of a `<VirtualHost>` with an ErrorLog of its own is served in its `site`
+        // span: the error-log lines about it go to that file. Other requests open no span.
+        let span = tracing::error_span!("site", site);
+        tracing::Instrument::instrument(self.handle_for(site, started, facts, parts, read_body), span).await
+    }
+
+    async fn handle_for<F, Fut>(
+        &self,
+        site: usize,
+        started: SystemTime,
+        facts: &ClientFacts,
+        mut parts: Parts,
+        read_body: F,
+    ) -> Response<Body>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<RequestBody, BodyError>>,
+    {
         // Only another site than the main server is marked: without <VirtualHost>s a request
         // costs no extension map.
         if site != 0 {
@@ -115,10 +136,15 @@ impl Site {
         let mut unanswered =
             Unanswered { site: self, host: site, facts, time: started, line: &line, answered: false };
         let mut user = None;
+        // Kept for an ErrorDocument only where the site has one.
+        let request = self.has_error_documents(site).then(|| parts.clone());
         let mut response = match misdirected {
             Some(status) => body::error_page(status),
             None => self.route(facts, parts, read_body, &mut user).await,
         };
+        if let Some(request) = &request {
+            response = self.with_error_document(facts, site, request, response).await;
+        }
         unanswered.answered = true;
         if let Some(user) = user {
             response.extensions_mut().insert(RemoteUser(user));
@@ -144,6 +170,8 @@ impl Site {
             _ => Reject::Malformed,
         };
         self.scoreboard.counters().reject(why);
+        let site = self.hosts.default_for(facts);
+        let response = self.with_error_document_now(facts, site, response);
         let response = self.apply_policy(response);
         let line = LogLine {
             request_line: request_line.to_string(),
@@ -153,7 +181,7 @@ impl Site {
             request_id: None,
             headers: Vec::new(),
         };
-        self.log(facts, self.hosts.default_for(facts), SystemTime::now(), &line, response)
+        self.log(facts, site, SystemTime::now(), &line, response)
     }
 
     /// Where a request goes, decided from its head ([`Router`]): an answer the edge makes
@@ -203,7 +231,13 @@ impl Site {
                 }
                 response
             }
-            Route::Moved(moved) => crate::moved::response(&moved),
+            Route::Moved(moved) => {
+                let mut response = crate::moved::response(&moved);
+                if response.status().as_u16() >= 400 {
+                    response.extensions_mut().insert(crate::error_document::OwnError);
+                }
+                response
+            }
             Route::File(real) => {
                 router.static_files.send(&parts.method, &real, &parts.headers, parts.version)
             }
@@ -222,6 +256,9 @@ impl Site {
                 match http::Uri::from_parts(uri) {
                     Ok(uri) => pool_parts.uri = uri,
                     Err(_) => return Decision::Answer(body::error_page(StatusCode::BAD_REQUEST)),
+                }
+                if let (Some(export), Some(_)) = (&self.hosts.site(site).export_cert_data, &facts.tls) {
+                    pool_parts.extensions.insert(export.clone());
                 }
                 let pass_auth = router.cgi_pass_auth(&target);
                 pool_parts
@@ -322,7 +359,7 @@ impl Site {
     }
 
     /// Admission, then one exchange with a worker.
-    async fn to_pool(
+    pub(crate) async fn to_pool(
         &self,
         facts: &ClientFacts,
         parts: &Parts,

@@ -38,6 +38,9 @@ pub struct PoolSettings {
     pub account: Option<Account>,
     /// RLimitCPU, RLimitMEM, RLimitNPROC for each worker.
     pub rlimits: RLimits,
+    /// The `<VirtualHost>`s' own ErrorLogs, which every worker keeps open (a site's script
+    /// stderr lines go there).
+    pub log_fds: Vec<std::os::fd::RawFd>,
     /// This pool's generation (a reload starts a new one).
     pub generation: u32,
     /// This pool master's own tag, written into every slot it claims: unique per pool master
@@ -475,7 +478,9 @@ impl Master<'_> {
         let listener = self.listener;
         let handler = &mut *self.handler;
         let (scoreboard, account) = (self.scoreboard, self.settings.account.as_ref());
-        let child = fork_child(Role::Worker, &[listener, 2], || {
+        let mut keep = vec![listener, 2];
+        keep.extend(self.settings.log_fds.iter().copied());
+        let child = fork_child(Role::Worker, &keep, || {
             // Before any application code runs: only its own slot stays mapped, then `User`.
             let slot = match scoreboard.confine_to(index) {
                 Ok(slot) => slot,

@@ -28,6 +28,14 @@ pub const SSL_CIPHER: &str = "x-weir-ssl-cipher";
 pub const SSL_CLIENT_VERIFY: &str = "x-weir-ssl-client-verify";
 /// The verified client certificate's subject DN.
 pub const SSL_CLIENT_S_DN: &str = "x-weir-ssl-client-s-dn";
+/// `SSLOptions +ExportCertData`: the server's certificate, as the base64 of its DER on one line
+/// ([`cert_pem`] makes it PEM again). Sent only where the option is on.
+pub const SSL_SERVER_CERT: &str = "x-weir-ssl-server-cert";
+/// The client's certificate, likewise (SSL_CLIENT_CERT).
+pub const SSL_CLIENT_CERT: &str = "x-weir-ssl-client-cert";
+/// The rest of the chain the client sent, each certificate's base64 in order, separated by
+/// commas (SSL_CLIENT_CERT_CHAIN_0, _1 …).
+pub const SSL_CLIENT_CERT_CHAIN: &str = "x-weir-ssl-client-cert-chain";
 /// The site that routed the request, by number: 0 the main server, n the n-th
 /// `<VirtualHost>`. The worker resolves scripts, DOCUMENT_ROOT, SERVER_NAME and SERVER_ADMIN
 /// with that site's settings; like every internal header, a client's copy never gets through.
@@ -40,6 +48,19 @@ pub const AUTH_TYPE: &str = "x-weir-auth-type";
 /// Present when `CGIPassAuth On` applies: scripts see the `Authorization` header as
 /// HTTP_AUTHORIZATION, which they otherwise never do (RFC 3875 4.1.18, and Apache).
 pub const CGI_PASS_AUTH: &str = "x-weir-cgi-pass-auth";
+/// Set when the request fetches an `ErrorDocument` (Apache's internal redirect for an error):
+/// the error's status, the URL path that had it, its query and method. Scripts get them as
+/// REDIRECT_STATUS, REDIRECT_URL, REDIRECT_QUERY_STRING and REDIRECT_REQUEST_METHOD.
+pub const REDIRECT_STATUS: &str = "x-weir-redirect-status";
+/// See [`REDIRECT_STATUS`].
+pub const REDIRECT_URL: &str = "x-weir-redirect-url";
+/// See [`REDIRECT_STATUS`].
+pub const REDIRECT_QUERY: &str = "x-weir-redirect-query";
+/// See [`REDIRECT_STATUS`].
+pub const REDIRECT_METHOD: &str = "x-weir-redirect-method";
+/// Sent by a worker on its own 404 or 403 for a script that is not there or may not run (no
+/// code chose it): the edge may answer it with the site's `ErrorDocument`.
+pub const REFUSAL: &str = "x-weir-refusal";
 /// Sent by a worker on every response: its pid, for the access log.
 pub const WORKER_PID: &str = "x-weir-worker-pid";
 /// Sent by a worker instead of a body: the edge answers with a GET of this local URL
@@ -59,6 +80,26 @@ pub const INLINE_BODY: u64 = 64 * 1024;
 /// request on that connection before closing it and going back to `accept()`. The edge reuses a
 /// connection only well within this time.
 pub const WORKER_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A certificate in PEM, from the one-line base64 of its DER that the edge sends: 64 characters
+/// a line, as mod_ssl (OpenSSL) writes it. `None` for text that is not base64, which the edge
+/// never sends.
+pub fn cert_pem(base64: &str) -> Option<String> {
+    let valid = !base64.is_empty()
+        && base64.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
+    if !valid {
+        return None;
+    }
+    let mut pem = String::with_capacity(base64.len() + base64.len() / 64 + 64);
+    pem.push_str("-----BEGIN CERTIFICATE-----\n");
+    // ASCII only (checked above), so every 64-byte chunk is whole characters.
+    for line in base64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).ok()?);
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    Some(pem)
+}
 
 /// Whether a header name is one of weir's internal ones.
 pub fn is_internal(name: &str) -> bool {
@@ -83,6 +124,20 @@ pub fn route_matches(route: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_becomes_pem_again() {
+        let base64 = "A".repeat(100);
+        let pem = cert_pem(&base64).unwrap();
+        let lines: Vec<&str> = pem.lines().collect();
+        assert_eq!(lines[0], "-----BEGIN CERTIFICATE-----");
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(lines[2].len(), 36);
+        assert_eq!(lines[3], "-----END CERTIFICATE-----");
+        for bad in ["", "abc def", "a\nb", "x,y", "-----BEGIN"] {
+            assert_eq!(cert_pem(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn routes_match_on_segment_boundaries() {

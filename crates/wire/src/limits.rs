@@ -9,10 +9,18 @@
 //! the edge refuses to send (414 or 431) one beyond it, which only a client over the limits, or a
 //! client certificate with a subject of kilobytes, can cause.
 
-/// Most fields the edge adds to a client's head (it writes 14: Host, Content-Length,
-/// Connection, Expect, X-Forwarded-For, -Host, -Proto and -Port, Forwarded, X-Request-Id and
-/// four TLS facts), with room for two more.
-pub const ADDED_FIELDS: usize = 16;
+/// Most fields the edge adds to a client's head, certificates aside (it writes 18: Host,
+/// Content-Length, Connection, Expect, X-Forwarded-For, -Host, -Proto and -Port, Forwarded,
+/// X-Request-Id, four TLS facts, and the four of an ErrorDocument's fetch), with room for two
+/// more.
+pub const ADDED_FIELDS: usize = 20;
+/// The certificate fields of `SSLOptions +ExportCertData`: the server's, the client's and the
+/// client's chain.
+pub const CERT_FIELDS: usize = 3;
+/// Most bytes of certificate data (base64) in those fields together: 48 KiB, room for a leaf
+/// and a chain of several intermediates. The edge leaves out the chain (then the client's
+/// certificate) rather than send more, so no client can make a head the worker refuses.
+pub const CERT_DATA: usize = 48 * 1024;
 /// Longest name of a field the edge adds.
 pub const ADDED_NAME: usize = 32;
 /// Longest value of a field the edge adds that is not the client's own host: a client
@@ -49,7 +57,7 @@ impl HeadLimits {
 
     /// Most field lines in a worker's head: the client's, and those the edge adds.
     pub fn max_fields(&self) -> usize {
-        self.fields.saturating_add(ADDED_FIELDS)
+        self.fields.saturating_add(ADDED_FIELDS + CERT_FIELDS)
     }
 
     /// Longest head, blank line included, the worker reads: the request line, every field the
@@ -59,7 +67,13 @@ impl HeadLimits {
         let client = self.fields.saturating_mul(self.field_size.saturating_add(2));
         let added_value = ADDED_VALUE.max(self.field_size).max(self.request_line);
         let added = ADDED_FIELDS.saturating_mul(added_value.saturating_add(ADDED_NAME + 4));
-        self.max_line().saturating_add(2).saturating_add(client).saturating_add(added).saturating_add(2)
+        let certs = CERT_DATA + CERT_FIELDS * (ADDED_NAME + 4);
+        self.max_line()
+            .saturating_add(2)
+            .saturating_add(client)
+            .saturating_add(added)
+            .saturating_add(certs)
+            .saturating_add(2)
     }
 }
 
@@ -75,10 +89,11 @@ mod tests {
     #[test]
     fn the_default_bound_holds_a_full_client_head_and_the_edges_fields() {
         let limits = HeadLimits::default();
-        assert_eq!(limits.max_fields(), 116);
+        assert_eq!(limits.max_fields(), 123);
         // 100 field lines of 8190 bytes alone are 819,200 bytes: the 128 KiB of old was short.
-        assert!(limits.max_head() > 100 * 8192 + 3 * 8190 + 14 * (32 + 8192));
-        assert!(limits.max_head() < 1 << 20, "{}", limits.max_head());
+        assert!(limits.max_head() > 100 * 8192 + 3 * 8190 + 18 * (32 + 8192) + CERT_DATA);
+        // What a worker may have to hold of one head: under 1.1 MiB.
+        assert!(limits.max_head() < 1100 << 10, "{}", limits.max_head());
     }
 
     #[test]

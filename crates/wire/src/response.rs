@@ -56,6 +56,8 @@ pub struct Own<'a> {
     pub keep_alive: bool,
     /// A CGI local redirect's target (a [`crate::is_local_path`]).
     pub local_redirect: Option<&'a str>,
+    /// The worker's own 404 or 403 for a script ([`crate::REFUSAL`]).
+    pub refusal: bool,
 }
 
 /// The fields every head ends with: the worker's pid, Transfer-Encoding and Connection.
@@ -120,6 +122,11 @@ pub fn write<'a>(
             });
         }
         push_field(&mut out, crate::LOCAL_REDIRECT, target.as_bytes())?;
+        count += 1;
+    }
+    if own.refusal {
+        out.extend_from_slice(crate::REFUSAL.as_bytes());
+        out.extend_from_slice(b": 1\r\n");
         count += 1;
     }
     out.extend_from_slice(crate::WORKER_PID.as_bytes());

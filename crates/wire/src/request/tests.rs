@@ -1,9 +1,32 @@
 use super::*;
-use crate::limits::{ADDED_FIELDS, ADDED_VALUE};
+use crate::limits::{ADDED_FIELDS, ADDED_VALUE, CERT_DATA, CERT_FIELDS};
 use proptest::prelude::*;
 
 fn fields<'a>(list: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = (&'a str, &'a [u8])> {
     list.iter().map(|(n, v)| (*n, v.as_bytes()))
+}
+
+/// A client head at Apache's default limits, every field the edge adds at its longest, and a
+/// certificate chain filling [`CERT_DATA`]: the worker reads it.
+#[test]
+fn a_full_head_with_exported_certificates_is_read() {
+    let limits = HeadLimits::default();
+    let value = "v".repeat(limits.field_size - 8);
+    let client: Vec<(String, String)> =
+        (0..limits.fields).map(|i| (format!("x-{i:04}"), value.clone())).collect();
+    let added = "s".repeat(ADDED_VALUE);
+    let cert = "A".repeat(CERT_DATA / CERT_FIELDS);
+    let mut all: Vec<(&str, &[u8])> = client.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+    for _ in 0..ADDED_FIELDS {
+        all.push(("x-weir-ssl-client-s-dn", added.as_bytes()));
+    }
+    for name in [crate::SSL_SERVER_CERT, crate::SSL_CLIENT_CERT, crate::SSL_CLIENT_CERT_CHAIN] {
+        all.push((name, cert.as_bytes()));
+    }
+    let target = format!("/{}", "a".repeat(limits.request_line - 20));
+    let bytes = write("GET", &target, all.iter().copied(), &limits).expect("written");
+    let (head, _) = parse(&bytes, &limits).expect("read").expect("whole");
+    assert_eq!(head.fields.len(), limits.fields + ADDED_FIELDS + CERT_FIELDS);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 use super::*;
 use proptest::prelude::*;
 
-const OWN: Own<'static> = Own { pid: 4242, keep_alive: false, local_redirect: None };
+const OWN: Own<'static> = Own { pid: 4242, keep_alive: false, local_redirect: None, refusal: false };
 
 fn pairs<'a>(list: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = (&'a str, &'a [u8])> {
     list.iter().map(|(n, v)| (*n, v.as_bytes()))
@@ -35,6 +35,16 @@ fn a_head_is_written_with_the_workers_own_fields_last() {
     let text = String::from_utf8(bytes).unwrap();
     assert!(text.contains("x-weir-local-redirect: /next?a=1\r\n"), "{text}");
     assert!(text.ends_with("Connection: keep-alive\r\n\r\n"), "{text}");
+}
+
+#[test]
+fn only_the_worker_marks_its_own_refusal() {
+    let refused = Own { refusal: true, ..OWN };
+    let text = String::from_utf8(write(404, "Not Found", [], &refused).unwrap()).unwrap();
+    assert!(text.contains("\r\nx-weir-refusal: 1\r\n"), "{text}");
+    // Code's copy of the mark is dropped like any internal field.
+    let forged = write(404, "Not Found", pairs(&[("X-Weir-Refusal", "1")]), &OWN).unwrap();
+    assert!(!String::from_utf8(forged).unwrap().to_ascii_lowercase().contains("refusal"));
 }
 
 #[test]
@@ -131,7 +141,7 @@ proptest! {
         list in proptest::collection::vec((token(), value()), 0..30),
         keep_alive in any::<bool>(),
     ) {
-        let own = Own { pid: 7, keep_alive, local_redirect: None };
+        let own = Own { pid: 7, keep_alive, local_redirect: None, refusal: false };
         let bytes = write(status, &reason, list.iter().map(|(n, v)| (n.as_str(), v.as_slice())), &own)
             .expect("a head of valid parts is written");
         let (head, fields) = read(&bytes).expect("what was written is read").expect("whole");
