@@ -595,11 +595,21 @@ fn read_body(
                             ),
                         }),
                     }
-                } else if name.eq_ignore_ascii_case("CGIPassAuth") {
+                } else if name.eq_ignore_ascii_case("CGIPassAuth")
+                    || name.eq_ignore_ascii_case("ErrorDocument")
+                {
+                    // Read from <Location> sections only: accepted here they would mean nothing.
                     Err(Problem::BadValue {
-                        directive: "CGIPassAuth",
+                        directive: if name.eq_ignore_ascii_case("CGIPassAuth") {
+                            "CGIPassAuth"
+                        } else {
+                            "ErrorDocument"
+                        },
                         value: args.join(" "),
-                        reason: "weir takes CGIPassAuth from <Location> sections only".to_string(),
+                        reason: format!(
+                            "weir does not read {name} in {} sections; put it in a <Location> section",
+                            kind.name()
+                        ),
                     })
                 } else {
                     crate::location::read_section(&mut body.rules, one, resolve, errors);
@@ -616,7 +626,18 @@ fn read_body(
 /// `AllowOverride` and `SSLOptions` inside a section: only the values weir accepts anywhere.
 fn check_anywhere(name: &str, args: &[String]) -> Result<(), Problem> {
     if name.eq_ignore_ascii_case("SSLOptions") {
-        return crate::edge::ssl_options(crate::edge::SslOptions::default(), args).map(|_| ());
+        let options = crate::edge::ssl_options(crate::edge::SslOptions::default(), args)?;
+        // StdEnvVars holds everywhere anyway; ExportCertData is decided per site, so a
+        // section's would silently mean nothing.
+        if options.export_cert_data || args.iter().any(|a| a.to_ascii_lowercase().ends_with("exportcertdata"))
+        {
+            return Err(Problem::BadValue {
+                directive: "SSLOptions",
+                value: args.join(" "),
+                reason: "weir takes ExportCertData for the server or a <VirtualHost>, not per directory or file; set it there".to_string(),
+            });
+        }
+        return Ok(());
     }
     match args {
         [none] if none.eq_ignore_ascii_case("None") => Ok(()),

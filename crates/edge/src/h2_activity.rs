@@ -125,7 +125,9 @@ pub struct StreamInFlight {
 enum Place {
     Connection,
     /// Held for its drop, which gives the place back.
-    Source { _slot: ConnectionSlot },
+    Source {
+        _slot: ConnectionSlot,
+    },
 }
 
 /// A stream whose answer the edge is making (see [`StreamInFlight::in_service`]).

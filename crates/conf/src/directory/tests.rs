@@ -148,8 +148,17 @@ fn refusals_name_the_line() {
         ("<DirectoryMatch \"(?<=x)y\">\n</DirectoryMatch>\n", 2, "look-around"),
         ("<FilesMatch ~ x>\n</FilesMatch>\n", 2, "one argument"),
         ("<Directory /a/../b>\n</Directory>\n", 2, ". or .."),
-        ("<Directory /a>\n SSLOptions +ExportCertData\n</Directory>\n", 3, "SSL_CLIENT_CERT"),
+        (
+            "<Directory /a>\n SSLOptions +ExportCertData\n</Directory>\n",
+            3,
+            "<VirtualHost>, not per directory",
+        ),
         ("<Directory /a>\n CGIPassAuth On\n</Directory>\n", 3, "<Location>"),
+        (
+            "<Files a>\n ErrorDocument 404 /missing.html\n</Files>\n",
+            3,
+            "not read ErrorDocument in <Files> sections",
+        ),
     ] {
         let text = format!("Listen 80\n{text}");
         let errors = load(&text).unwrap_err().to_string();
