@@ -375,3 +375,42 @@ fn each_virtual_host_has_its_own_aliases_and_redirects() {
     assert_eq!(plain_get(http, "b.test", "/shared/m.txt").2, "main file\n");
     assert_eq!(plain_get(http, "a.test", "/shared/m.txt").2, "main file\n");
 }
+
+/// Two rules an outside review broke: `AliasMatch ^/\.well-known/x-(.*)$ DIR/$1` sent DIR's
+/// `.env` and `.git/config` (the URL's only dot segment, `.well-known`, let every dot name of
+/// the file's path through); and `ScriptAliasMatch ^/tools2(.*)$ DIR/scripts2$1` made every
+/// static file under DIR a script's, 403 for the whole site.
+#[test]
+fn a_substitution_hands_out_no_dot_name_and_script_rules_refuse_only_their_files() {
+    let site = Site::new();
+    let d = site.path().display().to_string();
+    write(&site.path().join("ext/.env"), "DOT-ENV-MARK\n", 0o644);
+    write(&site.path().join("ext/.git/config"), "DOT-GIT-MARK\n", 0o644);
+    write(&site.path().join("ext/pub.txt"), "public\n", 0o644);
+    write(&site.path().join("scripts2/show"), SHOW, 0o755);
+    write(&site.path().join("scripts2-more/show"), SHOW, 0o755);
+    write(&site.path().join("plain/readme.txt"), "plain file\n", 0o644);
+    let weir = site.start(&format!(
+        "AliasMatch ^/\\.well-known/x-(.*)$ {d}/ext/$1\n\
+         ScriptAliasMatch ^/tools2(.*)$ {d}/scripts2$1\n\
+         Alias /plain {d}/plain\n\
+         Alias /near {d}/scripts2-more\n"
+    ));
+    let client = Client::new(weir.addr(), &weir.cert_pem);
+    for proto in [Proto::H1, Proto::H2] {
+        let get = |target: &str| get(&client, proto, target);
+        for target in ["/.well-known/x-.env", "/.well-known/x-.git/config", "/.well-known/x-%2eenv"] {
+            let reply = get(target);
+            assert!(!reply.text().contains("-MARK"), "{proto:?} {target}: {} {}", reply.status, reply.text());
+            assert_ne!(reply.status, 200, "{proto:?} {target}");
+        }
+        assert_eq!(get("/.well-known/x-pub.txt").text(), "public\n", "{proto:?}");
+        // The script rule's files are its own only: DocumentRoot and a plain Alias beside it serve.
+        assert_eq!(get("/index.html").status, 200, "{proto:?}");
+        assert_eq!(get("/plain/readme.txt").text(), "plain file\n", "{proto:?}");
+        assert!(get("/tools2/show").text().contains("SCRIPT_NAME=/tools2/show"), "{proto:?}");
+        // What the rule can reach (scripts2…, scripts2-more too) is never sent.
+        let reply = get("/near/show");
+        assert!(!reply.text().contains("SCRIPT-SOURCE-MARK"), "{proto:?}: {}", reply.text());
+    }
+}

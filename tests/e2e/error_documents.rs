@@ -340,3 +340,22 @@ fn a_document_behind_an_alias_and_a_gone_redirect() {
         assert_eq!((answer.status, answer.body.as_str()), (410, "<p>Retired for good</p>"), "{proto:?}");
     }
 }
+
+/// A document script that answered 206 with a Content-Range had its partial body sent as the
+/// error page, range and all. Only a whole answer (200) is a document now.
+#[test]
+fn a_document_script_that_answers_in_part_gives_the_builtin_page() {
+    let site = Site::new();
+    site.script(
+        "partial",
+        "#!/bin/sh\nprintf 'Status: 206 Partial Content\\r\\nContent-Range: bytes 0-1/10\\r\\nContent-Type: text/plain\\r\\n\\r\\nPA'\n",
+    );
+    let weir = site.start("ErrorDocument 404 /cgi-bin/partial\n");
+    for proto in [Proto::H1, Proto::H2] {
+        let client = Client::new(weir.addr(), &weir.cert_pem);
+        let reply = client.request(proto, "GET", "/missing", Vec::new()).unwrap();
+        assert_eq!(reply.status, 404, "{proto:?}");
+        assert!(reply.header("content-range").is_none(), "{proto:?}");
+        assert_ne!(reply.text(), "PA", "{proto:?}");
+    }
+}

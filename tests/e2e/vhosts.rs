@@ -231,6 +231,11 @@ fn an_address_vhost_wins_its_address_and_unclaimed_addresses_get_the_main_server
 
 /// Two sites with certificates of their own on one address, and the main server's certificate.
 fn two_certificate_sites() -> (crate::support::Weir, String, String) {
+    two_certificate_sites_with("")
+}
+
+/// [`two_certificate_sites`] with `b_extra` in b.test's section.
+fn two_certificate_sites_with(b_extra: &str) -> (crate::support::Weir, String, String) {
     let site = Site::new();
     let a = write_certificate(&site, "a.test");
     let b = write_certificate(&site, "b.test");
@@ -241,9 +246,27 @@ fn two_certificate_sites() -> (crate::support::Weir, String, String) {
         "<VirtualHost *:*>\n ServerName a.test\n DocumentRoot {d}/docs-a\n SSLEngine on\n \
          SSLCertificateFile {d}/a.test.crt\n SSLCertificateKeyFile {d}/a.test.key\n</VirtualHost>\n\
          <VirtualHost *:*>\n ServerName b.test\n DocumentRoot {d}/docs-b\n SSLEngine on\n \
-         SSLCertificateFile {d}/b.test.crt\n SSLCertificateKeyFile {d}/b.test.key\n</VirtualHost>\n"
+         SSLCertificateFile {d}/b.test.crt\n SSLCertificateKeyFile {d}/b.test.key\n{b_extra}</VirtualHost>\n"
     ));
     (weir, a, b)
+}
+
+/// A 421 was answered with the ErrorDocument of the site the Host named, a site this connection
+/// may not reach (its Alias and files included). It takes the built-in page now.
+#[test]
+fn a_misdirected_request_never_gets_the_named_sites_error_document() {
+    let (weir, a, b) =
+        two_certificate_sites_with(" ErrorDocument 421 \"B-ONLY-PAGE\"\n ErrorDocument 404 \"B-404\"\n");
+    let roots = [a.as_str(), b.as_str()];
+    for proto in [Proto::H1, Proto::H2] {
+        let got = tls_get(weir.addr(), &roots, "a.test", true, proto, "b.test", "/");
+        let (status, body) = got.unwrap_or_else(|e| panic!("{proto:?}: {e}"));
+        assert_eq!(status, 421, "{proto:?}");
+        assert!(!body.contains("B-ONLY-PAGE"), "{proto:?}: {body}");
+        // On its own connection, b.test's documents hold.
+        let got = tls_get(weir.addr(), &roots, "b.test", true, proto, "b.test", "/missing");
+        assert_eq!(got, Ok((404, "B-404".into())), "{proto:?}");
+    }
 }
 
 #[test]

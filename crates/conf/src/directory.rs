@@ -139,7 +139,7 @@ pub fn options(args: &[String]) -> Result<OptionsLine, Problem> {
 
 /// A compiled regular expression, compared by its text.
 #[derive(Debug, Clone)]
-pub struct Pattern(regex::Regex);
+pub struct Pattern(regex::bytes::Regex);
 
 impl PartialEq for Pattern {
     fn eq(&self, other: &Self) -> bool {
@@ -151,7 +151,7 @@ impl Eq for Pattern {}
 
 impl Pattern {
     fn new(directive: &'static str, text: &str) -> Result<Pattern, Problem> {
-        regex::Regex::new(text).map(Pattern).map_err(|error| Problem::BadValue {
+        crate::alias::compile(text).map(Pattern).map_err(|error| Problem::BadValue {
             directive,
             value: text.to_string(),
             reason: format!(
@@ -208,7 +208,7 @@ impl NameMatcher {
     fn matches(&self, name: &str) -> bool {
         match self {
             NameMatcher::Wildcard(wildcard) => wildcard.matches(name),
-            NameMatcher::Regex(Pattern(re)) => re.is_match(name),
+            NameMatcher::Regex(Pattern(re)) => re.is_match(name.as_bytes()),
         }
     }
 }
@@ -265,7 +265,7 @@ impl DirectorySection {
                 }
                 count == *components && pattern.matches(&prefix.to_string_lossy())
             }
-            DirMatcher::Regex(Pattern(re)) => re.is_match(dir_text),
+            DirMatcher::Regex(Pattern(re)) => re.is_match(dir_text.as_bytes()),
         }
     }
 }

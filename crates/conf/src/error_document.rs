@@ -123,6 +123,11 @@ pub fn parse(args: &[String]) -> Result<Result<(u16, ErrorDocument), String>, Pr
             if weir_wire::target::Target::parse(path).is_err() {
                 return Err(bad(path, "the path does not normalise (bad %-encoding or a .. above the root)"));
             }
+            // `/errors/../private/p.txt` is fetched as `/private/p.txt`: write what is meant.
+            let path_part = path.split(['?', '#']).next().unwrap_or("");
+            if path_part.split('/').any(|segment| segment == "." || segment == "..") {
+                return Err(bad(path, "write the path without . or .. segments"));
+            }
         }
         ErrorDocument::Remote(url) => {
             let lower = url.to_ascii_lowercase();

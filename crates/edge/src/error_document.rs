@@ -105,7 +105,8 @@ impl Site {
             // No worker was free in time: a script for the document would wait again.
             Produced::Pool(_, error) if error.status() == StatusCode::SERVICE_UNAVAILABLE => error,
             Produced::Pool(parts, error) => match self.to_pool(facts, &parts, RequestBody::empty()).await {
-                Ok(PoolAnswer::Response(answer)) if answer.status().is_success() => {
+                // A 200 only: a 206 (with its Content-Range) or a 204 is no whole document.
+                Ok(PoolAnswer::Response(answer)) if answer.status() == StatusCode::OK => {
                     with_status(answer, error)
                 }
                 Ok(_) | Err(_) => {
@@ -218,7 +219,7 @@ fn with_status(document: Response<Body>, error: Response<Body>) -> Response<Body
         }
     }
     // A file's validators describe the document, not the error; a Range answer is never made.
-    for name in [header::ETAG, header::LAST_MODIFIED, header::ACCEPT_RANGES] {
+    for name in [header::ETAG, header::LAST_MODIFIED, header::ACCEPT_RANGES, header::CONTENT_RANGE] {
         parts.headers.remove(name);
     }
     parts.extensions.remove::<EdgePage>();

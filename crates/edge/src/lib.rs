@@ -344,15 +344,18 @@ fn site_hosts(
     handler_paths: &[String],
 ) -> Result<hosts::Hosts, EdgeError> {
     let sites = config.sites();
-    let every_script_dir: Vec<std::path::PathBuf> = sites
+    let every_script_dir: Vec<weir_conf::alias::Region> = sites
         .iter()
         .flat_map(|site| {
-            let script_aliases = site.script_aliases.iter().map(|alias| alias.dir.clone());
+            let script_aliases = site
+                .script_aliases
+                .iter()
+                .map(|alias| weir_conf::alias::Region::directory(alias.dir.clone()));
             let script_matches = site
                 .url_aliases
                 .iter()
                 .filter(|alias| alias.kind == weir_conf::alias::AliasKind::Scripts)
-                .map(|alias| alias.directory().to_path_buf());
+                .map(|alias| alias.region());
             script_aliases.chain(script_matches)
         })
         .collect();

@@ -61,8 +61,8 @@ pub struct Router {
     pub static_files: StaticFiles,
     /// `<Location>` sections in order of appearance (server-status among them).
     pub locations: Vec<Location>,
-    /// Script directories, canonical: no static route may send a file from one.
-    script_dirs: Vec<PathBuf>,
+    /// Where scripts are (every site's), canonical: no static route may send a file from there.
+    script_dirs: Vec<alias::Region>,
     /// The site's `Redirect` family, in order: answered before any alias or route.
     redirects: Vec<RedirectRule>,
     /// `<Directory>` and `<Files>` sections, matched against the path a request maps to.
@@ -88,15 +88,11 @@ impl Router {
         let script_dirs = routes
             .script_dirs
             .iter()
-            .map(PathBuf::as_path)
+            .map(|dir| alias::Region::directory(dir.clone()))
             .chain(
-                routes
-                    .url_aliases
-                    .iter()
-                    .filter(|a| a.kind == alias::AliasKind::Scripts)
-                    .map(|a| a.directory()),
+                routes.url_aliases.iter().filter(|a| a.kind == alias::AliasKind::Scripts).map(|a| a.region()),
             )
-            .filter_map(|dir| std::fs::canonicalize(dir).ok())
+            .filter_map(|region| region.canonical())
             .collect();
         let mapped_root = static_files.root.clone();
         Router {
@@ -125,10 +121,10 @@ impl Router {
 
     /// Also refuses to send files from these directories (every site's script directories:
     /// another site's DocumentRoot may hold them).
-    pub fn refusing_script_dirs(mut self, dirs: &[PathBuf]) -> Router {
-        for dir in dirs.iter().filter_map(|dir| std::fs::canonicalize(dir).ok()) {
-            if !self.script_dirs.contains(&dir) {
-                self.script_dirs.push(dir);
+    pub fn refusing_script_dirs(mut self, regions: &[alias::Region]) -> Router {
+        for region in regions.iter().filter_map(alias::Region::canonical) {
+            if !self.script_dirs.contains(&region) {
+                self.script_dirs.push(region);
             }
         }
         self
@@ -461,14 +457,17 @@ impl Router {
     /// The last checks on a file found for a static route: the real path (after symlinks) is
     /// no script directory's file, and holds no dotfile the URL did not name.
     fn checked_file(&self, path: &str, root: &Path, real: PathBuf) -> Route {
-        if self.script_dirs.iter().any(|dir| real.starts_with(dir)) {
+        if self.script_dirs.iter().any(|region| region.contains(&real)) {
             return Route::Refuse(StatusCode::FORBIDDEN);
         }
-        let url_names_a_dotfile = path.split('/').any(|s| s.starts_with('.'));
+        // A dot name under the root is served only where the request names it as a whole
+        // segment (one the dot-segment rule let through: `.well-known`, or a <Location> that
+        // reopens it). A segment merely holding a dot name (`/.well-known/x-.env` mapped by
+        // `AliasMatch ^/\.well-known/x-(.*)$ /srv/$1` to `/srv/.env`) names none.
         let relative = real.strip_prefix(root).unwrap_or(Path::new(""));
         let hidden = relative.components().any(|c| {
             let name = c.as_os_str().as_encoded_bytes();
-            name.starts_with(b".") && (is_ht_bytes(name) || !url_names_a_dotfile)
+            name.starts_with(b".") && (is_ht_bytes(name) || !path.split('/').any(|s| s.as_bytes() == name))
         });
         if hidden {
             return Route::Refuse(StatusCode::FORBIDDEN);

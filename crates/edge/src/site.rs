@@ -136,8 +136,9 @@ impl Site {
         let mut unanswered =
             Unanswered { site: self, host: site, facts, time: started, line: &line, answered: false };
         let mut user = None;
-        // Kept for an ErrorDocument only where the site has one.
-        let request = self.has_error_documents(site).then(|| parts.clone());
+        // Kept for an ErrorDocument only where the site has one. A 421 takes none: the Host
+        // named a site this connection may not reach, so that site's documents are not for it.
+        let request = (misdirected.is_none() && self.has_error_documents(site)).then(|| parts.clone());
         let mut response = match misdirected {
             Some(status) => body::error_page(status),
             None => self.route(facts, parts, read_body, &mut user).await,
