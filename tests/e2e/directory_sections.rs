@@ -426,3 +426,43 @@ fn sections_follow_an_alias_to_the_directory_it_maps_to() {
         "{listing}"
     );
 }
+
+/// An outside review ran scripts a `<Directory>` closes, through symlinks: a file link, a link
+/// to the closed directory, an index script linked there, and links where `Options` follow none.
+/// Static files through the same links were refused; scripts now are too.
+#[test]
+fn a_symlink_never_runs_a_script_a_directory_closes() {
+    let site = Site::new();
+    let htdocs = site.path().join("htdocs");
+    let script = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nSECRET-SCRIPT-RAN\\n'\n";
+    let open = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nopen script\\n'\n";
+    for (name, text) in [("admin/secret.cgi", script), ("pub/ok.cgi", open), ("idx/index.cgi", open)] {
+        site.doc(name, text.as_bytes());
+        executable(&htdocs.join(name));
+    }
+    std::fs::create_dir_all(htdocs.join("nolinks")).unwrap();
+    symlink("../admin/secret.cgi", htdocs.join("pub/adm.cgi")).unwrap();
+    symlink("../admin", htdocs.join("pub/link-admin")).unwrap();
+    std::fs::remove_file(htdocs.join("idx/index.cgi")).unwrap();
+    symlink("../admin/secret.cgi", htdocs.join("idx/index.cgi")).unwrap();
+    symlink("../pub/ok.cgi", htdocs.join("nolinks/l.cgi")).unwrap();
+    let h = htdocs.display().to_string();
+    let weir = site.start(&format!(
+        "AddHandler cgi-script .cgi\nDirectoryIndex index.html index.cgi\n\
+         <Directory {h}>\nOptions ExecCGI FollowSymLinks\n</Directory>\n\
+         <Directory {h}/admin>\nRequire all denied\n</Directory>\n\
+         <Directory {h}/nolinks>\nOptions ExecCGI\n</Directory>\n"
+    ));
+    expect(
+        &weir,
+        &[
+            ("/pub/ok.cgi", 200),
+            ("/admin/secret.cgi", 403),
+            ("/pub/adm.cgi", 403),
+            ("/pub/adm.cgi/more", 403),
+            ("/pub/link-admin/secret.cgi", 403),
+            ("/idx/", 403),
+            ("/nolinks/l.cgi", 403),
+        ],
+    );
+}

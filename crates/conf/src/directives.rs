@@ -210,7 +210,7 @@ pub const DIRECTIVES: &[Directive] = &[
         args: (1, 64),
         help: "a list of file names to try for a request naming a directory",
         apply: |config, args| {
-            config.directory_index = args.to_vec();
+            config.directory_index = crate::values::index_names(args)?;
             Ok(())
         },
     },

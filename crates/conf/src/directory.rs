@@ -117,6 +117,9 @@ pub fn options(args: &[String]) -> Result<OptionsLine, Problem> {
             "all" => target.set(Options::ALL, true),
             "none" if signed == 0 && args.len() == 1 => {}
             "none" => return Err(bad(arg, "None cannot be combined with other options")),
+            // Taking away what weir never does is what weir does already (Debian's
+            // serve-cgi-bin.conf writes `-MultiViews`).
+            "multiviews" | "includes" | "includesnoexec" if arg.starts_with('-') => {}
             "multiviews" => {
                 return Err(bad(
                     arg,
@@ -572,8 +575,12 @@ fn read_body(
                         })
                     } else {
                         let disabled = args.len() == 1 && args[0].eq_ignore_ascii_case("disabled");
-                        body.index = Some(if disabled { Vec::new() } else { args.clone() });
-                        Ok(())
+                        if disabled {
+                            body.index = Some(Vec::new());
+                            Ok(())
+                        } else {
+                            crate::values::index_names(args).map(|names| body.index = Some(names))
+                        }
                     }
                 } else if name.eq_ignore_ascii_case("AllowOverride")
                     || name.eq_ignore_ascii_case("SSLOptions")

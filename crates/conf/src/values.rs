@@ -122,6 +122,24 @@ pub fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// `DirectoryIndex` names: file names in the directory asked for. Apache also takes a URL
+/// (`/cgi-bin/index.pl`) or a relative path; weir does not: `../admin/index.sh` was run
+/// although `/admin` was denied, the path checked in a spelling no section matched.
+pub fn index_names(args: &[String]) -> Result<Vec<String>, Problem> {
+    for name in args {
+        if name.contains('/') || name == "." || name == ".." || name.is_empty() {
+            return Err(Problem::BadValue {
+                directive: "DirectoryIndex",
+                value: name.clone(),
+                reason: "weir takes file names found in the directory itself (no / and no ..); \
+                         for a script elsewhere, use Redirect or an index script there"
+                    .to_string(),
+            });
+        }
+    }
+    Ok(args.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,7 +58,9 @@ fn encode_component(name: &str) -> String {
     out
 }
 
-/// Text for HTML: the five characters that could end an element or attribute, escaped.
+/// Text for HTML: the five characters that could end an element or attribute, escaped, and the
+/// bidirectional controls that could show a name reversed (`U+202E` makes `txt.exe` read as
+/// `exe.txt`) shown as U+FFFD (a character reference would still take effect).
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -68,6 +70,9 @@ fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => {
+                out.push('\u{fffd}');
+            }
             c => out.push(c),
         }
     }

@@ -19,8 +19,9 @@ use crate::auth_basic::Challenge;
 use crate::routes::PoolRoutes;
 use crate::static_files::{Links, Resolved, StaticFiles};
 
-/// Most directory entries a listing looks at (`Options Indexes`).
-const MAX_LISTED: usize = 10_000;
+/// Most directory entries a listing looks at (`Options Indexes`). At 10,000, names of 246
+/// bytes made a 19.6 MB page, held whole for a client that read none of it.
+const MAX_LISTED: usize = 2_000;
 
 /// What the edge does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +187,12 @@ impl Router {
     /// there is the file up to its name). `None` for what has no file: Handlers and
     /// server-status (only `<Location>` applies to them), and a path no alias can map.
     fn file_of(&self, path: &str) -> Option<PathBuf> {
+        self.place_of(path).map(|(_, file)| file)
+    }
+
+    /// [`Router::file_of`] with the root it is under (a script directory, an alias's, or
+    /// DocumentRoot), as configured.
+    fn place_of(&self, path: &str) -> Option<(PathBuf, PathBuf)> {
         let status = self
             .locations
             .iter()
@@ -200,10 +207,11 @@ impl Router {
         if let Some(index) = self.routes.script_prefixes.iter().position(|p| path.starts_with(p.as_str())) {
             let rest = &path[self.routes.script_prefixes[index].len()..];
             let dir = self.routes.script_dirs.get(index)?;
-            return Some(match weir_wire::script_path::in_alias(rest) {
+            let file = match weir_wire::script_path::in_alias(rest) {
                 Some(found) => dir.join(found.name),
                 None => dir.join(crate::static_files::relative_path(&format!("/{rest}"))?),
-            });
+            };
+            return Some((dir.clone(), file));
         }
         let (root, segments): (&Path, Vec<&str>) = match self.routes.alias(path) {
             Some(Ok(mapped)) => {
@@ -213,16 +221,51 @@ impl Router {
                 } else {
                     self.code_end(&segments)
                 };
-                return Some(mapped.root.join(segments[..end].iter().collect::<PathBuf>()));
+                let file = mapped.root.join(segments[..end].iter().collect::<PathBuf>());
+                return Some((mapped.root.clone(), file));
             }
             Some(Err(_)) => return None,
             None if self.routes.code_extensions.is_empty() => {
-                return Some(self.mapped_root.join(crate::static_files::relative_path(path)?));
+                let file = self.mapped_root.join(crate::static_files::relative_path(path)?);
+                return Some((self.mapped_root.clone(), file));
             }
             None => (&self.mapped_root, weir_wire::script_path::segments(path)?),
         };
         let end = self.code_end(&segments);
-        Some(root.join(segments[..end].iter().collect::<PathBuf>()))
+        Some((root.to_path_buf(), root.join(segments[..end].iter().collect::<PathBuf>())))
+    }
+
+    /// For a script, what its symlinks lead to: refused where `Options` follow none (or only
+    /// their owner's), and the sections of where it really is must let the request in too, as
+    /// for a static file, so a link cannot run a script a `<Directory>` closes. Only where
+    /// sections exist (without them, nothing here could refuse).
+    fn script_after_resolving(
+        &self,
+        path: &str,
+        options: Option<weir_conf::directory::Options>,
+        who: &Who<'_>,
+    ) -> Option<Route> {
+        if self.sections.is_empty() {
+            return None;
+        }
+        let (root, file) = self.place_of(path)?;
+        // Not there: the worker answers 404.
+        let real = std::fs::canonicalize(&file).ok()?;
+        let real_root = std::fs::canonicalize(&root).ok()?;
+        let relative = file.strip_prefix(&root).ok()?;
+        if !Links::of(options).allow(&root, relative) {
+            return Some(Route::Refuse(StatusCode::FORBIDDEN));
+        }
+        // In the spelling the sections are written in: under the root as configured, or the
+        // real path itself when a link leads out of the root.
+        let mapped = match real.strip_prefix(&real_root) {
+            Ok(inside) => root.join(inside),
+            Err(_) => real,
+        };
+        if mapped == file {
+            return None;
+        }
+        access(&self.decide_for(&mapped, false, path).rules, who)
     }
 
     /// Where the segments of a path end for the sections: after the first that names code
@@ -291,6 +334,9 @@ impl Router {
             if !self.exec_cgi(path) {
                 return Route::Refuse(StatusCode::FORBIDDEN);
             }
+            if let Some(refusal) = self.script_after_resolving(path, decided.options, who) {
+                return refusal;
+            }
             return Route::Pool(target.encoded());
         }
         let (root, relative) = match self.file_system_place(path) {
@@ -323,11 +369,15 @@ impl Router {
                 }
             }
             Resolved::Code(index_path) => {
-                if let Some(refusal) = access(&self.decide(&index_path).rules, who) {
+                let index_decided = self.decide(&index_path);
+                if let Some(refusal) = access(&index_decided.rules, who) {
                     return refusal;
                 }
                 if !self.exec_cgi(&index_path) {
                     return Route::Refuse(StatusCode::FORBIDDEN);
+                }
+                if let Some(refusal) = self.script_after_resolving(&index_path, index_decided.options, who) {
+                    return refusal;
                 }
                 let mut pool_target = target::encode_path(&index_path);
                 if let Some(query) = target.query() {

@@ -189,3 +189,15 @@ fn vhost_sections_follow_the_main_servers() {
     assert_eq!(verdict(&config, "/srv/a", "/a"), Some(Denied));
     let _ = Require::AllGranted;
 }
+
+/// Debian's serve-cgi-bin.conf writes `Options +ExecCGI -MultiViews +SymLinksIfOwnerMatch`:
+/// taking away what weir never does loads; asking for it is still refused.
+#[test]
+fn taking_away_multiviews_or_includes_is_accepted() {
+    let config = load(
+        "Listen 80\n<Directory /usr/lib/cgi-bin>\nOptions +ExecCGI -MultiViews +SymLinksIfOwnerMatch\n</Directory>\n",
+    );
+    assert!(config.is_ok(), "{:?}", config.err().map(|e| e.to_string()));
+    assert!(load("Listen 80\n<Directory /srv>\nOptions -Includes -IncludesNOEXEC\n</Directory>\n").is_ok());
+    assert!(load("Listen 80\n<Directory /srv>\nOptions +MultiViews\n</Directory>\n").is_err());
+}
