@@ -143,6 +143,7 @@ const CASES: &[(&str, usize, &str)] = &[
     ("Listen 80\n<VirtualHost>\n</VirtualHost>\n", 2, "<VirtualHost> takes one or more arguments"),
     ("Listen 80\nErrorDocument 404 /errors/../private/p.txt\n", 2, "without . or .. segments"),
     ("Listen 80\nDirectoryIndex index.html ../admin/index.sh\n", 2, "no / and no .."),
+    ("Listen 80\n<Files pub/a.txt>\nRequire all denied\n</Files>\n", 2, "which holds no /"),
     ("Listen 80\n<Directory /srv>\nDirectoryIndex /cgi-bin/ok\n</Directory>\n", 3, "no / and no .."),
     ("Listen 80\nAliasMatch ^/x/(.*)$ /srv/$1/../x\n", 2, "must not contain .."),
     ("Listen 80\n<VirtualHost *:eighty>\n</VirtualHost>\n", 2, "the port must be a number or *"),

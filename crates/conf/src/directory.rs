@@ -464,6 +464,17 @@ pub(crate) fn read(
     if kind.is_files() {
         let matcher = if regex {
             Pattern::new(kind.name(), arg).map(NameMatcher::Regex)
+        } else if arg.contains('/') {
+            // A file name never holds a `/`: Apache accepts `<Files pub/a.txt>` and it never
+            // matches, so its `Require` silently does nothing.
+            Err(Problem::BadValue {
+                directive: kind.name(),
+                value: arg.to_string(),
+                reason:
+                    "<Files> matches a file's name, which holds no /: use <Directory> for its directory, \
+                         or <Location> for a URL path"
+                        .to_string(),
+            })
         } else {
             wildcard(kind.name(), arg).map(NameMatcher::Wildcard)
         };
