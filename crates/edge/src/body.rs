@@ -42,7 +42,10 @@ pub fn error_page_signed(status: StatusCode, product: &HeaderValue, admin: Optio
     page(status, &format!("<hr>\n<address>{product} Server{contact}</address>\n"))
 }
 
-fn html_escape(text: &str) -> String {
+/// Text for HTML: the five characters that could end an element or attribute, escaped, and the
+/// bidirectional controls that could show a text reversed (`U+202E` makes `txt.exe` read as
+/// `exe.txt`) shown as U+FFFD (a character reference would still take effect).
+pub(crate) fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -51,6 +54,9 @@ fn html_escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => {
+                out.push('\u{fffd}');
+            }
             c => out.push(c),
         }
     }

@@ -16,7 +16,7 @@ pub struct Entry {
 
 /// The listing page of `path` (the normalised URL path, with its trailing slash).
 pub fn page(path: &str, entries: &[Entry], head_only: bool) -> Response<Body> {
-    let title = format!("Index of {}", escape(path));
+    let title = format!("Index of {}", crate::body::html_escape(path));
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n<ul>\n"
     );
@@ -28,7 +28,7 @@ pub fn page(path: &str, entries: &[Entry], head_only: bool) -> Response<Body> {
         html.push_str(&format!(
             "<li><a href=\"./{}{slash}\">{}{slash}</a></li>\n",
             encode_component(&entry.name),
-            escape(&entry.name)
+            crate::body::html_escape(&entry.name)
         ));
     }
     html.push_str("</ul>\n</body></html>\n");
@@ -58,34 +58,13 @@ fn encode_component(name: &str) -> String {
     out
 }
 
-/// Text for HTML: the five characters that could end an element or attribute, escaped, and the
-/// bidirectional controls that could show a name reversed (`U+202E` makes `txt.exe` read as
-/// `exe.txt`) shown as U+FFFD (a character reference would still take effect).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => {
-                out.push('\u{fffd}');
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_are_escaped_in_text_and_encoded_in_links() {
-        assert_eq!(escape("<script>\"a'&"), "&lt;script&gt;&quot;a&#39;&amp;");
+        assert_eq!(crate::body::html_escape("<script>\"a'&"), "&lt;script&gt;&quot;a&#39;&amp;");
         assert_eq!(encode_component("a\"b <c>?#:%é"), "a%22b%20%3Cc%3E%3F%23%3A%25%C3%A9");
         assert_eq!(encode_component("javascript:x"), "javascript%3Ax");
     }
