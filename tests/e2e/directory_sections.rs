@@ -8,26 +8,10 @@ use std::path::Path;
 use crate::support::client::{Client, Proto};
 use crate::support::{raw, weir_command, Site, Weir};
 
-/// Status and body of a GET of `target` as written, over HTTP/1.1 (raw bytes, so no client
-/// library tidies the path) or h2.
+/// Status and body of a GET of `target` as written.
 fn get(weir: &Weir, proto: Proto, target: &str) -> (u16, String) {
-    let client = Client::new(weir.addr(), &weir.cert_pem);
-    match proto {
-        Proto::H1 => {
-            let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-            let bytes = client.raw(request.as_bytes()).unwrap_or_else(|e| panic!("GET {target}: {e}"));
-            let responses =
-                raw::responses(&bytes).unwrap_or_else(|e| panic!("GET {target}: {e}\n{}", weir.logs()));
-            let response = responses.last().unwrap_or_else(|| panic!("GET {target}: no response"));
-            (response.status, response.text())
-        }
-        Proto::H2 => {
-            let reply = client
-                .request(Proto::H2, "GET", target, Vec::new())
-                .unwrap_or_else(|e| panic!("h2 GET {target}: {e}\n{}", weir.logs()));
-            (reply.status, reply.text())
-        }
-    }
+    let answer = crate::support::get_as_written(weir, proto, target);
+    (answer.status, answer.body)
 }
 
 /// Asserts the status of each target over both protocols.

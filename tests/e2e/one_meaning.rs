@@ -2,45 +2,11 @@
 //! `Require`, and answered as its normalised form, over HTTP/1.1 and h2 alike. Each test is one
 //! of the ways an outside review walked around the edge by spelling a path differently.
 
-use crate::support::client::{Client, Proto};
-use crate::support::raw;
-use crate::support::{Site, Weir};
+use crate::support::client::Proto;
+use crate::support::{Answer, Site, Weir};
 
-/// A status, the headers that matter here, and the body of one GET.
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-/// GET of `target` exactly as written: over HTTP/1.1 as raw bytes (no client library tidies the
-/// path), over h2 through hyper with the target as the `:path`.
 fn get(weir: &Weir, proto: Proto, target: &str) -> Answer {
-    let client = Client::new(weir.addr(), &weir.cert_pem);
-    match proto {
-        Proto::H1 => {
-            let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-            let bytes = client.raw(request.as_bytes()).unwrap_or_else(|e| panic!("GET {target}: {e}"));
-            let responses =
-                raw::responses(&bytes).unwrap_or_else(|e| panic!("GET {target}: {e}\n{}", weir.logs()));
-            let response = responses.last().unwrap_or_else(|| panic!("GET {target}: no response"));
-            Answer {
-                status: response.status,
-                location: response.header("location").map(str::to_string),
-                body: response.text(),
-            }
-        }
-        Proto::H2 => {
-            let reply = client
-                .request(Proto::H2, "GET", target, Vec::new())
-                .unwrap_or_else(|e| panic!("h2 GET {target}: {e}\n{}", weir.logs()));
-            Answer {
-                status: reply.status,
-                location: reply.header("location").map(str::to_string),
-                body: reply.text(),
-            }
-        }
-    }
+    crate::support::get_as_written(weir, proto, target)
 }
 
 /// A site whose script directory lies inside DocumentRoot, the layout in which `/%63gi-bin/env`

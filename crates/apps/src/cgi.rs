@@ -558,6 +558,17 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    /// `/cgi-bin/x`, the script `/srv/cgi/x`, with no PATH_INFO.
+    fn script_x() -> ScriptTarget {
+        ScriptTarget {
+            script_name: "/cgi-bin/x".into(),
+            file: "/srv/cgi/x".into(),
+            path_info: String::new(),
+            interpreter: None,
+            nph: false,
+        }
+    }
+
     fn settings(dir: &Path) -> CgiSettings {
         CgiSettings {
             script_dirs: vec![ScriptDir { url_prefix: "/cgi-bin/".into(), dir: dir.to_path_buf() }],
@@ -679,13 +690,7 @@ mod tests {
             &weir_wire::limits::HeadLimits { request_line: 8190, field_size: 8190, fields: 100 },
         )
         .unwrap();
-        let target = ScriptTarget {
-            script_name: "/cgi-bin/x".into(),
-            file: "/srv/cgi/x".into(),
-            path_info: String::new(),
-            interpreter: None,
-            nph: false,
-        };
+        let target = script_x();
         let vars = meta_variables(&settings(Path::new("/srv/cgi")), &target, &request, 0);
         assert!(!vars.iter().any(|(k, v)| k == "HTTP_PROXY" || v.contains("evil")), "{vars:?}");
         assert!(vars.iter().any(|(k, v)| k == "HTTP_X_KEPT" && v == "yes"), "{vars:?}");
@@ -694,13 +699,7 @@ mod tests {
     #[test]
     fn the_edge_names_the_user_and_the_password_stays_hidden() {
         let limits = weir_wire::limits::HeadLimits { request_line: 8190, field_size: 8190, fields: 100 };
-        let target = ScriptTarget {
-            script_name: "/cgi-bin/x".into(),
-            file: "/srv/cgi/x".into(),
-            path_info: String::new(),
-            interpreter: None,
-            nph: false,
-        };
+        let target = script_x();
         let vars = |extra: &str| {
             let head = format!("GET /cgi-bin/x HTTP/1.1\r\nHost: h\r\nAuthorization: Basic Ym9iOnNlY3JldA==\r\n{extra}Content-Length: 0\r\n\r\n");
             let (request, _) = Request::read_head(head.as_bytes(), &limits).unwrap();

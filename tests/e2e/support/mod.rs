@@ -344,3 +344,40 @@ pub fn entries_under(dir: &Path) -> Vec<PathBuf> {
     all.sort();
     all
 }
+
+/// A status, the headers that matter for routing, and the body of one GET.
+pub struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+/// GET of `target` exactly as written: over HTTP/1.1 as raw bytes (no client library tidies the
+/// path), over h2 through hyper with the target as the `:path`.
+pub fn get_as_written(weir: &Weir, proto: client::Proto, target: &str) -> Answer {
+    let client = client::Client::new(weir.addr(), &weir.cert_pem);
+    match proto {
+        client::Proto::H1 => {
+            let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            let bytes = client.raw(request.as_bytes()).unwrap_or_else(|e| panic!("GET {target}: {e}"));
+            let responses =
+                raw::responses(&bytes).unwrap_or_else(|e| panic!("GET {target}: {e}\n{}", weir.logs()));
+            let response = responses.last().unwrap_or_else(|| panic!("GET {target}: no response"));
+            Answer {
+                status: response.status,
+                location: response.header("location").map(str::to_string),
+                body: response.text(),
+            }
+        }
+        client::Proto::H2 => {
+            let reply = client
+                .request(client::Proto::H2, "GET", target, Vec::new())
+                .unwrap_or_else(|e| panic!("h2 GET {target}: {e}\n{}", weir.logs()));
+            Answer {
+                status: reply.status,
+                location: reply.header("location").map(str::to_string),
+                body: reply.text(),
+            }
+        }
+    }
+}
