@@ -157,16 +157,23 @@ impl ConnectionLimits {
     ) -> Result<ConnectionSlot, Over> {
         let deadline = tokio::time::Instant::now() + patience;
         let mut waiting: Option<WaitingGuard> = None;
+        let mut woken_for_anyone = false;
         loop {
             let over = match self.take(source, true) {
                 Ok(slot) => return Ok(slot),
                 Err(over) => over,
             };
+            if woken_for_anyone && over == Over::PerIp {
+                // The place freed for anyone is not this source's to take: pass the wake on, or
+                // another source's stream would wait beside a free place.
+                self.freed_anywhere.notify_one();
+            }
             // A wake-up sent between the attempt and the wait is kept by the Notify as a permit.
             let wake = match over {
                 Over::PerIp => waiting.get_or_insert_with(|| self.register_waiter(source)).wake.clone(),
                 Over::Total => self.freed_anywhere.clone(),
             };
+            woken_for_anyone = over == Over::Total;
             if tokio::time::timeout_at(deadline, wake.notified()).await.is_err() {
                 return Err(over);
             }
@@ -196,14 +203,16 @@ impl ConnectionLimits {
 
     fn take(self: &Arc<Self>, source: Source, check_total: bool) -> Result<ConnectionSlot, Over> {
         let mut counts = self.state.lock().map_err(|_| Over::Total)?;
+        // The source's own cap first: a source at it waits for its own places, and evicts no
+        // one's connection for a place it could not take anyway.
+        let mine = counts.per_source.get(&source).copied().unwrap_or(0);
+        if self.max_per_ip > 0 && mine >= self.max_per_ip {
+            return Err(Over::PerIp);
+        }
         if check_total && self.max_total > 0 && counts.total >= self.max_total {
             return Err(Over::Total);
         }
-        let mine = counts.per_source.entry(source).or_insert(0);
-        if self.max_per_ip > 0 && *mine >= self.max_per_ip {
-            return Err(Over::PerIp);
-        }
-        *mine += 1;
+        counts.per_source.insert(source, mine + 1);
         counts.total += 1;
         Ok(ConnectionSlot { limits: self.clone(), source })
     }
@@ -347,6 +356,37 @@ mod tests {
         assert_eq!(limits.total(), 3);
         drop(other);
         assert_eq!(limits.total(), 2);
+    }
+
+    /// A place freed while everything is full went to the first stream woken, whose own source
+    /// was at its cap: the next source's stream got 503 after 5 s beside a free place.
+    #[tokio::test(start_paused = true)]
+    async fn a_place_freed_for_anyone_reaches_a_source_that_may_take_it() {
+        let limits = ConnectionLimits::new(5, 2);
+        let (a, b, c) = (source("127.0.0.2"), source("127.0.0.3"), source("127.0.0.4"));
+        let _c1 = limits.admit(c).unwrap();
+        let _b = [limits.admit(b).unwrap(), limits.admit(b).unwrap()];
+        let _a1 = limits.admit(a).unwrap();
+        let a2 = limits.admit(a).unwrap();
+        // B (at its cap) queues first, then C (under its cap, but everything is full).
+        let b_waits = tokio::spawn({
+            let limits = limits.clone();
+            async move { limits.wait_for_place(b, Duration::from_secs(5)).await.map(drop) }
+        });
+        tokio::task::yield_now().await;
+        let c_waits = tokio::spawn({
+            let limits = limits.clone();
+            async move {
+                let started = tokio::time::Instant::now();
+                limits.wait_for_place(c, Duration::from_secs(5)).await.map(|slot| (slot, started.elapsed()))
+            }
+        });
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(a2);
+        let (_slot, waited) = c_waits.await.unwrap().expect("C got the freed place");
+        assert!(waited < Duration::from_secs(2), "C waited {waited:?}");
+        assert_eq!(b_waits.await.unwrap().err(), Some(Over::PerIp));
     }
 
     #[test]
