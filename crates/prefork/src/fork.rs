@@ -5,6 +5,17 @@ use std::os::fd::RawFd;
 
 use nix::unistd::{ForkResult, Pid};
 
+/// The process that forked this one (0 in the supervisor): [`crate::privileges::harden`] arms
+/// the parent-death signal again after a change of identity clears it, and must then see
+/// whether that parent died meanwhile.
+static PARENT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Whether the parent this process was forked by is gone (always false in the supervisor).
+pub fn parent_gone() -> bool {
+    let parent = PARENT.load(std::sync::atomic::Ordering::Relaxed);
+    parent != 0 && nix::unistd::getppid().as_raw() != parent
+}
+
 /// The roles of weir's process tree, each with the title `ps` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -60,7 +71,8 @@ pub fn fork_child(role: Role, keep: &[RawFd], role_main: impl FnOnce()) -> Resul
         Ok(ForkResult::Child) => {
             // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and nothing else.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) };
-            if nix::unistd::getppid() != parent {
+            PARENT.store(parent.as_raw(), std::sync::atomic::Ordering::Relaxed);
+            if parent_gone() {
                 // The parent died before the death signal was armed.
                 std::process::exit(0);
             }

@@ -189,6 +189,11 @@ pub fn harden() {
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
     }
+    // A change of identity cleared the signal until just now: a supervisor killed in between
+    // (during a reload, say) would leave this role running for ever.
+    if crate::fork::parent_gone() {
+        std::process::exit(0);
+    }
 }
 
 /// The supervisor's share of [`harden`]: not dumpable and `no_new_privs`, without a
